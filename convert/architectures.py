@@ -1,0 +1,109 @@
+"""Emotion networks built from scratch: no pretrained weights can be fetched on the build machines.
+
+Every builder takes the input shape and the class count and returns an uncompiled Keras model whose
+output is softmax probabilities. Ops are kept to what full-integer TFLite kernels handle well
+(Conv2D, DepthwiseConv2D, BatchNorm folded into convs, ReLU/ReLU6, Add, pooling, Dense).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+
+def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
+    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def emocnn(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3) -> keras.Model:
+    """A compact VGG-style CNN: four stages of two 3x3 convs; cheap on a Pi core, strong on FER.
+
+    No dropout inside the conv stages: with BatchNorm after every conv, SpatialDropout2D there kept
+    this net at chance on FER (train accuracy 0.26 after 4 epochs on 4,000 images, against 0.58
+    without it). Augmentation and the head's dropout do the regularising."""
+    widths = [max(8, int(round(c * width))) for c in (32, 64, 128, 256)]
+    inp = keras.Input(input_shape, name="face")
+    x = inp
+    for stage, c in enumerate(widths):
+        x = _conv_bn(x, c, name=f"s{stage}a")
+        x = _conv_bn(x, c, name=f"s{stage}b")
+        x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="drop")(x)
+    x = layers.Dense(widths[-1], use_bias=False, name="fc")(x)
+    x = layers.BatchNormalization(name="fc_bn")(x)
+    x = layers.ReLU(name="fc_relu")(x)
+    x = layers.Dropout(dropout / 2, name="drop2")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name=f"emocnn_w{width:g}")
+
+
+def _sep_bn(x, filters: int, name: str, relu_first: bool = True):
+    if relu_first:
+        x = layers.ReLU(name=f"{name}_relu")(x)
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sep")(x)
+    return layers.BatchNormalization(name=f"{name}_bn")(x)
+
+
+def xception_reduced(
+    input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3
+) -> keras.Model:
+    """A faithful reduced Xception: entry convs, then residual blocks of depthwise-separable convs
+    with strided 1x1 shortcuts (as in Chollet 2017 and Arriaga et al.'s mini-Xception), a middle
+    flow without downsampling, and global pooling into a softmax."""
+    c = lambda n: max(8, int(round(n * width)))  # noqa: E731
+    inp = keras.Input(input_shape, name="face")
+    x = _conv_bn(inp, c(32), name="entry1")
+    x = _conv_bn(x, c(64), name="entry2")
+    for i, filters in enumerate((c(128), c(256), c(512))):
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"b{i}_short")(x)
+        residual = layers.BatchNormalization(name=f"b{i}_short_bn")(residual)
+        x = _sep_bn(x, filters, f"b{i}_a", relu_first=i > 0)
+        x = _sep_bn(x, filters, f"b{i}_b")
+        x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"b{i}_pool")(x)
+        x = layers.Add(name=f"b{i}_add")([x, residual])
+    for j in range(2):  # middle flow
+        residual = x
+        for k in range(3):
+            x = _sep_bn(x, c(512), f"m{j}_{k}")
+        x = layers.Add(name=f"m{j}_add")([x, residual])
+    x = _sep_bn(x, c(512), "exit")
+    x = layers.ReLU(name="exit_relu2")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="drop")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name=f"xception_reduced_w{width:g}")
+
+
+def mobilenetv2(
+    input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3
+) -> keras.Model:
+    """Keras' MobileNetV2 from scratch, with its width multiplier ``alpha``. Small inputs are fine
+    (the first strides shrink 48x48 to 2x2); 96x96 or more gives it room."""
+    base = keras.applications.MobileNetV2(
+        input_shape=input_shape, alpha=width, include_top=False, weights=None, pooling="avg"
+    )
+    inp = keras.Input(input_shape, name="face")
+    x = base(inp)
+    x = layers.Dropout(dropout, name="drop")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out, name=f"mobilenetv2_w{width:g}")
+
+
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
+    "emocnn": emocnn,
+    "xception": xception_reduced,
+    "mobilenetv2": mobilenetv2,
+}
+
+
+def build(name: str, input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0) -> keras.Model:
+    try:
+        builder = ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}") from None
+    return builder(input_shape, n_classes, width=width)

@@ -1,0 +1,75 @@
+"""``emocast convert train | quantize | evaluate``: argument handling and the figures they print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from .data import FER_LABELS, DataError, load_split
+
+log = logging.getLogger(__name__)
+
+
+def _require_tensorflow() -> None:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        sys.exit("emocast convert needs TensorFlow: pip install 'emocast[convert]'")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _require_tensorflow()
+    from .train import Recipe, train
+
+    recipe = Recipe(architecture=args.arch, width=args.width, input_size=args.size,
+                    color="rgb" if args.arch == "mobilenetv2" else "gray", epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_limit=args.limit,
+                    early_stop_patience=args.patience)
+    best = train(args.data, args.run, recipe, threads=args.threads)
+    print(f"best checkpoint: {best}\ncurves: {args.run / 'curves.png'}")
+    return 0
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    _require_tensorflow()
+    from .quantize import quantize
+
+    card = quantize(args.model, args.data, args.out, mode=args.mode, calib_size=args.calib,
+                    eval_limit=args.eval_limit)
+    print(json.dumps({"file": str(args.out), "size_bytes": card.extra.get("size_bytes"), **card.metrics,
+                      "latency_ms_median_1thread": card.extra.get("latency_ms_median_1thread")}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_tflite
+    from .metrics import plot_confusion
+
+    split = load_split(args.data, args.split)
+    if args.limit:
+        split = split.subset(args.limit, 0)
+    ev = evaluate_tflite(args.model, split, flip_tta=args.tta)
+    s = ev.scores
+    print(f"{args.model.name} on {split.name} ({len(split)} faces)")
+    print(f"  accuracy {s.accuracy:.4f}   macro-F1 {s.macro_f1:.4f}   size {ev.size_bytes / 1024:.0f} KiB")
+    print(f"  latency per face (1 thread, median) {ev.latency_ms:.3f} ms"
+          + (f"; with flip TTA {ev.tta_latency_ms:.3f} ms" if ev.tta_latency_ms is not None else ""))
+    print(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+    for lab, row in s.per_class(FER_LABELS).items():
+        print(f"  {lab:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
+    if args.confusion:
+        plot_confusion(s.confusion, FER_LABELS, f"{args.model.name} on {split.name}: acc {s.accuracy:.3f}",
+                       args.confusion)
+        print(f"  confusion matrix: {args.confusion}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    handlers = {"train": cmd_train, "quantize": cmd_quantize, "evaluate": cmd_evaluate}
+    try:
+        return handlers[args.convert_command](args)
+    except DataError as exc:
+        log.error("%s", exc)
+        return 3

@@ -1,0 +1,76 @@
+"""Scoring a model on a FER2013 split: the Keras float model, and a TFLite file through the device's
+own EmotionModel (same preprocessing, same quantization), so the card's figures are the device's."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..device.emotion import EmotionModel
+from ..device.model_card import Preprocess, batch_to_model_input
+from .data import FER_LABELS, Split
+from .metrics import Scores, score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TfliteEvaluation:
+    scores: Scores
+    probs: np.ndarray
+    latency_ms: float  # median per face, one thread, preprocessing included
+    tta_latency_ms: float | None
+    size_bytes: int
+
+
+def evaluate_float(model, split: Split, pre: Preprocess, batch_size: int = 256) -> Scores:
+    from .quantize import resize_batch
+
+    x = batch_to_model_input(resize_batch(split.images, pre), pre)
+    probs = model.predict(x, batch_size=batch_size, verbose=0)
+    return score(split.labels, probs.argmax(axis=1), len(FER_LABELS))
+
+
+def per_face_latency_ms(model: EmotionModel, image: np.ndarray, repeats: int = 200, flip_tta: bool = False) -> float:
+    """Median wall time of crop -> input -> invoke -> probabilities for one 48x48 face."""
+    from ..device.model_card import to_model_input
+
+    pre = model.card.preprocess
+    for _ in range(10):
+        model.predict_input(to_model_input(image, pre))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        x = to_model_input(image, pre)
+        model.predict_input(x)
+        if flip_tta:
+            model.predict_input(x[:, ::-1])
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: bool = True) -> TfliteEvaluation:
+    """Score a .tflite file (with its card) on ``split`` with one interpreter thread."""
+    from ..device.model_card import to_model_input
+
+    model = EmotionModel(path, threads=1)
+    pre = model.card.preprocess
+    probs = np.empty((len(split), len(model.labels)), dtype=np.float32)
+    for i in tqdm(range(len(split)), desc=f"scoring {path.name}", unit="face", disable=not progress,
+                  mininterval=1.0):
+        x = to_model_input(split.images[i], pre)
+        p = model.predict_input(x)
+        if flip_tta:
+            p = 0.5 * (p + model.predict_input(x[:, ::-1]))
+        probs[i] = p
+    scores = score(split.labels, probs.argmax(axis=1), len(FER_LABELS))
+    sample = split.images[0]
+    lat = per_face_latency_ms(model, sample)
+    tta = per_face_latency_ms(model, sample, flip_tta=True) if flip_tta else None
+    return TfliteEvaluation(scores, probs, lat, tta, path.stat().st_size)

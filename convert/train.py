@@ -1,0 +1,216 @@
+"""Training an emotion model from scratch on FER2013, on a 2-core machine, across sessions.
+
+A run lives in one folder: ``recipe.json`` (everything needed to reproduce it), ``backup/``
+(Keras' BackupAndRestore state, written every epoch, so a killed run resumes where it stopped),
+``best.keras`` (best validation accuracy so far), ``history.csv`` and ``curves.png``.
+Running the same command again on the same folder resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .data import FER_LABELS, Split, class_weights, load_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Recipe:
+    """Everything that decides the trained weights; stored in the run folder and in the model card."""
+
+    architecture: str = "emocnn"
+    width: float = 1.0
+    input_size: int = 48
+    color: str = "gray"
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-3
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.1
+    class_weight_power: float = 0.5
+    early_stop_patience: int = 15
+    seed: int = 1234
+    train_split: str = "train"
+    val_split: str = "public_test"
+    train_limit: int = 0  # 0 = all; a small number for smoke runs
+    augment: dict[str, float] = field(
+        default_factory=lambda: {
+            "flip": 1.0,
+            "shift": 0.1,
+            "rotate_deg": 12.0,
+            "zoom": 0.12,
+            "brightness": 0.25,
+            "contrast": 0.3,
+        }
+    )
+    pixel_scale: float = 1.0 / 255.0
+    pixel_offset: float = 0.0
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.input_size, self.input_size, 1 if self.color == "gray" else 3)
+
+
+def lr_at(epoch: int, recipe: Recipe) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak by the last epoch."""
+    if epoch < recipe.warmup_epochs:
+        return recipe.lr * (epoch + 1) / recipe.warmup_epochs
+    span = max(1, recipe.epochs - recipe.warmup_epochs)
+    t = min(1.0, (epoch - recipe.warmup_epochs) / span)
+    return recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _augmenter(recipe: Recipe):
+    import keras
+    from keras import layers
+
+    a = recipe.augment
+    steps: list = []
+    if a.get("flip"):
+        steps.append(layers.RandomFlip("horizontal"))
+    if a.get("rotate_deg"):
+        steps.append(layers.RandomRotation(a["rotate_deg"] / 360.0, fill_mode="reflect"))
+    if a.get("zoom"):
+        steps.append(layers.RandomZoom((-a["zoom"], a["zoom"]), fill_mode="reflect"))
+    if a.get("shift"):
+        steps.append(layers.RandomTranslation(a["shift"], a["shift"], fill_mode="reflect"))
+    if a.get("brightness"):
+        steps.append(layers.RandomBrightness(a["brightness"], value_range=(0.0, 255.0)))
+    if a.get("contrast"):
+        steps.append(layers.RandomContrast(a["contrast"]))
+    return keras.Sequential(steps, name="augment") if steps else None
+
+
+def make_dataset(split: Split, recipe: Recipe, training: bool):
+    """A tf.data pipeline: uint8 crops -> (augmented) -> resized -> model input, one-hot labels."""
+    import tensorflow as tf
+
+    n_classes = len(FER_LABELS)
+    images = split.images[..., None]
+    ds = tf.data.Dataset.from_tensor_slices((images, split.labels.astype(np.int32)))
+    if training:
+        ds = ds.shuffle(len(split), seed=recipe.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(recipe.batch_size)
+    augment = _augmenter(recipe) if training else None
+    size = recipe.input_size
+
+    def prep(x, y):
+        x = tf.cast(x, tf.float32)
+        if augment is not None:
+            x = augment(x, training=True)
+            x = tf.clip_by_value(x, 0.0, 255.0)
+        if size != x.shape[1]:
+            x = tf.image.resize(x, (size, size), method="bilinear")
+        if recipe.color == "rgb":
+            x = tf.repeat(x, 3, axis=-1)
+        x = x * recipe.pixel_scale + recipe.pixel_offset
+        return x, tf.one_hot(y, n_classes)
+
+    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def plot_curves(history_csv: Path, out_png: Path) -> None:
+    """Loss and accuracy per epoch, train vs validation, as a PNG a person can read at a glance."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(history_csv.open()))
+    if not rows:
+        return
+    ep = [int(r["epoch"]) + 1 for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
+        if key in rows[0]:
+            ax1.plot(ep, [float(r[key]) for r in rows], label=label)
+    for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
+        if key in rows[0]:
+            ax2.plot(ep, [float(r[key]) for r in rows], label=label)
+    ax1.set(title="loss", xlabel="epoch")
+    ax2.set(title="accuracy", xlabel="epoch")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
+    """Train (or resume) in ``run_dir``; returns the path of the best checkpoint."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from .architectures import build
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recipe_path = run_dir / "recipe.json"
+    if recipe_path.exists():
+        stored = json.loads(recipe_path.read_text())
+        if stored != asdict(recipe):
+            diff = sorted(k for k in stored if stored.get(k) != asdict(recipe).get(k))
+            raise ValueError(f"{run_dir} holds a run with another recipe (differs in {diff}); use a new folder")
+        log.info("resuming the run in %s", run_dir)
+    else:
+        recipe_path.write_text(json.dumps(asdict(recipe), indent=2) + "\n")
+
+    keras.utils.set_random_seed(recipe.seed)
+    train_split = load_split(data, recipe.train_split)
+    if recipe.train_limit:
+        train_split = train_split.subset(recipe.train_limit, recipe.seed)
+    val_split = load_split(data, recipe.val_split)
+    if recipe.train_limit:
+        val_split = val_split.subset(max(64, recipe.train_limit // 4), recipe.seed)
+    log.info("train %d images, validation %d; class counts %s", len(train_split), len(val_split),
+             train_split.class_counts().tolist())
+
+    model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=recipe.lr, weight_decay=recipe.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=["accuracy"],
+    )
+    log.info("%s: %d parameters", model.name, model.count_params())
+    weights = class_weights(train_split.labels, len(FER_LABELS), recipe.class_weight_power)
+
+    class Curves(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            plot_curves(run_dir / "history.csv", run_dir / "curves.png")
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.LearningRateScheduler(lambda e: lr_at(e, recipe)),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=recipe.early_stop_patience,
+                                      restore_best_weights=False),
+        Curves(),
+    ]
+    model.fit(
+        make_dataset(train_split, recipe, training=True),
+        validation_data=make_dataset(val_split, recipe, training=False),
+        epochs=recipe.epochs,
+        class_weight=weights,
+        shuffle=False,  # the tf.data pipeline shuffles each epoch itself
+        callbacks=callbacks,
+        verbose=1 if os.isatty(1) else 2,
+    )
+    best = run_dir / "best.keras"
+    (run_dir / "DONE").write_text("finished\n")
+    return best

@@ -1,0 +1,316 @@
+"""Frame sources and the capture thread.
+
+Every source (a video file, a V4L2 index, an RTSP/HTTP URL, the Pi camera) sits behind one small
+interface, so the service is tested with video files through exactly the code a camera uses.
+The capture thread never waits for analysis: it keeps only the newest frame in a one-slot mailbox
+and counts what it overwrote. The exception is a file read with ``realtime = false`` (offline
+analysis), where every frame matters and the thread waits for the slot to be taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(Exception):
+    """A source cannot be opened or read (file missing, not a video, camera absent)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # BGR, HxWx3 uint8
+    index: int  # frames read since the source was opened (across loops and reopenings)
+    t: float  # seconds: media time for files, monotonic clock for live sources
+    wall: float  # time.time() when captured
+
+
+class FrameSource(Protocol):
+    """What the capture thread needs from a camera or a file."""
+
+    name: str
+    live: bool  # a camera or a stream, not a file
+
+    def open(self) -> None: ...
+    def read(self) -> np.ndarray | None: ...  # None: end of stream (file) or a failed read (live)
+    def close(self) -> None: ...
+    @property
+    def fps(self) -> float: ...
+
+
+class VideoCaptureSource:
+    """OpenCV's VideoCapture for files, camera indices and network URLs."""
+
+    def __init__(self, uri: str, width: int = 0, height: int = 0, fps: float = 0.0) -> None:
+        self.uri = uri
+        self.name = uri
+        self.is_index = uri.isdigit()
+        self.is_url = "://" in uri
+        self.live = self.is_index or self.is_url
+        self._want = (width, height, fps)
+        self._cap: cv2.VideoCapture | None = None
+        self._fps = 0.0
+        self.frame_count = 0
+        self._read = 0
+        self._first: np.ndarray | None = None  # read at open() to prove the file decodes
+
+    def open(self) -> None:
+        if not self.live:
+            path = Path(self.uri)
+            if not path.is_file():
+                raise SourceError(f"video file not found: {path}")
+        cap = cv2.VideoCapture(int(self.uri) if self.is_index else self.uri)
+        if not cap.isOpened():
+            cap.release()
+            kind = "camera" if self.is_index else "stream" if self.is_url else "video file (not a video?)"
+            raise SourceError(f"cannot open {kind}: {self.uri}")
+        if self.is_index:
+            w, h, f = self._want
+            if w and h:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
+            if f:
+                cap.set(cv2.CAP_PROP_FPS, f)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a backlog
+        self._fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not (0.5 < self._fps < 1000):
+            self._fps = self._want[2] or 25.0
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._cap = cap
+        self._read = 0
+        if not self.live:
+            first = self.read()
+            if first is None:
+                self.close()
+                raise SourceError(f"video file has no decodable frame: {self.uri}")
+            self._first = first
+
+    def read(self) -> np.ndarray | None:
+        if self._cap is None:
+            return None
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            if not self.live and self.frame_count and self._read < self.frame_count - 1:
+                log.warning("%s ended early: %d of %d frames decoded (truncated file?)",
+                            self.uri, self._read, self.frame_count)
+            return None
+        self._read += 1
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        return image
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+
+class PiCameraSource:
+    """The Raspberry Pi camera through picamera2 (the ``[pi]`` extra); frames copied, buffers released."""
+
+    live = True
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        self.name = "picamera"
+        self._size = (width, height)
+        self._fps = fps
+        self._cam = None
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise SourceError("source 'picamera' needs picamera2: pip install 'emocast[pi]'") from exc
+        try:
+            cam = Picamera2()
+            cfg = cam.create_video_configuration(
+                main={"size": self._size, "format": "RGB888"},
+                controls={"FrameRate": self._fps},
+                buffer_count=2,
+            )
+            cam.configure(cfg)
+            cam.start()
+        except Exception as exc:  # picamera2 raises bare RuntimeErrors for an absent camera
+            raise SourceError(f"cannot open the Pi camera: {exc}") from exc
+        self._cam = cam
+
+    def read(self) -> np.ndarray | None:
+        if self._cam is None:
+            return None
+        try:
+            # "RGB888" in picamera2 is BGR in memory order, which is what OpenCV wants; copy it so the
+            # camera's buffer goes back at once.
+            return np.array(self._cam.capture_array("main"), copy=True)
+        except Exception as exc:
+            log.warning("Pi camera read failed: %s", exc)
+            return None
+
+    def close(self) -> None:
+        if self._cam is not None:
+            try:
+                self._cam.stop()
+                self._cam.close()
+            finally:
+                self._cam = None
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+
+def open_source(uri: str, width: int = 640, height: int = 480, fps: float = 30.0) -> FrameSource:
+    """Pick the source class for ``uri``; ``demo`` is the clip emocast makes for itself."""
+    if uri == "picamera":
+        return PiCameraSource(width, height, fps)
+    if uri == "demo":
+        from .demo_clip import ensure_demo_clip
+
+        return VideoCaptureSource(str(ensure_demo_clip()))
+    return VideoCaptureSource(uri, width, height, fps)
+
+
+class LatestFrameSlot:
+    """A one-frame mailbox. A newer frame replaces an untaken one (counted as dropped), unless
+    ``lossless``, where the producer waits for the consumer instead."""
+
+    def __init__(self, lossless: bool = False) -> None:
+        self.lossless = lossless
+        self._frame: Frame | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self._cond:
+            if self.lossless:
+                while self._frame is not None and not stop.is_set() and not self._closed:
+                    self._cond.wait(0.1)
+            elif self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if self._frame is None and not self._closed:
+                self._cond.wait(timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed and self._frame is None
+
+
+@dataclass
+class CaptureStats:
+    frames_in: int = 0
+    reopens: int = 0
+    source_ok: bool = True
+    last_error: str = ""
+    ended: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+class CaptureThread(threading.Thread):
+    """Reads a source into a LatestFrameSlot; reopens a lost live source with capped back-off."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        slot: LatestFrameSlot,
+        stop: threading.Event,
+        loop: bool = False,
+        realtime: bool = True,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        super().__init__(name="capture", daemon=True)
+        self.source = source
+        self.slot = slot
+        self.stop_event = stop
+        self.loop = loop
+        self.realtime = realtime
+        self.backoff_max_s = backoff_max_s
+        self.stats = CaptureStats()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # never die silently: the service watches `stats.ended`
+            log.exception("capture thread failed")
+            self.stats.last_error = str(exc)
+        finally:
+            self.stats.ended = True
+            self.source.close()
+            self.slot.close()
+
+    def _run(self) -> None:
+        src = self.source
+        index = 0
+        t_offset = 0.0  # media time carried across loops of a file
+        start_wall = time.monotonic()
+        backoff = 0.5
+        local = 0
+        while not self.stop_event.is_set():
+            image = src.read()
+            if image is None:
+                if not src.live:
+                    if self.loop:
+                        t_offset += local / src.fps
+                        local = 0
+                        src.close()
+                        src.open()
+                        continue
+                    log.info("end of %s after %d frames", src.name, index)
+                    return
+                self.stats.source_ok = False
+                self.stats.last_error = f"lost {src.name}"
+                log.warning("lost %s; reopening in %.1f s", src.name, backoff)
+                src.close()
+                if self.stop_event.wait(backoff):
+                    return
+                backoff = min(backoff * 2, self.backoff_max_s)
+                try:
+                    src.open()
+                    self.stats.reopens += 1
+                    self.stats.source_ok = True
+                    log.info("reopened %s", src.name)
+                    backoff = 0.5
+                except SourceError as exc:
+                    self.stats.last_error = str(exc)
+                continue
+            if src.live:
+                t = time.monotonic()
+            else:
+                t = t_offset + local / src.fps
+                local += 1
+                if self.realtime:
+                    delay = start_wall + t - time.monotonic()
+                    if delay > 0 and self.stop_event.wait(delay):
+                        return
+            self.stats.frames_in += 1
+            self.slot.put(Frame(image, index, t, time.time()), self.stop_event)
+            index += 1

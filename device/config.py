@@ -1,0 +1,277 @@
+"""The service's configuration: TOML in, typed and checked dataclasses out.
+
+A kiosk runs unattended for months, so a typo in its config must stop it at start with a message
+naming the file, the section and the key, never be ignored (an unknown key is an error) or be
+discovered at 3 a.m. as a crash deep in a thread (every type and range is checked up front).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the file and the key."""
+
+
+def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"min": lo, "max": hi}
+
+
+@dataclass
+class DeviceSection:
+    id: str = ""  # empty: the host name
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass
+class SourceSection:
+    uri: str = "demo"  # a file, a camera index, "picamera", rtsp://..., http://..., or "demo"
+    loop: bool = False
+    realtime: bool = True  # pace a file at its own frame rate, like a camera; false: every frame, fast
+    width: int = field(default=640, metadata=_rng(16, 8192))
+    height: int = field(default=480, metadata=_rng(16, 8192))
+    fps: float = field(default=30.0, metadata=_rng(1, 240))
+    reopen_backoff_max_s: float = field(default=30.0, metadata=_rng(0.1, 3600))
+    stall_timeout_s: float = field(default=5.0, metadata=_rng(0.5, 600))
+
+
+@dataclass
+class FacesSection:
+    detector: Literal["haar", "hog"] = "haar"
+    detect_hz: float = field(default=10.0, metadata=_rng(0.1, 240))
+    detect_width: int = field(default=320, metadata=_rng(64, 4096))  # frames are downscaled to this width
+    min_face_px: int = field(default=40, metadata=_rng(8, 2048))  # in full-frame pixels
+    min_hits: int = field(default=2, metadata=_rng(1, 100))  # detections before a track counts
+    match_iou: float = field(default=0.25, metadata=_rng(0.0, 1.0))
+
+
+@dataclass
+class EmotionSection:
+    model: str = ""  # empty: the model shipped with emocast
+    emotion_hz: float = field(default=2.0, metadata=_rng(0.0, 60))  # per face; 0 turns emotion off
+    smoothing: float = field(default=0.5, metadata=_rng(0.0, 0.99))  # weight of the past in the EMA
+    min_confidence: float = field(default=0.35, metadata=_rng(0.0, 1.0))
+    threads: int = field(default=1, metadata=_rng(1, 16))
+
+
+@dataclass
+class AttentionSection:
+    absent_s: float = field(default=2.0, metadata=_rng(0.1, 600))
+
+
+@dataclass
+class EventsSection:
+    summary_s: float = field(default=60.0, metadata=_rng(1, 86400))
+
+
+@dataclass
+class MqttSection:
+    url: str = "mqtt://127.0.0.1:1883"
+    prefix: str = "emocast"
+    client_id: str = ""  # empty: emocast-<device id>
+    username: str = ""
+    password: str = ""
+    password_file: str = ""  # preferred over password: keeps the secret out of the config
+    keepalive_s: int = field(default=30, metadata=_rng(5, 3600))
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    drain_timeout_s: float = field(default=5.0, metadata=_rng(0.0, 600))
+
+
+@dataclass
+class OutboxSection:
+    path: str = ""  # empty: $STATE_DIRECTORY or ~/.local/state/emocast, file outbox.sqlite
+    max_events: int = field(default=100_000, metadata=_rng(10, 100_000_000))
+
+
+@dataclass
+class Config:
+    device: DeviceSection = field(default_factory=DeviceSection)
+    source: SourceSection = field(default_factory=SourceSection)
+    faces: FacesSection = field(default_factory=FacesSection)
+    emotion: EmotionSection = field(default_factory=EmotionSection)
+    attention: AttentionSection = field(default_factory=AttentionSection)
+    events: EventsSection = field(default_factory=EventsSection)
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    outbox: OutboxSection = field(default_factory=OutboxSection)
+    origin: str = "<defaults>"  # where it was read from, for messages
+
+    @property
+    def device_id(self) -> str:
+        return self.device.id or socket.gethostname().split(".")[0] or "emocast"
+
+    def digest(self) -> str:
+        """A short hash of the effective settings, published in `info` so hubs can spot drift."""
+        data = dataclasses.asdict(self)
+        data.pop("origin", None)
+        data["mqtt"].pop("password", None)
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+SECTIONS: dict[str, type] = {name: hint for name, hint in typing.get_type_hints(Config).items() if name != "origin"}
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _check_value(where: str, hint: Any, value: Any, meta: typing.Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, not {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {_type_name(value)} {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {_type_name(value)} {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {_type_name(value)} {value!r}")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {_type_name(value)} {value!r}")
+        return value
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{where}: {value!r} is below the minimum {lo!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{where}: {value!r} is above the maximum {hi!r}")
+    return value
+
+
+def _build_section(cls: type, table: Any, origin: str, name: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origin}: [{name}] must be a table, got {_type_name(table)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        where = f"{origin}: [{name}] {key}"
+        if key not in fields:
+            raise ConfigError(f"{origin}: unknown key [{name}] {key} (known: {', '.join(fields)})")
+        values[key] = _check_value(where, hints[key], value, fields[key].metadata)
+    return cls(**values)
+
+
+def from_mapping(data: dict[str, Any], origin: str = "<config>") -> Config:
+    sections = {}
+    for name, table in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+        sections[name] = _build_section(SECTIONS[name], table, origin, name)
+    cfg = Config(**sections, origin=origin)
+    validate_cross(cfg)
+    return cfg
+
+
+def load(path: str | os.PathLike[str] | None) -> Config:
+    """Read a TOML config; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
+    return from_mapping(data, str(p))
+
+
+def with_overrides(cfg: Config, section: str, **values: Any) -> Config:
+    """A copy with some keys of one section replaced, checked like file values (for CLI flags)."""
+    cls = SECTIONS[section]
+    current = dataclasses.asdict(getattr(cfg, section))
+    current.update({k: v for k, v in values.items() if v is not None})
+    new_section = _build_section(cls, current, "command line", section)
+    out = dataclasses.replace(cfg, **{section: new_section})
+    validate_cross(out)
+    return out
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str
+    password: str
+
+    def redacted(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str, where: str = "[mqtt] url") -> BrokerAddress:
+    """``mqtt://[user:pass@]host[:port]`` or ``mqtts://...``; 1883 and 8883 are the default ports."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ConfigError(f"{where}: broker URL must start with mqtt:// or mqtts://, not {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
+    if not parts.hostname:
+        raise ConfigError(f"{where}: broker URL {url!r} has no host")
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ConfigError(f"{where}: broker URL {url!r} has a bad port") from None
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port,
+        tls=tls,
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+    )
+
+
+def validate_cross(cfg: Config) -> None:
+    """Checks that span keys; run after every load and override."""
+    parse_broker_url(cfg.mqtt.url, f"{cfg.origin}: [mqtt] url")
+    if cfg.mqtt.password and cfg.mqtt.password_file:
+        raise ConfigError(f"{cfg.origin}: [mqtt] password and password_file are exclusive; keep one")
+    if bool(cfg.mqtt.cert_file) != bool(cfg.mqtt.key_file):
+        raise ConfigError(f"{cfg.origin}: [mqtt] cert_file and key_file go together")
+    prefix = cfg.mqtt.prefix
+    if not prefix or any(ch in prefix for ch in "+#") or prefix.startswith("/") or prefix.endswith("/"):
+        raise ConfigError(f"{cfg.origin}: [mqtt] prefix {prefix!r} must be non-empty, without + # or edge slashes")
+    dev = cfg.device.id
+    if dev and any(ch in dev for ch in "+#/"):
+        raise ConfigError(f"{cfg.origin}: [device] id {dev!r} must not contain + # or /")
+
+
+def default_state_dir() -> Path:
+    """systemd's StateDirectory= sets $STATE_DIRECTORY; elsewhere the XDG state directory."""
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "emocast"
+

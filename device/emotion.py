@@ -1,0 +1,164 @@
+"""Emotion inference with an int8 TFLite model, and per-face smoothing of its probabilities.
+
+The interpreter comes from ``ai_edge_litert`` (works with numpy 2, fastest here), else
+``tflite_runtime``, else ``tensorflow.lite``: the device never needs TensorFlow itself.
+The converter evaluates fresh models through this same class, so a model is scored with exactly
+the preprocessing and quantization the device applies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model_card import ModelCard, ModelError, crop_face, load_card, to_model_input
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_FILE = "emotion_fer2013_emocnn_int8.tflite"
+
+_RUNTIMES = (
+    ("ai_edge_litert.interpreter", "Interpreter"),
+    ("tflite_runtime.interpreter", "Interpreter"),
+    ("tensorflow.lite", "Interpreter"),
+)
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("emocast.models").joinpath(DEFAULT_MODEL_FILE)))
+
+
+def interpreter_class() -> tuple[type, str]:
+    """The first TFLite interpreter that imports, and its module name."""
+    errors = []
+    for module, attr in _RUNTIMES:
+        try:
+            mod = importlib.import_module(module)
+            return getattr(mod, attr), module
+        except Exception as exc:  # a broken install raises more than ImportError (numpy ABI errors)
+            errors.append(f"{module}: {exc}")
+    raise ModelError("no TFLite interpreter could be imported; install ai-edge-litert. Tried: " + "; ".join(errors))
+
+
+@dataclass(frozen=True)
+class EmotionResult:
+    probs: np.ndarray  # (n_labels,) float, sums to 1
+
+    def top(self, labels: tuple[str, ...]) -> tuple[str, float]:
+        i = int(np.argmax(self.probs))
+        return labels[i], float(self.probs[i])
+
+
+class EmotionModel:
+    """One loaded model: face crop in, class probabilities out."""
+
+    def __init__(self, model_path: Path, threads: int = 1, verify_hash: bool = True) -> None:
+        self.path = Path(model_path)
+        self.card: ModelCard = load_card(self.path, verify_hash=verify_hash)
+        cls, self.runtime = interpreter_class()
+        try:
+            self._interp = cls(model_path=str(self.path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except Exception as exc:
+            raise ModelError(f"{self.path}: the TFLite interpreter cannot load it: {exc}") from exc
+        inp = self._interp.get_input_details()[0]
+        out = self._interp.get_output_details()[0]
+        self._in_index, self._out_index = inp["index"], out["index"]
+        self.input_dtype = np.dtype(inp["dtype"])
+        self._in_q = inp.get("quantization", (0.0, 0))
+        self._out_q = out.get("quantization", (0.0, 0))
+        self.output_dtype = np.dtype(out["dtype"])
+        h, w = self.card.preprocess.size
+        channels = 1 if self.card.preprocess.color == "gray" else 3
+        if tuple(inp["shape"][1:]) != (h, w, channels):
+            raise ModelError(
+                f"{self.path}: input shape {tuple(inp['shape'])} does not match the card's "
+                f"preprocess {h}x{w}x{channels}"
+            )
+        if int(out["shape"][-1]) != len(self.card.labels):
+            raise ModelError(
+                f"{self.path}: {out['shape'][-1]} outputs but the card lists {len(self.card.labels)} labels"
+            )
+        log.info("emotion model %s (%s, input %s) on %s", self.card.id, self.path.name, self.input_dtype, self.runtime)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.card.labels
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        if self.input_dtype == np.float32:
+            return x.astype(np.float32)
+        scale, zero = self._in_q
+        info = np.iinfo(self.input_dtype)
+        q = np.round(x / scale) + zero
+        return np.clip(q, info.min, info.max).astype(self.input_dtype)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        if self.output_dtype == np.float32:
+            return y.astype(np.float32)
+        scale, zero = self._out_q
+        return (y.astype(np.float32) - zero) * scale
+
+    def predict_input(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for one preprocessed float input (H, W, C)."""
+        self._interp.set_tensor(self._in_index, self._quantize(x[None]))
+        self._interp.invoke()
+        probs = self._dequantize(self._interp.get_tensor(self._out_index)[0])
+        total = float(probs.sum())
+        return probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
+
+    def predict_batch(self, x: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+        """Probabilities for preprocessed inputs (N, H, W, C); with ``flip_tta`` averaged with the mirror."""
+        out = np.empty((len(x), len(self.labels)), dtype=np.float32)
+        for i, xi in enumerate(x):
+            p = self.predict_input(xi)
+            if flip_tta:
+                p = 0.5 * (p + self.predict_input(xi[:, ::-1]))
+            out[i] = p
+        return out
+
+    def classify(self, frame_gray: np.ndarray, box: tuple[int, int, int, int]) -> EmotionResult:
+        pre = self.card.preprocess
+        crop = crop_face(frame_gray, box, pre.crop_margin)
+        return EmotionResult(self.predict_input(to_model_input(crop, pre)))
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.card.id, "sha256": self.card.sha256, "labels": list(self.labels), "runtime": self.runtime}
+
+
+class EmotionSmoother:
+    """Exponential moving average of a face's probabilities, with a change only when the new
+    leader is confident enough; so one odd frame does not flip the reported emotion."""
+
+    def __init__(self, labels: tuple[str, ...], past_weight: float = 0.5, min_confidence: float = 0.35) -> None:
+        self.labels = labels
+        self.past_weight = past_weight
+        self.min_confidence = min_confidence
+        self.probs: np.ndarray | None = None
+        self.current: str | None = None
+        self.samples = 0
+
+    def update(self, probs: np.ndarray) -> tuple[str, str | None] | None:
+        """Fold in one inference; returns (new, previous) when the smoothed emotion changes."""
+        self.samples += 1
+        if self.probs is None:
+            self.probs = probs.astype(np.float32).copy()
+        else:
+            self.probs = self.past_weight * self.probs + (1.0 - self.past_weight) * probs
+        i = int(np.argmax(self.probs))
+        label, conf = self.labels[i], float(self.probs[i])
+        if label != self.current and conf >= self.min_confidence:
+            previous, self.current = self.current, label
+            return label, previous
+        return None
+
+    def as_dict(self) -> dict[str, float]:
+        if self.probs is None:
+            return {}
+        return {lab: round(float(p), 4) for lab, p in zip(self.labels, self.probs, strict=True)}

@@ -1,0 +1,162 @@
+"""Face detection on a downscaled frame, and a tracker that keeps an anonymous number per face.
+
+Detection is the costly step, so it runs at ``detect_hz`` on a frame shrunk to ``detect_width``;
+boxes are scaled back to full-frame pixels. Between detections a track keeps its last box. Track
+numbers are a per-session counter: they say "the same face as a moment ago", never who it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]: ...
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade (fast on a Pi core; frontal faces only, which suits
+    attention: a profile face is not looking at the screen)."""
+
+    name = "haar"
+
+    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml") -> None:
+        path = cv2.data.haarcascades + cascade
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise RuntimeError(f"cannot load the Haar cascade {path}")
+
+    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
+        found = self._cascade.detectMultiScale(
+            gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size)
+        )
+        return [tuple(int(v) for v in b) for b in found]  # type: ignore[misc]
+
+
+class HogDetector:
+    """dlib's HOG + linear SVM frontal face detector: fewer false positives than Haar, slower."""
+
+    name = "hog"
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._det = dlib.get_frontal_face_detector()
+
+    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
+        upsample = 1 if min_size < 40 else 0  # dlib's HOG finds faces down to ~80 px, ~40 upsampled
+        rects = self._det(gray, upsample)
+        boxes = []
+        for r in rects:
+            x, y = max(0, r.left()), max(0, r.top())
+            w, h = r.right() - x, r.bottom() - y
+            if w >= min_size and h >= min_size:
+                boxes.append((x, y, w, h))
+        return boxes
+
+
+DETECTORS = {"haar": HaarDetector, "hog": HogDetector}
+
+
+def make_detector(name: str) -> FaceDetector:
+    return DETECTORS[name]()
+
+
+def detect_faces(detector: FaceDetector, frame_gray: np.ndarray, detect_width: int, min_face_px: int) -> list[Box]:
+    """Detect on a copy downscaled to ``detect_width`` and return full-frame boxes."""
+    h, w = frame_gray.shape[:2]
+    scale = min(1.0, detect_width / float(w))
+    small = frame_gray if scale == 1.0 else cv2.resize(
+        frame_gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA
+    )
+    min_size = max(8, int(min_face_px * scale))
+    boxes = detector.detect(small, min_size)
+    inv = 1.0 / scale
+    return [(int(x * inv), int(y * inv), int(bw * inv), int(bh * inv)) for x, y, bw, bh in boxes]
+
+
+def iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _centre_distance(a: Box, b: Box) -> float:
+    """Centre distance in units of the mean face size: robust where a fast move kills the IoU."""
+    ca = (a[0] + a[2] / 2, a[1] + a[3] / 2)
+    cb = (b[0] + b[2] / 2, b[1] + b[3] / 2)
+    size = (a[2] + a[3] + b[2] + b[3]) / 4
+    return float(np.hypot(ca[0] - cb[0], ca[1] - cb[1]) / max(size, 1.0))
+
+
+@dataclass
+class Track:
+    id: int
+    box: Box
+    first_t: float
+    last_seen_t: float
+    hits: int = 1
+    confirmed: bool = False
+    state: dict = field(default_factory=dict)  # per-track state owned by later stages (attention, emotion)
+
+
+class FaceTracker:
+    """Greedy matching of detections to tracks by IoU, falling back to centre distance."""
+
+    def __init__(self, match_iou: float = 0.25, min_hits: int = 2, max_centre_dist: float = 0.6) -> None:
+        self.match_iou = match_iou
+        self.min_hits = min_hits
+        self.max_centre_dist = max_centre_dist
+        self.tracks: dict[int, Track] = {}
+        self._next_id = 1
+
+    def update(self, boxes: list[Box], t: float) -> list[Track]:
+        """Match this detection round's boxes; returns the tracks matched or created now."""
+        pairs = []
+        for tid, tr in self.tracks.items():
+            for j, b in enumerate(boxes):
+                overlap = iou(tr.box, b)
+                dist = _centre_distance(tr.box, b)
+                if overlap >= self.match_iou or dist <= self.max_centre_dist:
+                    pairs.append((overlap - dist, tid, j))
+        pairs.sort(reverse=True)
+        used_t: set[int] = set()
+        used_b: set[int] = set()
+        touched = []
+        for _, tid, j in pairs:
+            if tid in used_t or j in used_b:
+                continue
+            used_t.add(tid)
+            used_b.add(j)
+            tr = self.tracks[tid]
+            tr.box = boxes[j]
+            tr.last_seen_t = t
+            tr.hits += 1
+            tr.confirmed = tr.confirmed or tr.hits >= self.min_hits
+            touched.append(tr)
+        for j, b in enumerate(boxes):
+            if j in used_b:
+                continue
+            tr = Track(self._next_id, b, t, t, confirmed=self.min_hits <= 1)
+            self._next_id += 1
+            self.tracks[tr.id] = tr
+            touched.append(tr)
+        return touched
+
+    def drop(self, track_id: int) -> Track | None:
+        return self.tracks.pop(track_id, None)

@@ -1,0 +1,267 @@
+"""The on-device service: capture thread -> analysis thread -> outbox -> publisher thread.
+
+Shutdown has one order, whatever triggered it (end of file, --duration, SIGTERM, a fatal broker
+refusal): stop capture, let analysis finish its frame and write a final summary, give the publisher
+``drain_timeout_s`` to empty the outbox, publish ``offline``, disconnect. Whatever is not delivered
+stays in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .. import __version__
+from . import exit_codes
+from .capture import CaptureThread, LatestFrameSlot, SourceError, open_source
+from .config import Config, default_state_dir, parse_broker_url
+from .emotion import EmotionModel, default_model_path
+from .events import DURABLE_KINDS, INFO, METRICS, SCHEMAS, Topics, encode, utc_timestamp
+from .faces import make_detector
+from .model_card import ModelError
+from .outbox import Outbox, OutboxError
+from .pipeline import Analyzer, Event
+from .publish import MqttOptions, Publisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    print_events: bool = False
+    duration_s: float | None = None
+    metrics_s: float = 10.0
+
+
+def cpu_temperature_c() -> float | None:
+    """The SoC temperature where the board exposes it (Raspberry Pi, Jetson); None elsewhere."""
+    for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*/temp")):
+        try:
+            return round(int(zone.read_text().strip()) / 1000.0, 1)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def resolve_password(cfg: Config) -> str:
+    if cfg.mqtt.password_file:
+        path = Path(cfg.mqtt.password_file)
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            from .config import ConfigError
+
+            raise ConfigError(f"{cfg.origin}: [mqtt] password_file {path}: {exc.strerror}") from exc
+    return cfg.mqtt.password or parse_broker_url(cfg.mqtt.url).password
+
+
+class Service:
+    def __init__(self, cfg: Config, opts: RunOptions | None = None, out: TextIO | None = None) -> None:
+        self.cfg = cfg
+        self.opts = opts or RunOptions()
+        self.out = out or sys.stdout
+        self.halt = threading.Event()  # stops capture and analysis
+        self.pub_stop = threading.Event()  # stops the publisher, after draining
+        self.device_id = cfg.device_id
+        self.topics = Topics(cfg.mqtt.prefix, self.device_id)
+        self.events_written = 0
+        self._print_lock = threading.Lock()
+        self._analysis_error = False
+
+    # -- set-up, each failure mapped to its exit code -------------------------------------------------
+    def _load_model(self) -> EmotionModel | None:
+        if self.cfg.emotion.emotion_hz <= 0:
+            return None
+        path = Path(self.cfg.emotion.model) if self.cfg.emotion.model else default_model_path()
+        return EmotionModel(path, threads=self.cfg.emotion.threads)
+
+    def _outbox_path(self) -> Path:
+        return Path(self.cfg.outbox.path) if self.cfg.outbox.path else default_state_dir() / "outbox.sqlite"
+
+    def _info(self, model: EmotionModel | None) -> dict[str, Any]:
+        return {
+            "schema": SCHEMAS[INFO],
+            "id": str(uuid.uuid4()),
+            "seq": max(0, self.outbox.next_seq() - 1),
+            "ts": utc_timestamp(time.time()),
+            "device": self.device_id,
+            "version": __version__,
+            "model": model.card.id if model else None,
+            "model_sha256": model.card.sha256 if model else None,
+            "labels": list(model.labels) if model else [],
+            "config_digest": self.cfg.digest(),
+            "capabilities": {
+                "attention_states": ["attentive", "absent"],
+                "emotion": model is not None,
+                "emotion_hz": self.cfg.emotion.emotion_hz,
+                "detector": self.cfg.faces.detector,
+                "summary_s": self.cfg.events.summary_s,
+            },
+        }
+
+    def run(self) -> int:
+        try:
+            model = self._load_model()
+        except ModelError as exc:
+            log.error("%s", exc)
+            return exit_codes.MODEL
+        try:
+            source = open_source(self.cfg.source.uri, self.cfg.source.width, self.cfg.source.height,
+                                 self.cfg.source.fps)
+            source.open()
+        except SourceError as exc:
+            log.error("%s", exc)
+            return exit_codes.SOURCE
+        try:
+            self.outbox = Outbox(self._outbox_path(), self.topics, self.cfg.outbox.max_events)
+        except OutboxError as exc:
+            source.close()
+            log.error("%s", exc)
+            return exit_codes.OUTBOX
+        detector = make_detector(self.cfg.faces.detector)
+        analyzer = Analyzer(self.cfg, detector, model)
+        client_id = self.cfg.mqtt.client_id or f"emocast-{self.device_id}"
+        publisher = Publisher(
+            self.outbox,
+            self.topics,
+            MqttOptions(
+                broker=parse_broker_url(self.cfg.mqtt.url),
+                client_id=client_id,
+                keepalive_s=self.cfg.mqtt.keepalive_s,
+                protocol=self.cfg.mqtt.protocol,
+                password=resolve_password(self.cfg),
+                ca_file=self.cfg.mqtt.ca_file,
+                cert_file=self.cfg.mqtt.cert_file,
+                key_file=self.cfg.mqtt.key_file,
+            ),
+            self._info(model),
+            self.pub_stop,
+        )
+        lossless = not source.live and not self.cfg.source.realtime
+        slot = LatestFrameSlot(lossless=lossless)
+        capture = CaptureThread(source, slot, self.halt, loop=self.cfg.source.loop, realtime=self.cfg.source.realtime,
+                                backoff_max_s=self.cfg.source.reopen_backoff_max_s)
+        analysis = threading.Thread(target=self._analysis_loop, args=(analyzer, slot, capture, publisher),
+                                    name="analysis", daemon=True)
+        self._install_signals()
+        pending = self.outbox.depth()
+        log.info("emocast %s on %s: source %s, broker %s, outbox %s (%d pending)", __version__, self.device_id,
+                 source.name, parse_broker_url(self.cfg.mqtt.url).redacted(), self.outbox.path, pending)
+        publisher.start()
+        capture.start()
+        analysis.start()
+        started = time.monotonic()
+        code = exit_codes.OK
+        try:
+            while analysis.is_alive():
+                analysis.join(0.2)
+                if self.opts.duration_s is not None and time.monotonic() - started >= self.opts.duration_s:
+                    log.info("duration of %.1f s reached", self.opts.duration_s)
+                    self.halt.set()
+                if publisher.stats.fatal:
+                    self.halt.set()
+        finally:
+            self.halt.set()
+            slot.close()
+            analysis.join(5.0)
+            capture.join(5.0)
+            if publisher.stats.fatal:
+                code = exit_codes.BROKER_REFUSED
+            elif self._analysis_error:
+                code = exit_codes.UNEXPECTED
+            drained = self.cfg.mqtt.drain_timeout_s > 0 and publisher.stats.connected and publisher.drain(
+                self.cfg.mqtt.drain_timeout_s)
+            left = self.outbox.depth()
+            self.pub_stop.set()
+            publisher.shutdown()
+            self.outbox.close()
+            log.info("stopped: %d frames in, %d analysed, %d dropped, %d events written, %d left in the outbox%s",
+                     capture.stats.frames_in, analyzer.frames, slot.dropped, self.events_written, left,
+                     "" if drained or left == 0 else " (delivered at the next start)")
+        if publisher.stats.fatal:
+            log.error("%s", publisher.stats.fatal)
+        return code
+
+    def _analysis_loop(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
+                       publisher: Publisher) -> None:
+        last_metrics = time.monotonic()
+        last_t = 0.0
+        try:
+            while not self.halt.is_set():
+                frame = slot.get(timeout=0.5)
+                if frame is None:
+                    if capture.stats.ended and slot.closed:
+                        break
+                    continue
+                last_t = frame.t
+                for kind, body in analyzer.process(frame):
+                    self._emit(kind, body, publisher, frame.wall)
+                if analyzer.summary_due(frame.t):
+                    self._emit(*self._summary(analyzer, frame.t, slot), publisher, frame.wall)
+                now = time.monotonic()
+                if now - last_metrics >= self.opts.metrics_s:
+                    last_metrics = now
+                    self._publish_metrics(analyzer, slot, capture, publisher)
+            if analyzer.window is not None and analyzer.window.frames:
+                self._emit(*self._summary(analyzer, last_t, slot, final=True), publisher, time.time())
+        except Exception:
+            log.exception("analysis failed")
+            self._analysis_error = True
+
+    def _summary(self, analyzer: Analyzer, t: float, slot: LatestFrameSlot, final: bool = False) -> Event:
+        return analyzer.take_summary(t, {
+            "final": final,
+            "dropped_frames": slot.dropped,
+            "dropped_events": self.outbox.dropped_total(),
+        })
+
+    def _emit(self, kind: str, body: dict[str, Any], publisher: Publisher, wall: float) -> None:
+        assert kind in DURABLE_KINDS
+        payload = self.outbox.append(kind, body, wall)
+        self.events_written += 1
+        publisher.notify()
+        if self.opts.print_events:
+            with self._print_lock:
+                self.out.write(encode({"topic": self.topics.for_kind(kind), **payload}).decode() + "\n")
+                self.out.flush()
+
+    def _publish_metrics(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
+                         publisher: Publisher) -> None:
+        payload = {
+            "schema": SCHEMAS[METRICS],
+            "id": str(uuid.uuid4()),
+            "seq": max(0, self.outbox.next_seq() - 1),
+            "ts": utc_timestamp(time.time()),
+            "device": self.device_id,
+            "frames_in": capture.stats.frames_in,
+            "frames_processed": analyzer.frames,
+            "frames_dropped": slot.dropped,
+            "source_ok": capture.stats.source_ok,
+            "source_reopens": capture.stats.reopens,
+            "inferences": analyzer.inferences,
+            "stage_ms": {name: timer.percentiles() for name, timer in analyzer.timers.items()},
+            "outbox_depth": self.outbox.depth(),
+            "outbox_oldest_s": round(self.outbox.oldest_age_s(), 3),
+            "events_dropped": self.outbox.dropped_total(),
+            "reconnects": max(0, publisher.stats.connects - 1),
+            "cpu_temp_c": cpu_temperature_c(),
+        }
+        publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, _frame):
+            log.info("received %s; stopping", signal.Signals(signum).name)
+            self.halt.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,5 @@
+import sys
+
+from emocast.cli import main
+
+sys.exit(main())

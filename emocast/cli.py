@@ -1,0 +1,153 @@
+"""The ``emocast`` command: ``run`` on the device, ``convert`` for model engineers, and helpers.
+
+TensorFlow is imported only inside the ``convert`` subcommands, so the device's install never needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd, journald stamps time and unit itself; elsewhere a timestamp helps.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr)
+
+
+def _default_data() -> Path:
+    here = Path.cwd() / ".." / "shared" / "data" / "fer2013"
+    return here if here.exists() else Path("fer2013")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emocast", description=__doc__)
+    p.add_argument("--version", action="version", version=f"emocast {__version__}")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: the config's)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the device service")
+    run.add_argument("--config", help="TOML config file (see systemd/emocast.toml)")
+    run.add_argument("--source", help="video file, camera index, 'picamera', rtsp:// or http:// URL, or 'demo'")
+    run.add_argument("--broker", help="mqtt://[user:pass@]host[:port] or mqtts://...")
+    run.add_argument("--device-id", help="device id in topics (default: the host name)")
+    run.add_argument("--print", action="store_true", dest="print_events", help="also write each event to stdout")
+    run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.add_argument("--loop", action="store_true", default=None, help="repeat a file source")
+    run.add_argument("--fast", action="store_true", help="read a file source as fast as analysis allows, "
+                     "every frame (default: at the file's own frame rate, like a camera)")
+    run.add_argument("--outbox", help="outbox SQLite file (default: $STATE_DIRECTORY or ~/.local/state/emocast)")
+    run.add_argument("--summary-s", type=float, help="seconds between summaries")
+    run.add_argument("--metrics-s", type=float, default=10.0, help="seconds between metrics messages")
+
+    chk = sub.add_parser("check-config", help="validate a config file and exit (0 valid, 3 invalid)")
+    chk.add_argument("config")
+
+    demo = sub.add_parser("demo-clip", help="write the built-in demo clip and print its path")
+    demo.add_argument("path", nargs="?", help="where to write it (default: the cache)")
+
+    conv = sub.add_parser("convert", help="train, quantize and evaluate emotion models (needs emocast[convert])")
+    csub = conv.add_subparsers(dest="convert_command", required=True)
+    tr = csub.add_parser("train", help="train a model from scratch; resumes a run folder")
+    tr.add_argument("--data", type=Path, default=_default_data(),
+                    help="FER2013: .npz folder, fer2013.csv or image tree")
+    tr.add_argument("--run", type=Path, required=True, help="run folder (checkpoints, history, curves)")
+    tr.add_argument("--arch", default="emocnn", help="emocnn, xception or mobilenetv2")
+    tr.add_argument("--width", type=float, default=1.0, help="width multiplier")
+    tr.add_argument("--size", type=int, default=48, help="input size in pixels (square)")
+    tr.add_argument("--epochs", type=int, default=60)
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--seed", type=int, default=1234)
+    tr.add_argument("--limit", type=int, default=0, help="train on this many images only (smoke runs)")
+    tr.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
+    tr.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+
+    q = csub.add_parser("quantize", help="Keras model -> TFLite (int8 by default) with its model card")
+    q.add_argument("model", type=Path, help="a .keras file (its run folder's recipe.json is read)")
+    q.add_argument("--data", type=Path, default=_default_data())
+    q.add_argument("--out", type=Path, required=True, help="output .tflite (the card is written beside it)")
+    q.add_argument("--mode", choices=("int8", "float16", "dynamic"), default="int8")
+    q.add_argument("--calib", type=int, default=500, help="representative images from the train split")
+    q.add_argument("--eval-limit", type=int, default=0, help="score on this many validation images (0: all)")
+
+    ev = csub.add_parser("evaluate", help="score a .tflite model (with its card) on a FER2013 split")
+    ev.add_argument("model", type=Path)
+    ev.add_argument("--data", type=Path, default=_default_data())
+    ev.add_argument("--split", default="public_test")
+    ev.add_argument("--tta", action="store_true", help="also average with the mirrored face and report its cost")
+    ev.add_argument("--confusion", type=Path, help="write the confusion matrix as PNG here")
+    ev.add_argument("--limit", type=int, default=0)
+    return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from emocast.device import config as cfgmod
+    from emocast.device import exit_codes
+    from emocast.device.service import RunOptions, Service
+
+    try:
+        cfg = cfgmod.load(args.config)
+        cfg = cfgmod.with_overrides(cfg, "source", uri=args.source, loop=args.loop,
+                                    realtime=False if args.fast else None)
+        cfg = cfgmod.with_overrides(cfg, "mqtt", url=args.broker)
+        cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id)
+        cfg = cfgmod.with_overrides(cfg, "outbox", path=args.outbox)
+        cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s)
+    except cfgmod.ConfigError as exc:
+        _setup_logging(args.log_level or "INFO")
+        logging.getLogger("emocast").error("%s", exc)
+        return exit_codes.CONFIG
+    _setup_logging(args.log_level or cfg.device.log_level)
+    try:
+        return Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration,
+                                       metrics_s=args.metrics_s)).run()
+    except cfgmod.ConfigError as exc:
+        logging.getLogger("emocast").error("%s", exc)
+        return exit_codes.CONFIG
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from emocast.device import config as cfgmod
+    from emocast.device import exit_codes
+
+    try:
+        cfg = cfgmod.load(args.config)
+    except cfgmod.ConfigError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return exit_codes.CONFIG
+    print(f"{args.config}: valid (device {cfg.device_id}, source {cfg.source.uri}, broker "
+          f"{cfgmod.parse_broker_url(cfg.mqtt.url).redacted()}, digest {cfg.digest()})")
+    return exit_codes.OK
+
+
+def cmd_demo_clip(args: argparse.Namespace) -> int:
+    from emocast.device.demo_clip import ensure_demo_clip, write_clip
+
+    path = write_clip(Path(args.path)) if args.path else ensure_demo_clip()
+    print(path)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from emocast.convert.commands import run_convert
+
+    return run_convert(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "run":
+        _setup_logging(args.log_level or "INFO")
+    handlers = {"run": cmd_run, "check-config": cmd_check_config, "demo-clip": cmd_demo_clip, "convert": cmd_convert}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Mosquitto, the package with its [test,convert] extras, in .venv)
+# and runs ruff and the whole pytest suite. The README's second command; CI runs it too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v mosquitto >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
+  fi
+fi
+
+venv="${EMOCAST_VENV:-.venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q -e ".[test,convert]"
+
+"$venv/bin/ruff" check .
+"$venv/bin/python" -m pytest -ra "$@"

@@ -1,0 +1,130 @@
+"""The converter end to end on a few hundred FER2013 images: train -> int8 -> device interpreter."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from emocast.convert.data import FER_LABELS, DataError, class_weights, load_split
+from emocast.convert.metrics import score
+from tests.conftest import FER_DIR, needs_fer
+
+
+def test_metrics_on_known_predictions():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0])
+    s = score(y, p, 3)
+    assert s.accuracy == pytest.approx(4 / 6)
+    assert s.confusion.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert s.recall.tolist() == pytest.approx([0.5, 1.0, 0.5])
+    assert s.precision.tolist() == pytest.approx([0.5, 2 / 3, 1.0])
+    f1 = [0.5, 0.8, 2 / 3]
+    assert s.macro_f1 == pytest.approx(sum(f1) / 3)
+
+
+def test_class_weights_favour_rare_classes_and_average_one():
+    labels = np.array([0] * 90 + [1] * 10)
+    w = class_weights(labels, 2, power=1.0)
+    assert w[1] == pytest.approx(9 * w[0])
+    assert (90 * w[0] + 10 * w[1]) / 100 == pytest.approx(1.0)
+
+
+def _fake_faces(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n).astype(np.uint8)
+
+
+def test_reads_the_kaggle_csv_layout(tmp_path):
+    imgs, labels = _fake_faces(6)
+    path = tmp_path / "fer2013.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for i, (im, lab) in enumerate(zip(imgs, labels, strict=True)):
+            w.writerow([int(lab), " ".join(map(str, im.ravel())), "Training" if i < 4 else "PublicTest"])
+    train = load_split(tmp_path, "train")
+    val = load_split(path, "public_test")
+    assert len(train) == 4 and len(val) == 2
+    np.testing.assert_array_equal(train.images[1], imgs[1])
+    np.testing.assert_array_equal(val.labels, labels[4:])
+
+
+def test_reads_the_image_folder_layout(tmp_path):
+    imgs, _ = _fake_faces(7)
+    for i, name in enumerate(FER_LABELS):
+        d = tmp_path / "train" / name
+        d.mkdir(parents=True)
+        cv2.imwrite(str(d / f"{i}.png"), imgs[i])
+    split = load_split(tmp_path, "train")
+    assert len(split) == 7 and split.labels.tolist() == list(range(7))
+    np.testing.assert_array_equal(split.images[3], imgs[3])
+
+
+def test_bad_data_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_split(tmp_path / "nothing", "train")
+    with pytest.raises(DataError, match="no 'train' split"):
+        load_split(tmp_path, "train")
+    with pytest.raises(DataError, match="unknown split"):
+        load_split(tmp_path, "holdout")
+
+
+@needs_fer()
+def test_reads_the_npz_layout():
+    split = load_split(FER_DIR, "val")
+    assert split.images.shape[1:] == (48, 48) and split.images.dtype == np.uint8
+    assert len(split) == 3589 and split.labels.max() == 6
+
+
+@pytest.mark.slow
+@needs_fer()
+def test_tiny_train_quantize_evaluate(tmp_path):
+    tf = pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    assert tf is not None
+    from emocast.convert.evaluate import evaluate_tflite
+    from emocast.convert.quantize import quantize
+    from emocast.convert.train import Recipe, train
+    from emocast.device.emotion import EmotionModel
+    from emocast.device.model_card import batch_to_model_input, load_card, sha256_of
+
+    run = tmp_path / "run"
+    recipe = Recipe(architecture="emocnn", width=0.25, epochs=1, train_limit=400, batch_size=32, warmup_epochs=1)
+    best = train(FER_DIR, run, recipe, threads=2)
+    assert best.is_file() and (run / "history.csv").is_file() and (run / "curves.png").is_file()
+    assert json.loads((run / "recipe.json").read_text())["train_limit"] == 400
+
+    out = tmp_path / "models" / "tiny_int8.tflite"
+    card = quantize(best, FER_DIR, out, calib_size=70, eval_limit=200)
+    assert out.is_file()
+    loaded = load_card(out)  # the device's own loader, hash checked
+    assert loaded.sha256 == sha256_of(out) == card.sha256
+    assert loaded.labels == FER_LABELS and loaded.metrics["int8"]["accuracy"] > 0
+    assert loaded.extra["recipe"]["architecture"] == "emocnn"
+
+    model = EmotionModel(out)
+    assert model.input_dtype == np.int8
+    import keras
+
+    float_model = keras.models.load_model(best, compile=False)
+    val = load_split(FER_DIR, "public_test").subset(200, 0)
+    fl = float_model.predict(batch_to_model_input(val.images, loaded.preprocess), verbose=0).argmax(1)
+    ev = evaluate_tflite(out, val, progress=False)
+    agree = float(np.mean(ev.probs.argmax(1) == fl))
+    assert agree >= 0.8, f"int8 agrees with float on only {agree:.0%} of faces"
+    assert ev.latency_ms > 0
+
+
+def test_resuming_a_run_with_another_recipe_is_refused(tmp_path):
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    from emocast.convert.train import Recipe, train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.json").write_text(json.dumps({"architecture": "xception"}))
+    with pytest.raises(ValueError, match="another recipe"):
+        train(Path("unused"), run, Recipe())

@@ -1,0 +1,148 @@
+"""The shipped int8 model, its card, and the device's interpreter wrapper, run for real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from emocast.device.emotion import EmotionModel, EmotionSmoother, interpreter_class
+from emocast.device.model_card import ModelError, Preprocess, card_path_for, load_card, sha256_of, to_model_input
+
+FER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def copy_model(src, dst_dir):
+    dst = dst_dir / src.name
+    shutil.copy(src, dst)
+    shutil.copy(card_path_for(src), card_path_for(dst))
+    return dst
+
+
+def test_card_matches_the_shipped_file(shipped_model):
+    card = json.loads(card_path_for(shipped_model).read_text())
+    assert card["sha256"] == sha256_of(shipped_model)
+    assert card["file"] == shipped_model.name
+    assert tuple(card["labels"]) == FER
+    assert card["preprocess"]["color"] in ("gray", "rgb")
+    assert len(card["preprocess"]["size"]) == 2
+    for key in ("pixel_scale", "pixel_offset"):
+        assert isinstance(card["preprocess"][key], (int, float))
+    for variant in ("float", "int8"):
+        assert 0.0 < card[variant]["accuracy"] <= 1.0
+        assert 0.0 < card[variant]["macro_f1"] <= 1.0
+    assert card["architecture"] and card["dataset"]
+    assert card["size_bytes"] == shipped_model.stat().st_size
+
+
+def test_shipped_model_runs_int8_and_returns_probabilities(shipped_model):
+    model = EmotionModel(shipped_model)
+    assert model.input_dtype == np.int8
+    assert model.labels == FER
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 255, (60, 60), dtype=np.uint8)
+    probs = model.predict_input(to_model_input(face, model.card.preprocess))
+    assert probs.shape == (7,)
+    assert np.all(probs >= 0) and abs(float(probs.sum()) - 1.0) < 1e-4
+
+
+def test_classify_the_astronaut_face(shipped_model):
+    """A real face through detection crop -> model: a valid distribution, the same every time."""
+    from skimage import data
+
+    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
+    model = EmotionModel(shipped_model)
+    box = (175, 40, 115, 130)  # the face in skimage's 512x512 astronaut photo
+    r1 = model.classify(gray, box)
+    r2 = model.classify(gray, box)
+    np.testing.assert_array_equal(r1.probs, r2.probs)
+    label, conf = r1.top(model.labels)
+    assert label in FER and 0 < conf <= 1
+
+
+def test_batch_prediction_with_flip_tta(shipped_model):
+    model = EmotionModel(shipped_model)
+    x = np.stack([to_model_input(np.full((48, 48), v, np.uint8), model.card.preprocess) for v in (30, 200)])
+    plain = model.predict_batch(x)
+    tta = model.predict_batch(x, flip_tta=True)
+    assert plain.shape == tta.shape == (2, 7)
+    # a uniform image is its own mirror: flip TTA must not change it
+    np.testing.assert_allclose(plain, tta, atol=1e-6)
+
+
+def test_corrupt_model_is_refused_by_hash(shipped_model, tmp_path):
+    model = copy_model(shipped_model, tmp_path)
+    blob = bytearray(model.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    model.write_bytes(bytes(blob))
+    with pytest.raises(ModelError, match="does not match its card"):
+        EmotionModel(model)
+
+
+def test_garbage_model_with_matching_card_is_refused_by_the_interpreter(shipped_model, tmp_path):
+    model = copy_model(shipped_model, tmp_path)
+    model.write_bytes(b"this is not a flatbuffer" * 10)
+    card = json.loads(card_path_for(model).read_text())
+    card["sha256"] = sha256_of(model)
+    card_path_for(model).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="cannot load it"):
+        EmotionModel(model)
+
+
+def test_missing_model_and_missing_card(shipped_model, tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        load_card(tmp_path / "absent.tflite")
+    model = copy_model(shipped_model, tmp_path)
+    card_path_for(model).unlink()
+    with pytest.raises(ModelError, match="model card not found"):
+        load_card(model)
+
+
+def test_card_for_another_file_is_refused(shipped_model, tmp_path):
+    model = copy_model(shipped_model, tmp_path)
+    renamed = model.with_name("other.tflite")
+    model.rename(renamed)
+    card_path_for(model).rename(card_path_for(renamed))
+    with pytest.raises(ModelError, match="card is for"):
+        load_card(renamed)
+
+
+def test_card_shape_mismatch_is_refused(shipped_model, tmp_path):
+    model = copy_model(shipped_model, tmp_path)
+    card = json.loads(card_path_for(model).read_text())
+    card["preprocess"]["size"] = [64, 64]
+    card_path_for(model).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="does not match the card"):
+        EmotionModel(model)
+
+
+def test_interpreter_prefers_ai_edge_litert():
+    _, module = interpreter_class()
+    assert module == "ai_edge_litert.interpreter"
+
+
+def test_preprocessing_maps_pixels_as_the_card_says():
+    pre = Preprocess("gray", (48, 48), 1 / 255, 0.0)
+    bgr = np.zeros((96, 96, 3), np.uint8)
+    bgr[...] = 255
+    x = to_model_input(bgr, pre)
+    assert x.shape == (48, 48, 1) and x.dtype == np.float32
+    assert np.allclose(x, 1.0)
+    rgb = to_model_input(np.zeros((30, 30), np.uint8), Preprocess("rgb", (32, 32), 2 / 255, -1.0))
+    assert rgb.shape == (32, 32, 3) and np.allclose(rgb, -1.0)
+
+
+def test_smoother_needs_confidence_and_ignores_one_odd_frame():
+    s = EmotionSmoother(FER, past_weight=0.6, min_confidence=0.4)
+    happy = np.array([0, 0, 0, 0.9, 0, 0, 0.1], np.float32)
+    sad = np.array([0, 0, 0, 0.1, 0.9, 0, 0], np.float32)
+    flat = np.full(7, 1 / 7, np.float32)
+    assert s.update(flat) is None  # no label is confident enough to report
+    assert s.update(happy) == ("happy", None)
+    assert s.update(happy) is None
+    assert s.update(sad) is None  # one sad frame does not flip a smoothed happy face
+    assert s.update(sad) == ("sad", "happy")
+    assert set(s.as_dict()) == set(FER)
