@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -46,6 +47,7 @@ class Broker:
     workdir: Path
     port: int
     extra_conf: str = ""
+    anonymous: bool = True
     proc: subprocess.Popen | None = None
 
     @property
@@ -55,7 +57,10 @@ class Broker:
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{self.extra_conf}"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous {str(self.anonymous).lower()}\n"
+            f"persistence false\n{self.extra_conf}"
+            # started as root, mosquitto drops to its own user, which cannot read pytest's private tmp dirs
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
         log = (self.workdir / "mosquitto.log").open("ab")
         self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)

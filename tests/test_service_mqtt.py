@@ -66,7 +66,7 @@ def test_clip_in_events_out(broker, recorder_factory, demo_clip, tmp_path):
     rec = recorder_factory(broker.port)
     cfg = config(tmp_path, events={"summary_s": 5.0})
     res = run_cli(["--log-level", "DEBUG", "run", "--config", str(cfg), "--source", str(demo_clip), "--fast",
-                   "--broker", broker.url,
+                   "--metrics-s", "0.2", "--broker", broker.url,
                    "--device-id", "it1", "--outbox", str(tmp_path / "o.sqlite"), "--print"])
     assert res.returncode == exit_codes.OK, res.stderr[-3000:]
     assert rec.wait_for(lambda m: any(t == "emocast/it1/status" and p == b"offline" for t, p, _ in m), 20)
@@ -77,6 +77,12 @@ def test_clip_in_events_out(broker, recorder_factory, demo_clip, tmp_path):
     assert info, "no retained info message"
     validate(info[0])
     assert info[0]["model"] and len(info[0]["labels"]) == 7
+
+    metrics = rec.payloads("it1/metrics")
+    assert metrics, "no metrics message"
+    for m in metrics:
+        validate(m)
+    assert metrics[-1]["frames_processed"] > 0 and "detect" in metrics[-1]["stage_ms"]
 
     events = event_payloads(rec, "it1")
     for p in events:
@@ -205,3 +211,47 @@ def test_duration_stops_a_looping_run(broker, tmp_path, short_clip):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "duration of 3.0 s reached" in res.stderr
     assert time.monotonic() - started < 60
+
+
+def test_refused_login_exits_with_the_broker_code_and_says_why(tmp_path, short_clip):
+    from tests.conftest import Broker, free_port
+
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd is not installed")
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "kiosk", "right"], check=True)
+    pw.chmod(0o600)
+    secured = Broker(tmp_path, free_port(), extra_conf=f"password_file {pw}\n", anonymous=False)
+    secured.start()
+    try:
+        secret = tmp_path / "mqtt.secret"
+        secret.write_text("wrong\n")
+        cfg = config(tmp_path, mqtt={"username": "kiosk", "password_file": str(secret)})
+        res = run_cli(["run", "--config", str(cfg), "--source", str(short_clip), "--loop", "--broker", secured.url,
+                       "--outbox", str(tmp_path / "o.sqlite")], timeout=60)
+    finally:
+        secured.stop()
+    assert res.returncode == exit_codes.BROKER_REFUSED == 6, res.stderr[-2000:]
+    assert "broker refused the connection" in res.stderr
+    assert "wrong" not in res.stderr  # the password is never logged
+
+
+def test_http_source(broker, recorder_factory, short_clip, tmp_path):
+    """A network URL goes through the same capture code as a camera (live: reopened if it drops)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(short_clip.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rec = recorder_factory(broker.port)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{short_clip.name}"
+        res = run_cli(["run", "--config", str(config(tmp_path)), "--source", url, "--broker", broker.url,
+                       "--device-id", "http1", "--outbox", str(tmp_path / "o.sqlite"), "--duration", "4"])
+    finally:
+        server.shutdown()
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert rec.wait_for(lambda m: any(t.endswith("http1/events/attention") for t, _, _ in m), 10)
+    assert rec.payloads("http1/events/attention")[0]["state"] == "attentive"
