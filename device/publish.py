@@ -83,6 +83,7 @@ class Publisher(threading.Thread):
         self._high_water = 0  # highest seq handed to paho on this connection
         self._generation = 0
         self._closing = False
+        self._unreachable_logged = False
         self.client = self._make_client()
 
     # -- setup ---------------------------------------------------------------------------------
@@ -108,6 +109,7 @@ class Publisher(threading.Thread):
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(o.window)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
@@ -124,6 +126,7 @@ class Publisher(threading.Thread):
             return
         self.stats.connected = True
         self.stats.connects += 1
+        self._unreachable_logged = False
         with self._lock:
             self._generation += 1
             self._high_water = 0  # replay from the oldest unacknowledged event
@@ -132,11 +135,20 @@ class Publisher(threading.Thread):
         log.info("connected to %s as %s", self.opts.broker.redacted(), self.opts.client_id)
         self._wake.set()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        # Said once per outage, not at every retry: the journal of a kiosk offline for a week stays readable.
+        if not self._unreachable_logged:
+            self._unreachable_logged = True
+            log.warning("cannot reach the broker %s; retrying with back-off, events are kept in the outbox",
+                        self.opts.broker.redacted())
+        self.stats.last_error = "broker unreachable"
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.stats.connected
         self.stats.connected = False
         if was and not self._closing:
             self.stats.disconnects += 1
+            self._unreachable_logged = False
             log.warning("disconnected from the broker (%s); events stay in the outbox", reason_code)
 
     def _on_publish(self, client, userdata, mid: int, reason_code, properties) -> None:

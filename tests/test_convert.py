@@ -128,3 +128,28 @@ def test_resuming_a_run_with_another_recipe_is_refused(tmp_path):
     (run / "recipe.json").write_text(json.dumps({"architecture": "xception"}))
     with pytest.raises(ValueError, match="another recipe"):
         train(Path("unused"), run, Recipe())
+
+
+@pytest.mark.parametrize("arch, size, color", [("emocnn", 48, "gray"), ("xception", 48, "gray"),
+                                               ("mobilenetv2", 64, "rgb")])
+def test_every_architecture_builds_and_converts_to_int8_that_the_device_runs(arch, size, color, tmp_path):
+    """Untrained weights, but the real ops: an op that full-integer TFLite cannot take fails here."""
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    import json as _json
+
+    from emocast.convert.architectures import build
+    from emocast.convert.quantize import _write_card, convert_keras, preprocess_for
+    from emocast.device.emotion import EmotionModel
+
+    pre = preprocess_for({"input_size": size, "color": color})
+    model = build(arch, (size, size, 1 if color == "gray" else 3), 7, width=0.25 if arch != "emocnn" else 0.5)
+    assert model.output_shape == (None, 7)
+    calib = np.random.default_rng(0).integers(0, 255, (16, 48, 48), dtype=np.uint8)
+    out = tmp_path / f"{arch}.tflite"
+    out.write_bytes(convert_keras(model, pre, "int8", calib))
+    _write_card(out, pre, {"architecture": arch}, "int8", {})
+    dev = EmotionModel(out)
+    assert dev.input_dtype == np.int8
+    probs = dev.predict_input(np.zeros((size, size, 1 if color == "gray" else 3), np.float32))
+    assert probs.shape == (7,) and abs(float(probs.sum()) - 1) < 1e-3
+    assert _json.loads(out.with_suffix(".json").read_text())["architecture"].startswith(arch)

@@ -154,6 +154,7 @@ def test_no_broker_events_are_kept_and_delivered_at_the_next_start(broker, recor
     assert first.returncode == exit_codes.OK, first.stderr[-2000:]
     spooled = [json.loads(line) for line in first.stdout.splitlines()]
     assert len(spooled) >= 5 and "left in the outbox" in first.stderr
+    assert first.stderr.count("cannot reach the broker") == 1  # said once, not at every retry
 
     broker.start()
     rec = recorder_factory(broker.port)
