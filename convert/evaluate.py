@@ -30,9 +30,7 @@ class TfliteEvaluation:
 
 
 def evaluate_float(model, split: Split, pre: Preprocess, batch_size: int = 256) -> Scores:
-    from .quantize import resize_batch
-
-    x = batch_to_model_input(resize_batch(split.images, pre), pre)
+    x = batch_to_model_input(split.images, pre)
     probs = model.predict(x, batch_size=batch_size, verbose=0)
     return score(split.labels, probs.argmax(axis=1), len(FER_LABELS))
 

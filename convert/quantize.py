@@ -49,19 +49,6 @@ def preprocess_for(recipe: dict) -> Preprocess:
     )
 
 
-def resize_batch(images: np.ndarray, pre: Preprocess) -> np.ndarray:
-    """FER crops are 48x48 gray; a model with another input size or RGB gets them converted."""
-    import cv2
-
-    h, w = pre.size
-    out = images
-    if images.shape[1:3] != (h, w):
-        out = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images])
-    if pre.color == "rgb":
-        out = np.repeat(out[..., None], 3, axis=-1)
-    return out
-
-
 def convert_keras(model, pre: Preprocess, mode: Mode, calib: np.ndarray | None) -> bytes:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tempfile
@@ -88,7 +75,7 @@ def _configure_and_convert(conv, tf, pre: Preprocess, mode: Mode, calib: np.ndar
     if mode == "int8":
         if calib is None or not len(calib):
             raise ValueError("int8 quantization needs representative images")
-        x = batch_to_model_input(resize_batch(calib, pre), pre)
+        x = batch_to_model_input(calib, pre)
 
         def rep() -> Iterator[list[np.ndarray]]:
             for xi in x:

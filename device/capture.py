@@ -50,13 +50,15 @@ class FrameSource(Protocol):
 class VideoCaptureSource:
     """OpenCV's VideoCapture for files, camera indices and network URLs."""
 
-    def __init__(self, uri: str, width: int = 0, height: int = 0, fps: float = 0.0) -> None:
+    def __init__(self, uri: str, width: int = 0, height: int = 0, fps: float = 0.0,
+                 stall_timeout_s: float = 5.0) -> None:
         self.uri = uri
         self.name = uri
         self.is_index = uri.isdigit()
         self.is_url = "://" in uri
         self.live = self.is_index or self.is_url
         self._want = (width, height, fps)
+        self.stall_timeout_s = stall_timeout_s
         self._cap: cv2.VideoCapture | None = None
         self._fps = 0.0
         self.frame_count = 0
@@ -68,7 +70,13 @@ class VideoCaptureSource:
             path = Path(self.uri)
             if not path.is_file():
                 raise SourceError(f"video file not found: {path}")
-        cap = cv2.VideoCapture(int(self.uri) if self.is_index else self.uri)
+        if self.is_url:
+            # A stalled stream must fail its read (and be reopened), not block the capture thread forever.
+            ms = int(self.stall_timeout_s * 1000)
+            cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG,
+                                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(int(self.uri) if self.is_index else self.uri)
         if not cap.isOpened():
             cap.release()
             kind = "camera" if self.is_index else "stream" if self.is_url else "video file (not a video?)"
@@ -174,7 +182,8 @@ class PiCameraSource:
         return self._fps
 
 
-def open_source(uri: str, width: int = 640, height: int = 480, fps: float = 30.0) -> FrameSource:
+def open_source(uri: str, width: int = 640, height: int = 480, fps: float = 30.0,
+                stall_timeout_s: float = 5.0) -> FrameSource:
     """Pick the source class for ``uri``; ``demo`` is the clip emocast makes for itself."""
     if uri == "picamera":
         return PiCameraSource(width, height, fps)
@@ -182,7 +191,7 @@ def open_source(uri: str, width: int = 640, height: int = 480, fps: float = 30.0
         from .demo_clip import ensure_demo_clip
 
         return VideoCaptureSource(str(ensure_demo_clip()))
-    return VideoCaptureSource(uri, width, height, fps)
+    return VideoCaptureSource(uri, width, height, fps, stall_timeout_s)
 
 
 class LatestFrameSlot:

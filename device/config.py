@@ -48,7 +48,7 @@ class SourceSection:
     height: int = field(default=480, metadata=_rng(16, 8192))
     fps: float = field(default=30.0, metadata=_rng(1, 240))
     reopen_backoff_max_s: float = field(default=30.0, metadata=_rng(0.1, 3600))
-    stall_timeout_s: float = field(default=5.0, metadata=_rng(0.5, 600))
+    stall_timeout_s: float = field(default=5.0, metadata=_rng(0.5, 600))  # network streams: open/read timeout
 
 
 @dataclass
@@ -78,6 +78,7 @@ class AttentionSection:
 @dataclass
 class EventsSection:
     summary_s: float = field(default=60.0, metadata=_rng(1, 86400))
+    metrics_s: float = field(default=10.0, metadata=_rng(0.1, 86400))  # QoS 0, not stored
 
 
 @dataclass

@@ -175,8 +175,14 @@ def to_model_input(crop: np.ndarray, pre: Preprocess) -> np.ndarray:
 
 
 def batch_to_model_input(images: np.ndarray, pre: Preprocess) -> np.ndarray:
-    """The same mapping for a batch of uint8 crops already at the model's size (N, H, W[, C])."""
+    """The same mapping for a batch of gray uint8 crops (N, H, W), e.g. FER2013's 48x48 faces:
+    resized to the model's size and made RGB where the card says so."""
+    h, w = pre.size
+    if images.shape[1:3] != (h, w):
+        images = np.stack([cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR) for im in images])
     x = images.astype(np.float32) * pre.pixel_scale + pre.pixel_offset
     if x.ndim == 3:
         x = x[..., None]
+    if pre.color == "rgb" and x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
     return x

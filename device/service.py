@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 class RunOptions:
     print_events: bool = False
     duration_s: float | None = None
-    metrics_s: float = 10.0
 
 
 def cpu_temperature_c() -> float | None:
@@ -113,8 +112,8 @@ class Service:
             log.error("%s", exc)
             return exit_codes.MODEL
         try:
-            source = open_source(self.cfg.source.uri, self.cfg.source.width, self.cfg.source.height,
-                                 self.cfg.source.fps)
+            s = self.cfg.source
+            source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
             source.open()
         except SourceError as exc:
             log.error("%s", exc)
@@ -206,7 +205,7 @@ class Service:
                 if analyzer.summary_due(frame.t):
                     self._emit(*self._summary(analyzer, frame.t, slot), publisher, frame.wall)
                 now = time.monotonic()
-                if now - last_metrics >= self.opts.metrics_s:
+                if now - last_metrics >= self.cfg.events.metrics_s:
                     last_metrics = now
                     self._publish_metrics(analyzer, slot, capture, publisher)
             if analyzer.window is not None and analyzer.window.frames:

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "every frame (default: at the file's own frame rate, like a camera)")
     run.add_argument("--outbox", help="outbox SQLite file (default: $STATE_DIRECTORY or ~/.local/state/emocast)")
     run.add_argument("--summary-s", type=float, help="seconds between summaries")
-    run.add_argument("--metrics-s", type=float, default=10.0, help="seconds between metrics messages")
+    run.add_argument("--metrics-s", type=float, help="seconds between metrics messages")
 
     chk = sub.add_parser("check-config", help="validate a config file and exit (0 valid, 3 invalid)")
     chk.add_argument("config")
@@ -99,15 +99,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = cfgmod.with_overrides(cfg, "mqtt", url=args.broker)
         cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id)
         cfg = cfgmod.with_overrides(cfg, "outbox", path=args.outbox)
-        cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s)
+        cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s, metrics_s=args.metrics_s)
     except cfgmod.ConfigError as exc:
         _setup_logging(args.log_level or "INFO")
         logging.getLogger("emocast").error("%s", exc)
         return exit_codes.CONFIG
     _setup_logging(args.log_level or cfg.device.log_level)
     try:
-        return Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration,
-                                       metrics_s=args.metrics_s)).run()
+        return Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration)).run()
     except cfgmod.ConfigError as exc:
         logging.getLogger("emocast").error("%s", exc)
         return exit_codes.CONFIG

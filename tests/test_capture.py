@@ -198,3 +198,35 @@ def test_slot_counts_overwritten_frames():
     assert f is not None and f.index == 4
     assert slot.dropped == 4
     assert slot.get(0.01) is None
+
+
+def test_a_stream_that_never_answers_fails_within_the_stall_timeout():
+    """A server that accepts and then says nothing must not hang the capture thread."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    held = []
+    stop = threading.Event()
+
+    def accept_and_hold():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept_and_hold, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError, match="cannot open stream"):
+            VideoCaptureSource(f"http://127.0.0.1:{port}/live.mjpg", stall_timeout_s=1.0).open()
+    finally:
+        stop.set()
+        for c in held:
+            c.close()
+        srv.close()
+    assert time.monotonic() - started < 15
