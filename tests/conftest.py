@@ -48,6 +48,7 @@ class Broker:
     port: int
     extra_conf: str = ""
     anonymous: bool = True
+    persistent: bool = False  # keep sessions and queued messages across a clean stop/start
     proc: subprocess.Popen | None = None
 
     @property
@@ -58,7 +59,9 @@ class Broker:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous {str(self.anonymous).lower()}\n"
-            f"persistence false\n{self.extra_conf}"
+            + (f"persistence true\npersistence_location {self.workdir}/\n" if self.persistent
+               else "persistence false\n")
+            + self.extra_conf
             # started as root, mosquitto drops to its own user, which cannot read pytest's private tmp dirs
             + ("user root\n" if os.geteuid() == 0 else "")
         )
