@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -241,7 +241,7 @@ class CaptureStats:
     source_ok: bool = True
     last_error: str = ""
     ended: bool = False
-    errors: list[str] = field(default_factory=list)
+    crashed: bool = False  # ended on an exception, not at end of file or on request
 
 
 class CaptureThread(threading.Thread):
@@ -268,9 +268,10 @@ class CaptureThread(threading.Thread):
     def run(self) -> None:
         try:
             self._run()
-        except Exception as exc:  # never die silently: the service watches `stats.ended`
+        except Exception as exc:  # never die silently: the service turns this into an exit code
             log.exception("capture thread failed")
             self.stats.last_error = str(exc)
+            self.stats.crashed = True
         finally:
             self.stats.ended = True
             self.source.close()

@@ -105,7 +105,21 @@ class Service:
             },
         }
 
+    def _mqtt_options(self) -> MqttOptions:
+        m = self.cfg.mqtt
+        return MqttOptions(
+            broker=parse_broker_url(m.url),
+            client_id=m.client_id or f"emocast-{self.device_id}",
+            keepalive_s=m.keepalive_s,
+            protocol=m.protocol,
+            password=resolve_password(self.cfg),
+            ca_file=m.ca_file,
+            cert_file=m.cert_file,
+            key_file=m.key_file,
+        )
+
     def run(self) -> int:
+        mqtt_options = self._mqtt_options()  # a missing password file is a config error: before opening anything
         try:
             model = self._load_model()
         except ModelError as exc:
@@ -126,23 +140,7 @@ class Service:
             return exit_codes.OUTBOX
         detector = make_detector(self.cfg.faces.detector)
         analyzer = Analyzer(self.cfg, detector, model)
-        client_id = self.cfg.mqtt.client_id or f"emocast-{self.device_id}"
-        publisher = Publisher(
-            self.outbox,
-            self.topics,
-            MqttOptions(
-                broker=parse_broker_url(self.cfg.mqtt.url),
-                client_id=client_id,
-                keepalive_s=self.cfg.mqtt.keepalive_s,
-                protocol=self.cfg.mqtt.protocol,
-                password=resolve_password(self.cfg),
-                ca_file=self.cfg.mqtt.ca_file,
-                cert_file=self.cfg.mqtt.cert_file,
-                key_file=self.cfg.mqtt.key_file,
-            ),
-            self._info(model),
-            self.pub_stop,
-        )
+        publisher = Publisher(self.outbox, self.topics, mqtt_options, self._info(model), self.pub_stop)
         lossless = not source.live and not self.cfg.source.realtime
         slot = LatestFrameSlot(lossless=lossless)
         capture = CaptureThread(source, slot, self.halt, loop=self.cfg.source.loop, realtime=self.cfg.source.realtime,
@@ -156,37 +154,50 @@ class Service:
         publisher.start()
         capture.start()
         analysis.start()
-        started = time.monotonic()
-        code = exit_codes.OK
         try:
-            while analysis.is_alive():
-                analysis.join(0.2)
-                if self.opts.duration_s is not None and time.monotonic() - started >= self.opts.duration_s:
-                    log.info("duration of %.1f s reached", self.opts.duration_s)
-                    self.halt.set()
-                if publisher.stats.fatal:
-                    self.halt.set()
+            self._supervise(analysis, publisher)
         finally:
-            self.halt.set()
-            slot.close()
-            analysis.join(5.0)
-            capture.join(5.0)
+            self._stop(analysis, capture, slot, publisher, analyzer)
+        return self._exit_code(capture, publisher)
+
+    def _supervise(self, analysis: threading.Thread, publisher: Publisher) -> None:
+        """Wait for the end of the input, --duration, a signal, or a fatal broker refusal."""
+        started = time.monotonic()
+        while analysis.is_alive():
+            analysis.join(0.2)
+            if self.opts.duration_s is not None and time.monotonic() - started >= self.opts.duration_s:
+                log.info("duration of %.1f s reached", self.opts.duration_s)
+                self.halt.set()
             if publisher.stats.fatal:
-                code = exit_codes.BROKER_REFUSED
-            elif self._analysis_error:
-                code = exit_codes.UNEXPECTED
-            drained = self.cfg.mqtt.drain_timeout_s > 0 and publisher.stats.connected and publisher.drain(
-                self.cfg.mqtt.drain_timeout_s)
-            left = self.outbox.depth()
-            self.pub_stop.set()
-            publisher.shutdown()
-            self.outbox.close()
-            log.info("stopped: %d frames in, %d analysed, %d dropped, %d events written, %d left in the outbox%s",
-                     capture.stats.frames_in, analyzer.frames, slot.dropped, self.events_written, left,
-                     "" if drained or left == 0 else " (delivered at the next start)")
+                self.halt.set()
+
+    def _stop(self, analysis: threading.Thread, capture: CaptureThread, slot: LatestFrameSlot,
+              publisher: Publisher, analyzer: Analyzer) -> None:
+        """The one shutdown order: capture and analysis, then drain, then offline and disconnect."""
+        self.halt.set()
+        slot.close()
+        analysis.join(5.0)
+        capture.join(5.0)
+        drained = self.cfg.mqtt.drain_timeout_s > 0 and publisher.stats.connected and publisher.drain(
+            self.cfg.mqtt.drain_timeout_s)
+        left = self.outbox.depth()
+        self.pub_stop.set()
+        publisher.shutdown()
+        self.outbox.close()
+        log.info("stopped: %d frames in, %d analysed, %d dropped, %d events written, %d left in the outbox%s",
+                 capture.stats.frames_in, analyzer.frames, slot.dropped, self.events_written, left,
+                 "" if drained or left == 0 else " (delivered at the next start)")
+
+    def _exit_code(self, capture: CaptureThread, publisher: Publisher) -> int:
         if publisher.stats.fatal:
             log.error("%s", publisher.stats.fatal)
-        return code
+            return exit_codes.BROKER_REFUSED
+        if capture.stats.crashed:
+            log.error("capture failed: %s", capture.stats.last_error)
+            return exit_codes.SOURCE
+        if self._analysis_error:
+            return exit_codes.UNEXPECTED
+        return exit_codes.OK
 
     def _analysis_loop(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
                        publisher: Publisher) -> None:
