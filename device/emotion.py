@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_FILE = "emotion_fer2013_emocnn_int8.tflite"
 
+# (name shown in logs and info, module to import, attribute path to the Interpreter class).
+# TensorFlow's public ``tf.lite`` is an attribute of the package: importing the module
+# ``tensorflow.lite`` gives an object without ``Interpreter``.
 _RUNTIMES = (
-    ("ai_edge_litert.interpreter", "Interpreter"),
-    ("tflite_runtime.interpreter", "Interpreter"),
-    ("tensorflow.lite", "Interpreter"),
+    ("ai_edge_litert.interpreter", "ai_edge_litert.interpreter", "Interpreter"),
+    ("tflite_runtime.interpreter", "tflite_runtime.interpreter", "Interpreter"),
+    ("tensorflow.lite", "tensorflow", "lite.Interpreter"),
 )
 
 
@@ -37,12 +40,14 @@ def default_model_path() -> Path:
 def interpreter_class() -> tuple[type, str]:
     """The first TFLite interpreter that imports, and its module name."""
     errors = []
-    for module, attr in _RUNTIMES:
+    for name, module, attr in _RUNTIMES:
         try:
-            mod = importlib.import_module(module)
-            return getattr(mod, attr), module
+            obj = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            return obj, name
         except Exception as exc:  # a broken install raises more than ImportError (numpy ABI errors)
-            errors.append(f"{module}: {exc}")
+            errors.append(f"{name}: {exc}")
     raise ModelError("no TFLite interpreter could be imported; install ai-edge-litert. Tried: " + "; ".join(errors))
 
 

@@ -146,3 +146,30 @@ def test_smoother_needs_confidence_and_ignores_one_odd_frame():
     assert s.update(sad) is None  # one sad frame does not flip a smoothed happy face
     assert s.update(sad) == ("sad", "happy")
     assert set(s.as_dict()) == set(FER)
+
+
+def test_interpreter_falls_back_when_ai_edge_litert_is_missing(shipped_model, monkeypatch):
+    """Block ai_edge_litert (and tflite_runtime): the same model must load through the next runtime
+    and give the same probabilities."""
+    import builtins
+    import sys
+
+    pytest.importorskip("tensorflow", reason="the fallback under test is tensorflow.lite")
+    face = np.random.default_rng(3).integers(0, 255, (48, 48), dtype=np.uint8)
+    ref = EmotionModel(shipped_model)
+    x = to_model_input(face, ref.card.preprocess)
+    expected = ref.predict_input(x)
+
+    real_import = builtins.__import__
+
+    def blocked(name, *args, **kwargs):
+        if name.startswith(("ai_edge_litert", "tflite_runtime")):
+            raise ImportError(f"blocked for the test: {name}")
+        return real_import(name, *args, **kwargs)
+
+    for mod in [m for m in sys.modules if m.startswith(("ai_edge_litert", "tflite_runtime"))]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", blocked)
+    fallback = EmotionModel(shipped_model)
+    assert fallback.runtime == "tensorflow.lite"
+    np.testing.assert_allclose(fallback.predict_input(x), expected, atol=0.02)
