@@ -306,14 +306,16 @@ class CaptureThread(threading.Thread):
                 try:
                     src.open()
                     self.stats.reopens += 1
-                    self.stats.source_ok = True
                     log.info("reopened %s", src.name)
-                    backoff = 0.5
                 except SourceError as exc:
                     self.stats.last_error = str(exc)
                 continue
             if src.live:
                 t = time.monotonic()
+                # back-off resets on a delivered frame, not on a successful open: a camera that opens
+                # but never delivers must not be retried twice a second forever
+                backoff = 0.5
+                self.stats.source_ok = True
             else:
                 t = t_offset + local / src.fps
                 local += 1

@@ -230,3 +230,20 @@ def test_a_stream_that_never_answers_fails_within_the_stall_timeout():
             c.close()
         srv.close()
     assert time.monotonic() - started < 15
+
+
+def test_a_camera_that_opens_but_never_delivers_is_retried_with_growing_gaps():
+    import numpy as np
+
+    cam = VanishingCamera(np.zeros((4, 4, 3), np.uint8), fail_after=1, fail_opens=0)
+    cam.read = lambda: None  # opens fine every time, never yields a frame
+    cam.open()
+    slot, stop = LatestFrameSlot(), threading.Event()
+    th = CaptureThread(cam, slot, stop, backoff_max_s=30.0)
+    th.start()
+    time.sleep(2.2)
+    stop.set()
+    th.join(5)
+    # waits of 0.5, 1 and then 2 s: two reopens in 2.2 s (a reset on each open would give four)
+    assert th.stats.reopens == 2
+    assert not th.stats.source_ok
