@@ -73,6 +73,7 @@ class Service:
         self.events_written = 0
         self._print_lock = threading.Lock()
         self._analysis_error = False
+        self._started = time.monotonic()
 
     # -- set-up, each failure mapped to its exit code -------------------------------------------------
     def _load_model(self) -> EmotionModel | None:
@@ -152,6 +153,7 @@ class Service:
         log.info("emocast %s on %s: source %s, broker %s, outbox %s (%d pending)", __version__, self.device_id,
                  source.name, parse_broker_url(self.cfg.mqtt.url).redacted(), self.outbox.path, pending)
         publisher.start()
+        self._started = time.monotonic()
         capture.start()
         analysis.start()
         try:
@@ -178,15 +180,17 @@ class Service:
         slot.close()
         analysis.join(5.0)
         capture.join(5.0)
+        busy = max(1e-9, time.monotonic() - self._started)  # analysis time, before the drain
         drained = self.cfg.mqtt.drain_timeout_s > 0 and publisher.stats.connected and publisher.drain(
             self.cfg.mqtt.drain_timeout_s)
         left = self.outbox.depth()
         self.pub_stop.set()
         publisher.shutdown()
         self.outbox.close()
-        log.info("stopped: %d frames in, %d analysed, %d dropped, %d events written, %d left in the outbox%s",
-                 capture.stats.frames_in, analyzer.frames, slot.dropped, self.events_written, left,
-                 "" if drained or left == 0 else " (delivered at the next start)")
+        later = "" if drained or left == 0 else " (delivered at the next start)"
+        log.info("stopped: %d frames in, %d analysed in %.1f s (%.1f fps), %d dropped, %d events written, "
+                 "%d left in the outbox%s", capture.stats.frames_in, analyzer.frames, busy, analyzer.frames / busy,
+                 slot.dropped, self.events_written, left, later)
 
     def _exit_code(self, capture: CaptureThread, publisher: Publisher) -> int:
         if publisher.stats.fatal:
