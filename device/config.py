@@ -215,7 +215,8 @@ def with_overrides(cfg: Config, section: str, **values: Any) -> Config:
     current.update({k: v for k, v in values.items() if v is not None})
     new_section = _build_section(cls, current, "command line", section)
     out = dataclasses.replace(cfg, **{section: new_section})
-    validate_cross(out)
+    changed = any(v is not None for v in values.values())
+    validate_cross(dataclasses.replace(out, origin="command line") if changed else out)
     return out
 
 

@@ -90,6 +90,8 @@ def test_overrides_are_checked_like_file_values():
     assert "p@ss" not in b.redacted()
     with pytest.raises(ConfigError, match="command line"):
         cfgmod.with_overrides(cfg, "faces", detect_hz="x")
+    with pytest.raises(ConfigError, match=r"^command line: \[mqtt\] url"):
+        cfgmod.with_overrides(cfg, "mqtt", url="http://x")
 
 
 @pytest.mark.parametrize(
