@@ -116,6 +116,7 @@ def quantize(
         if stored.is_file():
             recipe = json.loads(stored.read_text())
     pre = preprocess_for(recipe)
+    training = training_record(keras_path.parent / "history.csv")
     model = keras.models.load_model(keras_path, compile=False)
     calib = None
     if mode == "int8":
@@ -126,7 +127,7 @@ def quantize(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
 
-    metrics: dict = {}
+    metrics: dict = {"training": training} if training else {}
     if evaluate:
         val = load_split(data, recipe.get("val_split", "public_test"))
         if eval_limit:
@@ -142,6 +143,23 @@ def quantize(
         log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | %.2f ms/face",
                  fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, q.latency_ms)
     return _write_card(out_path, pre, recipe, mode, metrics)
+
+
+def training_record(history_csv: Path) -> dict:
+    """What the run actually did, beside the recipe it was asked to do (early stopping, resumes)."""
+    import csv
+
+    if not history_csv.is_file():
+        return {}
+    rows = list(csv.DictReader(history_csv.open()))
+    if not rows or "val_accuracy" not in rows[0]:
+        return {}
+    best = max(rows, key=lambda r: float(r["val_accuracy"]))
+    return {
+        "epochs_run": len({r["epoch"] for r in rows}),
+        "best_epoch": int(best["epoch"]) + 1,
+        "best_val_accuracy_keras": round(float(best["val_accuracy"]), 4),
+    }
 
 
 def _write_card(out_path: Path, pre: Preprocess, recipe: dict, mode: str, metrics: dict) -> ModelCard:

@@ -105,6 +105,8 @@ def test_tiny_train_quantize_evaluate(tmp_path):
     assert loaded.sha256 == sha256_of(out) == card.sha256
     assert loaded.labels == FER_LABELS and loaded.metrics["int8"]["accuracy"] > 0
     assert loaded.extra["recipe"]["architecture"] == "emocnn"
+    assert loaded.extra["training"] == {"epochs_run": 1, "best_epoch": 1,
+                                        "best_val_accuracy_keras": loaded.extra["training"]["best_val_accuracy_keras"]}
 
     model = EmotionModel(out)
     assert model.input_dtype == np.int8
