@@ -18,7 +18,6 @@ ATTENTIVE = "attentive"
 LOOKING_AWAY = "looking_away"
 EYES_CLOSED = "eyes_closed"
 ABSENT = "absent"
-STATES = (ATTENTIVE, LOOKING_AWAY, EYES_CLOSED, ABSENT)
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,3 @@ def ensure_demo_clip(path: Path | None = None) -> Path:
         write_clip(path)
     return path
 
-
-def clip_seconds(segments=SEGMENTS) -> float:
-    return sum(s.seconds for s in segments)

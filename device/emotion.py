@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -132,9 +131,6 @@ class EmotionModel:
         pre = self.card.preprocess
         crop = crop_face(frame_gray, box, pre.crop_margin)
         return EmotionResult(self.predict_input(to_model_input(crop, pre)))
-
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.card.id, "sha256": self.card.sha256, "labels": list(self.labels), "runtime": self.runtime}
 
 
 class EmotionSmoother:

@@ -8,7 +8,7 @@ numbers are a per-session counter: they say "the same face as a moment ago", nev
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -112,7 +112,6 @@ class Track:
     last_seen_t: float
     hits: int = 1
     confirmed: bool = False
-    state: dict = field(default_factory=dict)  # per-track state owned by later stages (attention, emotion)
 
 
 class FaceTracker:

@@ -61,7 +61,6 @@ class Outbox:
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open the outbox {self.path}: {exc}") from exc
-        self.dropped_this_session = 0
 
     def append(self, kind: str, body: dict[str, Any], wall: float | None = None) -> dict[str, Any]:
         """Give the event its envelope and seq, commit it, and return the payload as stored."""
@@ -90,7 +89,6 @@ class Outbox:
         if excess > 0:
             cur.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,))
             cur.execute("UPDATE meta SET value = value + ? WHERE key='dropped'", (excess,))
-            self.dropped_this_session += excess
             log.warning("outbox full (%d events): dropped the %d oldest", self.max_events, excess)
 
     def pending(self, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:

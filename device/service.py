@@ -265,6 +265,8 @@ class Service:
             "outbox_oldest_s": round(self.outbox.oldest_age_s(), 3),
             "events_dropped": self.outbox.dropped_total(),
             "reconnects": max(0, publisher.stats.connects - 1),
+            "events_published": publisher.stats.published,
+            "events_acked": publisher.stats.acked,
             "cpu_temp_c": cpu_temperature_c(),
         }
         publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)

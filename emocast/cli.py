@@ -106,10 +106,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return exit_codes.CONFIG
     _setup_logging(args.log_level or cfg.device.log_level)
     try:
-        return Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration)).run()
+        code = Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration)).run()
     except cfgmod.ConfigError as exc:
         logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.CONFIG
+        code = exit_codes.CONFIG
+    if code != exit_codes.OK:  # one line that says why, for `journalctl -u emocast`
+        logging.getLogger("emocast").error("exiting with code %d (%s)", code, exit_codes.DESCRIPTIONS[code])
+    return code
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -180,6 +180,7 @@ def test_corrupt_model_exits_with_the_model_code_and_names_the_file(tmp_path, sh
                    str(short_clip), "--broker", "mqtt://127.0.0.1:1", "--outbox", str(tmp_path / "o.sqlite")])
     assert res.returncode == exit_codes.MODEL == 4
     assert str(bad) in res.stderr and "SHA-256" in res.stderr
+    assert "exiting with code 4 (missing or corrupt model)" in res.stderr
 
 
 def test_missing_source_exits_with_the_source_code(tmp_path):
