@@ -50,15 +50,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = load_split(args.data, args.split)
     if args.limit:
         split = split.subset(args.limit, 0)
-    ev = evaluate_tflite(args.model, split)
+    ev = evaluate_tflite(args.model, split, flip_tta=args.tta)
     s = ev.scores
     print(f"{args.model.name} on {split.name} ({len(split)} faces)")
     print(f"  accuracy {s.accuracy:.4f}   macro-F1 {s.macro_f1:.4f}   size {ev.size_bytes / 1024:.0f} KiB")
     print(f"  latency per face (1 thread, median) {ev.latency_ms:.3f} ms")
-    if args.tta:
-        tta = evaluate_tflite(args.model, split, flip_tta=True)
-        print(f"  with flip TTA: accuracy {tta.scores.accuracy:.4f}   macro-F1 {tta.scores.macro_f1:.4f}   "
-              f"latency {tta.tta_latency_ms:.3f} ms per face (x{tta.tta_latency_ms / ev.latency_ms:.2f})")
+    if ev.tta_scores is not None and ev.tta_latency_ms is not None:
+        t = ev.tta_scores
+        print(f"  with flip TTA: accuracy {t.accuracy:.4f}   macro-F1 {t.macro_f1:.4f}   "
+              f"latency {ev.tta_latency_ms:.3f} ms per face (x{ev.tta_latency_ms / ev.latency_ms:.2f})")
     print(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for lab, row in s.per_class(FER_LABELS).items():
         print(f"  {lab:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TfliteEvaluation:
-    scores: Scores
+    scores: Scores  # plain inference
     probs: np.ndarray
     latency_ms: float  # median per face, one thread, preprocessing included
+    tta_scores: Scores | None  # averaged with the mirrored face, when asked for
     tta_latency_ms: float | None
     size_bytes: int
 
@@ -54,21 +55,24 @@ def per_face_latency_ms(model: EmotionModel, image: np.ndarray, repeats: int = 2
 
 
 def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: bool = True) -> TfliteEvaluation:
-    """Score a .tflite file (with its card) on ``split`` with one interpreter thread."""
+    """Score a .tflite file (with its card) on ``split`` with one interpreter thread; with
+    ``flip_tta`` the same pass also scores the average with each mirrored face."""
     from ..device.model_card import to_model_input
 
     model = EmotionModel(path, threads=1)
     pre = model.card.preprocess
     probs = np.empty((len(split), len(model.labels)), dtype=np.float32)
+    flipped = np.empty_like(probs) if flip_tta else None
     for i in tqdm(range(len(split)), desc=f"scoring {path.name}", unit="face", disable=not progress,
                   mininterval=1.0):
         x = to_model_input(split.images[i], pre)
-        p = model.predict_input(x)
-        if flip_tta:
-            p = 0.5 * (p + model.predict_input(x[:, ::-1]))
-        probs[i] = p
-    scores = score(split.labels, probs.argmax(axis=1), len(FER_LABELS))
+        probs[i] = model.predict_input(x)
+        if flipped is not None:
+            flipped[i] = model.predict_input(x[:, ::-1])
+    n = len(FER_LABELS)
+    scores = score(split.labels, probs.argmax(axis=1), n)
+    tta_scores = None if flipped is None else score(split.labels, (probs + flipped).argmax(axis=1), n)
     sample = split.images[0]
     lat = per_face_latency_ms(model, sample)
     tta = per_face_latency_ms(model, sample, flip_tta=True) if flip_tta else None
-    return TfliteEvaluation(scores, probs, lat, tta, path.stat().st_size)
+    return TfliteEvaluation(scores, probs, lat, tta_scores, tta, path.stat().st_size)

@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,7 +22,7 @@ from . import exit_codes
 from .capture import CaptureThread, LatestFrameSlot, SourceError, open_source
 from .config import Config, default_state_dir, parse_broker_url
 from .emotion import EmotionModel, default_model_path
-from .events import DURABLE_KINDS, INFO, METRICS, SCHEMAS, Topics, encode, utc_timestamp
+from .events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
 from .faces import make_detector
 from .model_card import ModelError
 from .outbox import Outbox, OutboxError
@@ -85,13 +84,12 @@ class Service:
     def _outbox_path(self) -> Path:
         return Path(self.cfg.outbox.path) if self.cfg.outbox.path else default_state_dir() / "outbox.sqlite"
 
+    def _state_envelope(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """info and metrics are not events: they carry the latest event's seq instead of taking one."""
+        return envelope(kind, body, self.device_id, max(0, self.outbox.next_seq() - 1), time.time())
+
     def _info(self, model: EmotionModel | None) -> dict[str, Any]:
-        return {
-            "schema": SCHEMAS[INFO],
-            "id": str(uuid.uuid4()),
-            "seq": max(0, self.outbox.next_seq() - 1),
-            "ts": utc_timestamp(time.time()),
-            "device": self.device_id,
+        return self._state_envelope(INFO, {
             "version": __version__,
             "model": model.card.id if model else None,
             "model_sha256": model.card.sha256 if model else None,
@@ -104,7 +102,7 @@ class Service:
                 "detector": self.cfg.faces.detector,
                 "summary_s": self.cfg.events.summary_s,
             },
-        }
+        })
 
     def _mqtt_options(self) -> MqttOptions:
         m = self.cfg.mqtt
@@ -164,10 +162,9 @@ class Service:
 
     def _supervise(self, analysis: threading.Thread, publisher: Publisher) -> None:
         """Wait for the end of the input, --duration, a signal, or a fatal broker refusal."""
-        started = time.monotonic()
         while analysis.is_alive():
             analysis.join(0.2)
-            if self.opts.duration_s is not None and time.monotonic() - started >= self.opts.duration_s:
+            if self.opts.duration_s is not None and time.monotonic() - self._started >= self.opts.duration_s:
                 log.info("duration of %.1f s reached", self.opts.duration_s)
                 self.halt.set()
             if publisher.stats.fatal:
@@ -248,12 +245,7 @@ class Service:
 
     def _publish_metrics(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
                          publisher: Publisher) -> None:
-        payload = {
-            "schema": SCHEMAS[METRICS],
-            "id": str(uuid.uuid4()),
-            "seq": max(0, self.outbox.next_seq() - 1),
-            "ts": utc_timestamp(time.time()),
-            "device": self.device_id,
+        payload = self._state_envelope(METRICS, {
             "frames_in": capture.stats.frames_in,
             "frames_processed": analyzer.frames,
             "frames_dropped": slot.dropped,
@@ -268,7 +260,7 @@ class Service:
             "events_published": publisher.stats.published,
             "events_acked": publisher.stats.acked,
             "cpu_temp_c": cpu_temperature_c(),
-        }
+        })
         publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)
 
     def _install_signals(self) -> None:
