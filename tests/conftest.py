@@ -93,14 +93,21 @@ class Recorder:
     """A paho subscriber that keeps every message it gets, in arrival order."""
 
     port: int
-    topic: str
+    topic: str | list[str]
+    # persistent: a fixed client id and clean_session false, so the broker queues what arrives while
+    # the recorder is away (a broker restart included): it can then prove that nothing was lost
+    persistent: bool = False
     messages: list[tuple[str, bytes, bool]] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def start(self) -> None:
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"rec-{time.time_ns()}")
+        topics = [self.topic] if isinstance(self.topic, str) else self.topic
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                                  client_id="rec-durable" if self.persistent else f"rec-{time.time_ns()}",
+                                  clean_session=not self.persistent)
+        self.client.reconnect_delay_set(0.2, 1)
         subscribed = threading.Event()
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
         self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", self.port)

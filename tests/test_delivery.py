@@ -5,44 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.conftest import Broker, free_port
+from tests.conftest import Broker, Recorder, free_port
 
 pytestmark = pytest.mark.mqtt
-
-
-class DurableRecorder:
-    """A subscriber with a persistent session (QoS 1, clean_session false): the broker queues what
-    arrives while it is away, so it can prove that nothing was lost."""
-
-    def __init__(self, port: int, topics: list[str]) -> None:
-        self.messages: list[dict] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="durable-rec",
-                                  clean_session=False)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client, userdata, msg) -> None:
-        with self._lock:
-            self.messages.append(json.loads(msg.payload))
-
-    def ids(self) -> set[str]:
-        with self._lock:
-            return {m["id"] for m in self.messages}
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
@@ -52,7 +21,8 @@ def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
     broker = Broker(tmp_path, free_port(), persistent=True)
     broker.start()
     request.addfinalizer(broker.stop)
-    rec = DurableRecorder(broker.port, ["emocast/bounce/events/#", "emocast/bounce/summary"])
+    rec = Recorder(broker.port, ["emocast/bounce/events/#", "emocast/bounce/summary"], persistent=True)
+    rec.start()
     request.addfinalizer(rec.stop)
     time.sleep(0.5)
     cfg = tmp_path / "c.toml"
@@ -70,11 +40,10 @@ def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
     committed = [json.loads(line) for line in out.splitlines()]
     assert len(committed) >= 15
     want = {p["id"] for p in committed}
-    deadline = time.monotonic() + 20
-    while not want <= rec.ids() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    missing = [p["seq"] for p in committed if p["id"] not in rec.ids()]
+    received = lambda: {p["id"] for p in rec.payloads("")}  # noqa: E731 (only JSON topics are subscribed)
+    rec.wait_for(lambda m: want <= received(), 20)
+    missing = [p["seq"] for p in committed if p["id"] not in received()]
     assert not missing, f"lost seq {missing}; stderr: {err[-2000:]}"
-    got = sorted({m["seq"] for m in rec.messages})
+    got = sorted({p["seq"] for p in rec.payloads("")})
     assert got == list(range(1, len(committed) + 1))
     assert "disconnected from the broker" in err
