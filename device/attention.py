@@ -1,18 +1,25 @@
-"""Per-face attention states with hysteresis.
+"""Per-face attention: rules that turn one face reading into a proposed state, per-track eye
+monitoring (open-eye baseline, blinks), and a state machine with hysteresis.
 
-Each tracked face is in one state at a time. Raw per-frame observations propose a state; the
+Each tracked face is in one state at a time. Raw per-reading observations propose a state; the
 proposal must hold for that state's dwell time before the face changes state, so a blink or one
 missed detection never becomes an event. The change is what gets published, with the state it left
 and how long the face spent there.
 
-First cut (issue 2): ``attentive`` (a frontal face is detected; the frontal detectors only fire on
-faces turned toward the camera) and ``absent`` (the track has not been seen for ``absent_s``).
-``looking_away`` and ``eyes_closed`` come with head pose, eye openness and gaze.
+Proposals, in order: the head turned off the screen (pose beyond the limits, after the kiosk's
+offsets) is ``looking_away``; else both eyes under the closed threshold is ``eyes_closed``; else an
+iris outside the screen's gaze range is ``looking_away``; else ``attentive``. A face seen only by
+the profile detector is ``looking_away`` too.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+
+import numpy as np
+
+from .calibration import Calibration
 
 ATTENTIVE = "attentive"
 LOOKING_AWAY = "looking_away"
@@ -29,24 +36,37 @@ class StateChange:
 
 
 class AttentionStateMachine:
-    """Debounces proposed states for one face."""
+    """Debounces proposed states for one face.
 
-    def __init__(self, dwell_s: dict[str, float] | None = None) -> None:
-        self.dwell_s = {ATTENTIVE: 0.0, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0, ABSENT: 2.0}
+    A proposed state must hold for its dwell time before it becomes the state. A brief return of the
+    current state (under ``grace_s``: one borderline reading, a landmark glitch) interrupts the
+    candidate without restarting its clock, so a head that stays turned is reported even when one
+    reading in between falls inside the limits."""
+
+    def __init__(self, dwell_s: dict[str, float] | None = None, grace_s: float = 0.3) -> None:
+        self.dwell_s = {ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0, ABSENT: 2.0}
         if dwell_s:
             self.dwell_s.update(dwell_s)
+        self.grace_s = grace_s
         self.state: str | None = None
         self.since: float = 0.0
         self._candidate: str | None = None
         self._candidate_since: float = 0.0
+        self._interrupted_since: float | None = None
 
     def observe(self, proposed: str, t: float) -> StateChange | None:
         """Feed one observation at time ``t``; returns a StateChange when the state changes."""
         if proposed == self.state:
-            self._candidate = None
+            if self._candidate is not None:
+                if self._interrupted_since is None:
+                    self._interrupted_since = t
+                elif t - self._interrupted_since >= self.grace_s:
+                    self._candidate = self._interrupted_since = None  # a real return, not a glitch
             return None
-        if proposed != self._candidate:
+        interrupted_long = self._interrupted_since is not None and t - self._interrupted_since >= self.grace_s
+        if proposed != self._candidate or interrupted_long:
             self._candidate, self._candidate_since = proposed, t
+        self._interrupted_since = None
         if self.state is None or t - self._candidate_since >= self.dwell_s.get(proposed, 0.0):
             change = StateChange(
                 state=proposed,
@@ -61,3 +81,107 @@ class AttentionStateMachine:
 
     def time_in_state(self, t: float) -> float:
         return max(0.0, t - self.since) if self.state is not None else 0.0
+
+
+POSE_HYSTERESIS_DEG = 3.0
+REFERENCE_OPEN_EAR = 0.3  # a typical open eye, for openness before a track has its own baseline
+
+
+class EyeMonitor:
+    """One face's eyes over time: its own open-eye baseline, closed or not, and blinks.
+
+    EAR varies between people (0.25 to 0.40 open), so after a few readings "closed" means under a
+    share of this face's own baseline; before that, and on a single photo, an absolute threshold.
+    Only readings that could be open eyes (at or above the absolute threshold) feed the baseline, so
+    a face that keeps its eyes shut does not drag its baseline down until it looks open."""
+
+    def __init__(self, ear_closed: float = 0.21, closed_ratio: float = 0.6, blink_max_s: float = 0.5,
+                 history: int = 150, min_samples: int = 10) -> None:
+        self.ear_closed = ear_closed
+        self.closed_ratio = closed_ratio
+        self.blink_max_s = blink_max_s
+        self.min_samples = min_samples
+        self._open: deque[float] = deque(maxlen=history)
+        self._closed_since: float | None = None
+        self.closed = False
+        self.blinks = 0
+
+    @property
+    def baseline(self) -> float | None:
+        if len(self._open) < self.min_samples:
+            return None
+        return float(np.percentile(np.fromiter(self._open, float), 80))
+
+    @property
+    def threshold(self) -> float:
+        base = self.baseline
+        if base is None:
+            return self.ear_closed
+        return float(np.clip(self.closed_ratio * base, 0.6 * self.ear_closed, 1.25 * self.ear_closed))
+
+    def openness(self, ear: float) -> float:
+        """EAR relative to this face's open baseline (1.0: as open as usual; 0: shut)."""
+        return ear / (self.baseline or REFERENCE_OPEN_EAR)
+
+    def update(self, ear: float, t: float) -> bool:
+        """Feed one reading (mean EAR of both eyes) at time ``t``; returns whether the eyes are closed.
+        A closure that ends within ``blink_max_s`` of its first closed reading counts as a blink."""
+        self.closed = ear < self.threshold
+        if self.closed:
+            if self._closed_since is None:
+                self._closed_since = t
+        else:
+            if self._closed_since is not None and t - self._closed_since <= self.blink_max_s:
+                self.blinks += 1
+            self._closed_since = None
+        if ear >= self.ear_closed:
+            self._open.append(ear)
+        return self.closed
+
+
+@dataclass(frozen=True)
+class AttentionRules:
+    """The thresholds that decide what one reading proposes (config, or a kiosk's calibration)."""
+
+    max_yaw_deg: float = 30.0
+    max_pitch_deg: float = 20.0
+    yaw_offset_deg: float = 0.0
+    pitch_offset_deg: float = 0.0
+    gaze: bool = True
+    gaze_h: tuple[float, float] = (0.35, 0.65)
+    gaze_v: tuple[float, float] = (0.0, 1.0)
+
+    @classmethod
+    def from_config(cls, a, calibration: Calibration | None = None) -> AttentionRules:
+        rules = cls(a.max_yaw_deg, a.max_pitch_deg, a.yaw_offset_deg, a.pitch_offset_deg, a.gaze,
+                    (a.gaze_h_min, a.gaze_h_max), (a.gaze_v_min, a.gaze_v_max))
+        if calibration is not None:
+            rules = cls(a.max_yaw_deg, a.max_pitch_deg, calibration.yaw_offset_deg, calibration.pitch_offset_deg,
+                        a.gaze, calibration.gaze_h, calibration.gaze_v)
+        return rules
+
+    def head_away(self, yaw: float, pitch: float, margin: float = 0.0) -> bool:
+        """Beyond the limits; ``margin`` narrows them (a face already away must come well back)."""
+        return (abs(yaw - self.yaw_offset_deg) > self.max_yaw_deg - margin
+                or abs(pitch - self.pitch_offset_deg) > self.max_pitch_deg - margin)
+
+    def facing_camera(self, yaw: float, pitch: float) -> bool:
+        """Turned toward the camera itself (not the screen): where the emotion model can be trusted."""
+        return abs(yaw) <= self.max_yaw_deg and abs(pitch) <= self.max_pitch_deg
+
+    def gaze_away(self, h: float, v: float) -> bool:
+        return self.gaze and not (self.gaze_h[0] <= h <= self.gaze_h[1] and self.gaze_v[0] <= v <= self.gaze_v[1])
+
+    def propose(self, yaw: float, pitch: float, eyes_closed: bool, gaze: tuple[float, float] | None,
+                current: str | None = None) -> tuple[str, str]:
+        """(state, reason): reason is head_pose, eyes or gaze, or "" for attentive. ``current`` is
+        the face's state: looking away, its head must come back ``POSE_HYSTERESIS_DEG`` inside the
+        limits before it proposes anything else."""
+        margin = POSE_HYSTERESIS_DEG if current == LOOKING_AWAY else 0.0
+        if self.head_away(yaw, pitch, margin):
+            return LOOKING_AWAY, "head_pose"
+        if eyes_closed:
+            return EYES_CLOSED, "eyes"
+        if gaze is not None and self.gaze_away(*gaze):
+            return LOOKING_AWAY, "gaze"
+        return ATTENTIVE, ""

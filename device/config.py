@@ -72,6 +72,25 @@ class EmotionSection:
 
 @dataclass
 class AttentionSection:
+    checks: bool = True  # landmarks, head pose, eyes and gaze; false: "a frontal face was detected" only
+    max_yaw_deg: float = field(default=30.0, metadata=_rng(1, 90))  # beyond it (after the offset): looking away
+    max_pitch_deg: float = field(default=20.0, metadata=_rng(1, 90))
+    yaw_offset_deg: float = field(default=0.0, metadata=_rng(-90, 90))  # pose of a face that looks at the screen
+    pitch_offset_deg: float = field(default=0.0, metadata=_rng(-90, 90))  # (camera above the screen: negative)
+    pose_smoothing: float = field(default=0.5, metadata=_rng(0.0, 0.95))  # weight of the past in the pose EMA
+    focal_px: float = field(default=0.0, metadata=_rng(0, 100000))  # 0: the frame width (about 53 degrees FOV)
+    gaze: bool = True  # iris position counts toward looking_away
+    gaze_h_min: float = field(default=0.35, metadata=_rng(0.0, 1.0))  # iris ratios of a gaze on the screen
+    gaze_h_max: float = field(default=0.65, metadata=_rng(0.0, 1.0))
+    gaze_v_min: float = field(default=0.0, metadata=_rng(0.0, 1.0))  # vertical: off until calibrated
+    gaze_v_max: float = field(default=1.0, metadata=_rng(0.0, 1.0))
+    calibration: str = ""  # a file from `emocast calibrate`; replaces the offsets and gaze ranges above
+    ear_closed: float = field(default=0.21, metadata=_rng(0.0, 1.0))  # eye aspect ratio: closed below it
+    closed_ratio: float = field(default=0.6, metadata=_rng(0.1, 1.0))  # closed below this share of the baseline
+    blink_max_s: float = field(default=0.5, metadata=_rng(0.05, 5))  # a shorter closure is a blink
+    attentive_s: float = field(default=0.3, metadata=_rng(0.0, 600))  # back to attentive after this long
+    looking_away_s: float = field(default=1.5, metadata=_rng(0.0, 600))
+    eyes_closed_s: float = field(default=1.0, metadata=_rng(0.0, 600))
     absent_s: float = field(default=2.0, metadata=_rng(0.1, 600))
 
 
@@ -264,6 +283,21 @@ def validate_cross(cfg: Config) -> None:
     prefix = cfg.mqtt.prefix
     if not prefix or any(ch in prefix for ch in "+#") or prefix.startswith("/") or prefix.endswith("/"):
         raise ConfigError(f"{cfg.origin}: [mqtt] prefix {prefix!r} must be non-empty, without + # or edge slashes")
+    a = cfg.attention
+    for axis in ("h", "v"):
+        lo, hi = getattr(a, f"gaze_{axis}_min"), getattr(a, f"gaze_{axis}_max")
+        if lo >= hi:
+            raise ConfigError(f"{cfg.origin}: [attention] gaze_{axis}_min ({lo}) must be below gaze_{axis}_max ({hi})")
+    if a.blink_max_s >= a.eyes_closed_s > 0:
+        raise ConfigError(f"{cfg.origin}: [attention] blink_max_s ({a.blink_max_s}) must be below "
+                          f"eyes_closed_s ({a.eyes_closed_s}): a closure is a blink or eyes_closed, not both")
+    if a.calibration:
+        from .calibration import CalibrationError, load
+
+        try:
+            load(a.calibration)
+        except CalibrationError as exc:
+            raise ConfigError(f"{cfg.origin}: [attention] calibration: {exc}") from None
     dev = cfg.device.id
     if dev and any(ch in dev for ch in "+#/"):
         raise ConfigError(f"{cfg.origin}: [device] id {dev!r} must not contain + # or /")

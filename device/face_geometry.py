@@ -2,7 +2,8 @@
 
 Angles follow one convention everywhere (degrees, camera looking at the person):
 - yaw > 0: the face turns toward the image's right (the person's own left);
-- pitch > 0: the face tilts up;
+- pitch > 0: the face tilts up (a positive rotation about the model's x axis turns the face's
+  normal down, hence the minus signs below);
 - roll > 0: the face leans clockwise in the image.
 
 Head pose solves a perspective-n-point problem between the landmarks and a generic 3D face. The
@@ -68,8 +69,8 @@ def _euler_from_rotation(rot: np.ndarray) -> tuple[float, float, float]:
     The model's axes are x right, y up, z toward the camera; OpenCV's camera has y down and z away,
     so a face looking straight at the camera has R = diag(1, -1, -1)."""
     flip = np.diag([1.0, -1.0, -1.0])
-    r = flip @ rot  # R = Rz(-roll) Rx(pitch) Ry(yaw), identity when facing the camera
-    pitch = np.degrees(np.arcsin(np.clip(r[2, 1], -1.0, 1.0)))
+    r = flip @ rot  # R = Rz(-roll) Rx(-pitch) Ry(yaw), identity when facing the camera
+    pitch = -np.degrees(np.arcsin(np.clip(r[2, 1], -1.0, 1.0)))
     yaw = np.degrees(np.arctan2(-r[2, 0], r[2, 2]))
     roll = np.degrees(np.arctan2(-r[0, 1], r[1, 1]))
     return float(yaw), float(pitch), float(-roll)
@@ -77,7 +78,7 @@ def _euler_from_rotation(rot: np.ndarray) -> tuple[float, float, float]:
 
 def rotation_from_euler(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """The model-to-camera rotation for given angles (the inverse of ``_euler_from_rotation``)."""
-    y, p, r = np.radians([yaw, pitch, -roll])
+    y, p, r = np.radians([yaw, -pitch, -roll])
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
     rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])

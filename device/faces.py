@@ -159,3 +159,44 @@ class FaceTracker:
 
     def drop(self, track_id: int) -> Track | None:
         return self.tracks.pop(track_id, None)
+
+
+class ProfileFinder:
+    """Looks for a turned-away face near where a tracked frontal face was lost.
+
+    The frontal detectors stop firing once a head turns past about 40 degrees, which would make a
+    person who turns to a neighbour look "absent". OpenCV's profile cascade (trained on faces looking
+    to the image's left; the mirrored crop covers the other side) searched only around the lost box
+    keeps the track alive and lets it be reported as looking away. Only near a known track: on a
+    whole frame the profile cascade fires on too much else."""
+
+    def __init__(self, cascade: str = "haarcascade_profileface.xml") -> None:
+        path = cv2.data.haarcascades + cascade
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise RuntimeError(f"cannot load the Haar cascade {path}")
+
+    def find(self, gray: np.ndarray, near: Box, max_width: int = 160) -> Box | None:
+        """The profile face closest to ``near`` within an area twice its size, or None."""
+        x, y, w, h = near
+        H, W = gray.shape[:2]
+        x0, y0 = max(0, x - w // 2), max(0, y - h // 2)
+        x1, y1 = min(W, x + w + w // 2), min(H, y + h + h // 2)
+        roi = gray[y0:y1, x0:x1]
+        if roi.size == 0:
+            return None
+        scale = min(1.0, max_width / float(roi.shape[1]))
+        small = roi if scale == 1.0 else cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        min_size = max(16, int(0.6 * w * scale))
+        found: list[Box] = []
+        for mirrored in (False, True):
+            img = small[:, ::-1] if mirrored else small
+            for bx, by, bw, bh in self._cascade.detectMultiScale(np.ascontiguousarray(img), 1.1, 4,
+                                                                 minSize=(min_size, min_size)):
+                if mirrored:
+                    bx = small.shape[1] - bx - bw
+                inv = 1.0 / scale
+                found.append((x0 + int(bx * inv), y0 + int(by * inv), int(bw * inv), int(bh * inv)))
+        if not found:
+            return None
+        return min(found, key=lambda b: _centre_distance(b, near))

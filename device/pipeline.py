@@ -15,12 +15,24 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .attention import ABSENT, ATTENTIVE, AttentionStateMachine, StateChange
+from . import calibration
+from .attention import (
+    ABSENT,
+    ATTENTIVE,
+    EYES_CLOSED,
+    LOOKING_AWAY,
+    AttentionRules,
+    AttentionStateMachine,
+    EyeMonitor,
+    StateChange,
+)
 from .capture import Frame
 from .config import Config
 from .emotion import EmotionModel, EmotionSmoother
 from .events import ATTENTION, EMOTION, SUMMARY
-from .faces import FaceDetector, FaceTracker, Track, detect_faces
+from .face_geometry import HeadPose
+from .face_reading import FaceReader, FaceReading
+from .faces import FaceDetector, FaceTracker, ProfileFinder, Track, detect_faces
 
 Event = tuple[str, dict[str, Any]]  # (kind, body)
 
@@ -50,10 +62,11 @@ class SummaryWindow:
 
     start_t: float
     face_time_s: float = 0.0
-    attentive_s: float = 0.0
+    state_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     emotion_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     tracks: set[int] = field(default_factory=set)
     frames: int = 0
+    blinks: int = 0
 
 
 @dataclass
@@ -62,18 +75,37 @@ class FaceState:
 
     attention: AttentionStateMachine
     smoother: EmotionSmoother | None
+    eyes: EyeMonitor
     last_emotion_t: float = float("-inf")
+    pose: HeadPose | None = None  # last solved pose, seeds the next solve
+    angles: np.ndarray | None = None  # smoothed yaw, pitch, roll
+    reading: FaceReading | None = None
+    reason: str = ""
+    blinks_seen: int = 0
+    probs: np.ndarray | None = None
 
 
 class Analyzer:
-    def __init__(self, cfg: Config, detector: FaceDetector, model: EmotionModel | None) -> None:
+    def __init__(self, cfg: Config, detector: FaceDetector, model: EmotionModel | None,
+                 reader: FaceReader | None = None, keep_records: bool = False) -> None:
+        """``reader`` does the landmark checks (built from the config when ``attention.checks``);
+        ``keep_records`` makes ``process`` keep per-face records for offline analysis."""
         self.cfg = cfg
+        a = cfg.attention
         self.detector = detector
         self.model = model
         self.tracker = FaceTracker(match_iou=cfg.faces.match_iou, min_hits=cfg.faces.min_hits)
         self.detect_period = 1.0 / cfg.faces.detect_hz
         self.emotion_period = 1.0 / cfg.emotion.emotion_hz if cfg.emotion.emotion_hz > 0 else float("inf")
-        self.timers = {"detect": StageTimer(), "emotion": StageTimer(), "frame": StageTimer()}
+        self.timers = {"detect": StageTimer(), "attention": StageTimer(), "emotion": StageTimer(),
+                       "frame": StageTimer()}
+        self.rules = AttentionRules.from_config(a, calibration.load(a.calibration) if a.calibration else None)
+        self.reader = reader if reader is not None else (FaceReader(a.focal_px, a.gaze) if a.checks else None)
+        self.profiles = ProfileFinder() if self.reader is not None else None
+        self.dwell = {ATTENTIVE: a.attentive_s, LOOKING_AWAY: a.looking_away_s, EYES_CLOSED: a.eyes_closed_s,
+                      ABSENT: 0.0}  # absence is timed by the tracker (absent_s)
+        self.keep_records = keep_records
+        self.records: list[dict[str, Any]] = []
         self._last_detect_t = float("-inf")
         self._prev_t: float | None = None
         self._faces: dict[int, FaceState] = {}
@@ -87,20 +119,29 @@ class Analyzer:
         t = frame.t
         if self.window is None:
             self.window = SummaryWindow(start_t=t)
+        self.records = []
         events: list[Event] = []
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-        if t - self._last_detect_t >= self.detect_period * 0.999:
+        detected = t - self._last_detect_t >= self.detect_period * 0.999
+        if detected:
             self._last_detect_t = t
             d0 = time.perf_counter()
             boxes = detect_faces(self.detector, gray, self.cfg.faces.detect_width, self.cfg.faces.min_face_px)
+            touched = self.tracker.update(boxes, t)
             self.timers["detect"].add((time.perf_counter() - d0) * 1000)
-            for tr in self.tracker.update(boxes, t):
+            a0 = time.perf_counter()
+            for tr in touched:
                 if tr.confirmed:
-                    new = self._face(tr).attention.state is None  # a track's first state began at its first sighting
-                    events.extend(self._observe(tr, ATTENTIVE, tr.first_t if new else tr.last_seen_t))
+                    events.extend(self._check(gray, tr, t))
+            events.extend(self._profiles(gray, t, {tr.id for tr in touched}))
+            if touched:
+                self.timers["attention"].add((time.perf_counter() - a0) * 1000)
         events.extend(self._expire(t))
         events.extend(self._emotions(gray, t))
         self._accumulate(t)
+        if detected and self.keep_records:
+            self.records = [self._record(tr, frame) for tr in self.tracker.tracks.values()
+                            if tr.confirmed and tr.last_seen_t == t and tr.id in self._faces]
         self.frames += 1
         self.timers["frame"].add((time.perf_counter() - t0) * 1000)
         return events
@@ -112,23 +153,66 @@ class Analyzer:
             if self.model is not None:
                 e = self.cfg.emotion
                 smoother = EmotionSmoother(self.model.labels, e.smoothing, e.min_confidence)
-            st = FaceState(AttentionStateMachine({ABSENT: 0.0}), smoother)
+            a = self.cfg.attention
+            st = FaceState(AttentionStateMachine(self.dwell), smoother,
+                           EyeMonitor(a.ear_closed, a.closed_ratio, a.blink_max_s))
             self._faces[tr.id] = st
         return st
 
-    def _observe(self, tr: Track, proposed: str, t: float) -> list[Event]:
+    def _check(self, gray: np.ndarray, tr: Track, t: float) -> list[Event]:
+        """A fresh detection of a confirmed track: read the face and propose its state."""
+        st = self._face(tr)
+        when = tr.first_t if st.attention.state is None else t  # a track's first state began at its first sighting
+        if self.reader is None:
+            return self._observe(tr, ATTENTIVE, when, "")
+        reading = self.reader.read(gray, tr.box, st.pose)
+        st.reading = reading
+        if reading.pose is None:
+            return []
+        st.pose = reading.pose
+        angles = np.array([reading.pose.yaw, reading.pose.pitch, reading.pose.roll])
+        k = self.cfg.attention.pose_smoothing
+        st.angles = angles if st.angles is None else k * st.angles + (1.0 - k) * angles
+        closed = st.eyes.update(reading.ear, t)
+        gaze = None if closed or reading.gaze is None else (reading.gaze.h, reading.gaze.v)
+        state, st.reason = self.rules.propose(float(st.angles[0]), float(st.angles[1]), closed, gaze,
+                                              st.attention.state)
+        return self._observe(tr, state, when, st.reason)
+
+    def _profiles(self, gray: np.ndarray, t: float, touched: set[int]) -> list[Event]:
+        """Confirmed tracks the frontal detector missed: a profile face near them keeps them alive,
+        looking away."""
+        if self.profiles is None:
+            return []
+        events: list[Event] = []
+        for tr in list(self.tracker.tracks.values()):
+            if tr.id in touched or not tr.confirmed or tr.id not in self._faces:
+                continue
+            box = self.profiles.find(gray, tr.box)
+            if box is None:
+                continue
+            tr.box, tr.last_seen_t = box, t
+            st = self._faces[tr.id]
+            st.reading, st.pose, st.angles, st.reason = None, None, None, "profile"
+            events.extend(self._observe(tr, LOOKING_AWAY, t, "profile"))
+        return events
+
+    def _observe(self, tr: Track, proposed: str, t: float, reason: str) -> list[Event]:
         change = self._face(tr).attention.observe(proposed, t)
-        return [] if change is None else [(ATTENTION, self._attention_body(tr, change))]
+        return [] if change is None else [(ATTENTION, self._attention_body(tr, change, reason))]
 
     @staticmethod
-    def _attention_body(tr: Track, ch: StateChange) -> dict[str, Any]:
-        return {
+    def _attention_body(tr: Track, ch: StateChange, reason: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "track": tr.id,
             "state": ch.state,
             "previous": ch.previous,
             "previous_duration_s": round(ch.previous_duration_s, 3),
             "source_t": round(ch.t, 3),
         }
+        if reason:
+            body["reason"] = reason
+        return body
 
     def _expire(self, t: float) -> list[Event]:
         """A track unseen for ``absent_s`` turns absent (if it ever counted) and is forgotten."""
@@ -137,7 +221,7 @@ class Analyzer:
             if t - tr.last_seen_t < self.cfg.attention.absent_s:
                 continue
             if tr.confirmed:
-                events.extend(self._observe(tr, ABSENT, tr.last_seen_t))
+                events.extend(self._observe(tr, ABSENT, tr.last_seen_t, "lost"))
             self.tracker.drop(tr.id)
             self._faces.pop(tr.id, None)
         return events
@@ -152,6 +236,9 @@ class Analyzer:
                 continue
             if t - tr.last_seen_t > 2 * self.detect_period:  # box is stale: the face may have moved
                 continue
+            if self.reader is not None and (st.angles is None or
+                                            not self.rules.facing_camera(st.angles[0], st.angles[1])):
+                continue  # a turned face gives the emotion model noise
             if t - st.last_emotion_t < self.emotion_period * 0.999:
                 continue
             st.last_emotion_t = t
@@ -172,6 +259,29 @@ class Analyzer:
                 }))
         return events
 
+    def _record(self, tr: Track, frame: Frame) -> dict[str, Any]:
+        """What ``emocast analyze`` writes for one face on one processed frame (stays on the machine)."""
+        st = self._faces[tr.id]
+        r = st.reading
+        angles = st.angles
+        smoother = st.smoother
+        return {
+            "t": round(frame.t, 3),
+            "frame": frame.index,
+            "track": tr.id,
+            "box": [int(v) for v in tr.box],
+            "head_pose": None if angles is None else dict(zip(("yaw", "pitch", "roll"),
+                                                              (round(float(a), 1) for a in angles), strict=True)),
+            "eye_openness": None if r is None else round(st.eyes.openness(r.ear), 3),
+            "ear": None if r is None else round(r.ear, 3),
+            "eyes_closed": None if r is None else st.eyes.closed,
+            "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),
+            "attention": st.attention.state,
+            "reason": st.reason,
+            "emotion": None if smoother is None else smoother.current,
+            "probs": None if smoother is None or smoother.probs is None else smoother.as_dict(),
+        }
+
     # -- summary -------------------------------------------------------------------------------
     def _accumulate(self, t: float) -> None:
         dt = 0.0 if self._prev_t is None else min(1.0, max(0.0, t - self._prev_t))
@@ -183,12 +293,13 @@ class Analyzer:
             st = self._faces.get(tr.id)
             if not tr.confirmed or st is None or st.attention.state in (None, ABSENT):
                 continue
+            w.blinks += st.eyes.blinks - st.blinks_seen
+            st.blinks_seen = st.eyes.blinks
             if t - tr.last_seen_t > 2 * self.detect_period:  # gone, not yet declared absent: not face time
                 continue
             w.tracks.add(tr.id)
             w.face_time_s += dt
-            if st.attention.state == ATTENTIVE:
-                w.attentive_s += dt
+            w.state_s[st.attention.state] += dt
             if st.smoother is not None and st.smoother.current is not None:
                 w.emotion_s[st.smoother.current] += dt
 
@@ -200,13 +311,22 @@ class Analyzer:
         w = self.window or SummaryWindow(start_t=t)
         labels = self.model.labels if self.model is not None else ()
         total_emotion = sum(w.emotion_s.values())
+
+        def share(state: str) -> float | None:
+            return round(w.state_s.get(state, 0.0) / w.face_time_s, 4) if w.face_time_s > 0 else None
+
         body: dict[str, Any] = {
             "window_s": round(max(0.0, t - w.start_t), 3),
             "frames": w.frames,
             "faces_seen": len(w.tracks),
             "faces_now": sum(1 for tr in self.tracker.tracks.values() if tr.confirmed),
             "face_time_s": round(w.face_time_s, 3),
-            "attentive_share": round(w.attentive_s / w.face_time_s, 4) if w.face_time_s > 0 else None,
+            "attentive_share": share(ATTENTIVE),
+            "looking_away_share": share(LOOKING_AWAY),
+            "eyes_closed_share": share(EYES_CLOSED),
+            "blinks": w.blinks,
+            "blink_rate_per_min": round(w.blinks / (w.face_time_s / 60.0), 2)
+            if self.reader is not None and w.face_time_s >= 1.0 else None,
             "emotion_share": {lab: round(w.emotion_s.get(lab, 0.0) / total_emotion, 4) if total_emotion > 0 else 0.0
                               for lab in labels},
             **(extra or {}),

@@ -96,7 +96,10 @@ class Service:
             "labels": list(model.labels) if model else [],
             "config_digest": self.cfg.digest(),
             "capabilities": {
-                "attention_states": ["attentive", "absent"],
+                "attention_states": ["attentive", "looking_away", "eyes_closed", "absent"]
+                if self.cfg.attention.checks else ["attentive", "absent"],
+                "attention_checks": self.cfg.attention.checks,
+                "gaze": self.cfg.attention.checks and self.cfg.attention.gaze,
                 "emotion": model is not None,
                 "emotion_hz": self.cfg.emotion.emotion_hz,
                 "detector": self.cfg.faces.detector,

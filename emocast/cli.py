@@ -46,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--summary-s", type=float, help="seconds between summaries")
     run.add_argument("--metrics-s", type=float, help="seconds between metrics messages")
 
+    an = sub.add_parser("analyze", help="log what the device would see in a video file or a photo")
+    an.add_argument("path", type=Path, help="a video file or a photo")
+    an.add_argument("--config", help="TOML config (thresholds, calibration, detector) as on the kiosk")
+    an.add_argument("--out", type=Path, help="write JSON lines here instead of stdout")
+    an.add_argument("--csv", type=Path, help="also write the records as CSV")
+    an.add_argument("--plot", type=Path, help="write a PNG timeline of attention and emotion")
+    an.add_argument("--hz", type=float, help="faces processed per second of media (default: the config's "
+                    "detect_hz; 0: every frame)")
+    an.add_argument("--detector", choices=("haar", "hog"), help="face detector (default: the config's)")
+    an.add_argument("--no-emotion", action="store_true", help="skip the emotion model")
+    an.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+
     chk = sub.add_parser("check-config", help="validate a config file and exit (0 valid, 3 invalid)")
     chk.add_argument("config")
 
@@ -115,6 +127,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from emocast.device import config as cfgmod
+    from emocast.device import exit_codes
+    from emocast.device.analyze import MediaError, RecordWriter, analyze, plot_timeline, summarize
+    from emocast.device.emotion import EmotionModel, ModelError, default_model_path
+
+    try:
+        cfg = cfgmod.load(args.config)
+    except cfgmod.ConfigError as exc:
+        logging.getLogger("emocast").error("%s", exc)
+        return exit_codes.CONFIG
+    try:
+        if args.hz is not None:
+            cfg = cfgmod.with_overrides(cfg, "faces", detect_hz=240.0 if args.hz == 0 else args.hz)
+        cfg = cfgmod.with_overrides(cfg, "faces", detector=args.detector)
+    except cfgmod.ConfigError as exc:
+        logging.getLogger("emocast").error("%s", exc)
+        return exit_codes.USAGE
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            logging.getLogger("emocast").error("--plot needs matplotlib: pip install 'emocast[plot]'")
+            return exit_codes.USAGE
+    model = None
+    if not args.no_emotion and cfg.emotion.emotion_hz > 0:
+        try:
+            model = EmotionModel(Path(cfg.emotion.model) if cfg.emotion.model else default_model_path(),
+                                 threads=cfg.emotion.threads)
+        except ModelError as exc:
+            logging.getLogger("emocast").error("%s", exc)
+            return exit_codes.MODEL
+    out = args.out.open("w") if args.out else sys.stdout
+    csv_file = args.csv.open("w", newline="") if args.csv else None
+    writer = RecordWriter(out, csv_file, keep=args.plot is not None or not args.quiet)
+    try:
+        result = analyze(args.path, cfg, model, writer, progress=not args.quiet)
+    except MediaError as exc:
+        logging.getLogger("emocast").error("%s", exc)
+        return exit_codes.SOURCE
+    finally:
+        if args.out:
+            out.close()
+        if csv_file is not None:
+            csv_file.close()
+    if args.plot is not None:
+        labels = tuple(model.labels) if model is not None else ()
+        plot_timeline(writer.kept, labels, args.path.name, args.plot)
+    if not args.quiet:
+        print(summarize(writer.kept, result), file=sys.stderr)
+    return exit_codes.OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from emocast.device import config as cfgmod
     from emocast.device import exit_codes
@@ -147,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "run":
         _setup_logging(args.log_level or "INFO")
-    handlers = {"run": cmd_run, "check-config": cmd_check_config, "demo-clip": cmd_demo_clip, "convert": cmd_convert}
+    handlers = {"run": cmd_run, "analyze": cmd_analyze,
+                "check-config": cmd_check_config, "demo-clip": cmd_demo_clip, "convert": cmd_convert}
     return handlers[args.command](args)
 
 

@@ -49,7 +49,10 @@ def test_sign_convention():
     mid = lambda lm: (lm[39, 0] + lm[42, 0]) / 2  # noqa: E731
     assert turned[30, 0] - mid(turned) > frontal[30, 0] - mid(frontal)
     up = project_model(0, 20, 0, cam)
-    assert up[8, 1] - up[30, 1] < frontal[8, 1] - frontal[30, 1]  # chin closer to the nose when tilted up
+    down = project_model(0, -20, 0, cam)
+    # the nose tip sits in front of the chin: tilting up lifts it away from the chin, tilting down
+    # lowers it toward the chin
+    assert up[8, 1] - up[30, 1] > frontal[8, 1] - frontal[30, 1] > down[8, 1] - down[30, 1]
 
 
 def eye(opening: float, width: float = 30.0) -> np.ndarray:

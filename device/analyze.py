@@ -1,0 +1,205 @@
+"""``emocast analyze``: what the device would see in a recorded video or a photo, as records.
+
+Educators asked for a timeline of attention and emotion across a lecture recording. This runs the
+very Analyzer the service runs (same detection, tracking, landmarks, rules, emotion sampling), on
+media time, every frame read in order; only the source (a file, not a camera) and the sink (JSON
+lines, CSV, a PNG timeline, not MQTT) differ. The records stay on the machine that runs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+
+from .attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
+from .capture import Frame
+from .config import Config, with_overrides
+from .emotion import EmotionModel
+from .faces import make_detector
+from .pipeline import Analyzer, Event
+
+log = logging.getLogger(__name__)
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+CSV_COLUMNS = ["t", "frame", "track", "box_x", "box_y", "box_w", "box_h", "yaw", "pitch", "roll", "eye_openness",
+               "ear", "eyes_closed", "gaze_h", "gaze_v", "attention", "reason", "emotion", "confidence"]
+STATE_COLOURS = {ATTENTIVE: "#2e7d32", LOOKING_AWAY: "#f9a825", EYES_CLOSED: "#6a1b9a", ABSENT: "#9e9e9e"}
+
+
+class MediaError(Exception):
+    """The file cannot be read as a video or a photo."""
+
+
+@dataclass
+class AnalysisResult:
+    records: int = 0
+    frames: int = 0
+    frames_expected: int = 0
+    events: list[Event] = dataclasses.field(default_factory=list)
+    truncated: bool = False
+
+
+def is_photo(path: Path) -> bool:
+    return path.suffix.lower() in PHOTO_SUFFIXES
+
+
+def photo_config(cfg: Config, width: int) -> Config:
+    """A single photo: a face counts at its first detection, and detection runs at full size."""
+    return with_overrides(cfg, "faces", min_hits=1, detect_width=max(64, min(width, 1920)))
+
+
+def frames_of(path: Path) -> tuple[Iterator[Frame], int, float]:
+    """Frames of a video (or the one frame of a photo) on media time, and the expected count."""
+    if is_photo(path):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise MediaError(f"{path}: cannot read it as a photo (missing, not an image, or corrupt)")
+        return iter([Frame(image=image, index=0, t=0.0, wall=0.0)]), 1, 0.0
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise MediaError(f"{path}: cannot open it as a video (not a video, or corrupt)")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    if not 0.5 <= fps <= 1000:
+        log.warning("%s: frame rate %r not credible; assuming 25", path, fps)
+        fps = 25.0
+    expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+
+    def gen() -> Iterator[Frame]:
+        index = 0
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok or image is None:
+                    return
+                yield Frame(image=image, index=index, t=index / fps, wall=0.0)
+                index += 1
+        finally:
+            cap.release()
+
+    return gen(), expected, fps
+
+
+def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress: bool = True) -> AnalysisResult:
+    """Run the Analyzer over every frame of ``path``; ``sink(record)`` gets each face record."""
+    from tqdm import tqdm
+
+    frames, expected, _fps = frames_of(path)
+    result = AnalysisResult(frames_expected=expected)
+    analyzer: Analyzer | None = None
+    bar = tqdm(total=expected or None, unit="frame", desc=path.name, disable=not progress or expected <= 1,
+               file=sys.stderr)
+    for frame in frames:
+        if analyzer is None:
+            if is_photo(path):
+                cfg = photo_config(cfg, frame.image.shape[1])
+            analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, keep_records=True)
+        result.events.extend(analyzer.process(frame))
+        for record in analyzer.records:
+            sink(record)
+            result.records += 1
+        result.frames += 1
+        bar.update(1)
+    bar.close()
+    if expected > 1 and result.frames < expected * 0.98:
+        result.truncated = True
+        log.warning("%s: read %d of the %d frames its header announces: truncated or damaged; the records "
+                    "cover the part that could be read", path, result.frames, expected)
+    if result.frames == 0:
+        raise MediaError(f"{path}: no frame could be read")
+    return result
+
+
+class RecordWriter:
+    """JSON lines (stdout or a file), optionally a CSV beside them, and what the plot needs."""
+
+    def __init__(self, jsonl: IO[str] | None, csv_file: IO[str] | None, keep: bool) -> None:
+        self.jsonl = jsonl
+        self.csv = csv.writer(csv_file) if csv_file is not None else None
+        if self.csv is not None:
+            self.csv.writerow(CSV_COLUMNS)
+        self.kept: list[dict[str, Any]] = []  # only with keep (for the plot)
+        self.keep = keep
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        if self.csv is not None:
+            self.csv.writerow(csv_row(rec))
+        if self.keep:
+            self.kept.append(rec)
+
+
+def csv_row(rec: dict[str, Any]) -> list[Any]:
+    pose = rec["head_pose"] or {}
+    gaze = rec["gaze"] or {}
+    probs = rec["probs"] or {}
+    x, y, w, h = rec["box"]
+    return [rec["t"], rec["frame"], rec["track"], x, y, w, h, pose.get("yaw"), pose.get("pitch"), pose.get("roll"),
+            rec["eye_openness"], rec["ear"], rec["eyes_closed"], gaze.get("h"), gaze.get("v"), rec["attention"],
+            rec["reason"], rec["emotion"], probs.get(rec["emotion"]) if rec["emotion"] else None]
+
+
+def plot_timeline(records: list[dict[str, Any]], labels: tuple[str, ...], title: str, out: Path) -> None:
+    """Attention state per face over time (top) and the room's emotion shares over time (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]})
+    tracks = sorted({r["track"] for r in records})
+    t_end = max((r["t"] for r in records), default=1.0) or 1.0
+    step = np.median(np.diff(sorted({r["t"] for r in records}))) if len(records) > 1 else 0.1
+    for row, track in enumerate(tracks):
+        mine = [r for r in records if r["track"] == track]
+        for r in mine:
+            ax1.broken_barh([(r["t"], step)], (row - 0.4, 0.8), color=STATE_COLOURS.get(r["attention"] or "", "#ccc"))
+    ax1.set_yticks(range(len(tracks)), [f"face {t}" for t in tracks])
+    ax1.set_title(f"{title}: attention per face")
+    ax1.legend(handles=[Patch(color=c, label=s) for s, c in STATE_COLOURS.items()], loc="upper right",
+               fontsize=8, ncol=4)
+    # emotion shares in bins of about 1/40 of the recording (at least one processed frame)
+    bins = np.linspace(0.0, t_end + step, min(60, max(2, int((t_end + step) / max(step, 1e-3)))) + 1)
+    shares = np.zeros((len(labels), len(bins) - 1))
+    for r in records:
+        if r["emotion"] in labels:
+            b = min(len(bins) - 2, int(np.searchsorted(bins, r["t"], side="right") - 1))
+            shares[labels.index(r["emotion"]), b] += 1
+    totals = shares.sum(axis=0)
+    shares = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
+    centres = (bins[:-1] + bins[1:]) / 2
+    if shares.any():
+        ax2.stackplot(centres, shares, labels=labels, alpha=0.85)
+        ax2.legend(loc="upper right", fontsize=8, ncol=len(labels))
+    else:
+        ax2.text(0.5, 0.5, "no emotion readings (no attentive frontal face, or emotion off)",
+                 ha="center", va="center", transform=ax2.transAxes)
+    ax2.set(ylim=(0, 1), ylabel="share of faces", xlabel="seconds", title="emotion (smoothed) across faces")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def summarize(records: list[dict[str, Any]] | None, result: AnalysisResult) -> str:
+    changes = Counter(body["state"] for kind, body in result.events if kind == "attention")
+    parts = [f"{result.frames} frames, {result.records} face records"]
+    if records:
+        states = Counter(r["attention"] for r in records)
+        total = sum(states.values())
+        parts.append("attention " + ", ".join(f"{s} {n / total:.0%}" for s, n in states.most_common()))
+    parts.append("state changes " + (", ".join(f"{s} {n}" for s, n in changes.most_common()) or "none"))
+    return "; ".join(parts)

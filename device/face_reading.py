@@ -1,0 +1,51 @@
+"""One face, one frame: landmarks, then head pose, eye openness and gaze from them.
+
+The reading is what the attention rules and ``emocast analyze`` see. Landmarks never leave this
+module's caller (the analysis thread): they are reduced to angles and ratios here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .face_geometry import HeadPose, camera_matrix, eye_openness, head_pose
+from .faces import Box
+from .gaze import Gaze, gaze_ratios
+from .landmarks import LandmarkDetector
+
+
+@dataclass(frozen=True)
+class FaceReading:
+    pose: HeadPose | None  # as solved on this frame (smoothing is the track's business)
+    ear_right: float
+    ear_left: float
+    gaze: Gaze | None
+
+    @property
+    def ear(self) -> float:
+        return (self.ear_right + self.ear_left) / 2.0
+
+
+class FaceReader:
+    """Landmarks -> pose, EAR and gaze, with intrinsics from the frame size unless a focal is given."""
+
+    def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: LandmarkDetector | None = None) -> None:
+        self.landmarks = landmarks or LandmarkDetector()
+        self.focal_px = focal_px or None
+        self.gaze = gaze
+        self._cam: tuple[tuple[int, int], np.ndarray] | None = None
+
+    def _camera(self, shape: tuple[int, ...]) -> np.ndarray:
+        size = (int(shape[1]), int(shape[0]))
+        if self._cam is None or self._cam[0] != size:
+            self._cam = (size, camera_matrix(size[0], size[1], self.focal_px))
+        return self._cam[1]
+
+    def read(self, gray: np.ndarray, box: Box, previous: HeadPose | None = None) -> FaceReading:
+        lm = self.landmarks.predict(gray, box)
+        pose = head_pose(lm, self._camera(gray.shape), previous)
+        ear_r, ear_l = eye_openness(lm)
+        gz = gaze_ratios(gray, lm) if self.gaze else None
+        return FaceReading(pose, ear_r, ear_l, gz)
