@@ -31,6 +31,7 @@ from .pipeline import Analyzer, Event
 
 log = logging.getLogger(__name__)
 
+PHOTO_MIN_SIDE = 240  # smaller photos (tight face crops) are enlarged so detector and landmarks have detail
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 CSV_COLUMNS = ["t", "frame", "track", "box_x", "box_y", "box_w", "box_h", "yaw", "pitch", "roll", "eye_openness",
                "ear", "eyes_closed", "gaze_h", "gaze_v", "attention", "reason", "emotion", "confidence"]
@@ -101,13 +102,20 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
     analyzer: Analyzer | None = None
     bar = tqdm(total=expected or None, unit="frame", desc=path.name, disable=not progress or expected <= 1,
                file=sys.stderr)
+    scale = 1.0
     for frame in frames:
         if analyzer is None:
             if is_photo(path):
-                cfg = photo_config(cfg, frame.image.shape[1])
+                scale = max(1.0, PHOTO_MIN_SIDE / min(frame.image.shape[:2]))
+                cfg = photo_config(cfg, int(frame.image.shape[1] * scale))
             analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, keep_records=True)
+        if scale != 1.0:
+            frame = dataclasses.replace(frame, image=cv2.resize(frame.image, None, fx=scale, fy=scale,
+                                                                interpolation=cv2.INTER_CUBIC))
         result.events.extend(analyzer.process(frame))
         for record in analyzer.records:
+            if scale != 1.0:  # boxes in the photo's own pixels
+                record["box"] = [int(round(v / scale)) for v in record["box"]]
             sink(record)
             result.records += 1
         result.frames += 1

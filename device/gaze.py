@@ -54,7 +54,7 @@ def iris_position(gray: np.ndarray, eye: np.ndarray) -> tuple[float, float] | No
         return None
     # lid positions along the normal: upper lid points 1, 2 and lower lid points 4, 5
     d = (eye - origin) @ n
-    upper, lower = float(np.mean(d[[1, 2]])), float(np.mean(d[[4, 5]]))
+    upper, lower = float(d[1] + d[2]) / 2.0, float(d[4] + d[5]) / 2.0
     if lower - upper < 0.12 * width:  # nearly shut: no iris to see
         return None
     # resample the eye into its own frame: x along the axis, y along the normal
@@ -72,14 +72,13 @@ def iris_position(gray: np.ndarray, eye: np.ndarray) -> tuple[float, float] | No
     values = patch[mask > 0]
     if values.size < 20:
         return None
-    cut = np.percentile(values, DARK_SHARE * 100)
-    dark = (patch <= cut) & (mask > 0)
-    ys, xs = np.nonzero(dark)
-    if xs.size == 0:
-        return None
-    weights = (cut + 1.0 - patch[ys, xs].astype(np.float64))  # darker pixels count more
-    cx = float(np.average(xs, weights=weights))
-    cy = float(np.average(ys, weights=weights))
+    k = int(DARK_SHARE * (values.size - 1))
+    cut = int(np.partition(values, k)[k])
+    ys, xs = np.nonzero((patch <= cut) & (mask > 0))
+    weights = cut + 1.0 - patch[ys, xs]  # darker pixels count more; never empty: the cut is a value of the mask
+    total = weights.sum()
+    cx = float(xs @ weights) / total
+    cy = float(ys @ weights) / total
     return cx / (EYE_WIDTH_PX - 1), cy / max(1, out_h - 1)
 
 

@@ -175,3 +175,9 @@ def shipped_model() -> Path:
 def needs_fer() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not (FER_DIR / "train.npz").is_file(),
                               reason=f"FER2013 not found at {FER_DIR} (../shared/data is only beside the repo in CI)")
+
+
+def needs_media(*parts: str) -> pytest.MarkDecorator:
+    path = MEDIA.joinpath(*parts)
+    return pytest.mark.skipif(not path.exists(),
+                              reason=f"{path} not found (../shared/media is only beside the repo in CI)")

@@ -1,0 +1,151 @@
+"""`emocast analyze` end to end on real media: records, CSV, plot, and the attention states that
+real clips must produce. Clips from ../shared/media skip with a reason where it is absent."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import jsonschema
+import pytest
+
+from emocast.cli import main
+from emocast.device import exit_codes
+from emocast.device.analyze import CSV_COLUMNS, MediaError, analyze
+from emocast.device.config import from_mapping
+from emocast.device.emotion import EmotionModel
+from emocast.device.events import load_schema
+from emocast.device.faces import make_detector
+from emocast.device.pipeline import Analyzer
+from tests.conftest import MEDIA, needs_media
+
+VIDEOS = MEDIA / "videos"
+RECORD_SCHEMA = load_schema("analyze_record")
+
+
+def run_analyze(path: Path, cfg_table: dict | None = None, model: EmotionModel | None = None):
+    records: list[dict] = []
+    result = analyze(path, from_mapping(cfg_table or {}), model, records.append, progress=False)
+    for r in records:
+        jsonschema.validate(r, RECORD_SCHEMA)
+    return records, result
+
+
+def attention_events(result) -> list[dict]:
+    return [body for kind, body in result.events if kind == "attention"]
+
+
+def test_cli_writes_jsonl_csv_and_plot_for_the_demo_clip(demo_clip, tmp_path, capsys):
+    out, table, png = tmp_path / "a.jsonl", tmp_path / "a.csv", tmp_path / "a.png"
+    code = main(["analyze", str(demo_clip), "--out", str(out), "--csv", str(table), "--plot", str(png)])
+    assert code == exit_codes.OK
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) > 50
+    for r in records:
+        jsonschema.validate(r, RECORD_SCHEMA)
+    rows = list(csv.reader(table.open()))
+    assert rows[0] == CSV_COLUMNS and len(rows) == len(records) + 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # the astronaut faces the camera with open eyes and smiles
+    posed = [r for r in records if r["head_pose"] is not None]
+    assert len(posed) > 0.8 * len(records)
+    assert all(abs(r["head_pose"]["yaw"]) < 25 for r in posed)
+    assert sum(r["attention"] == "attentive" for r in records) > 0.8 * len(records)
+    assert sum(r["eyes_closed"] is False for r in posed) > 0.9 * len(posed)
+    assert max((r["emotion"] for r in records if r["emotion"]), key=[r["emotion"] for r in records].count) == "happy"
+    assert "face records" in capsys.readouterr().err
+
+
+def test_photo_gives_one_record_with_open_eyes(tmp_path, shipped_model):
+    from skimage import data
+
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    records, result = run_analyze(photo, model=EmotionModel(shipped_model))
+    assert len(records) == 1 and result.frames == 1
+    r = records[0]
+    assert r["attention"] == "attentive" and r["eyes_closed"] is False and r["gaze"] is not None
+    x, y, w, h = r["box"]
+    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 220  # her face, in the photo's own pixels
+
+
+def test_missing_corrupt_and_truncated_media(tmp_path, demo_clip, caplog):
+    with pytest.raises(MediaError, match="no such file"):
+        run_analyze(tmp_path / "nothing.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(MediaError, match="junk.mp4"):
+        run_analyze(junk)
+    bad_photo = tmp_path / "broken.jpg"
+    bad_photo.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    assert main(["analyze", str(bad_photo), "--quiet"]) == exit_codes.SOURCE
+    # a video cut short: what can be read is analysed, and the cut is reported
+    whole = demo_clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole[: len(whole) // 3])
+    records, result = run_analyze(cut)
+    assert result.frames > 0 and records
+    if result.frames_expected > result.frames:  # the AVI index is at the end: some readers cannot count
+        assert result.truncated and "truncated or damaged" in caplog.text
+
+
+@needs_media("videos", "fer_woman_looking_down_phone.mp4")
+def test_looking_down_at_a_phone_is_looking_away_by_head_pose():
+    records, result = run_analyze(VIDEOS / "fer_woman_looking_down_phone.mp4", {"emotion": {"emotion_hz": 0}})
+    pitches = [r["head_pose"]["pitch"] for r in records if r["head_pose"]]
+    assert len(pitches) > 20 and sorted(pitches)[len(pitches) // 2] < -20  # head well down (pitch > 0 is up)
+    events = attention_events(result)
+    assert any(e["state"] == "looking_away" and e.get("reason") == "head_pose" for e in events)
+    assert sum(r["attention"] == "looking_away" for r in records) > 0.8 * len(records)
+
+
+@needs_media("videos", "lp_d14_wink_gaze_aversion.mp4")
+def test_eyes_off_screen_and_eyes_shut_in_the_wink_clip():
+    records, result = run_analyze(VIDEOS / "lp_d14_wink_gaze_aversion.mp4",
+                                  {"attention": {"looking_away_s": 0.3}, "emotion": {"emotion_hz": 0}})
+    events = attention_events(result)
+    kinds = [(e["state"], e.get("reason")) for e in events]
+    assert ("looking_away", "gaze") in kinds
+    assert ("eyes_closed", "eyes") in kinds
+    first_away = next(e for e in events if e["state"] == "looking_away")
+    assert first_away["previous"] == "attentive" and first_away["previous_duration_s"] > 1.0
+    # the clip's first eye movements (1.8-3.5 s) go to both sides of the eye
+    early = [r["gaze"]["h"] for r in records if r["gaze"] and 1.8 <= r["t"] <= 3.5]
+    assert min(early) < 0.33 and max(early) > 0.67
+    ahead = [r["gaze"]["h"] for r in records if r["gaze"] and r["t"] < 1.7]
+    assert all(0.4 < h < 0.65 for h in ahead)
+    shut = [r for r in records if 5.0 <= r["t"] <= 6.4]
+    assert sum(bool(r["eyes_closed"]) for r in shut) > 0.7 * len(shut)
+
+
+@needs_media("videos", "edtalk_uncrop_obama_talking.mp4")
+def test_a_talking_head_is_attentive_and_blinks(shipped_model):
+    cfg = from_mapping({"faces": {"detect_hz": 25.0, "detector": "hog"}, "events": {"summary_s": 60}})
+    an = Analyzer(cfg, make_detector("hog"), EmotionModel(shipped_model))
+    from emocast.device.analyze import frames_of
+
+    frames, _, _ = frames_of(VIDEOS / "edtalk_uncrop_obama_talking.mp4")
+    events = []
+    last = None
+    for frame in frames:
+        events.extend(an.process(frame))
+        last = frame
+    _, summary = an.take_summary(last.t)
+    jsonschema.validate({**summary, **ENVELOPE, "final": True, "dropped_frames": 0, "dropped_events": 0},
+                        load_schema("summary"))
+    assert summary["attentive_share"] > 0.9 and summary["eyes_closed_share"] == 0
+    assert 2 <= summary["blinks"] <= 20 and 5 <= summary["blink_rate_per_min"] <= 60
+    assert [body["state"] for kind, body in events if kind == "attention"] == ["attentive"]
+
+
+ENVELOPE = {"schema": "emocast.summary/1", "id": "0123456789", "seq": 1, "ts": "2026-01-01T00:00:00.000Z",
+            "device": "test"}
+
+
+def test_a_bad_kiosk_config_is_exit_3_naming_file_and_key(tmp_path, caplog):
+    bad = tmp_path / "kiosk.toml"
+    bad.write_text("[attention]\nmax_yawn_deg = 30\n")
+    assert main(["analyze", str(tmp_path / "x.mp4"), "--config", str(bad), "--quiet"]) == exit_codes.CONFIG
+    assert "kiosk.toml" in caplog.text and "max_yawn_deg" in caplog.text

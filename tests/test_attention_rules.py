@@ -1,0 +1,234 @@
+"""Attention logic with scripted observations: eye baseline and blinks, rules, hysteresis, gaze,
+calibration. No camera, no model: every input here is made up to a known answer."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from emocast.device import calibration
+from emocast.device.attention import (
+    ABSENT,
+    ATTENTIVE,
+    EYES_CLOSED,
+    LOOKING_AWAY,
+    AttentionRules,
+    AttentionStateMachine,
+    EyeMonitor,
+)
+from emocast.device.config import ConfigError, from_mapping
+from emocast.device.gaze import gaze_ratios, iris_position
+
+
+# -- eyes ------------------------------------------------------------------------------------------
+def test_single_reading_uses_the_absolute_threshold():
+    eyes = EyeMonitor(ear_closed=0.21)
+    assert eyes.baseline is None
+    assert eyes.update(0.15, 0.0) is True
+    eyes = EyeMonitor(ear_closed=0.21)
+    assert eyes.update(0.30, 0.0) is False
+    assert eyes.openness(0.30) == pytest.approx(1.0)  # no baseline yet: against a typical open eye
+
+
+def test_baseline_is_learned_and_closed_is_relative_to_it():
+    eyes = EyeMonitor(ear_closed=0.21, closed_ratio=0.6, min_samples=10)
+    for i in range(30):
+        eyes.update(0.40 + 0.01 * (i % 3), i * 0.1)  # wide-open eyes
+    assert eyes.baseline == pytest.approx(0.42, abs=0.011)
+    assert eyes.threshold == pytest.approx(0.6 * eyes.baseline, abs=1e-6)
+    assert eyes.update(0.24, 3.1) is True  # above the absolute 0.21, but well under this face's own open eyes
+    assert eyes.openness(0.21) == pytest.approx(0.5, abs=0.02)
+
+
+def test_threshold_stays_sane_for_extreme_baselines():
+    narrow = EyeMonitor(ear_closed=0.21, closed_ratio=0.6)
+    for i in range(20):
+        narrow.update(0.22, i * 0.1)
+    assert narrow.threshold == pytest.approx(0.6 * 0.22)
+    wide = EyeMonitor(ear_closed=0.21, closed_ratio=0.6)
+    for i in range(20):
+        wide.update(0.60, i * 0.1)  # a landmark glitch or a wide stare must not make normal eyes "closed"
+    assert wide.threshold == pytest.approx(1.25 * 0.21)
+    assert wide.update(0.30, 2.1) is False
+
+
+def test_long_closure_does_not_drag_the_baseline_down():
+    eyes = EyeMonitor(ear_closed=0.21, min_samples=10)
+    for i in range(20):
+        eyes.update(0.33, i * 0.1)
+    before = eyes.baseline
+    for i in range(300):  # half a minute with the eyes shut
+        assert eyes.update(0.08, 2.0 + i * 0.1) is True
+    assert eyes.baseline == before
+
+
+def test_blinks_are_counted_and_long_closures_are_not():
+    eyes = EyeMonitor(ear_closed=0.21, blink_max_s=0.5)
+    t = 0.0
+    script = [0.3] * 5 + [0.1, 0.1] + [0.3] * 5 + [0.12] + [0.3] * 3 + [0.1] * 12 + [0.3] * 3
+    for ear in script:
+        eyes.update(ear, t)
+        t += 0.1
+    assert eyes.blinks == 2  # two short closures; the 1.2 s one is an eyes-closed stretch, not a blink
+
+
+# -- rules -----------------------------------------------------------------------------------------
+def test_rules_precedence_and_limits():
+    r = AttentionRules()
+    assert r.propose(0, 0, False, (0.5, 0.5)) == (ATTENTIVE, "")
+    assert r.propose(35, 0, False, (0.5, 0.5)) == (LOOKING_AWAY, "head_pose")
+    assert r.propose(0, -25, True, None) == (LOOKING_AWAY, "head_pose")  # pose wins over closed eyes
+    assert r.propose(0, 0, True, None) == (EYES_CLOSED, "eyes")
+    assert r.propose(0, 0, False, (0.2, 0.5)) == (LOOKING_AWAY, "gaze")
+    assert r.propose(0, 0, False, None) == (ATTENTIVE, "")  # unreadable iris: no evidence of looking away
+    assert not AttentionRules(gaze=False).gaze_away(0.0, 0.0)
+
+
+def test_rules_hysteresis_and_offsets():
+    r = AttentionRules(max_yaw_deg=30)
+    assert r.propose(28.5, 0, False, None)[0] == ATTENTIVE
+    assert r.propose(28.5, 0, False, None, current=LOOKING_AWAY)[0] == LOOKING_AWAY  # must come back 3 deg more
+    assert r.propose(26.0, 0, False, None, current=LOOKING_AWAY)[0] == ATTENTIVE
+    cam_above = AttentionRules(pitch_offset_deg=-15)  # a camera above the screen sees readers tilted down
+    assert cam_above.propose(0, -30, False, None)[0] == ATTENTIVE
+    assert cam_above.propose(0, 10, False, None)[0] == LOOKING_AWAY
+    assert cam_above.facing_camera(0, -15) and not cam_above.facing_camera(0, -30)
+
+
+# -- state machine ---------------------------------------------------------------------------------
+def test_one_glitch_does_not_restart_the_dwell():
+    sm = AttentionStateMachine({LOOKING_AWAY: 1.5}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    for t in (1.0, 1.1, 1.2):
+        assert sm.observe(LOOKING_AWAY, t) is None
+    assert sm.observe(ATTENTIVE, 1.3) is None  # one borderline reading
+    assert sm.observe(LOOKING_AWAY, 1.4) is None
+    ch = sm.observe(LOOKING_AWAY, 2.5)
+    assert ch is not None and ch.state == LOOKING_AWAY and ch.t == 1.0
+
+
+def test_a_real_return_restarts_the_dwell():
+    sm = AttentionStateMachine({LOOKING_AWAY: 1.5}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    sm.observe(LOOKING_AWAY, 1.0)
+    for t in (1.3, 1.4, 1.5, 1.7):
+        sm.observe(ATTENTIVE, t)  # back for 0.4 s
+    assert sm.observe(LOOKING_AWAY, 2.0) is None
+    assert sm.observe(LOOKING_AWAY, 2.6) is None  # 1.6 s after the first glance, but only 0.6 s of this one
+    ch = sm.observe(LOOKING_AWAY, 3.5)
+    assert ch is not None and ch.t == 2.0
+
+
+def test_return_to_attentive_has_its_own_dwell_and_durations_add_up():
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, EYES_CLOSED: 1.0})
+    sm.observe(ATTENTIVE, 0.0)
+    sm.observe(EYES_CLOSED, 1.0)
+    ch = sm.observe(EYES_CLOSED, 2.0)
+    assert ch is not None and ch.previous_duration_s == 1.0
+    assert sm.observe(ATTENTIVE, 4.0) is None
+    ch = sm.observe(ATTENTIVE, 4.35)
+    assert ch is not None and ch.state == ATTENTIVE and ch.previous == EYES_CLOSED and ch.previous_duration_s == 3.0
+    ch = sm.observe(ABSENT, 9.0)
+    assert ch is None  # absent needs its dwell (2 s by default) here; the Analyzer times absence itself
+
+
+# -- gaze on a drawn eye ---------------------------------------------------------------------------
+def drawn_eye(iris_x: float, roll_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A grey face with one almond eye (white sclera, dark iris at ``iris_x`` of the eye width) and
+    its six landmarks, rotated by ``roll_deg`` about the eye's centre."""
+    img = np.full((200, 240), 150, np.uint8)
+    x0, x1, yc, half = 60.0, 180.0, 100.0, 22.0
+    lm = np.array([[x0, yc], [x0 + 40, yc - half], [x0 + 80, yc - half], [x1, yc], [x0 + 80, yc + half],
+                   [x0 + 40, yc + half]])
+    cv2.fillConvexPoly(img, cv2.convexHull(lm.astype(np.int32)), 235)
+    cx = x0 + iris_x * (x1 - x0)
+    cv2.circle(img, (int(cx), int(yc)), 17, 40, -1)
+    cv2.fillConvexPoly(mask := np.zeros_like(img), cv2.convexHull(lm.astype(np.int32)), 255)
+    img = np.where(mask > 0, img, 150).astype(np.uint8)  # the iris does not spill over the lids
+    if roll_deg:
+        rot = cv2.getRotationMatrix2D((120, 100), roll_deg, 1.0)
+        img = cv2.warpAffine(img, rot, (240, 200), borderValue=150)
+        lm = (np.c_[lm, np.ones(6)] @ rot.T)
+    return img, lm
+
+
+@pytest.mark.parametrize("iris_x", [0.3, 0.5, 0.7])
+@pytest.mark.parametrize("roll", [0.0, 15.0])
+def test_iris_position_follows_the_iris_and_ignores_roll(iris_x, roll):
+    img, lm = drawn_eye(iris_x, roll)
+    h, v = iris_position(img, lm)
+    assert h == pytest.approx(iris_x, abs=0.06)
+    assert v == pytest.approx(0.5, abs=0.12)
+
+
+def test_gaze_needs_an_open_eye():
+    img, lm = drawn_eye(0.5)
+    shut = lm.copy()
+    shut[[1, 2], 1] = 99.0
+    shut[[4, 5], 1] = 101.0
+    assert iris_position(img, shut) is None
+    full = np.zeros((68, 2))
+    full[36:42] = shut
+    full[42:48] = shut
+    assert gaze_ratios(img, full) is None
+
+
+# -- calibration -----------------------------------------------------------------------------------
+def samples(yaw, pitch, h, v, n=5):
+    return [calibration.Sample(yaw + 0.1 * i, pitch, h + 0.005 * i, v) for i in range(n)]
+
+
+def test_calibration_fit_and_round_trip(tmp_path):
+    data = {
+        "centre": samples(2.0, -12.0, 0.50, 0.45),
+        "top-left": samples(-10, -5, 0.62, 0.35),
+        "top-right": samples(12, -5, 0.38, 0.35),
+        "bottom-right": samples(12, -20, 0.40, 0.60),
+        "bottom-left": samples(-10, -20, 0.60, 0.60),
+    }
+    cal = calibration.fit(data)
+    assert cal.yaw_offset_deg == pytest.approx(2.2) and cal.pitch_offset_deg == -12.0
+    assert cal.gaze_h[0] == pytest.approx(0.38 + 0.01 - 0.05) and cal.gaze_h[1] == pytest.approx(0.62 + 0.01 + 0.05)
+    assert cal.gaze_v == (pytest.approx(0.30), pytest.approx(0.65))
+    path = tmp_path / "cal.json"
+    path.write_text(cal.to_json())
+    assert calibration.load(path) == cal
+    rules = AttentionRules.from_config(from_mapping({}).attention, cal)
+    assert rules.pitch_offset_deg == -12.0 and rules.gaze_h == cal.gaze_h
+    cfg = from_mapping({"attention": {"calibration": str(path)}}, origin="kiosk.toml")
+    assert cfg.attention.calibration == str(path)
+
+
+def test_calibration_refuses_targets_without_faces():
+    with pytest.raises(calibration.CalibrationError, match="top-right"):
+        calibration.fit({"centre": samples(0, 0, 0.5, 0.5), "top-left": samples(0, 0, 0.5, 0.5)})
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ("{not json", "not a readable calibration"),
+    (json.dumps({"schema": "other"}), "schema must be"),
+    (json.dumps({"schema": calibration.SCHEMA, "yaw_offset_deg": 0}), "missing or malformed key"),
+    (json.dumps({"schema": calibration.SCHEMA, "yaw_offset_deg": 0, "pitch_offset_deg": 0,
+                 "gaze_h": [0.7, 0.3], "gaze_v": [0, 1]}), "gaze_h must be"),
+])
+def test_a_bad_calibration_file_is_a_config_error_naming_file_and_key(tmp_path, content, message):
+    path = tmp_path / "cal.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as err:
+        from_mapping({"attention": {"calibration": str(path)}}, origin="kiosk.toml")
+    text = str(err.value)
+    assert "kiosk.toml" in text and "[attention] calibration" in text and str(path) in text
+
+
+def test_config_cross_checks_for_attention():
+    with pytest.raises(ConfigError, match="gaze_h_min"):
+        from_mapping({"attention": {"gaze_h_min": 0.7, "gaze_h_max": 0.6}})
+    with pytest.raises(ConfigError, match="blink_max_s"):
+        from_mapping({"attention": {"blink_max_s": 1.0, "eyes_closed_s": 0.8}})
+    with pytest.raises(ConfigError, match=r"\[attention\] max_yaw_deg"):
+        from_mapping({"attention": {"max_yaw_deg": "thirty"}})
