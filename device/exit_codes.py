@@ -12,6 +12,7 @@ MODEL = 4  # the emotion model or its card is missing, corrupt, or they disagree
 SOURCE = 5  # the video source cannot be opened (no such file, not a video, no camera)
 BROKER_REFUSED = 6  # the broker refused the login, the client id or the TLS handshake: fix and restart
 OUTBOX = 7  # the durable outbox cannot be opened or written (disk full, permissions)
+CALIBRATION = 8  # `emocast calibrate` saw too few readable faces for a target; nothing was written
 
 DESCRIPTIONS = {
     OK: "clean stop",
@@ -22,4 +23,5 @@ DESCRIPTIONS = {
     SOURCE: "video source failure",
     BROKER_REFUSED: "broker refused the connection",
     OUTBOX: "outbox storage failure",
+    CALIBRATION: "calibration failed",
 }

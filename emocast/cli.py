@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--no-emotion", action="store_true", help="skip the emotion model")
     an.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
 
+    cal = sub.add_parser("calibrate", help="record what looking at this kiosk's screen looks like (gaze and pose)")
+    cal.add_argument("--config", help="TOML config (source, detector) as on the kiosk")
+    cal.add_argument("--source", help="camera index, 'picamera', URL, or a recording (default: the config's)")
+    cal.add_argument("--out", type=Path, help="calibration file (default: calibration.json in the state directory)")
+    cal.add_argument("--settle-s", type=float, default=2.0, help="seconds to move the eyes to each target")
+    cal.add_argument("--record-s", type=float, default=3.0, help="seconds recorded per target")
+
     chk = sub.add_parser("check-config", help="validate a config file and exit (0 valid, 3 invalid)")
     chk.add_argument("config")
 
@@ -180,6 +187,41 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Exit 0 with the file written; 3 bad config; 5 source; 8 too few readings (nothing written)."""
+    from emocast.device import calibration, exit_codes
+    from emocast.device import config as cfgmod
+    from emocast.device.capture import SourceError, open_source
+
+    log = logging.getLogger("emocast")
+    try:
+        cfg = cfgmod.with_overrides(cfgmod.load(args.config), "source", uri=args.source)
+    except cfgmod.ConfigError as exc:
+        log.error("%s", exc)
+        return exit_codes.CONFIG
+    s = cfg.source
+    source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
+    try:
+        source.open()
+    except SourceError as exc:
+        log.error("%s", exc)
+        return exit_codes.SOURCE
+    try:
+        cal = calibration.record(cfg, source, args.settle_s, args.record_s)
+    except calibration.CalibrationError as exc:
+        log.error("calibration failed, nothing written: %s", exc)
+        return exit_codes.CALIBRATION
+    finally:
+        source.close()
+    out = args.out or cfgmod.default_state_dir() / "calibration.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(cal.to_json())
+    print(f"wrote {out}: yaw offset {cal.yaw_offset_deg} deg, pitch offset {cal.pitch_offset_deg} deg, "
+          f"gaze h {list(cal.gaze_h)}, v {list(cal.gaze_v)} from {cal.samples} readings\n"
+          f"use it with, in the config: [attention] calibration = \"{out}\"")
+    return exit_codes.OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from emocast.device import config as cfgmod
     from emocast.device import exit_codes
@@ -212,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "run":
         _setup_logging(args.log_level or "INFO")
-    handlers = {"run": cmd_run, "analyze": cmd_analyze,
+    handlers = {"run": cmd_run, "analyze": cmd_analyze, "calibrate": cmd_calibrate,
                 "check-config": cmd_check_config, "demo-clip": cmd_demo_clip, "convert": cmd_convert}
     return handlers[args.command](args)
 

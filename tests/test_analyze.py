@@ -122,8 +122,8 @@ def test_eyes_off_screen_and_eyes_shut_in_the_wink_clip():
 
 @needs_media("videos", "edtalk_uncrop_obama_talking.mp4")
 def test_a_talking_head_is_attentive_and_blinks(shipped_model):
-    cfg = from_mapping({"faces": {"detect_hz": 25.0, "detector": "hog"}, "events": {"summary_s": 60}})
-    an = Analyzer(cfg, make_detector("hog"), EmotionModel(shipped_model))
+    cfg = from_mapping({"faces": {"detect_hz": 12.5}, "events": {"summary_s": 60}})
+    an = Analyzer(cfg, make_detector("haar"), EmotionModel(shipped_model))
     from emocast.device.analyze import frames_of
 
     frames, _, _ = frames_of(VIDEOS / "edtalk_uncrop_obama_talking.mp4")
@@ -149,3 +149,30 @@ def test_a_bad_kiosk_config_is_exit_3_naming_file_and_key(tmp_path, caplog):
     bad.write_text("[attention]\nmax_yawn_deg = 30\n")
     assert main(["analyze", str(tmp_path / "x.mp4"), "--config", str(bad), "--quiet"]) == exit_codes.CONFIG
     assert "kiosk.toml" in caplog.text and "max_yawn_deg" in caplog.text
+
+
+def test_calibrate_on_a_recording_writes_a_usable_file(tmp_path, capsys):
+    from emocast.device import calibration
+    from emocast.device.demo_clip import Segment, write_clip
+
+    clip = write_clip(tmp_path / "still.avi", fps=15.0, segments=(Segment(9.0, True, 0.7, 0.5, 0.5),))
+    out = tmp_path / "cal.json"
+    code = main(["calibrate", "--source", str(clip), "--settle-s", "0.3", "--record-s", "1.2", "--out", str(out)])
+    assert code == exit_codes.OK
+    cal = calibration.load(out)
+    assert cal.samples >= 5 * calibration.MIN_SAMPLES
+    # one still face for every target: the ranges are its own iris position plus the margin
+    assert cal.gaze_h[1] - cal.gaze_h[0] == pytest.approx(2 * calibration.GAZE_MARGIN, abs=0.03)
+    records, _ = run_analyze(clip, {"attention": {"calibration": str(out)}, "emotion": {"emotion_hz": 0}})
+    assert records and all(r["attention"] == "attentive" for r in records)
+    assert abs(cal.pitch_offset_deg - records[0]["head_pose"]["pitch"]) < 3.0
+    assert "calibration =" in capsys.readouterr().out
+
+
+def test_calibrate_fails_cleanly_when_a_target_has_no_face(tmp_path, demo_clip, caplog):
+    out = tmp_path / "cal.json"
+    # the demo clip has no face from 3.0 to 6.5 s: the second and third targets see nobody
+    code = main(["calibrate", "--source", str(demo_clip), "--settle-s", "0.2", "--record-s", "1.5", "--out", str(out)])
+    assert code == exit_codes.CALIBRATION
+    assert not out.exists() and "nothing written" in caplog.text
+    assert main(["calibrate", "--source", str(tmp_path / "none.mp4"), "--out", str(out)]) == exit_codes.SOURCE

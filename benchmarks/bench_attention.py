@@ -1,0 +1,128 @@
+"""Attention checks benchmark: eye state on labelled photos, per-face cost, and what real clips give.
+
+    taskset -c 0 python benchmarks/bench_attention.py          # needs ../shared/media
+
+Prints, without asserting anything:
+- eyes open vs closed on ../shared/media/eyestate (150 + 150 labelled face photos), through the same
+  photo path as `emocast analyze`, with the default single-photo rule (mean eye aspect ratio under
+  [attention] ear_closed); faces the detector misses are counted separately, and the threshold that
+  would have been best on this set is shown beside the default (for calibration, not as the result);
+- the per-face cost of landmarks, head pose, eye openness and gaze on one core (median);
+- per real clip: the share of face records in each attention state and the state changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from emocast.device.analyze import analyze  # noqa: E402
+from emocast.device.config import from_mapping  # noqa: E402
+from emocast.device.face_geometry import camera_matrix, eye_openness, head_pose  # noqa: E402
+from emocast.device.faces import detect_faces, make_detector  # noqa: E402
+from emocast.device.gaze import gaze_ratios  # noqa: E402
+from emocast.device.landmarks import LandmarkDetector  # noqa: E402
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
+
+
+def eyestate(root: Path, detector: str) -> None:
+    rows = list(csv.DictReader((root / "labels.csv").open()))
+    cfg = from_mapping({"faces": {"detector": detector}, "emotion": {"emotion_hz": 0}})
+    truth, ears, closed_flags, missed = [], [], [], Counter()
+    for row in rows:
+        recs: list[dict] = []
+        analyze(root / row["file"], cfg, None, recs.append, progress=False)
+        if not recs or recs[0]["ear"] is None:
+            missed[row["eye_state"]] += 1
+            continue
+        best = max(recs, key=lambda r: r["box"][2] * r["box"][3])
+        truth.append(row["eye_state"] == "closed")
+        ears.append(best["ear"])
+        closed_flags.append(bool(best["eyes_closed"]))
+    truth_a, flags, ear_a = np.array(truth), np.array(closed_flags), np.array(ears)
+    acc = float(np.mean(flags == truth_a))
+    tp = int(np.sum(flags & truth_a))
+    sweep = [(float(np.mean((ear_a < t) == truth_a)), float(t)) for t in np.arange(0.12, 0.30, 0.005)]
+    best_acc, best_t = max(sweep)
+    print(f"  {detector}: faces found in {len(truth)} of {len(rows)} photos (missed: {dict(missed)}); "
+          f"accuracy {acc:.3f} at ear_closed={cfg.attention.ear_closed} "
+          f"(closed recall {tp / max(1, truth_a.sum()):.3f}, open recall "
+          f"{np.sum(~flags & ~truth_a) / max(1, (~truth_a).sum()):.3f}); best threshold on this set "
+          f"{best_t:.3f} -> {best_acc:.3f}")
+
+
+def per_face_cost(clip: Path, repeats: int = 1) -> None:
+    cap = cv2.VideoCapture(str(clip))
+    frames = []
+    while len(frames) < 200:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    det, lm = make_detector("haar"), LandmarkDetector()
+    cam = camera_matrix(frames[0].shape[1], frames[0].shape[0])
+    parts: dict[str, list[float]] = {"landmarks": [], "head pose": [], "eye openness": [], "gaze": [], "all": []}
+    for gray in frames:
+        boxes = detect_faces(det, gray, 320, 40)
+        if not boxes:
+            continue
+        t0 = time.perf_counter()
+        pts = lm.predict(gray, boxes[0])
+        t1 = time.perf_counter()
+        head_pose(pts, cam)
+        t2 = time.perf_counter()
+        eye_openness(pts)
+        t3 = time.perf_counter()
+        gaze_ratios(gray, pts)
+        t4 = time.perf_counter()
+        for key, dt in (("landmarks", t1 - t0), ("head pose", t2 - t1), ("eye openness", t3 - t2),
+                        ("gaze", t4 - t3), ("all", t4 - t0)):
+            parts[key].append(dt * 1000)
+    print(f"  {clip.name}, {len(parts['all'])} faces: " + ", ".join(
+        f"{k} {statistics.median(v):.2f} ms" for k, v in parts.items()) + " (median, one thread)")
+
+
+def clips(folder: Path) -> None:
+    for clip in sorted(folder.glob("*.mp4")):
+        recs: list[dict] = []
+        result = analyze(clip, from_mapping({"emotion": {"emotion_hz": 0}}), None, recs.append, progress=False)
+        states = Counter(r["attention"] for r in recs)
+        total = max(1, sum(states.values()))
+        changes = [f"{b['state']}({b.get('reason', '')})@{b['source_t']:.1f}s" for k, b in result.events
+                   if k == "attention"]
+        print(f"  {clip.name}: {len(recs)} face records; " + ", ".join(
+            f"{s} {n / total:.0%}" for s, n in states.most_common()) + "; changes: " + " ".join(changes[:12]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--media", type=Path, default=MEDIA)
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    if not (args.media / "eyestate" / "labels.csv").is_file():
+        print(f"{args.media} has no eyestate/ and videos/: nothing to measure", file=sys.stderr)
+        return 2
+    print("eyes open vs closed, single photos, no baseline (../shared/media/eyestate):")
+    for detector in ("haar", "hog"):
+        eyestate(args.media / "eyestate", detector)
+    print("\nper-face cost of the attention checks:")
+    per_face_cost(args.media / "videos" / "lp_d14_wink_gaze_aversion.mp4")
+    print("\nreal clips, default config (detect 10 Hz, dwell looking_away 1.5 s, eyes_closed 1.0 s):")
+    clips(args.media / "videos")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
