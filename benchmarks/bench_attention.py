@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from emocast.device.analyze import analyze  # noqa: E402
 from emocast.device.config import from_mapping  # noqa: E402
 from emocast.device.face_geometry import camera_matrix, eye_openness, head_pose  # noqa: E402
+from emocast.device.face_reading import FaceReader  # noqa: E402
 from emocast.device.faces import detect_faces, make_detector  # noqa: E402
 from emocast.device.gaze import gaze_ratios  # noqa: E402
 from emocast.device.landmarks import LandmarkDetector  # noqa: E402
@@ -41,9 +42,10 @@ def eyestate(root: Path, detector: str) -> None:
     rows = list(csv.DictReader((root / "labels.csv").open()))
     cfg = from_mapping({"faces": {"detector": detector}, "emotion": {"emotion_hz": 0}})
     truth, ears, closed_flags, missed = [], [], [], Counter()
+    reader = FaceReader()
     for row in rows:
         recs: list[dict] = []
-        analyze(root / row["file"], cfg, None, recs.append, progress=False)
+        analyze(root / row["file"], cfg, None, recs.append, progress=False, reader=reader)
         if not recs or recs[0]["ear"] is None:
             missed[row["eye_state"]] += 1
             continue
