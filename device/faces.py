@@ -48,6 +48,7 @@ class HogDetector:
     """dlib's HOG + linear SVM frontal face detector: fewer false positives than Haar, slower."""
 
     name = "hog"
+    min_score = 0.2  # SVM margin; weaker hits were texture (a suit's folds on the astronaut photo, score 0.13)
 
     def __init__(self) -> None:
         import dlib
@@ -56,9 +57,11 @@ class HogDetector:
 
     def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
         upsample = 1 if min_size < 40 else 0  # dlib's HOG finds faces down to ~80 px, ~40 upsampled
-        rects = self._det(gray, upsample)
+        rects, scores, _ = self._det.run(gray, upsample, 0.0)
         boxes = []
-        for r in rects:
+        for r, score in zip(rects, scores, strict=True):
+            if score < self.min_score:
+                continue
             x, y = max(0, r.left()), max(0, r.top())
             w, h = r.right() - x, r.bottom() - y
             if w >= min_size and h >= min_size:
