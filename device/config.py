@@ -273,6 +273,29 @@ def parse_broker_url(url: str, where: str = "[mqtt] url") -> BrokerAddress:
     )
 
 
+def _check_tls_files(cfg: Config) -> None:
+    """Load the CA and the client certificate now, so a wrong path or a non-PEM file is a config
+    error at start (exit 3) naming the key, not a TLS failure later."""
+    import ssl
+
+    m = cfg.mqtt
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(m, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{cfg.origin}: [mqtt] {key}: no such file {path}")
+    try:
+        if m.ca_file:
+            ssl.create_default_context(cafile=m.ca_file)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{cfg.origin}: [mqtt] ca_file: {m.ca_file} is not a PEM CA certificate ({exc})") from None
+    try:
+        if m.cert_file:
+            ssl.create_default_context().load_cert_chain(m.cert_file, m.key_file or None)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{cfg.origin}: [mqtt] cert_file/key_file: {m.cert_file} and {m.key_file} "
+                          f"are not a matching PEM certificate and key ({exc})") from None
+
+
 def validate_cross(cfg: Config) -> None:
     """Checks that span keys; run after every load and override."""
     parse_broker_url(cfg.mqtt.url, f"{cfg.origin}: [mqtt] url")
@@ -280,6 +303,7 @@ def validate_cross(cfg: Config) -> None:
         raise ConfigError(f"{cfg.origin}: [mqtt] password and password_file are exclusive; keep one")
     if bool(cfg.mqtt.cert_file) != bool(cfg.mqtt.key_file):
         raise ConfigError(f"{cfg.origin}: [mqtt] cert_file and key_file go together")
+    _check_tls_files(cfg)
     prefix = cfg.mqtt.prefix
     if not prefix or any(ch in prefix for ch in "+#") or prefix.startswith("/") or prefix.endswith("/"):
         raise ConfigError(f"{cfg.origin}: [mqtt] prefix {prefix!r} must be non-empty, without + # or edge slashes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -51,6 +52,7 @@ class PublisherStats:
     last_error: str = ""
     fatal: str = ""
     inflight: int = 0
+    refused: int = 0  # PUBACKs with a failure reason (MQTT 5 only)
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ class Publisher(threading.Thread):
         self.stats = PublisherStats()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._inflight: dict[int, tuple[int, int, float]] = {}  # mid -> (seq, generation, sent at)
-        self._early_acks: dict[int, float] = {}  # PUBACKs that beat publish() returning
+        self._inflight: dict[int, tuple[int, int, float, str]] = {}  # mid -> (seq, generation, sent at, topic)
+        self._early_acks: dict[int, tuple[float, Any]] = {}  # PUBACKs that beat publish() returning
         self._high_water = 0  # highest seq handed to paho on this connection
         self._generation = 0
         self._closing = False
@@ -100,12 +102,7 @@ class Publisher(threading.Thread):
         if user:
             client.username_pw_set(user, o.password or None)
         if o.broker.tls:
-            client.tls_set(
-                ca_certs=o.ca_file or None,
-                certfile=o.cert_file or None,
-                keyfile=o.key_file or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            client.tls_set_context(self._tls_context())
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(o.window)
         client.on_connect = self._on_connect
@@ -113,6 +110,41 @@ class Publisher(threading.Thread):
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        o = self.opts
+        ctx = ssl.create_default_context(cafile=o.ca_file or None)
+        if o.cert_file:
+            ctx.load_cert_chain(o.cert_file, o.key_file or None)
+        return ctx
+
+    def _tls_problem(self, timeout_s: float = 5.0) -> str:
+        """Why a TLS connection failed, when retrying cannot help ("" when it might).
+
+        paho retries every failed connect and keeps the exception to itself, so a kiosk given the
+        wrong CA would retry forever in silence. After a failure this makes one handshake of its own
+        to tell a certificate problem (fatal: exit 6, the message names the cause) from a broker
+        that is simply down (retried)."""
+        b = self.opts.broker
+        try:
+            with socket.create_connection((b.host, b.port), timeout=timeout_s) as raw, \
+                    self._tls_context().wrap_socket(raw, server_hostname=b.host) as tls:
+                tls.do_handshake()
+                # TLS 1.3 finishes the client's side of the handshake before the broker has checked
+                # our certificate: its verdict (an alert) arrives as the first thing read
+                tls.settimeout(2.0)
+                tls.recv(1)
+        except ssl.SSLCertVerificationError as exc:
+            return (f"the broker's TLS certificate is not trusted: {exc.verify_message} "
+                    f"(check [mqtt] ca_file {self.opts.ca_file or '(system CAs)'} and the broker's host name)")
+        except ssl.SSLError as exc:
+            if "alert" in str(exc).lower():
+                return (f"the broker rejected the TLS handshake: {exc.reason or exc} "
+                        "(check [mqtt] cert_file and key_file)")
+            return ""
+        except OSError:
+            return ""
+        return ""
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
@@ -136,6 +168,13 @@ class Publisher(threading.Thread):
         self._wake.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
+        if self.opts.broker.tls:
+            problem = self._tls_problem()
+            if problem:
+                self.stats.last_error = self.stats.fatal = problem
+                log.error("%s (%s)", problem, self.opts.broker.redacted())
+                self.stop_event.set()
+                return
         # Said once per outage, not at every retry: the journal of a kiosk offline for a week stays readable.
         if not self._unreachable_logged:
             self._unreachable_logged = True
@@ -146,6 +185,14 @@ class Publisher(threading.Thread):
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.stats.connected
         self.stats.connected = False
+        if not was and not self._closing and self.opts.broker.tls:
+            # dropped before CONNACK: with TLS 1.3 that is how a refused client certificate looks
+            problem = self._tls_problem()
+            if problem:
+                self.stats.last_error = self.stats.fatal = problem
+                log.error("%s (%s)", problem, self.opts.broker.redacted())
+                self.stop_event.set()
+                return
         if was and not self._closing:
             self.stats.disconnects += 1
             self._unreachable_logged = False
@@ -155,15 +202,23 @@ class Publisher(threading.Thread):
         with self._lock:
             entry = self._inflight.pop(mid, None)
             if entry is None:
-                self._early_acks[mid] = time.monotonic()
+                self._early_acks[mid] = (time.monotonic(), reason_code)
                 return
-        self._acked(entry[0], reason_code)
+        self._acked(entry[0], reason_code, entry[3])
 
-    def _acked(self, seq: int, reason_code) -> None:
+    def _acked(self, seq: int, reason_code, topic: str = "") -> None:
         if getattr(reason_code, "is_failure", False):
-            # MQTT 5 reports a refused publish (e.g. an ACL) in the PUBACK; keep the row and say so.
-            self.stats.last_error = f"broker refused event seq {seq}: {reason_code}"
-            log.error(self.stats.last_error)
+            # MQTT 5 says in the PUBACK that a publish was refused; the row stays in the outbox. An
+            # ACL that forbids the topic will refuse every retry too: stop (exit 6) and say where.
+            self.stats.refused += 1
+            self.stats.last_error = f"the broker refused event seq {seq} on {topic or 'its topic'}: {reason_code}"
+            if str(reason_code) == "Not authorized":
+                self.stats.fatal = self.stats.last_error + " (the broker's ACL does not let this client write there)"
+                log.error("%s; the event stays in the outbox", self.stats.fatal)
+                self.stop_event.set()
+            else:
+                log.error("%s; the event stays in the outbox and is sent again after the next reconnect",
+                          self.stats.last_error)
             return
         self.outbox.ack(seq)
         self.stats.acked += 1
@@ -193,7 +248,7 @@ class Publisher(threading.Thread):
     def _feed(self) -> None:
         with self._lock:
             gen = self._generation
-            in_window = sum(1 for _, g, _ in self._inflight.values() if g == gen)
+            in_window = sum(1 for _, g, _, _ in self._inflight.values() if g == gen)
             after = self._high_water
         room = self.opts.window - in_window
         if room <= 0:
@@ -210,9 +265,9 @@ class Publisher(threading.Thread):
                 self._high_water = row.seq
                 early = self._early_acks.pop(info.mid, None)
                 if early is None:
-                    self._inflight[info.mid] = (row.seq, gen, time.monotonic())
+                    self._inflight[info.mid] = (row.seq, gen, time.monotonic(), row.topic)
             if early is not None:
-                self._acked(row.seq, None)
+                self._acked(row.seq, early[1], row.topic)
         with self._lock:
             self.stats.inflight = len(self._inflight)
 
@@ -220,9 +275,10 @@ class Publisher(threading.Thread):
         """Forget bookkeeping for PUBACKs that will never come (a connection long gone)."""
         now = time.monotonic()
         with self._lock:
-            for mid in [m for m, (_, g, t) in self._inflight.items() if g != self._generation and now - t > max_age_s]:
+            for mid in [m for m, (_, g, t, _) in self._inflight.items()
+                        if g != self._generation and now - t > max_age_s]:
                 del self._inflight[mid]
-            for mid in [m for m, t in self._early_acks.items() if now - t > max_age_s]:
+            for mid in [m for m, (t, _) in self._early_acks.items() if now - t > max_age_s]:
                 del self._early_acks[mid]
 
     def publish_direct(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:

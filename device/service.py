@@ -8,6 +8,7 @@ stays in the outbox for the next start.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -109,8 +110,11 @@ class Service:
 
     def _mqtt_options(self) -> MqttOptions:
         m = self.cfg.mqtt
+        broker = parse_broker_url(m.url)
+        if m.username:  # the config's user name wins over one in the URL
+            broker = dataclasses.replace(broker, username=m.username)
         return MqttOptions(
-            broker=parse_broker_url(m.url),
+            broker=broker,
             client_id=m.client_id or f"emocast-{self.device_id}",
             keepalive_s=m.keepalive_s,
             protocol=m.protocol,
@@ -262,6 +266,7 @@ class Service:
             "reconnects": max(0, publisher.stats.connects - 1),
             "events_published": publisher.stats.published,
             "events_acked": publisher.stats.acked,
+            "events_refused": publisher.stats.refused,
             "cpu_temp_c": cpu_temperature_c(),
         })
         publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)

@@ -16,18 +16,11 @@ import jsonschema
 import pytest
 
 from emocast.device import exit_codes
-from emocast.device.demo_clip import Segment, write_clip
 from emocast.device.events import SCHEMAS, load_schema
 
 pytestmark = pytest.mark.mqtt
 
 EMOCAST = [sys.executable, "-m", "emocast"]
-SHORT = (Segment(2.0, True, 0.6, 0.4, 0.6), Segment(2.6, False), Segment(1.5, True, 0.7, 0.5, 0.5))
-
-
-@pytest.fixture(scope="module")
-def short_clip(tmp_path_factory) -> Path:
-    return write_clip(tmp_path_factory.mktemp("svc") / "short.avi", segments=SHORT)
 
 
 def config(tmp_path: Path, **sections: dict) -> Path:
