@@ -34,6 +34,9 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1), ('dropped', 0);
 """
 
 
+DROP_LOG_INTERVAL_S = 60.0
+
+
 class OutboxError(Exception):
     """The outbox file cannot be opened or written."""
 
@@ -53,6 +56,8 @@ class Outbox:
         self.topics = topics
         self.max_events = max_events
         self._lock = threading.Lock()
+        self._last_drop_log = float("-inf")
+        self._unlogged_drops = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
@@ -89,7 +94,13 @@ class Outbox:
         if excess > 0:
             cur.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,))
             cur.execute("UPDATE meta SET value = value + ? WHERE key='dropped'", (excess,))
-            log.warning("outbox full (%d events): dropped the %d oldest", self.max_events, excess)
+            self._unlogged_drops += excess
+            now = time.monotonic()
+            if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:  # a week offline must not flood the journal
+                log.warning("outbox full (%d events): dropped the %d oldest since the last warning "
+                            "(reported as dropped_events in summaries and metrics)",
+                            self.max_events, self._unlogged_drops)
+                self._last_drop_log, self._unlogged_drops = now, 0
 
     def pending(self, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
         with self._lock:

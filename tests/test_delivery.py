@@ -47,3 +47,39 @@ def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
     got = sorted({p["seq"] for p in rec.payloads("")})
     assert got == list(range(1, len(committed) + 1))
     assert "disconnected from the broker" in err
+
+
+def test_outbox_cap_while_the_broker_is_away_is_counted_and_reported(tmp_path, request):
+    """The broker is away long enough for the outbox cap to drop the oldest events; when it is back,
+    the next summary and the metrics say how many were dropped, and what is left arrives in order."""
+    from emocast.device.demo_clip import Segment, write_clip
+
+    clip = write_clip(tmp_path / "c.avi", segments=(Segment(1.0, True, 0.6, 0.3, 0.7), Segment(2.2, False)))
+    port = free_port()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[outbox]\nmax_events = 10\n[events]\nsummary_s = 1.0\nmetrics_s = 0.5\n'
+                   '[emotion]\nemotion_hz = 0\n[mqtt]\ndrain_timeout_s = 10.0\n')
+    common = [sys.executable, "-m", "emocast", "run", "--config", str(cfg), "--source", str(clip), "--loop",
+              "--broker", f"mqtt://127.0.0.1:{port}", "--device-id", "capped", "--outbox", str(tmp_path / "o.sqlite")]
+    away = subprocess.run(common + ["--duration", "13"], capture_output=True, text=True, timeout=90)
+    assert away.returncode == 0, away.stderr[-2000:]
+    assert "outbox full (10 events)" in away.stderr
+    assert away.stderr.count("outbox full") <= 2  # warned, not once per dropped event
+    broker = Broker(tmp_path, port)
+    broker.start()
+    request.addfinalizer(broker.stop)
+    rec = Recorder(port, ["emocast/capped/#"])
+    rec.start()
+    request.addfinalizer(rec.stop)
+    back = subprocess.run(common + ["--duration", "3"], capture_output=True, text=True, timeout=90)
+    assert back.returncode == 0, back.stderr[-2000:]
+    rec.wait_for(lambda m: any(t.endswith("/status") and p == b"offline" for t, p, _ in m), 15)
+    summaries = rec.payloads("/summary")
+    metrics = rec.payloads("/metrics")
+    assert summaries and metrics
+    dropped = max(s["dropped_events"] for s in summaries)
+    assert dropped >= 5
+    assert max(m["events_dropped"] for m in metrics) == dropped
+    seqs = sorted(p["seq"] for p in rec.payloads("/summary") + rec.payloads("/events/attention"))
+    assert seqs[0] > 1  # the oldest were the ones dropped
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # the rest arrived, none missing
