@@ -1,15 +1,17 @@
 """The MQTT side: connection, availability, and draining the outbox with QoS 1.
 
-paho-mqtt's network thread does the socket work and reconnects with back-off; this module's thread
-feeds it outbox rows in ``seq`` order, a bounded window at a time, and deletes a row only in the
-PUBACK callback. On every (re)connect the feed restarts from the oldest unacknowledged row, so a
-cut connection can duplicate an event (hubs de-duplicate on ``id``) but never lose one.
+paho-mqtt's network thread does the socket work and reconnects, after a jittered back-off that this
+module sets; this module's thread feeds it outbox rows in ``seq`` order, a bounded window at a
+time, and deletes a row only in the PUBACK callback. On every (re)connect the feed restarts from
+the oldest unacknowledged row, so a cut connection can duplicate an event (hubs de-duplicate on
+``id``) but never lose one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import ssl
 import threading
@@ -36,6 +38,25 @@ _FATAL_REASONS = {
     "Bad authentication method",
     "Unsupported protocol version",
 }
+
+
+class Backoff:
+    """Exponential back-off with "equal jitter": the n-th consecutive wait is drawn from
+    [cap/2, cap], cap = min(max_s, base_s * 2**n). paho's own back-off doubles deterministically, so
+    a school's kiosks that lost the same broker would all knock again at the same instants."""
+
+    def __init__(self, base_s: float = 1.0, max_s: float = 30.0, rng: random.Random | None = None) -> None:
+        self.base_s, self.max_s = base_s, max_s
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next(self) -> float:
+        cap = min(self.max_s, self.base_s * 2 ** min(self.failures, 30))
+        self.failures += 1
+        return self._rng.uniform(cap / 2, cap)
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 class BrokerRefused(Exception):
@@ -86,6 +107,7 @@ class Publisher(threading.Thread):
         self._generation = 0
         self._closing = False
         self._unreachable_logged = False
+        self._backoff = Backoff(1.0, 30.0)
         self.client = self._make_client()
 
     # -- setup ---------------------------------------------------------------------------------
@@ -103,7 +125,7 @@ class Publisher(threading.Thread):
             client.username_pw_set(user, o.password or None)
         if o.broker.tls:
             client.tls_set_context(self._tls_context())
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=1)  # replaced by a jittered wait at each failure
         client.max_inflight_messages_set(o.window)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -159,6 +181,7 @@ class Publisher(threading.Thread):
         self.stats.connected = True
         self.stats.connects += 1
         self._unreachable_logged = False
+        self._backoff.reset()
         with self._lock:
             self._generation += 1
             self._high_water = 0  # replay from the oldest unacknowledged event
@@ -167,7 +190,13 @@ class Publisher(threading.Thread):
         log.info("connected to %s as %s", self.opts.broker.redacted(), self.opts.client_id)
         self._wake.set()
 
+    def _schedule_retry(self) -> None:
+        """Set the wait before paho's next connection attempt (it calls this module back first)."""
+        delay = self._backoff.next()
+        self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+
     def _on_connect_fail(self, client, userdata) -> None:
+        self._schedule_retry()
         if self.opts.broker.tls:
             problem = self._tls_problem()
             if problem:
@@ -185,6 +214,7 @@ class Publisher(threading.Thread):
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.stats.connected
         self.stats.connected = False
+        self._schedule_retry()
         if not was and not self._closing and self.opts.broker.tls:
             # dropped before CONNACK: with TLS 1.3 that is how a refused client certificate looks
             problem = self._tls_problem()

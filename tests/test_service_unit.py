@@ -64,3 +64,22 @@ def test_a_missing_password_file_is_a_config_error_before_anything_opens(tmp_pat
     except cfgmod.ConfigError as exc:
         assert "password_file" in str(exc) and "absent" in str(exc)
     assert opened == []
+
+
+def test_reconnect_backoff_grows_with_jitter_and_resets():
+    import random
+
+    from emocast.device.publish import Backoff
+
+    b = Backoff(1.0, 30.0, random.Random(7))
+    waits = [b.next() for _ in range(8)]
+    caps = [1, 2, 4, 8, 16, 30, 30, 30]
+    assert all(cap / 2 <= w <= cap for w, cap in zip(waits, caps, strict=True))
+    fleet = [Backoff(1.0, 30.0, random.Random(seed)) for seed in range(20)]
+    for k in fleet:
+        for _ in range(4):
+            k.next()
+    fifth = sorted(k.next() for k in fleet)
+    assert fifth[-1] - fifth[0] > 3.0  # twenty kiosks do not knock at the same instant
+    b.reset()
+    assert b.next() <= 1.0
