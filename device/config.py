@@ -114,6 +114,8 @@ class MqttSection:
     cert_file: str = ""
     key_file: str = ""
     drain_timeout_s: float = field(default=5.0, metadata=_rng(0.0, 600))
+    homeassistant: bool = False  # publish Home Assistant MQTT discovery configs (retained) on connect
+    discovery_prefix: str = "homeassistant"
 
 
 @dataclass

@@ -91,12 +91,14 @@ class MqttOptions:
 
 class Publisher(threading.Thread):
     def __init__(self, outbox: Outbox, topics: Topics, opts: MqttOptions, info: dict[str, Any],
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, retained: list[tuple[str, str]] | None = None) -> None:
+        """``retained``: more (topic, payload) pairs published retained on every connect (discovery)."""
         super().__init__(name="publisher", daemon=True)
         self.outbox = outbox
         self.topics = topics
         self.opts = opts
         self.info = info
+        self.retained = list(retained or [])
         self.stop_event = stop
         self.stats = PublisherStats()
         self._wake = threading.Event()
@@ -187,6 +189,8 @@ class Publisher(threading.Thread):
             self._high_water = 0  # replay from the oldest unacknowledged event
         client.publish(self.topics.status, "online", qos=1, retain=True)
         client.publish(self.topics.for_kind("info"), json.dumps(self.info, separators=(",", ":")), qos=1, retain=True)
+        for topic, payload in self.retained:
+            client.publish(topic, payload, qos=1, retain=True)
         log.info("connected to %s as %s", self.opts.broker.redacted(), self.opts.client_id)
         self._wake.set()
 

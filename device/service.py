@@ -25,6 +25,7 @@ from .config import Config, default_state_dir, parse_broker_url
 from .emotion import EmotionModel, default_model_path
 from .events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
 from .faces import make_detector
+from .homeassistant import discovery_messages
 from .model_card import ModelError
 from .outbox import Outbox, OutboxError
 from .pipeline import Analyzer, Event
@@ -146,7 +147,11 @@ class Service:
             return exit_codes.OUTBOX
         detector = make_detector(self.cfg.faces.detector)
         analyzer = Analyzer(self.cfg, detector, model)
-        publisher = Publisher(self.outbox, self.topics, mqtt_options, self._info(model), self.pub_stop)
+        retained = []
+        if self.cfg.mqtt.homeassistant:
+            retained = discovery_messages(self.topics, self.cfg.mqtt.discovery_prefix, __version__,
+                                          model.card.id if model else None)
+        publisher = Publisher(self.outbox, self.topics, mqtt_options, self._info(model), self.pub_stop, retained)
         lossless = not source.live and not self.cfg.source.realtime
         slot = LatestFrameSlot(lossless=lossless)
         capture = CaptureThread(source, slot, self.halt, loop=self.cfg.source.loop, realtime=self.cfg.source.realtime,

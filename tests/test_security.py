@@ -215,3 +215,39 @@ def test_mqtt5_end_to_end(broker, recorder_factory, short_clip, tmp_path):
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     info = [json.loads(p) for t, p, _ in rec.messages if t == "emocast/v5/info"]
     assert info and info[0]["capabilities"]["attention_checks"] is True
+
+
+def test_home_assistant_discovery_describes_sensors_that_read_real_summaries(broker, short_clip, tmp_path):
+    jinja2 = pytest.importorskip("jinja2")
+    rec = Recorder(broker.port, ["homeassistant/#", "emocast/#"])
+    rec.start()
+    try:
+        cfg = config(tmp_path, mqtt={"homeassistant": True}, events={"summary_s": 1.0})
+        res = run_cli(["run", "--config", str(cfg), "--source", str(short_clip), "--device-id", "hall.kiosk",
+                       "--broker", broker.url, "--outbox", str(tmp_path / "o.sqlite")])
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert rec.wait_for(lambda m: any(t.endswith("/status") and p == b"offline" for t, p, _ in m), 20)
+    finally:
+        rec.stop()
+    configs = {t: json.loads(p) for t, p, _ in rec.messages if t.startswith("homeassistant/")}
+    assert set(configs) == {f"homeassistant/sensor/emocast_hall_kiosk/{k}/config" for k in
+                            ("attentive_share", "dominant_emotion", "faces_now", "blink_rate", "outbox_depth")}
+    summaries = [json.loads(p) for t, p, _ in rec.messages if t == "emocast/hall.kiosk/summary"]
+    with_faces = [s for s in summaries if s["face_time_s"] > 0]
+    assert with_faces
+    env = jinja2.Environment()
+    for c in configs.values():
+        assert c["availability_topic"] == "emocast/hall.kiosk/status"
+        assert c["device"]["identifiers"] == ["emocast_hall_kiosk"]
+        assert c["state_topic"] in ("emocast/hall.kiosk/summary", "emocast/hall.kiosk/metrics")
+    render = lambda key, payload: env.from_string(  # noqa: E731
+        configs[f"homeassistant/sensor/emocast_hall_kiosk/{key}/config"]["value_template"]).render(value_json=payload)
+    s = with_faces[0]
+    assert float(render("attentive_share", s)) == pytest.approx(round(s["attentive_share"] * 100, 1))
+    top = max(s["emotion_share"], key=s["emotion_share"].get)
+    assert render("dominant_emotion", s) == (top if s["emotion_share"][top] > 0 else "none")
+    assert render("faces_now", s) == str(s["faces_now"])
+    empty = {**s, "attentive_share": None, "emotion_share": {k: 0.0 for k in s["emotion_share"]},
+             "blink_rate_per_min": None}
+    assert float(render("attentive_share", empty)) == 0.0 and render("dominant_emotion", empty) == "none"
+    assert render("blink_rate", empty) == "0"
