@@ -174,11 +174,11 @@ class Publisher(threading.Thread):
     def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
         if reason_code.is_failure:
             reason = str(reason_code)
-            self.stats.last_error = f"broker refused the connection: {reason}"
-            log.error("%s (%s)", self.stats.last_error, self.opts.broker.redacted())
             if reason in _FATAL_REASONS:
-                self.stats.fatal = self.stats.last_error
-                self.stop_event.set()
+                self._fatal(f"broker refused the connection: {reason}")
+            else:
+                self.stats.last_error = f"broker refused the connection: {reason}"
+                log.error("%s (%s)", self.stats.last_error, self.opts.broker.redacted())
             return
         self.stats.connected = True
         self.stats.connects += 1
@@ -199,15 +199,22 @@ class Publisher(threading.Thread):
         delay = self._backoff.next()
         self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
 
+    def _fatal(self, message: str) -> None:
+        """A refusal a retry cannot fix: say it once and stop the service (exit 6)."""
+        self.stats.last_error = self.stats.fatal = message
+        log.error("%s (%s)", message, self.opts.broker.redacted())
+        self.stop_event.set()
+
+    def _stopped_for_tls(self) -> bool:
+        problem = self._tls_problem() if self.opts.broker.tls else ""
+        if problem:
+            self._fatal(problem)
+        return bool(problem)
+
     def _on_connect_fail(self, client, userdata) -> None:
         self._schedule_retry()
-        if self.opts.broker.tls:
-            problem = self._tls_problem()
-            if problem:
-                self.stats.last_error = self.stats.fatal = problem
-                log.error("%s (%s)", problem, self.opts.broker.redacted())
-                self.stop_event.set()
-                return
+        if self._stopped_for_tls():
+            return
         # Said once per outage, not at every retry: the journal of a kiosk offline for a week stays readable.
         if not self._unreachable_logged:
             self._unreachable_logged = True
@@ -219,14 +226,9 @@ class Publisher(threading.Thread):
         was = self.stats.connected
         self.stats.connected = False
         self._schedule_retry()
-        if not was and not self._closing and self.opts.broker.tls:
-            # dropped before CONNACK: with TLS 1.3 that is how a refused client certificate looks
-            problem = self._tls_problem()
-            if problem:
-                self.stats.last_error = self.stats.fatal = problem
-                log.error("%s (%s)", problem, self.opts.broker.redacted())
-                self.stop_event.set()
-                return
+        # dropped before CONNACK: with TLS 1.3 that is how a refused client certificate looks
+        if not was and not self._closing and self._stopped_for_tls():
+            return
         if was and not self._closing:
             self.stats.disconnects += 1
             self._unreachable_logged = False
@@ -247,9 +249,8 @@ class Publisher(threading.Thread):
             self.stats.refused += 1
             self.stats.last_error = f"the broker refused event seq {seq} on {topic or 'its topic'}: {reason_code}"
             if str(reason_code) == "Not authorized":
-                self.stats.fatal = self.stats.last_error + " (the broker's ACL does not let this client write there)"
-                log.error("%s; the event stays in the outbox", self.stats.fatal)
-                self.stop_event.set()
+                self._fatal(self.stats.last_error + " (the broker's ACL does not let this client write there); "
+                            "the event stays in the outbox")
             else:
                 log.error("%s; the event stays in the outbox and is sent again after the next reconnect",
                           self.stats.last_error)

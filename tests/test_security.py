@@ -94,34 +94,25 @@ def test_tls_with_a_private_ca_delivers_events(tmp_path, pki, short_clip, client
 
 
 @needs_tools
-def test_a_broker_certificate_from_another_ca_is_fatal_and_named(tmp_path, pki, short_clip):
-    broker = tls_broker(tmp_path, pki)
+@pytest.mark.parametrize("case, require_cert, expect", [
+    ("broker certificate from another CA", False, ["certificate is not trusted", "ca_file"]),
+    ("client certificate the broker does not trust", True, ["rejected the TLS handshake", "cert_file"]),
+])
+def test_certificate_problems_are_fatal_and_named(tmp_path, pki, short_clip, case, require_cert, expect):
+    broker = tls_broker(tmp_path, pki, require_cert=require_cert)
+    mqtt = {"ca_file": str(pki["other_ca"] if not require_cert else pki["ca"])}
+    if require_cert:
+        mqtt |= {"cert_file": str(pki["stranger_crt"]), "key_file": str(pki["stranger_key"])}
     try:
-        cfg = config(tmp_path, mqtt={"ca_file": str(pki["other_ca"])})
         t0 = time.monotonic()
-        res = run_cli(["run", "--config", str(cfg), "--source", str(short_clip), "--loop",
+        res = run_cli(["run", "--config", str(config(tmp_path, mqtt=mqtt)), "--source", str(short_clip), "--loop",
                        "--broker", f"mqtts://127.0.0.1:{broker.tls_port}", "--outbox", str(tmp_path / "o.sqlite")],
                       timeout=90)
     finally:
         broker.stop()
-    assert res.returncode == exit_codes.BROKER_REFUSED, res.stderr[-2000:]
-    assert "certificate is not trusted" in res.stderr and "ca_file" in res.stderr
+    assert res.returncode == exit_codes.BROKER_REFUSED, f"{case}: {res.stderr[-2000:]}"
+    assert all(text in res.stderr for text in expect), res.stderr[-2000:]
     assert time.monotonic() - t0 < 60  # not a silent retry loop
-
-
-@needs_tools
-def test_a_client_certificate_the_broker_does_not_trust_is_fatal(tmp_path, pki, short_clip):
-    broker = tls_broker(tmp_path, pki, require_cert=True)
-    try:
-        cfg = config(tmp_path, mqtt={"ca_file": str(pki["ca"]), "cert_file": str(pki["stranger_crt"]),
-                                     "key_file": str(pki["stranger_key"])})
-        res = run_cli(["run", "--config", str(cfg), "--source", str(short_clip), "--loop",
-                       "--broker", f"mqtts://127.0.0.1:{broker.tls_port}", "--outbox", str(tmp_path / "o.sqlite")],
-                      timeout=90)
-    finally:
-        broker.stop()
-    assert res.returncode == exit_codes.BROKER_REFUSED, res.stderr[-2000:]
-    assert "rejected the TLS handshake" in res.stderr and "cert_file" in res.stderr
 
 
 @needs_tools
