@@ -56,7 +56,7 @@ def main() -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "emocast", "run", "--config", str(cfg), "--source", "demo", "--loop", "--fast",
          "--print", "--broker", broker.url, "--device-id", "soak", "--outbox", str(work / "outbox.sqlite"),
-         "--duration", str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--duration", str(seconds)], stdout=subprocess.PIPE, stderr=(work / "service.log").open("w"), text=True)
     committed: list[dict] = []
     reader = threading.Thread(target=lambda: committed.extend(json.loads(line) for line in proc.stdout), daemon=True)
     reader.start()
@@ -73,8 +73,9 @@ def main() -> int:
         print(f"  bounce {bounces} ({'SIGKILL' if bounces % 3 == 0 else 'clean stop'}) at "
               f"{time.monotonic() - t0:.0f} s; {len(committed)} events committed so far", flush=True)
     rss_end = rss_mib(proc.pid)
-    _, err = proc.communicate(timeout=seconds + 120)
-    reader.join(5)
+    proc.wait(timeout=seconds + 120)
+    reader.join(10)  # the only reader of stdout: every --print line is a committed event
+    err = (work / "service.log").read_text()
     want = {p["id"] for p in committed}
     rec.wait_for(lambda m: want <= {json.loads(p)["id"] for _, p, _ in m}, 60)
     received = [json.loads(p) for _, p, _ in rec.messages]

@@ -83,3 +83,40 @@ def test_outbox_cap_while_the_broker_is_away_is_counted_and_reported(tmp_path, r
     seqs = sorted(p["seq"] for p in rec.payloads("/summary") + rec.payloads("/events/attention"))
     assert seqs[0] > 1  # the oldest were the ones dropped
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # the rest arrived, none missing
+
+
+def test_service_killed_mid_run_delivers_its_backlog_at_the_next_start(tmp_path, request):
+    """SIGKILL while the broker is away: what was committed (the --print lines) is delivered after
+    the next start, and seq carries on from where the killed run stopped."""
+    from emocast.device.demo_clip import Segment, write_clip
+
+    clip = write_clip(tmp_path / "c.avi", segments=(Segment(1.0, True, 0.6, 0.3, 0.7), Segment(2.2, False)))
+    port = free_port()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[events]\nsummary_s = 1.0\n[emotion]\nemotion_hz = 0\n[mqtt]\ndrain_timeout_s = 10.0\n")
+    common = [sys.executable, "-m", "emocast", "run", "--config", str(cfg), "--source", str(clip), "--loop",
+              "--broker", f"mqtt://127.0.0.1:{port}", "--device-id", "killed", "--outbox", str(tmp_path / "o.sqlite"),
+              "--print"]
+    proc = subprocess.Popen(common, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    first: list[dict] = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        first.append(json.loads(line))
+        if len(first) >= 8:
+            break
+    proc.kill()  # SIGKILL: no final summary, no drain, no offline
+    proc.wait(10)
+    assert proc.returncode == -9
+    broker = Broker(tmp_path, port)
+    broker.start()
+    request.addfinalizer(broker.stop)
+    rec = Recorder(port, ["emocast/killed/events/#", "emocast/killed/summary"])
+    rec.start()
+    request.addfinalizer(rec.stop)
+    again = subprocess.run(common + ["--duration", "3"], capture_output=True, text=True, timeout=90)
+    assert again.returncode == 0, again.stderr[-2000:]
+    second = [json.loads(line) for line in again.stdout.splitlines()]
+    want = {p["id"] for p in first + second}
+    assert rec.wait_for(lambda m: want <= {json.loads(p)["id"] for _, p, _ in m}, 20)
+    assert second[0]["seq"] > first[-1]["seq"]  # seq survived the kill
+    got = sorted({json.loads(p)["seq"] for _, p, _ in rec.messages})
+    assert got[0] == 1 and got == list(range(1, got[-1] + 1))
