@@ -19,8 +19,16 @@ def _require_tensorflow() -> None:
         sys.exit("emocast convert needs TensorFlow: pip install 'emocast[convert]'")
 
 
+def _require_keras() -> None:
+    try:
+        import keras  # noqa: F401
+    except ImportError as exc:
+        sys.exit(f"emocast convert train needs Keras 3 and a backend: pip install 'emocast[convert]' for "
+                 f"TensorFlow, or set KERAS_BACKEND=torch where PyTorch is installed ({exc})")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    _require_tensorflow()
+    _require_keras()
     from .train import Recipe, train
 
     recipe = Recipe(architecture=args.arch, width=args.width, input_size=args.size,

@@ -15,8 +15,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .data import FER_LABELS, Split, class_weights, load_split
 
 log = logging.getLogger(__name__)
@@ -69,53 +67,13 @@ def lr_at(epoch: int, recipe: Recipe) -> float:
     return recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _augmenter(recipe: Recipe):
-    import keras
-    from keras import layers
+def make_batches(split: Split, recipe: Recipe, training: bool, weights: dict[int, float] | None = None):
+    """The training (augmented, shuffled, class-weighted) or validation feed for ``fit``."""
+    from .augment import FaceBatches
 
-    a = recipe.augment
-    steps: list = []
-    if a.get("flip"):
-        steps.append(layers.RandomFlip("horizontal"))
-    if a.get("rotate_deg"):
-        steps.append(layers.RandomRotation(a["rotate_deg"] / 360.0, fill_mode="reflect"))
-    if a.get("zoom"):
-        steps.append(layers.RandomZoom((-a["zoom"], a["zoom"]), fill_mode="reflect"))
-    if a.get("shift"):
-        steps.append(layers.RandomTranslation(a["shift"], a["shift"], fill_mode="reflect"))
-    if a.get("brightness"):
-        steps.append(layers.RandomBrightness(a["brightness"], value_range=(0.0, 255.0)))
-    if a.get("contrast"):
-        steps.append(layers.RandomContrast(a["contrast"]))
-    return keras.Sequential(steps, name="augment") if steps else None
-
-
-def make_dataset(split: Split, recipe: Recipe, training: bool):
-    """A tf.data pipeline: uint8 crops -> (augmented) -> resized -> model input, one-hot labels."""
-    import tensorflow as tf
-
-    n_classes = len(FER_LABELS)
-    images = split.images[..., None]
-    ds = tf.data.Dataset.from_tensor_slices((images, split.labels.astype(np.int32)))
-    if training:
-        ds = ds.shuffle(len(split), seed=recipe.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(recipe.batch_size)
-    augment = _augmenter(recipe) if training else None
-    size = recipe.input_size
-
-    def prep(x, y):
-        x = tf.cast(x, tf.float32)
-        if augment is not None:
-            x = augment(x, training=True)
-            x = tf.clip_by_value(x, 0.0, 255.0)
-        if size != x.shape[1]:
-            x = tf.image.resize(x, (size, size), method="bilinear")
-        if recipe.color == "rgb":
-            x = tf.repeat(x, 3, axis=-1)
-        x = x * recipe.pixel_scale + recipe.pixel_offset
-        return x, tf.one_hot(y, n_classes)
-
-    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return FaceBatches(split, len(FER_LABELS), recipe.batch_size, recipe.input_size, recipe.color,
+                       recipe.pixel_scale, recipe.pixel_offset, recipe.augment if training else None,
+                       weights if training else None, recipe.seed)
 
 
 def plot_curves(history_csv: Path, out_png: Path) -> None:
@@ -148,17 +106,28 @@ def plot_curves(history_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+def _limit_threads(backend: str, threads: int) -> None:
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
     """Train (or resume) in ``run_dir``; returns the path of the best checkpoint."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    import tensorflow as tf
 
     from .architectures import build
 
     if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        _limit_threads(keras.backend.backend(), threads)
+    log.info("Keras %s on the %s backend", keras.__version__, keras.backend.backend())
     run_dir.mkdir(parents=True, exist_ok=True)
     recipe_path = run_dir / "recipe.json"
     if recipe_path.exists():
@@ -203,11 +172,10 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
         Curves(),
     ]
     model.fit(
-        make_dataset(train_split, recipe, training=True),
-        validation_data=make_dataset(val_split, recipe, training=False),
+        make_batches(train_split, recipe, training=True, weights=weights),
+        validation_data=make_batches(val_split, recipe, training=False),
         epochs=recipe.epochs,
-        class_weight=weights,
-        shuffle=False,  # the tf.data pipeline shuffles each epoch itself
+        shuffle=False,  # the batches reshuffle each epoch themselves, from the recipe's seed
         callbacks=callbacks,
         verbose=1 if os.isatty(1) else 2,
     )

@@ -93,10 +93,14 @@ def test_tiny_train_quantize_evaluate(tmp_path):
     from emocast.device.model_card import batch_to_model_input, load_card, sha256_of
 
     run = tmp_path / "run"
-    recipe = Recipe(architecture="emocnn", width=0.25, epochs=1, train_limit=400, batch_size=32, warmup_epochs=1)
+    # mild augmentation: with the full set, a few dozen steps leave the net near uniform outputs (the
+    # old tf.data pipeline too: 0.23 train accuracy after 3 epochs on 3,000 faces), and then int8
+    # rounding decides the argmax
+    recipe = Recipe(architecture="emocnn", width=0.25, epochs=2, train_limit=800, batch_size=32, warmup_epochs=1,
+                    augment={"flip": 1.0})
     best = train(FER_DIR, run, recipe, threads=2)
     assert best.is_file() and (run / "history.csv").is_file() and (run / "curves.png").is_file()
-    assert json.loads((run / "recipe.json").read_text())["train_limit"] == 400
+    assert json.loads((run / "recipe.json").read_text())["train_limit"] == 800
 
     out = tmp_path / "models" / "tiny_int8.tflite"
     card = quantize(best, FER_DIR, out, calib_size=70, eval_limit=200)
@@ -105,8 +109,9 @@ def test_tiny_train_quantize_evaluate(tmp_path):
     assert loaded.sha256 == sha256_of(out) == card.sha256
     assert loaded.labels == FER_LABELS and loaded.metrics["int8"]["accuracy"] > 0
     assert loaded.extra["recipe"]["architecture"] == "emocnn"
-    assert loaded.extra["training"] == {"epochs_run": 1, "best_epoch": 1,
-                                        "best_val_accuracy_keras": loaded.extra["training"]["best_val_accuracy_keras"]}
+    assert loaded.extra["training"]["epochs_run"] == 2 and loaded.extra["training"]["best_epoch"] in (1, 2)
+    assert set(loaded.extra["training"]) == {"epochs_run", "best_epoch", "best_val_accuracy_keras"}
+    assert 0.0 < loaded.extra["training"]["best_val_accuracy_keras"] <= 1.0
 
     model = EmotionModel(out)
     assert model.input_dtype == np.int8
@@ -155,3 +160,43 @@ def test_every_architecture_builds_and_converts_to_int8_that_the_device_runs(arc
     probs = dev.predict_input(np.zeros((size, size, 1 if color == "gray" else 3), np.float32))
     assert probs.shape == (7,) and abs(float(probs.sum()) - 1) < 1e-3
     assert _json.loads(out.with_suffix(".json").read_text())["architecture"].startswith(arch)
+
+
+def test_augmentation_is_seeded_bounded_and_does_what_it_says():
+    from emocast.convert.augment import augment_batch
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    faces[:, :, :24] = 0  # dark left half: a flip shows up as a dark right half
+    params = {"flip": 1.0, "shift": 0.1, "rotate_deg": 12.0, "zoom": 0.12, "brightness": 0.25, "contrast": 0.3}
+    a = augment_batch(faces, params, np.random.default_rng(5))
+    b = augment_batch(faces, params, np.random.default_rng(5))
+    assert a.dtype == np.float32 and a.shape == faces.shape
+    assert np.array_equal(a, b)  # same seed, same batch: reproducible on every backend
+    assert a.min() >= 0.0 and a.max() <= 255.0
+    assert not np.array_equal(a, augment_batch(faces, params, np.random.default_rng(6)))
+    only_flip = augment_batch(faces, {"flip": 1.0}, np.random.default_rng(1))
+    flipped = [np.array_equal(o, f[:, ::-1]) for o, f in zip(only_flip, faces, strict=True)]
+    kept = [np.array_equal(o, f) for o, f in zip(only_flip, faces, strict=True)]
+    assert all(x or y for x, y in zip(flipped, kept, strict=True)) and 3 <= sum(flipped) <= 13
+    assert np.array_equal(augment_batch(faces, {}, rng), faces.astype(np.float32))
+
+
+def test_batches_carry_class_weights_and_reshuffle_each_epoch():
+    from emocast.convert.augment import FaceBatches
+    from emocast.convert.data import Split
+
+    labels = np.arange(70, dtype=np.uint8) % 7
+    split = Split(np.zeros((70, 48, 48), np.uint8) + labels[:, None, None], labels, "t")
+    weights = {c: 1.0 + c for c in range(7)}
+    feed = FaceBatches(split, 7, 32, 64, "rgb", 1 / 127.5, -1.0, {"flip": 1.0}, weights, seed=3)
+    assert len(feed) == 3
+    x, y, w = feed[0]
+    assert x.shape == (32, 64, 64, 3) and y.shape == (32, 7) and w.shape == (32,)
+    assert np.allclose(w, 1.0 + y.argmax(1)) and x.min() >= -1.0 and x.max() <= 1.0
+    first = [feed[i][1].argmax(1).tolist() for i in range(3)]
+    feed.on_epoch_end()
+    assert [feed[i][1].argmax(1).tolist() for i in range(3)] != first
+    plain = FaceBatches(split, 7, 32, 48, "gray", 1 / 255, 0.0)
+    x, y = plain[0]
+    assert np.array_equal(y.argmax(1), labels[:32])  # validation: in order, untouched

@@ -1,0 +1,106 @@
+"""Training-time augmentation and batching in NumPy and OpenCV, whatever Keras backend trains.
+
+The model trains on TensorFlow here (CPU) and on PyTorch where a GPU is lent (Keras 3's torch
+backend; no TensorFlow there), so the input pipeline must not need TensorFlow. One affine warp per
+face does flip, rotation, zoom and shift together (with reflected borders, so no black corners teach
+the model that corners matter), then brightness and contrast; all drawn from a seeded generator, so
+an epoch's batches are the same on every backend and every rerun.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import cv2
+import keras
+import numpy as np
+
+from .data import Split
+
+
+def augment_batch(images: np.ndarray, params: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
+    """uint8 (N, H, W) faces -> float32 (N, H, W) on the 0-255 scale, each randomly transformed."""
+    n, h, w = images.shape
+    out = np.empty((n, h, w), np.float32)
+    centre = (w / 2.0 - 0.5, h / 2.0 - 0.5)
+    rot_max = float(params.get("rotate_deg", 0.0))
+    zoom = float(params.get("zoom", 0.0))
+    shift = float(params.get("shift", 0.0))
+    flip = float(params.get("flip", 0.0))
+    bright = float(params.get("brightness", 0.0))
+    contrast = float(params.get("contrast", 0.0))
+    for i in range(n):
+        angle = rng.uniform(-rot_max, rot_max) if rot_max else 0.0
+        scale = 1.0 + (rng.uniform(-zoom, zoom) if zoom else 0.0)
+        m = cv2.getRotationMatrix2D(centre, angle, scale)
+        if flip and rng.random() < 0.5 * flip:  # mirror about the centre column
+            m = m @ np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        if shift:
+            m[0, 2] += rng.uniform(-shift, shift) * w
+            m[1, 2] += rng.uniform(-shift, shift) * h
+        face = cv2.warpAffine(images[i], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        face = face.astype(np.float32)
+        if contrast:
+            mean = face.mean()
+            face = (face - mean) * rng.uniform(1.0 - contrast, 1.0 + contrast) + mean
+        if bright:
+            face += rng.uniform(-bright, bright) * 255.0
+        out[i] = face
+    np.clip(out, 0.0, 255.0, out=out)
+    return out
+
+
+class FaceBatches(keras.utils.PyDataset):
+    """Batches of (model input, one-hot labels[, sample weights]) from a FER split.
+
+    Training batches are reshuffled and re-augmented each epoch from ``seed + epoch``; class weights
+    come as per-sample weights, which every backend's ``fit`` honours."""
+
+    def __init__(self, split: Split, n_classes: int, batch_size: int, input_size: int, color: str,
+                 pixel_scale: float, pixel_offset: float, augment: Mapping[str, float] | None = None,
+                 class_weights: Mapping[int, float] | None = None, seed: int = 0) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.split = split
+        self.n_classes = n_classes
+        self.batch_size = batch_size
+        self.input_size = input_size
+        self.color = color
+        self.pixel_scale, self.pixel_offset = pixel_scale, pixel_offset
+        self.augment = dict(augment or {})
+        self.weights = None if class_weights is None else np.array(
+            [class_weights[c] for c in range(n_classes)], np.float32)
+        self.seed = seed
+        self.epoch = 0
+        self._order = np.arange(len(split))
+        self.on_epoch_end()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.split) / self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        if self.augment:
+            self._order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.split))
+        self.epoch += 1
+
+    def __getitem__(self, index: int):
+        idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        images = self.split.images[idx]
+        if self.augment:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            x = augment_batch(images, self.augment, rng)
+        else:
+            x = images.astype(np.float32)
+        if self.input_size != x.shape[1]:
+            x = np.stack([cv2.resize(f, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
+                          for f in x])
+        x = x[..., None]
+        if self.color == "rgb":
+            x = np.repeat(x, 3, axis=-1)
+        x = x * self.pixel_scale + self.pixel_offset
+        labels = self.split.labels[idx].astype(np.int64)
+        y = np.eye(self.n_classes, dtype=np.float32)[labels]
+        if self.weights is None:
+            return x.astype(np.float32), y
+        return x.astype(np.float32), y, self.weights[labels]
