@@ -200,3 +200,28 @@ def test_batches_carry_class_weights_and_reshuffle_each_epoch():
     plain = FaceBatches(split, 7, 32, 48, "gray", 1 / 255, 0.0)
     x, y = plain[0]
     assert np.array_equal(y.argmax(1), labels[:32])  # validation: in order, untouched
+
+
+@needs_fer()
+def test_training_on_the_torch_backend_gives_a_model_the_tensorflow_quantizer_reads(tmp_path):
+    """Where a GPU is lent, training runs on Keras' torch backend (no TensorFlow there); the weights
+    come back here to be quantized. Skips where PyTorch is not installed (it is not a test dependency)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is not installed (pip install torch) - the GPU training path is not exercised")
+    pytest.importorskip("tensorflow", reason="the quantizer needs emocast[convert]")
+    run = tmp_path / "run"
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    res = subprocess.run([sys.executable, "-m", "emocast", "convert", "train", "--data", str(FER_DIR), "--run",
+                          str(run), "--arch", "emocnn", "--width", "0.25", "--epochs", "1", "--limit", "256",
+                          "--batch-size", "32", "--threads", "2"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "on the torch backend" in res.stderr
+    from emocast.convert.quantize import quantize
+
+    card = quantize(run / "best.keras", FER_DIR, tmp_path / "t.tflite", calib_size=35, eval_limit=64)
+    assert card.metrics["int8"]["accuracy"] > 0 and (tmp_path / "t.tflite").stat().st_size > 10_000
