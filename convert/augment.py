@@ -72,17 +72,20 @@ class FaceBatches(keras.utils.PyDataset):
             [class_weights[c] for c in range(n_classes)], np.float32)
         self.seed = seed
         self.epoch = 0
-        self._order = np.arange(len(split))
-        self.on_epoch_end()
-        self.epoch = 0
+        self._order = self._shuffled()
 
     def __len__(self) -> int:
         return math.ceil(len(self.split) / self.batch_size)
 
+    def _shuffled(self) -> np.ndarray:
+        """Training batches in a new order each epoch; validation in the split's own order."""
+        if not self.augment:
+            return np.arange(len(self.split))
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.split))
+
     def on_epoch_end(self) -> None:
-        if self.augment:
-            self._order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.split))
         self.epoch += 1
+        self._order = self._shuffled()
 
     def __getitem__(self, index: int):
         idx = self._order[index * self.batch_size:(index + 1) * self.batch_size]
