@@ -176,7 +176,8 @@ class Service:
         """Wait for the end of the input, --duration, a signal, or a fatal broker refusal."""
         while analysis.is_alive():
             analysis.join(0.2)
-            if self.opts.duration_s is not None and time.monotonic() - self._started >= self.opts.duration_s:
+            if (self.opts.duration_s is not None and not self.halt.is_set()
+                    and time.monotonic() - self._started >= self.opts.duration_s):
                 log.info("duration of %.1f s reached", self.opts.duration_s)
                 self.halt.set()
             if publisher.stats.fatal:
