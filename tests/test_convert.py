@@ -225,3 +225,23 @@ def test_training_on_the_torch_backend_gives_a_model_the_tensorflow_quantizer_re
 
     card = quantize(run / "best.keras", FER_DIR, tmp_path / "t.tflite", calib_size=35, eval_limit=64)
     assert card.metrics["int8"]["accuracy"] > 0 and (tmp_path / "t.tflite").stat().st_size > 10_000
+
+
+def test_gpu_packing_round_trips_a_split(tmp_path):
+    """scripts/gpu/pack.py squeezes FER under the device tool's 64 MiB; the device unpacks it exactly."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("pack", REPO / "scripts" / "gpu" / "pack.py")
+    pack = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(pack)  # type: ignore[union-attr]
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50, 48, 48), dtype=np.uint8)
+    labels = rng.integers(0, 7, 50, dtype=np.uint8)
+    np.savez(tmp_path / "train.npz", images=images, labels=labels)
+    pack.pack_split(tmp_path / "train.npz", tmp_path / "train.xz")
+    (tmp_path / "out").mkdir()
+    pack.unpack_split(tmp_path / "train.xz", tmp_path / "out" / "train.npz")
+    split = load_split(tmp_path / "out", "train")
+    assert np.array_equal(split.images, images) and np.array_equal(split.labels, labels)
