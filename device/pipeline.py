@@ -265,6 +265,7 @@ class Analyzer:
         r = st.reading
         angles = st.angles
         smoother = st.smoother
+        attentive = st.attention.state == ATTENTIVE  # emotion is only read, and only current, while attentive
         return {
             "t": round(frame.t, 3),
             "frame": frame.index,
@@ -278,8 +279,8 @@ class Analyzer:
             "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),
             "attention": st.attention.state,
             "reason": st.reason,
-            "emotion": None if smoother is None else smoother.current,
-            "probs": None if smoother is None or smoother.probs is None else smoother.as_dict(),
+            "emotion": smoother.current if smoother is not None and attentive else None,
+            "probs": smoother.as_dict() if smoother is not None and attentive and smoother.probs is not None else None,
         }
 
     # -- summary -------------------------------------------------------------------------------
@@ -300,7 +301,9 @@ class Analyzer:
             w.tracks.add(tr.id)
             w.face_time_s += dt
             w.state_s[st.attention.state] += dt
-            if st.smoother is not None and st.smoother.current is not None:
+            # emotion is sampled on attentive faces only: a face looking away keeps its last reading,
+            # which must not count as what it shows now
+            if st.attention.state == ATTENTIVE and st.smoother is not None and st.smoother.current is not None:
                 w.emotion_s[st.smoother.current] += dt
 
     def summary_due(self, t: float) -> bool:
