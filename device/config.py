@@ -73,6 +73,7 @@ class EmotionSection:
 @dataclass
 class AttentionSection:
     checks: bool = True  # landmarks, head pose, eyes and gaze; false: "a frontal face was detected" only
+    landmarks_hz: float = field(default=0.0, metadata=_rng(0.0, 240))  # 0: at each detection; more: also between
     max_yaw_deg: float = field(default=30.0, metadata=_rng(1, 90))  # beyond it (after the offset): looking away
     max_pitch_deg: float = field(default=20.0, metadata=_rng(1, 90))
     yaw_offset_deg: float = field(default=0.0, metadata=_rng(-90, 90))  # pose of a face that looks at the screen

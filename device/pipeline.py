@@ -82,7 +82,7 @@ class FaceState:
     reading: FaceReading | None = None
     reason: str = ""
     blinks_seen: int = 0
-    probs: np.ndarray | None = None
+    checked_t: float = float("-inf")  # when the landmark checks last ran
 
 
 class Analyzer:
@@ -102,6 +102,7 @@ class Analyzer:
         self.rules = AttentionRules.from_config(a, calibration.load(a.calibration) if a.calibration else None)
         self.reader = reader if reader is not None else (FaceReader(a.focal_px, a.gaze) if a.checks else None)
         self.profiles = ProfileFinder() if self.reader is not None else None
+        self.landmark_period = 1.0 / a.landmarks_hz if a.landmarks_hz > 0 else float("inf")
         self.dwell = {ATTENTIVE: a.attentive_s, LOOKING_AWAY: a.looking_away_s, EYES_CLOSED: a.eyes_closed_s,
                       ABSENT: 0.0}  # absence is timed by the tracker (absent_s)
         self.keep_records = keep_records
@@ -136,12 +137,15 @@ class Analyzer:
             events.extend(self._profiles(gray, t, {tr.id for tr in touched}))
             if touched:
                 self.timers["attention"].add((time.perf_counter() - a0) * 1000)
+        elif self.reader is not None and self.landmark_period < float("inf"):
+            events.extend(self._between_detections(gray, t))
         events.extend(self._expire(t))
         events.extend(self._emotions(gray, t))
         self._accumulate(t)
-        if detected and self.keep_records:
+        if self.keep_records:
             self.records = [self._record(tr, frame) for tr in self.tracker.tracks.values()
-                            if tr.confirmed and tr.last_seen_t == t and tr.id in self._faces]
+                            if tr.confirmed and tr.id in self._faces
+                            and (tr.last_seen_t == t or self._faces[tr.id].checked_t == t)]
         self.frames += 1
         self.timers["frame"].add((time.perf_counter() - t0) * 1000)
         return events
@@ -167,6 +171,7 @@ class Analyzer:
             return self._observe(tr, ATTENTIVE, when, "")
         reading = self.reader.read(gray, tr.box, st.pose)
         st.reading = reading
+        st.checked_t = t
         if reading.pose is None:
             return []
         st.pose = reading.pose
@@ -178,6 +183,24 @@ class Analyzer:
         state, st.reason = self.rules.propose(float(st.angles[0]), float(st.angles[1]), closed, gaze,
                                               st.attention.state)
         return self._observe(tr, state, when, st.reason)
+
+    def _between_detections(self, gray: np.ndarray, t: float) -> list[Event]:
+        """Landmark checks at ``landmarks_hz`` on frames without detection, on each face's last
+        detected box (a face moves little in a tenth of a second; dlib's predictor copes): eye and
+        gaze readings at camera rate catch short blinks that 10 Hz detection would miss."""
+        events: list[Event] = []
+        a0 = time.perf_counter()
+        checked = 0
+        for tr in list(self.tracker.tracks.values()):
+            st = self._faces.get(tr.id)
+            if (st is None or not tr.confirmed or st.reason == "profile" or st.attention.state in (None, ABSENT)
+                    or t - tr.last_seen_t > 2 * self.detect_period or t - st.checked_t < self.landmark_period * 0.999):
+                continue
+            events.extend(self._check(gray, tr, t))
+            checked += 1
+        if checked:
+            self.timers["attention"].add((time.perf_counter() - a0) * 1000)
+        return events
 
     def _profiles(self, gray: np.ndarray, t: float, touched: set[int]) -> list[Event]:
         """Confirmed tracks the frontal detector missed: a profile face near them keeps them alive,

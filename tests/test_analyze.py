@@ -176,3 +176,15 @@ def test_calibrate_fails_cleanly_when_a_target_has_no_face(tmp_path, demo_clip, 
     assert code == exit_codes.CALIBRATION
     assert not out.exists() and "nothing written" in caplog.text
     assert main(["calibrate", "--source", str(tmp_path / "none.mp4"), "--out", str(out)]) == exit_codes.SOURCE
+
+
+@needs_media("videos", "edtalk_uncrop_obama_talking.mp4")
+def test_landmarks_between_detections_read_the_eyes_at_camera_rate():
+    clip = VIDEOS / "edtalk_uncrop_obama_talking.mp4"
+    sparse, _ = run_analyze(clip, {"faces": {"detect_hz": 5.0}, "emotion": {"emotion_hz": 0}})
+    dense, result = run_analyze(clip, {"faces": {"detect_hz": 5.0}, "attention": {"landmarks_hz": 25.0},
+                                       "emotion": {"emotion_hz": 0}})
+    assert len(dense) > 4 * len(sparse)  # a record per face for every checked frame, not only detections
+    assert {r["track"] for r in dense} == {r["track"] for r in sparse}
+    assert sum(bool(r["eyes_closed"]) for r in dense) > sum(bool(r["eyes_closed"]) for r in sparse)
+    assert all(r["attention"] == "attentive" for r in dense)
