@@ -164,7 +164,8 @@ class Analyzer:
         return st
 
     def _check(self, gray: np.ndarray, tr: Track, t: float) -> list[Event]:
-        """A fresh detection of a confirmed track: read the face and propose its state."""
+        """Read a confirmed track's face (at its detection, or between detections at landmarks_hz)
+        and propose its state."""
         st = self._face(tr)
         when = tr.first_t if st.attention.state is None else t  # a track's first state began at its first sighting
         if self.reader is None:
