@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
-from .capture import Frame
+from .capture import Frame, SourceError, VideoCaptureSource
 from .config import Config, with_overrides
 from .emotion import EmotionModel
 from .face_reading import FaceReader
@@ -75,37 +75,34 @@ def prepare_photo(frame: Frame) -> tuple[Frame, float, int]:
     return dataclasses.replace(frame, image=image), scale, pad
 
 
-def frames_of(path: Path) -> tuple[Iterator[Frame], int, float]:
-    """Frames of a video (or the one frame of a photo) on media time, and the expected count."""
+def frames_of(path: Path) -> tuple[Iterator[Frame], int]:
+    """Frames of a video (or the one frame of a photo) on media time, and the expected count.
+
+    Videos are read through the service's own ``VideoCaptureSource`` (same opening checks, same
+    frame-rate sanity, same early-end warning)."""
     if is_photo(path):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise MediaError(f"{path}: cannot read it as a photo (missing, not an image, or corrupt)")
-        return iter([Frame(image=image, index=0, t=0.0, wall=0.0)]), 1, 0.0
+        return iter([Frame(image=image, index=0, t=0.0, wall=0.0)]), 1
     if not path.exists():
         raise MediaError(f"{path}: no such file")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise MediaError(f"{path}: cannot open it as a video (not a video, or corrupt)")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    if not 0.5 <= fps <= 1000:
-        log.warning("%s: frame rate %r not credible; assuming 25", path, fps)
-        fps = 25.0
-    expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    source = VideoCaptureSource(str(path))
+    try:
+        source.open()
+    except SourceError as exc:
+        raise MediaError(str(exc)) from None
 
     def gen() -> Iterator[Frame]:
         index = 0
         try:
-            while True:
-                ok, image = cap.read()
-                if not ok or image is None:
-                    return
-                yield Frame(image=image, index=index, t=index / fps, wall=0.0)
+            while (image := source.read()) is not None:
+                yield Frame(image=image, index=index, t=index / source.fps, wall=0.0)
                 index += 1
         finally:
-            cap.release()
+            source.close()
 
-    return gen(), expected, fps
+    return gen(), source.frame_count
 
 
 def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress: bool = True,
@@ -115,22 +112,22 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
     ``photo_detector`` replaces the config's detector on photos (None keeps it)."""
     from tqdm import tqdm
 
-    frames, expected, _fps = frames_of(path)
+    photo = is_photo(path)
+    frames, expected = frames_of(path)
     result = AnalysisResult(frames_expected=expected)
     analyzer: Analyzer | None = None
     bar = tqdm(total=expected or None, unit="frame", desc=path.name, disable=not progress or expected <= 1,
                file=sys.stderr)
     scale, pad = 1.0, 0
     for frame in frames:
-        if is_photo(path):
+        if photo:
             frame, scale, pad = prepare_photo(frame)
+            cfg = photo_config(cfg, frame.image.shape[1], photo_detector)
         if analyzer is None:
-            if is_photo(path):
-                cfg = photo_config(cfg, frame.image.shape[1], photo_detector)
             analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, reader=reader, keep_records=True)
         result.events.extend(analyzer.process(frame))
         for record in analyzer.records:
-            if is_photo(path):  # boxes in the photo's own pixels
+            if photo:  # boxes in the photo's own pixels
                 x, y, w, h = record["box"]
                 record["box"] = [int(round((x - pad) / scale)), int(round((y - pad) / scale)),
                                  int(round(w / scale)), int(round(h / scale))]
