@@ -117,16 +117,14 @@ def record(cfg, source, settle_s: float = 2.0, record_s: float = 3.0, announce=p
     For each target: announce it, let ``settle_s`` pass while the eyes move there, then keep the
     largest face's readings for ``record_s``. Time is the source's own: media time for a file, the
     monotonic clock for a camera. The same Analyzer as the service reads the faces."""
-    import dataclasses
-
     from .capture import Frame
     from .config import with_overrides
     from .faces import make_detector
     from .pipeline import Analyzer
 
-    # the kiosk's own rules must not shape what "looking at the screen" is: no offsets, no gaze limits
+    # readings only: the pose is read raw (no old calibration or offsets), and no emotion is needed
     cfg = with_overrides(cfg, "attention", calibration="", yaw_offset_deg=0.0, pitch_offset_deg=0.0)
-    cfg = dataclasses.replace(cfg, emotion=dataclasses.replace(cfg.emotion, emotion_hz=0.0))
+    cfg = with_overrides(cfg, "emotion", emotion_hz=0.0)
     analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), None, keep_records=True)
     samples: dict[str, list[Sample]] = {t: [] for t in TARGETS}
     fps = source.fps or 25.0

@@ -52,9 +52,6 @@ class HeadPose:
     rvec: np.ndarray
     tvec: np.ndarray
 
-    def as_dict(self) -> dict[str, float]:
-        return {"yaw": round(self.yaw, 1), "pitch": round(self.pitch, 1), "roll": round(self.roll, 1)}
-
 
 def camera_matrix(width: int, height: int, focal: float | None = None) -> np.ndarray:
     """Pinhole intrinsics; without a calibration, a focal length of the frame width (about 53 degrees
