@@ -276,27 +276,33 @@ def parse_broker_url(url: str, where: str = "[mqtt] url") -> BrokerAddress:
     )
 
 
-def _check_tls_files(cfg: Config) -> None:
-    """Load the CA and the client certificate now, so a wrong path or a non-PEM file is a config
-    error at start (exit 3) naming the key, not a TLS failure later."""
+def tls_context(ca_file: str, cert_file: str, key_file: str, where: str = "[mqtt]"):
+    """The client's TLS context: ``ca_file`` (or the system CAs) and an optional client certificate.
+    A missing or non-PEM file is a ConfigError naming the key."""
     import ssl
 
-    m = cfg.mqtt
-    for key in ("ca_file", "cert_file", "key_file"):
-        path = getattr(m, key)
+    for key, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
         if path and not Path(path).is_file():
-            raise ConfigError(f"{cfg.origin}: [mqtt] {key}: no such file {path}")
+            raise ConfigError(f"{where} {key}: no such file {path}")
     try:
-        if m.ca_file:
-            ssl.create_default_context(cafile=m.ca_file)
+        ctx = ssl.create_default_context(cafile=ca_file or None)
     except (ssl.SSLError, ValueError) as exc:
-        raise ConfigError(f"{cfg.origin}: [mqtt] ca_file: {m.ca_file} is not a PEM CA certificate ({exc})") from None
+        raise ConfigError(f"{where} ca_file: {ca_file} is not a PEM CA certificate ({exc})") from None
     try:
-        if m.cert_file:
-            ssl.create_default_context().load_cert_chain(m.cert_file, m.key_file or None)
+        if cert_file:
+            ctx.load_cert_chain(cert_file, key_file or None)
     except (ssl.SSLError, ValueError) as exc:
-        raise ConfigError(f"{cfg.origin}: [mqtt] cert_file/key_file: {m.cert_file} and {m.key_file} "
+        raise ConfigError(f"{where} cert_file/key_file: {cert_file} and {key_file} "
                           f"are not a matching PEM certificate and key ({exc})") from None
+    return ctx
+
+
+def _check_tls_files(cfg: Config) -> None:
+    """Build the TLS context once at load, so a wrong path or a non-PEM file is a config error at
+    start (exit 3) naming the key, not a TLS failure later."""
+    m = cfg.mqtt
+    if m.ca_file or m.cert_file or m.key_file:
+        tls_context(m.ca_file, m.cert_file, m.key_file, f"{cfg.origin}: [mqtt]")
 
 
 def validate_cross(cfg: Config) -> None:

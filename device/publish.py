@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .config import BrokerAddress
+from .config import BrokerAddress, tls_context
 from .events import Topics
 from .outbox import Outbox
 
@@ -137,10 +137,7 @@ class Publisher(threading.Thread):
 
     def _tls_context(self) -> ssl.SSLContext:
         o = self.opts
-        ctx = ssl.create_default_context(cafile=o.ca_file or None)
-        if o.cert_file:
-            ctx.load_cert_chain(o.cert_file, o.key_file or None)
-        return ctx
+        return tls_context(o.ca_file, o.cert_file, o.key_file)
 
     def _tls_problem(self, timeout_s: float = 5.0) -> str:
         """Why a TLS connection failed, when retrying cannot help ("" when it might).
