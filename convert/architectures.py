@@ -13,6 +13,14 @@ import keras
 from keras import layers
 
 
+@keras.saving.register_keras_serializable(package="emocast")
+class Mirror(layers.Layer):
+    """The face flipped left to right (TFLite REVERSE_V2, which has int8 kernels)."""
+
+    def call(self, x):
+        return keras.ops.flip(x, axis=2)
+
+
 def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)

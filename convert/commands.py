@@ -51,6 +51,23 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    _require_keras()
+    from ..device import exit_codes
+    from .ensemble import write_ensemble
+
+    try:
+        path = write_ensemble(args.models, args.out, mirror=args.mirror)
+    except FileNotFoundError as exc:
+        log.error("%s", exc)
+        return exit_codes.MODEL
+    except ValueError as exc:
+        log.error("%s", exc)
+        return exit_codes.USAGE
+    print(f"combined model: {path}\nquantize it: emocast convert quantize {path} --out models/NAME.tflite")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_tflite
     from .metrics import plot_confusion
@@ -78,7 +95,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    handlers = {"train": cmd_train, "quantize": cmd_quantize, "evaluate": cmd_evaluate}
+    handlers = {"train": cmd_train, "quantize": cmd_quantize, "ensemble": cmd_ensemble,
+                "evaluate": cmd_evaluate}
     try:
         return handlers[args.convert_command](args)
     except DataError as exc:

@@ -108,6 +108,7 @@ def quantize(
     on the validation split when ``evaluate``."""
     import keras
 
+    from . import architectures  # noqa: F401  (registers the Mirror layer that ensembles use)
     from .evaluate import evaluate_float, evaluate_tflite
 
     recipe = dict(recipe or {})
@@ -162,6 +163,14 @@ def training_record(history_csv: Path) -> dict:
     }
 
 
+def architecture_line(recipe: dict) -> str:
+    """The card's architecture line, for a single network or an ensemble of them."""
+    if recipe.get("architecture") != "ensemble":
+        return f"{recipe.get('architecture', 'unknown')} (width {recipe.get('width', 1.0)})"
+    parts = " + ".join(architecture_line(m["recipe"]) for m in recipe.get("members", []))
+    return f"{parts}, averaged with the mirrored face" if recipe.get("mirror") else f"ensemble of {parts}"
+
+
 def _write_card(out_path: Path, pre: Preprocess, recipe: dict, mode: str, metrics: dict) -> ModelCard:
     card = ModelCard(
         id=out_path.stem,
@@ -169,7 +178,7 @@ def _write_card(out_path: Path, pre: Preprocess, recipe: dict, mode: str, metric
         sha256=sha256_of(out_path),
         labels=FER_LABELS,
         preprocess=pre,
-        architecture=f"{recipe.get('architecture', 'unknown')} (width {recipe.get('width', 1.0)})",
+        architecture=architecture_line(recipe),
         dataset="FER2013: train split for training and calibration, PublicTest for validation",
         metrics={k: v for k, v in metrics.items() if k in ("float", "int8", "validation")},
         extra={

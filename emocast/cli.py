@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib", type=int, default=500, help="representative images from the train split")
     q.add_argument("--eval-limit", type=int, default=0, help="score on this many validation images (0: all)")
 
+    en = csub.add_parser("ensemble", help="average trained models (and their mirror views) in one model")
+    en.add_argument("models", type=Path, nargs="+", help="best.keras files of run folders")
+    en.add_argument("--out", type=Path, required=True, help="folder for model.keras and its recipe.json")
+    en.add_argument("--mirror", action="store_true", help="also average each model's view of the mirrored face")
+
     ev = csub.add_parser("evaluate", help="score a .tflite model (with its card) on a FER2013 split")
     ev.add_argument("model", type=Path)
     ev.add_argument("--data", type=Path, default=_default_data())

@@ -245,3 +245,84 @@ def test_gpu_packing_round_trips_a_split(tmp_path):
     pack.unpack_split(tmp_path / "train.xz", tmp_path / "out" / "train.npz")
     split = load_split(tmp_path / "out", "train")
     assert np.array_equal(split.images, images) and np.array_equal(split.labels, labels)
+
+
+def _tiny_run(folder: Path, seed: int, **recipe_changes) -> Path:
+    """An untrained width-0.25 emocnn saved as a run folder's best.keras with its recipe."""
+    import dataclasses
+
+    import keras
+
+    from emocast.convert.architectures import build
+    from emocast.convert.train import Recipe
+
+    recipe = dataclasses.replace(Recipe(width=0.25, seed=seed), **recipe_changes)
+    keras.utils.set_random_seed(seed)
+    folder.mkdir(parents=True)
+    (folder / "recipe.json").write_text(json.dumps(dataclasses.asdict(recipe)))
+    model = build("emocnn", recipe.input_shape, len(FER_LABELS), width=0.25)
+    model.save(folder / "best.keras")
+    return folder / "best.keras"
+
+
+def test_ensemble_averages_members_and_mirror_views_and_quantizes_to_one_int8_file(tmp_path):
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    import keras
+
+    from emocast.convert.ensemble import write_ensemble
+    from emocast.convert.quantize import quantize
+    from emocast.device.emotion import EmotionModel
+    from emocast.device.model_card import batch_to_model_input, load_card
+
+    a, b = _tiny_run(tmp_path / "a", 1), _tiny_run(tmp_path / "b", 2)
+    path = write_ensemble([a, b], tmp_path / "ens", mirror=True)
+    ens = keras.models.load_model(path, compile=False)
+    members = [keras.models.load_model(p, compile=False) for p in (a, b)]
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (6, 48, 48, 1)).astype(np.float32)
+    mirrored = x[:, :, ::-1]
+    expected = np.mean([m.predict(v, verbose=0) for m in members for v in (x, mirrored)], axis=0)
+    got = ens.predict(x, verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(ens.predict(mirrored, verbose=0), got, atol=1e-5)  # mirror-invariant
+    assert not np.allclose(members[0].predict(x, verbose=0), members[1].predict(x, verbose=0), atol=1e-3)
+
+    recipe = json.loads((tmp_path / "ens" / "recipe.json").read_text())
+    assert recipe["architecture"] == "ensemble" and recipe["mirror"] is True
+    assert [m["recipe"]["seed"] for m in recipe["members"]] == [1, 2]
+
+    # a made-up data folder: the graph, not accuracy, is under test here
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, n in (("train", 140), ("public_test", 40)):
+        np.savez(data / f"{split}.npz", images=rng.integers(0, 256, (n, 48, 48), dtype=np.uint8),
+                 labels=np.arange(n, dtype=np.uint8) % 7)
+    out = tmp_path / "ens_int8.tflite"
+    quantize(path, data, out, calib_size=70)
+    card = load_card(out)
+    assert card.architecture == "emocnn (width 0.25) + emocnn (width 0.25), averaged with the mirrored face"
+    assert len(card.extra["recipe"]["members"]) == 2
+    device = EmotionModel(out, threads=1)
+    faces = rng.integers(0, 256, (20, 48, 48), dtype=np.uint8)
+    float_probs = ens.predict(batch_to_model_input(faces, card.preprocess), verbose=0)
+    int8_probs = device.predict_batch(batch_to_model_input(faces, card.preprocess))
+    assert np.abs(int8_probs - float_probs).mean() < 0.02
+
+
+def test_ensemble_refuses_members_that_read_different_input(tmp_path):
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    from emocast.convert.ensemble import write_ensemble
+
+    a = _tiny_run(tmp_path / "a", 1)
+    b = _tiny_run(tmp_path / "b", 2, pixel_scale=2 / 255, pixel_offset=-1.0)
+    with pytest.raises(ValueError, match=r"b/best.keras: its pixel_scale, pixel_offset differ"):
+        write_ensemble([a, b], tmp_path / "ens")
+    (tmp_path / "a" / "recipe.json").unlink()
+    with pytest.raises(ValueError, match="no recipe.json beside it"):
+        write_ensemble([a], tmp_path / "ens", mirror=True)
+    with pytest.raises(FileNotFoundError, match="missing.keras"):
+        write_ensemble([tmp_path / "missing.keras"], tmp_path / "ens", mirror=True)
+    with pytest.raises(ValueError, match="nothing to combine"):
+        write_ensemble([b], tmp_path / "ens", mirror=False)
+    assert not (tmp_path / "ens").exists()
