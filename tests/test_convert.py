@@ -119,11 +119,38 @@ def test_tiny_train_quantize_evaluate(tmp_path):
 
     float_model = keras.models.load_model(best, compile=False)
     val = load_split(FER_DIR, "public_test").subset(200, 0)
-    fl = float_model.predict(batch_to_model_input(val.images, loaded.preprocess), verbose=0).argmax(1)
+    fp = float_model.predict(batch_to_model_input(val.images, loaded.preprocess), verbose=0)
     ev = evaluate_tflite(out, val, progress=False)
-    agree = float(np.mean(ev.probs.argmax(1) == fl))
-    assert agree >= 0.8, f"int8 agrees with float on only {agree:.0%} of faces"
+    # two epochs leave the net close to uniform, so argmax agreement would be a coin toss between
+    # near-tied classes; the probabilities themselves must survive int8 (argmax agreement is checked
+    # on a trained network below)
+    assert np.abs(ev.probs - fp).mean() < 0.02
     assert ev.latency_ms > 0
+
+
+@needs_fer()
+def test_int8_agrees_with_the_trained_float_model_it_came_from(tmp_path):
+    """Quantize the committed float checkpoint afresh: int8 must pick the float model's class on
+    nearly every face the float model is sure of, and on most faces overall."""
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    import keras
+
+    from emocast.convert.evaluate import evaluate_tflite
+    from emocast.convert.quantize import quantize
+    from emocast.device.model_card import batch_to_model_input
+
+    best = Path(__file__).resolve().parents[1] / "checkpoints" / "emocnn_w1_e100" / "best.keras"
+    out = tmp_path / "w1_int8.tflite"
+    card = quantize(best, FER_DIR, out, calib_size=140, evaluate=False)
+    val = load_split(FER_DIR, "public_test").subset(400, 0)
+    fp = keras.models.load_model(best, compile=False).predict(batch_to_model_input(val.images, card.preprocess),
+                                                              verbose=0)
+    q = evaluate_tflite(out, val, progress=False).probs
+    top2 = np.sort(fp, axis=1)[:, -2:]
+    sure = (top2[:, 1] - top2[:, 0]) >= 0.1
+    assert sure.sum() >= 300
+    assert np.mean(q.argmax(1)[sure] == fp.argmax(1)[sure]) >= 0.97
+    assert np.mean(q.argmax(1) == fp.argmax(1)) >= 0.9
 
 
 def test_resuming_a_run_with_another_recipe_is_refused(tmp_path):
