@@ -9,6 +9,7 @@ gets it from the file alone, and quantize, the card and evaluate treat the resul
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -20,8 +21,8 @@ from .architectures import Mirror
 
 log = logging.getLogger(__name__)
 
-# Recipe keys that decide what the model's input means; every member must agree on them.
-PREPROCESS_KEYS = ("input_size", "color", "pixel_scale", "pixel_offset")
+# Recipe keys that decide what the model's input means, carried into the ensemble's recipe.
+PREPROCESS_KEYS = ("input_size", "color", "pixel_scale", "pixel_offset", "crop_margin")
 
 
 def member_recipe(keras_path: Path) -> dict:
@@ -49,7 +50,7 @@ def combine(models: list[keras.Model], input_shape: tuple[int, int, int], mirror
 def write_ensemble(members: list[Path], out_dir: Path, mirror: bool = True) -> Path:
     """Write ``out_dir/model.keras`` and the ``recipe.json`` that quantize reads (the members'
     recipes and training records in full, so the card says how each part was made)."""
-    from .quantize import training_record
+    from .quantize import preprocess_for, training_record
 
     if not members:
         raise ValueError("name at least one .keras model to combine")
@@ -59,21 +60,21 @@ def write_ensemble(members: list[Path], out_dir: Path, mirror: bool = True) -> P
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such model file")
     recipes = [member_recipe(p) for p in members]
-    first = recipes[0]
-    for path, recipe in zip(members[1:], recipes[1:], strict=True):
-        differs = [k for k in PREPROCESS_KEYS if recipe.get(k) != first.get(k)]
+    # compared as the quantizer (and so the card and the device) will read them, defaults included
+    pres = [preprocess_for(r) for r in recipes]
+    for path, pre in zip(members[1:], pres[1:], strict=True):
+        differs = [f.name for f in dataclasses.fields(pre) if getattr(pre, f.name) != getattr(pres[0], f.name)]
         if differs:
             raise ValueError(f"{path}: its {', '.join(differs)} differ from {members[0]}'s; members must "
                              "read the same input")
     models = [keras.models.load_model(p, compile=False) for p in members]
-    size = int(first.get("input_size", 48))
-    shape = (size, size, 1 if first.get("color", "gray") == "gray" else 3)
+    shape = (*pres[0].size, 1 if pres[0].color == "gray" else 3)
     model = combine(models, shape, mirror)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "model.keras"
     model.save(path)
     recipe = {
-        **{k: first[k] for k in (*PREPROCESS_KEYS, "seed", "train_split", "val_split") if k in first},
+        **{k: recipes[0][k] for k in (*PREPROCESS_KEYS, "seed", "train_split", "val_split") if k in recipes[0]},
         "architecture": "ensemble",
         "mirror": mirror,
         "members": [
