@@ -21,13 +21,14 @@ class Mirror(layers.Layer):
         return keras.ops.flip(x, axis=2)
 
 
-def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str = ""):
+def _conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, name: str = "", relu_max: float | None = None):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.ReLU(name=f"{name}_relu")(x)
+    return layers.ReLU(relu_max, name=f"{name}_relu")(x)
 
 
-def emocnn(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3) -> keras.Model:
+def emocnn(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3,
+           stem_stride: int = 1) -> keras.Model:
     """A compact VGG-style CNN: four stages of two 3x3 convs; cheap on a Pi core, strong on FER.
 
     No dropout inside the conv stages: with BatchNorm after every conv, SpatialDropout2D there kept
@@ -37,7 +38,7 @@ def emocnn(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0
     inp = keras.Input(input_shape, name="face")
     x = inp
     for stage, c in enumerate(widths):
-        x = _conv_bn(x, c, name=f"s{stage}a")
+        x = _conv_bn(x, c, strides=stem_stride if stage == 0 else 1, name=f"s{stage}a")
         x = _conv_bn(x, c, name=f"s{stage}b")
         x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
@@ -58,14 +59,17 @@ def _sep_bn(x, filters: int, name: str, relu_first: bool = True):
 
 
 def xception_reduced(
-    input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3
+    input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3,
+    stem_stride: int = 1,
 ) -> keras.Model:
     """A faithful reduced Xception: entry convs, then residual blocks of depthwise-separable convs
     with strided 1x1 shortcuts (as in Chollet 2017 and Arriaga et al.'s mini-Xception), a middle
-    flow without downsampling, and global pooling into a softmax."""
+    flow without downsampling, and global pooling into a softmax. The full Xception's stride-2 stem
+    suits 299 px photos; 48 px faces keep full resolution there (``stem_stride=1``), and a stride of 2
+    quarters the cost of everything after it."""
     c = lambda n: max(8, int(round(n * width)))  # noqa: E731
     inp = keras.Input(input_shape, name="face")
-    x = _conv_bn(inp, c(32), name="entry1")
+    x = _conv_bn(inp, c(32), strides=stem_stride, name="entry1")
     x = _conv_bn(x, c(64), name="entry2")
     for i, filters in enumerate((c(128), c(256), c(512))):
         residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"b{i}_short")(x)
@@ -87,19 +91,56 @@ def xception_reduced(
     return keras.Model(inp, out, name=f"xception_reduced_w{width:g}")
 
 
+def _inverted_residual(x, expand: int, out_ch: int, strides: int, name: str):
+    """MobileNetV2's block: 1x1 expansion, 3x3 depthwise, linear 1x1 projection; a residual add when
+    shape allows (Sandler et al. 2018)."""
+    in_ch = x.shape[-1]
+    y = x
+    if expand != 1:
+        y = layers.Conv2D(in_ch * expand, 1, use_bias=False, name=f"{name}_expand")(y)
+        y = layers.BatchNormalization(name=f"{name}_expand_bn")(y)
+        y = layers.ReLU(6.0, name=f"{name}_expand_relu")(y)
+    y = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(y)
+    y = layers.BatchNormalization(name=f"{name}_dw_bn")(y)
+    y = layers.ReLU(6.0, name=f"{name}_dw_relu")(y)
+    y = layers.Conv2D(out_ch, 1, use_bias=False, name=f"{name}_project")(y)
+    y = layers.BatchNormalization(name=f"{name}_project_bn")(y)
+    if strides == 1 and in_ch == out_ch:
+        y = layers.Add(name=f"{name}_add")([x, y])
+    return y
+
+
+# (expansion t, channels c, repeats n, first stride s) as in the paper's Table 2.
+_MOBILENETV2_BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                       (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def _divisible(v: float, divisor: int = 8) -> int:
+    """Channel counts rounded to a multiple of 8, never below 90% of the asked width (as the paper)."""
+    out = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * v else out
+
+
 def mobilenetv2(
-    input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3
+    input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0, dropout: float = 0.3,
+    stem_stride: int = 2,
 ) -> keras.Model:
-    """Keras' MobileNetV2 from scratch, with its width multiplier ``alpha``. Small inputs are fine
-    (the first strides shrink 48x48 to 2x2); 96x96 or more gives it room."""
-    base = keras.applications.MobileNetV2(
-        input_shape=input_shape, alpha=width, include_top=False, weights=None, pooling="avg"
-    )
+    """MobileNetV2 (inverted residuals, linear bottlenecks, ReLU6) with its width multiplier.
+
+    Made for 224 px photos, it halves the image five times; a 48 px face would end at 2x2. With
+    ``stem_stride=1`` the stem keeps full resolution, so a 48 px face ends at 3x3 after the same
+    blocks, at roughly 4x the cost of the stride-2 stem (still tens of millions of MACs)."""
     inp = keras.Input(input_shape, name="face")
-    x = base(inp)
+    x = _conv_bn(inp, _divisible(32 * width), strides=stem_stride, name="stem", relu_max=6.0)
+    for b, (t, c, n, s) in enumerate(_MOBILENETV2_BLOCKS):
+        for i in range(n):
+            x = _inverted_residual(x, t, _divisible(c * width), s if i == 0 else 1, name=f"b{b}_{i}")
+    head = _divisible(1280 * max(1.0, width))
+    x = _conv_bn(x, head, kernel=1, name="head", relu_max=6.0)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="drop")(x)
     out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
-    return keras.Model(inp, out, name=f"mobilenetv2_w{width:g}")
+    return keras.Model(inp, out, name=f"mobilenetv2_w{width:g}_s{stem_stride}")
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
@@ -109,9 +150,12 @@ ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
 }
 
 
-def build(name: str, input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0) -> keras.Model:
+def build(name: str, input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0,
+          dropout: float = 0.3, stem_stride: int | None = None) -> keras.Model:
+    """The named network; ``stem_stride`` None keeps each architecture's own default."""
     try:
         builder = ARCHITECTURES[name]
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}") from None
-    return builder(input_shape, n_classes, width=width)
+    extra = {} if stem_stride is None else {"stem_stride": stem_stride}
+    return builder(input_shape, n_classes, width=width, dropout=dropout, **extra)

@@ -18,9 +18,41 @@ import numpy as np
 
 from .data import Split
 
+# What a kiosk camera does to a face that FER2013's studio-like crops rarely show. Each key of the
+# recipe's ``augment`` names the share of faces that get it; the strength is drawn from these ranges.
+BLUR_SIGMA = (0.5, 1.8)  # Gaussian, in pixels of the 48 px face: focus, motion, a cheap lens
+DOWNSCALE_PX = (14, 32)  # a face this small in the frame, enlarged back to the model's input
+JPEG_QUALITY = (15, 60)  # RTSP cameras and recorded clips
+NOISE_SIGMA = (2.0, 10.0)  # sensor noise, on the 0-255 scale
+DARK_GAIN = (0.25, 0.7)  # low light: the face dimmed (noise, if drawn, comes after)
+
+
+def corrupt(face: np.ndarray, params: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
+    """One float32 face (0-255) through the camera's faults, in the order a camera makes them:
+    light, optics, resolution, sensor noise, compression."""
+    h, w = face.shape
+    if rng.random() < params.get("dark", 0.0):
+        face = face * rng.uniform(*DARK_GAIN)
+    if rng.random() < params.get("blur", 0.0):
+        face = cv2.GaussianBlur(face, (0, 0), rng.uniform(*BLUR_SIGMA))
+    if rng.random() < params.get("downscale", 0.0):
+        side = int(rng.integers(DOWNSCALE_PX[0], DOWNSCALE_PX[1] + 1))
+        small = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+        face = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < params.get("noise", 0.0):
+        face = face + rng.normal(0.0, rng.uniform(*NOISE_SIGMA), face.shape).astype(np.float32)
+    if rng.random() < params.get("jpeg", 0.0):
+        quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
+        ok, buf = cv2.imencode(".jpg", np.clip(face, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok:
+            face = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    return face
+
 
 def augment_batch(images: np.ndarray, params: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
-    """uint8 (N, H, W) faces -> float32 (N, H, W) on the 0-255 scale, each randomly transformed."""
+    """uint8 (N, H, W) faces -> float32 (N, H, W) on the 0-255 scale, each randomly transformed:
+    one affine warp (flip, rotation, zoom, shift), then contrast and brightness, then the camera's
+    faults (``corrupt``) where the recipe asks for them."""
     n, h, w = images.shape
     out = np.empty((n, h, w), np.float32)
     centre = (w / 2.0 - 0.5, h / 2.0 - 0.5)
@@ -30,6 +62,7 @@ def augment_batch(images: np.ndarray, params: Mapping[str, float], rng: np.rando
     flip = float(params.get("flip", 0.0))
     bright = float(params.get("brightness", 0.0))
     contrast = float(params.get("contrast", 0.0))
+    camera = any(params.get(k, 0.0) for k in ("dark", "blur", "downscale", "noise", "jpeg"))
     for i in range(n):
         angle = rng.uniform(-rot_max, rot_max) if rot_max else 0.0
         scale = 1.0 + (rng.uniform(-zoom, zoom) if zoom else 0.0)
@@ -46,6 +79,8 @@ def augment_batch(images: np.ndarray, params: Mapping[str, float], rng: np.rando
             face = (face - mean) * rng.uniform(1.0 - contrast, 1.0 + contrast) + mean
         if bright:
             face += rng.uniform(-bright, bright) * 255.0
+        if camera:
+            face = corrupt(np.clip(face, 0.0, 255.0), params, rng)
         out[i] = face
     np.clip(out, 0.0, 255.0, out=out)
     return out
@@ -59,8 +94,10 @@ class FaceBatches(keras.utils.PyDataset):
 
     def __init__(self, split: Split, n_classes: int, batch_size: int, input_size: int, color: str,
                  pixel_scale: float, pixel_offset: float, augment: Mapping[str, float] | None = None,
-                 class_weights: Mapping[int, float] | None = None, seed: int = 0) -> None:
-        super().__init__(workers=1, use_multiprocessing=False)
+                 class_weights: Mapping[int, float] | None = None, seed: int = 0, workers: int = 1) -> None:
+        # Threads, not processes: OpenCV releases the GIL in its warps, and a forked worker would
+        # copy the whole split. More than one helps where a GPU waits on the CPU.
+        super().__init__(workers=workers, use_multiprocessing=False)
         self.split = split
         self.n_classes = n_classes
         self.batch_size = batch_size

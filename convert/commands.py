@@ -31,11 +31,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     _require_keras()
     from .train import Recipe, train
 
-    recipe = Recipe(architecture=args.arch, width=args.width, input_size=args.size,
-                    color="rgb" if args.arch == "mobilenetv2" else "gray", epochs=args.epochs,
+    recipe = Recipe(architecture=args.arch, width=args.width, input_size=args.size, color=args.color,
+                    stem_stride=args.stem_stride, dropout=args.dropout, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_limit=args.limit,
                     early_stop_patience=args.patience)
-    best = train(args.data, args.run, recipe, threads=args.threads)
+    best = train(args.data, args.run, recipe, threads=args.threads, workers=args.workers,
+                 time_budget_s=args.time_budget)
     print(f"best checkpoint: {best}\ncurves: {args.run / 'curves.png'}")
     return 0
 

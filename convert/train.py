@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ class Recipe:
 
     architecture: str = "emocnn"
     width: float = 1.0
+    stem_stride: int | None = None  # None: the architecture's own (see architectures.py)
+    dropout: float = 0.3
     input_size: int = 48
     color: str = "gray"
     epochs: int = 60
@@ -48,6 +51,12 @@ class Recipe:
             "zoom": 0.12,
             "brightness": 0.25,
             "contrast": 0.3,
+            # the camera's faults (augment.corrupt): the share of faces that get each
+            "dark": 0.15,
+            "blur": 0.25,
+            "downscale": 0.25,
+            "noise": 0.2,
+            "jpeg": 0.2,
         }
     )
     pixel_scale: float = 1.0 / 255.0
@@ -67,13 +76,14 @@ def lr_at(epoch: int, recipe: Recipe) -> float:
     return recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def make_batches(split: Split, recipe: Recipe, training: bool, weights: dict[int, float] | None = None):
+def make_batches(split: Split, recipe: Recipe, training: bool, weights: dict[int, float] | None = None,
+                 workers: int = 1):
     """The training (augmented, shuffled, class-weighted) or validation feed for ``fit``."""
     from .augment import FaceBatches
 
     return FaceBatches(split, len(FER_LABELS), recipe.batch_size, recipe.input_size, recipe.color,
                        recipe.pixel_scale, recipe.pixel_offset, recipe.augment if training else None,
-                       weights if training else None, recipe.seed)
+                       weights if training else None, recipe.seed, workers=workers)
 
 
 def plot_curves(history_csv: Path, out_png: Path) -> None:
@@ -106,6 +116,46 @@ def plot_curves(history_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+def slim_checkpoint(path: Path) -> None:
+    """Rewrite a ``.keras`` checkpoint without its optimizer state (a third of the size with Adam's
+    two slots gone): what quantize, ensemble and the repository need is the weights."""
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    tmp = path.with_name(path.stem + ".slim.keras")
+    model.save(tmp)
+    tmp.replace(path)
+
+
+class EpochBudget:
+    """Fix a run's epoch count once warm-up is over, so the run ends (its learning-rate schedule run
+    to the end) inside a wall-clock budget, as on a lent GPU with minutes to spare.
+
+    Warm-up's rates do not depend on the epoch count, so deciding at its end changes nothing that
+    already happened; the last warm-up epoch's duration is the steady pace (the first one also pays
+    for start-up). The count chosen goes into the stored recipe, so the run can be repeated exactly
+    without a budget."""
+
+    def __init__(self, recipe: Recipe, budget_s: float, recipe_path: Path) -> None:
+        self.recipe, self.budget_s, self.recipe_path = recipe, budget_s, recipe_path
+        self.started = self.epoch_started = time.monotonic()
+
+    def epoch_begin(self) -> None:
+        self.epoch_started = time.monotonic()
+
+    def epoch_end(self, epoch: int) -> None:
+        if epoch != max(0, self.recipe.warmup_epochs - 1):
+            return
+        now = time.monotonic()
+        pace = now - self.epoch_started
+        fits = epoch + 1 + int(0.97 * (self.budget_s - (now - self.started)) / pace)
+        epochs = max(epoch + 2, min(self.recipe.epochs, fits))
+        log.info("%.1f s an epoch; %d epochs fit in %.0f s (asked for at most %d)",
+                 pace, epochs, self.budget_s, self.recipe.epochs)
+        self.recipe.epochs = epochs
+        self.recipe_path.write_text(json.dumps(asdict(self.recipe), indent=2) + "\n")
+
+
 def _limit_threads(backend: str, threads: int) -> None:
     if backend == "tensorflow":
         import tensorflow as tf
@@ -118,8 +168,18 @@ def _limit_threads(backend: str, threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
-    """Train (or resume) in ``run_dir``; returns the path of the best checkpoint."""
+def _stored_recipe(recipe_path: Path) -> dict:
+    """A run folder's recipe, with fields added since it was written at their defaults (which
+    reproduce what the run did before they existed)."""
+    return {**asdict(Recipe()), **json.loads(recipe_path.read_text())}
+
+
+def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: int = 1,
+          time_budget_s: float = 0.0) -> Path:
+    """Train (or resume) in ``run_dir``; returns the path of the best checkpoint.
+
+    ``time_budget_s`` (a fresh run only) lets the first epoch's duration decide the epoch count,
+    at most ``recipe.epochs`` (see ``EpochBudget``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -130,14 +190,19 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
     log.info("Keras %s on the %s backend", keras.__version__, keras.backend.backend())
     run_dir.mkdir(parents=True, exist_ok=True)
     recipe_path = run_dir / "recipe.json"
+    budget = None
     if recipe_path.exists():
-        stored = json.loads(recipe_path.read_text())
+        stored = _stored_recipe(recipe_path)
+        if time_budget_s and stored["epochs"] <= recipe.epochs:  # the budget chose the count before
+            recipe.epochs = stored["epochs"]
         if stored != asdict(recipe):
             diff = sorted(k for k in stored if stored.get(k) != asdict(recipe).get(k))
             raise ValueError(f"{run_dir} holds a run with another recipe (differs in {diff}); use a new folder")
         log.info("resuming the run in %s", run_dir)
     else:
         recipe_path.write_text(json.dumps(asdict(recipe), indent=2) + "\n")
+        if time_budget_s:
+            budget = EpochBudget(recipe, time_budget_s, recipe_path)
 
     keras.utils.set_random_seed(recipe.seed)
     train_split = load_split(data, recipe.train_split)
@@ -149,7 +214,8 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
     log.info("train %d images, validation %d; class counts %s", len(train_split), len(val_split),
              train_split.class_counts().tolist())
 
-    model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width)
+    model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width,
+                  dropout=recipe.dropout, stem_stride=recipe.stem_stride)
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=recipe.lr, weight_decay=recipe.weight_decay),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
@@ -159,8 +225,16 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
     weights = class_weights(train_split.labels, len(FER_LABELS), recipe.class_weight_power)
 
     class Curves(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if budget is not None:
+                budget.epoch_begin()
+
         def on_epoch_end(self, epoch, logs=None):
             plot_curves(run_dir / "history.csv", run_dir / "curves.png")
+            if budget is not None:
+                budget.epoch_end(epoch)
+            if epoch + 1 >= recipe.epochs:  # the budget may have shortened the run
+                self.model.stop_training = True
 
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
@@ -172,13 +246,14 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0) -> Path:
         Curves(),
     ]
     model.fit(
-        make_batches(train_split, recipe, training=True, weights=weights),
-        validation_data=make_batches(val_split, recipe, training=False),
+        make_batches(train_split, recipe, training=True, weights=weights, workers=workers),
+        validation_data=make_batches(val_split, recipe, training=False, workers=workers),
         epochs=recipe.epochs,
         shuffle=False,  # the batches reshuffle each epoch themselves, from the recipe's seed
         callbacks=callbacks,
         verbose=1 if os.isatty(1) else 2,
     )
     best = run_dir / "best.keras"
+    slim_checkpoint(best)
     (run_dir / "DONE").write_text("finished\n")
     return best

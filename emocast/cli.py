@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--limit", type=int, default=0, help="train on this many images only (smoke runs)")
     tr.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs")
     tr.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
+    tr.add_argument("--stem-stride", type=int, choices=(1, 2), default=None,
+                    help="stride of the first conv (default: the architecture's own: 2 for mobilenetv2, else 1)")
+    tr.add_argument("--color", choices=("gray", "rgb"), default="gray",
+                    help="input channels (FER2013 is gray; rgb repeats it, for a model to fine-tune on colour)")
+    tr.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
+    tr.add_argument("--workers", type=int, default=1, help="threads preparing batches (more where a GPU waits)")
+    tr.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
+                    help="a fresh run fits its epoch count (at most --epochs) into this many seconds, "
+                         "judged from the first epoch; the count is stored in the recipe")
 
     q = csub.add_parser("quantize", help="Keras model -> TFLite (int8 by default) with its model card")
     q.add_argument("model", type=Path, help="a .keras file (its run folder's recipe.json is read)")

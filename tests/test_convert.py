@@ -209,6 +209,82 @@ def test_augmentation_is_seeded_bounded_and_does_what_it_says():
     assert np.array_equal(augment_batch(faces, {}, rng), faces.astype(np.float32))
 
 
+def test_camera_faults_do_what_a_camera_does():
+    """Each fault alone, applied to every face: dimmer, softer, blockier, noisier; seeded."""
+    from emocast.convert.augment import corrupt
+
+    rng = np.random.default_rng(0)
+    face = cv2.resize(rng.integers(0, 256, (12, 12)).astype(np.uint8), (48, 48), interpolation=cv2.INTER_NEAREST)
+    face = face.astype(np.float32)
+    sharpness = lambda f: float(cv2.Laplacian(f.astype(np.float32), cv2.CV_32F).var())  # noqa: E731
+    dark = corrupt(face, {"dark": 1.0}, np.random.default_rng(1))
+    assert 0.2 * face.mean() < dark.mean() < 0.75 * face.mean()
+    assert sharpness(corrupt(face, {"blur": 1.0}, np.random.default_rng(1))) < 0.5 * sharpness(face)
+    small = corrupt(face, {"downscale": 1.0}, np.random.default_rng(1))
+    assert small.shape == face.shape and sharpness(small) < sharpness(face)
+    noisy = corrupt(np.full((48, 48), 128, np.float32), {"noise": 1.0}, np.random.default_rng(1))
+    assert 1.5 < noisy.std() < 11
+    jpeg = corrupt(face, {"jpeg": 1.0}, np.random.default_rng(1))
+    assert jpeg.dtype == np.float32 and 0 < np.abs(jpeg - face).mean() < 40
+    assert np.array_equal(corrupt(face, {}, rng), face)
+    params = {"blur": 0.5, "downscale": 0.5, "noise": 0.5, "jpeg": 0.5, "dark": 0.5}
+    a = corrupt(face, params, np.random.default_rng(7))
+    assert np.array_equal(a, corrupt(face, params, np.random.default_rng(7)))
+
+
+def test_stem_stride_keeps_small_faces_at_full_resolution():
+    """MobileNetV2's 224 px stem halves a 48 px face before any block; stem_stride 1 keeps it."""
+    pytest.importorskip("keras")
+    from emocast.convert.architectures import build
+
+    def last_map(stem: int) -> tuple:
+        model = build("mobilenetv2", (48, 48, 1), 7, width=0.35, stem_stride=stem)
+        return model.get_layer("head_conv").output.shape[1:3]
+
+    assert last_map(2) == (2, 2) and last_map(1) == (3, 3)
+    xc = build("xception", (64, 64, 1), 5, width=0.25, stem_stride=2)
+    assert xc.get_layer("entry1_conv").output.shape[1:3] == (32, 32) and xc.output_shape == (None, 5)
+
+
+def test_epoch_budget_fixes_the_count_after_warm_up_and_records_it(tmp_path, monkeypatch):
+    from emocast.convert import train as trainmod
+    from emocast.convert.train import EpochBudget, Recipe, lr_at
+
+    clock = iter([0.0, 0.0, 30.0, 50.0])  # start; epoch 0 takes 30 s (start-up), epoch 1 20 s
+    monkeypatch.setattr(trainmod.time, "monotonic", lambda: next(clock))
+    recipe = Recipe(epochs=100, warmup_epochs=2)
+    warm = [lr_at(e, recipe) for e in range(2)]
+    budget = EpochBudget(recipe, 250.0, tmp_path / "recipe.json")
+    budget.epoch_begin()
+    budget.epoch_end(0)
+    assert recipe.epochs == 100  # nothing decided during the first warm-up epoch
+    budget.epoch_begin()
+    budget.epoch_end(1)
+    assert recipe.epochs == 2 + int(0.97 * 200 / 20)  # 200 s left at 20 s an epoch
+    assert json.loads((tmp_path / "recipe.json").read_text())["epochs"] == recipe.epochs
+    assert [lr_at(e, recipe) for e in range(2)] == warm  # warm-up's rates did not depend on the count
+
+
+def test_slim_checkpoint_drops_the_optimizer_and_keeps_the_weights(tmp_path):
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    import keras
+
+    from emocast.convert.architectures import build
+    from emocast.convert.train import slim_checkpoint
+
+    model = build("emocnn", (48, 48, 1), 7, width=0.25)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
+    x = np.random.default_rng(0).random((8, 48, 48, 1)).astype(np.float32)
+    model.fit(x, np.eye(7, dtype=np.float32)[np.arange(8) % 7], epochs=1, verbose=0)
+    path = tmp_path / "best.keras"
+    model.save(path)
+    before = path.stat().st_size
+    slim_checkpoint(path)
+    assert path.stat().st_size < 0.6 * before
+    again = keras.saving.load_model(path, compile=False)
+    assert np.allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
 def test_batches_carry_class_weights_and_reshuffle_each_epoch():
     from emocast.convert.augment import FaceBatches
     from emocast.convert.data import Split
@@ -272,6 +348,10 @@ def test_gpu_packing_round_trips_a_split(tmp_path):
     pack.unpack_split(tmp_path / "train.xz", tmp_path / "out" / "train.npz")
     split = load_split(tmp_path / "out", "train")
     assert np.array_equal(split.images, images) and np.array_equal(split.labels, labels)
+    pack.pack_split(tmp_path / "train.npz", tmp_path / "few.xz", limit=20)  # the validation faces carried
+    pack.unpack_split(tmp_path / "few.xz", tmp_path / "out" / "public_test.npz")
+    few = load_split(tmp_path / "out", "public_test")
+    assert len(few) == 20 and all(any(np.array_equal(f, g) for g in images) for f in few.images)
 
 
 def _tiny_run(folder: Path, seed: int, **recipe_changes) -> Path:

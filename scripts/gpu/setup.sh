@@ -1,0 +1,15 @@
+# Sourced by the scripts beside it on a lent GPU machine: Keras from the carried wheels, emocast
+# itself, and FER2013 unpacked from .gpu/ (see pack.py). SKIP_WHEELS=1 where Keras is installed.
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+[ -n "${SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl
+# emocast importable without pip: the package as pyproject.toml maps it, made of links to this tree
+# (run it with `python3 -P`, so the bare emocast/ folder in the working directory does not shadow it)
+rm -rf /tmp/emocast-src && mkdir -p /tmp/emocast-src/emocast && cp emocast/*.py /tmp/emocast-src/emocast/
+for sub in device convert models; do ln -s "$PWD/$sub" "/tmp/emocast-src/emocast/$sub"; done
+export PYTHONPATH=/tmp/emocast-src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} KERAS_BACKEND=torch PYTHONUNBUFFERED=1
+mkdir -p .gpu/fer
+for split in train public_test; do
+  [ -f ".gpu/fer/$split.npz" ] || python3 -c "import sys; sys.path.insert(0, 'scripts/gpu'); import pack; \
+    from pathlib import Path; pack.unpack_split(Path('.gpu/$split.xz'), Path('.gpu/fer/$split.npz'))"
+done
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
