@@ -29,9 +29,10 @@ import numpy as np  # noqa: E402
 
 from emocast.device.analyze import analyze  # noqa: E402
 from emocast.device.config import from_mapping  # noqa: E402
+from emocast.device.detectors import make_detector  # noqa: E402
 from emocast.device.face_geometry import camera_matrix, eye_openness, head_pose  # noqa: E402
 from emocast.device.face_reading import FaceReader  # noqa: E402
-from emocast.device.faces import detect_faces, make_detector  # noqa: E402
+from emocast.device.faces import detect_faces  # noqa: E402
 from emocast.device.gaze import gaze_ratios  # noqa: E402
 from emocast.device.landmarks import LandmarkDetector  # noqa: E402
 
@@ -40,12 +41,12 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 def eyestate(root: Path, detector: str) -> None:
     rows = list(csv.DictReader((root / "labels.csv").open()))
-    cfg = from_mapping({"faces": {"detector": detector}, "emotion": {"emotion_hz": 0}})
+    cfg = from_mapping({"faces": {"detector": detector, "detect_width": 1920}, "emotion": {"emotion_hz": 0}})
     truth, ears, closed_flags, missed = [], [], [], Counter()
     reader = FaceReader()
     for row in rows:
         recs: list[dict] = []
-        analyze(root / row["file"], cfg, None, recs.append, progress=False, reader=reader, photo_detector=detector)
+        analyze(root / row["file"], cfg, None, recs.append, progress=False, reader=reader)
         if not recs or recs[0]["ear"] is None:
             missed[row["eye_state"]] += 1
             continue
@@ -117,7 +118,7 @@ def main() -> int:
         print(f"{args.media} has no eyestate/ and videos/: nothing to measure", file=sys.stderr)
         return 2
     print("eyes open vs closed, single photos, no baseline (../shared/media/eyestate):")
-    for detector in ("haar", "hog", "hog+haar"):
+    for detector in ("blazeface", "haar", "hog", "hog+haar"):
         eyestate(args.media / "eyestate", detector)
     print("\nper-face cost of the attention checks:")
     per_face_cost(args.media / "videos" / "lp_d14_wink_gaze_aversion.mp4")

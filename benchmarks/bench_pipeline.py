@@ -27,9 +27,9 @@ import cv2  # noqa: E402
 from emocast.device import config as cfgmod  # noqa: E402
 from emocast.device.capture import CaptureThread, Frame, LatestFrameSlot, VideoCaptureSource  # noqa: E402
 from emocast.device.demo_clip import write_clip  # noqa: E402
+from emocast.device.detectors import make_detector  # noqa: E402
 from emocast.device.emotion import EmotionModel, default_model_path  # noqa: E402
 from emocast.device.face_reading import FaceReader  # noqa: E402
-from emocast.device.faces import make_detector  # noqa: E402
 from emocast.device.pipeline import Analyzer  # noqa: E402
 
 

@@ -25,9 +25,9 @@ import numpy as np
 from .attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
 from .capture import Frame, SourceError, VideoCaptureSource
 from .config import Config, with_overrides
+from .detectors import make_detector
 from .emotion import EmotionModel
 from .face_reading import FaceReader
-from .faces import make_detector
 from .pipeline import Analyzer, Event
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,10 @@ def is_photo(path: Path) -> bool:
     return path.suffix.lower() in PHOTO_SUFFIXES
 
 
-def photo_config(cfg: Config, width: int, detector: str | None = "hog+haar") -> Config:
-    """A single photo: a face counts at its first detection, detection runs at full size, and time
-    does not matter, so the detector whose boxes suit the landmarks best goes first."""
-    return with_overrides(cfg, "faces", min_hits=1, detect_width=max(64, min(width, 1920)), detector=detector)
+def photo_config(cfg: Config) -> Config:
+    """A single photo: a face counts at its first detection. Everything else is the config's, as for
+    a video (the detector, its width, the smallest face), so a photo is read as the device would."""
+    return with_overrides(cfg, "faces", min_hits=1)
 
 
 def prepare_photo(frame: Frame) -> tuple[Frame, float, int]:
@@ -106,10 +106,9 @@ def frames_of(path: Path) -> tuple[Iterator[Frame], int]:
 
 
 def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress: bool = True,
-            reader: FaceReader | None = None, photo_detector: str | None = "hog+haar") -> AnalysisResult:
+            reader: FaceReader | None = None) -> AnalysisResult:
     """Run the Analyzer over every frame of ``path``; ``sink(record)`` gets each face record.
-    ``reader`` lets a caller that analyses many photos load the landmark model once;
-    ``photo_detector`` replaces the config's detector on photos (None keeps it)."""
+    ``reader`` lets a caller that analyses many photos load the landmark model once."""
     from tqdm import tqdm
 
     photo = is_photo(path)
@@ -122,7 +121,7 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
     for frame in frames:
         if photo:
             frame, scale, pad = prepare_photo(frame)
-            cfg = photo_config(cfg, frame.image.shape[1], photo_detector)
+            cfg = photo_config(cfg)
         if analyzer is None:
             analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, reader=reader, keep_records=True)
         result.events.extend(analyzer.process(frame))

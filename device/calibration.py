@@ -119,7 +119,7 @@ def record(cfg, source, settle_s: float = 2.0, record_s: float = 3.0, announce=p
     monotonic clock for a camera. The same Analyzer as the service reads the faces."""
     from .capture import Frame
     from .config import with_overrides
-    from .faces import make_detector
+    from .detectors import make_detector
     from .pipeline import Analyzer
 
     # readings only: the pose is read raw (no old calibration or offsets), and no emotion is needed

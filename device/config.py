@@ -51,11 +51,20 @@ class SourceSection:
     stall_timeout_s: float = field(default=5.0, metadata=_rng(0.5, 600))  # network streams: open/read timeout
 
 
+def _detector_problem(name: str) -> str | None:
+    from .detectors import BACKENDS, valid_name
+
+    if valid_name(name):
+        return None
+    return f"{name!r} is not a detector: use one of {', '.join(BACKENDS)}, or several joined by '+'"
+
+
 @dataclass
 class FacesSection:
-    detector: Literal["haar", "hog", "hog+haar"] = "haar"  # hog+haar: HOG, Haar where HOG finds none
+    # blazeface, haar, hog, profile, or several joined by "+" (their union, the first named preferred)
+    detector: str = field(default="blazeface", metadata={"check": _detector_problem})
     detect_hz: float = field(default=10.0, metadata=_rng(0.1, 240))
-    detect_width: int = field(default=320, metadata=_rng(64, 4096))  # frames are downscaled to this width
+    detect_width: int = field(default=320, metadata=_rng(64, 4096))  # haar/hog/profile see frames this wide
     min_face_px: int = field(default=40, metadata=_rng(8, 2048))  # in full-frame pixels
     min_hits: int = field(default=2, metadata=_rng(1, 100))  # detections before a track counts
     match_iou: float = field(default=0.25, metadata=_rng(0.0, 1.0))
@@ -178,6 +187,9 @@ def _check_value(where: str, hint: Any, value: Any, meta: typing.Mapping[str, An
     elif hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {_type_name(value)} {value!r}")
+        problem = meta.get("check", lambda _v: None)(value)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
         return value
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo:

@@ -1,7 +1,7 @@
-"""Face detection on a downscaled frame, and a tracker that keeps an anonymous number per face.
+"""Face detection at the right scale, and a tracker that keeps an anonymous number per face.
 
-Detection is the costly step, so it runs at ``detect_hz`` on a frame shrunk to ``detect_width``;
-boxes are scaled back to full-frame pixels. Between detections a track keeps its last box. Track
+Detection is the costly step, so it runs at ``detect_hz``; the backends live in ``detectors/``;
+boxes come back in full-frame pixels. Between detections a track keeps its last box. Track
 numbers are a per-session counter: they say "the same face as a moment ago", never who it is.
 """
 
@@ -9,91 +9,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 import cv2
 import numpy as np
 
+from .detectors import FaceDetector, UnionDetector, suppress_duplicates
+from .detectors.boxes import Box, iou
+
 log = logging.getLogger(__name__)
 
-Box = tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
-
-
-class FaceDetector(Protocol):
-    name: str
-
-    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]: ...
-
-
-class HaarDetector:
-    """OpenCV's frontal-face Haar cascade (fast on a Pi core; frontal faces only, which suits
-    attention: a profile face is not looking at the screen)."""
-
-    name = "haar"
-
-    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml") -> None:
-        path = cv2.data.haarcascades + cascade
-        self._cascade = cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {path}")
-
-    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
-        found = self._cascade.detectMultiScale(
-            gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size)
-        )
-        return [tuple(int(v) for v in b) for b in found]  # type: ignore[misc]
-
-
-class HogDetector:
-    """dlib's HOG + linear SVM frontal face detector: fewer false positives than Haar, slower."""
-
-    name = "hog"
-    min_score = 0.2  # SVM margin; weaker hits were texture (a suit's folds on the astronaut photo, score 0.13)
-
-    def __init__(self) -> None:
-        import dlib
-
-        self._det = dlib.get_frontal_face_detector()
-
-    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
-        upsample = 1 if min_size < 40 else 0  # dlib's HOG finds faces down to ~80 px, ~40 upsampled
-        rects, scores, _ = self._det.run(gray, upsample, 0.0)
-        boxes = []
-        for r, score in zip(rects, scores, strict=True):
-            if score < self.min_score:
-                continue
-            x, y = max(0, r.left()), max(0, r.top())
-            w, h = r.right() - x, r.bottom() - y
-            if w >= min_size and h >= min_size:
-                boxes.append((x, y, w, h))
-        return boxes
-
-
-class HogThenHaarDetector:
-    """HOG first (dlib's landmarks were trained on its boxes, so they fit best), Haar when HOG finds
-    nothing (it finds more tilted and shut-eyed faces). On the eyestate photos: HOG alone finds 276
-    of 300 faces and reads the eyes right on 91.7% of them; Haar finds 292."""
-
-    name = "hog+haar"
-
-    def __init__(self) -> None:
-        self._hog, self._haar = HogDetector(), HaarDetector()
-
-    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
-        return self._hog.detect(gray, min_size) or self._haar.detect(gray, min_size)
-
-
-DETECTORS = {"haar": HaarDetector, "hog": HogDetector, "hog+haar": HogThenHaarDetector}
-
-
-def make_detector(name: str) -> FaceDetector:
-    return DETECTORS[name]()
-
+__all__ = ["Box", "FaceDetector", "FaceTracker", "ProfileFinder", "Track", "detect_faces", "iou"]
 
 def detect_faces(detector: FaceDetector, frame_gray: np.ndarray, detect_width: int, min_face_px: int) -> list[Box]:
-    """Detect on a copy downscaled to ``detect_width`` and return full-frame boxes."""
+    """Full-frame boxes from one detector (or a union of several).
+
+    Haar, HOG and the profile cascade see a copy shrunk to ``detect_width`` (their cost grows with
+    the pixels); a detector that handles scale itself (BlazeFace's tiles) sees the frame as it is,
+    so ``min_face_px`` means the same for every backend: faces that small, in frame pixels."""
+    if isinstance(detector, UnionDetector):
+        return suppress_duplicates(
+            [detect_faces(part, frame_gray, detect_width, min_face_px) for part in detector.parts])
     h, w = frame_gray.shape[:2]
-    scale = min(1.0, detect_width / float(w))
+    scale = 1.0 if detector.full_frame else min(1.0, detect_width / float(w))
     small = frame_gray if scale == 1.0 else cv2.resize(
         frame_gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA
     )
@@ -101,16 +38,6 @@ def detect_faces(detector: FaceDetector, frame_gray: np.ndarray, detect_width: i
     boxes = detector.detect(small, min_size)
     inv = 1.0 / scale
     return [(int(x * inv), int(y * inv), int(bw * inv), int(bh * inv)) for x, y, bw, bh in boxes]
-
-
-def iou(a: Box, b: Box) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _centre_distance(a: Box, b: Box) -> float:

@@ -22,9 +22,9 @@ from .. import __version__
 from . import exit_codes
 from .capture import CaptureThread, LatestFrameSlot, SourceError, open_source
 from .config import Config, default_state_dir, parse_broker_url
+from .detectors import make_detector
 from .emotion import EmotionModel, default_model_path
 from .events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
-from .faces import make_detector
 from .homeassistant import discovery_messages
 from .model_card import ModelError
 from .outbox import Outbox, OutboxError
@@ -90,7 +90,7 @@ class Service:
         """info and metrics are not events: they carry the latest event's seq instead of taking one."""
         return envelope(kind, body, self.device_id, max(0, self.outbox.next_seq() - 1), time.time())
 
-    def _info(self, model: EmotionModel | None) -> dict[str, Any]:
+    def _info(self, model: EmotionModel | None, detector: str = "") -> dict[str, Any]:
         return self._state_envelope(INFO, {
             "version": __version__,
             "model": model.card.id if model else None,
@@ -104,7 +104,7 @@ class Service:
                 "gaze": self.cfg.attention.checks and self.cfg.attention.gaze,
                 "emotion": model is not None,
                 "emotion_hz": self.cfg.emotion.emotion_hz,
-                "detector": self.cfg.faces.detector,
+                "detector": detector or self.cfg.faces.detector,  # the one running (after a fallback)
                 "summary_s": self.cfg.events.summary_s,
             },
         })
@@ -151,7 +151,8 @@ class Service:
         if self.cfg.mqtt.homeassistant:
             retained = discovery_messages(self.topics, self.cfg.mqtt.discovery_prefix, __version__,
                                           model.card.id if model else None)
-        publisher = Publisher(self.outbox, self.topics, mqtt_options, self._info(model), self.pub_stop, retained)
+        publisher = Publisher(self.outbox, self.topics, mqtt_options, self._info(model, detector.name),
+                              self.pub_stop, retained)
         lossless = not source.live and not self.cfg.source.realtime
         slot = LatestFrameSlot(lossless=lossless)
         capture = CaptureThread(source, slot, self.halt, loop=self.cfg.source.loop, realtime=self.cfg.source.realtime,

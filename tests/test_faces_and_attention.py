@@ -5,7 +5,8 @@ import pytest
 
 from emocast.device.attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY, AttentionStateMachine
 from emocast.device.demo_clip import SEGMENTS, render_frames
-from emocast.device.faces import FaceTracker, detect_faces, iou, make_detector
+from emocast.device.detectors import make_detector
+from emocast.device.faces import FaceTracker, detect_faces, iou
 
 
 @pytest.fixture(scope="module")

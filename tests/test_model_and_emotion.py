@@ -83,7 +83,8 @@ def test_the_smiling_astronaut_is_happy(shipped_model):
     (0.82 with the shipped model), and inference is deterministic."""
     from skimage import data
 
-    from emocast.device.faces import detect_faces, make_detector
+    from emocast.device.detectors import make_detector
+    from emocast.device.faces import detect_faces
 
     gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
     model = EmotionModel(shipped_model)

@@ -11,9 +11,9 @@ import pytest
 from emocast.device import config as cfgmod
 from emocast.device.capture import Frame
 from emocast.device.demo_clip import SEGMENTS, render_frames
+from emocast.device.detectors import make_detector
 from emocast.device.emotion import EmotionModel
 from emocast.device.events import SCHEMAS, Topics, load_schema
-from emocast.device.faces import make_detector
 from emocast.device.outbox import Outbox
 from emocast.device.pipeline import Analyzer
 

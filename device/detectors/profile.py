@@ -1,0 +1,36 @@
+"""Turned faces: OpenCV's profile cascade over the whole frame, the image and its mirror.
+
+The frontal detectors stop firing once a head turns past about 40 degrees. The cascade was trained
+on faces looking to the image's left, so the mirrored frame finds those looking right. On a whole
+frame it fires on more than faces, so it asks for more neighbours than the frontal cascade and is
+meant to be combined with a frontal detector (``blazeface+profile``), whose boxes take precedence.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .boxes import Box, suppress_duplicates
+
+
+class ProfileDetector:
+    name = "profile"
+    full_frame = False
+    min_neighbors = 6
+
+    def __init__(self, cascade: str = "haarcascade_profileface.xml") -> None:
+        path = cv2.data.haarcascades + cascade
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise RuntimeError(f"cannot load the Haar cascade {path}")
+
+    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
+        w = gray.shape[1]
+        sides = []
+        for mirrored in (False, True):
+            img = np.ascontiguousarray(gray[:, ::-1]) if mirrored else gray
+            found = self._cascade.detectMultiScale(img, 1.1, self.min_neighbors, minSize=(min_size, min_size))
+            boxes = [(int(w - x - bw) if mirrored else int(x), int(y), int(bw), int(bh)) for x, y, bw, bh in found]
+            sides.append(boxes)
+        return suppress_duplicates(sides)

