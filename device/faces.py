@@ -15,6 +15,7 @@ import numpy as np
 
 from .detectors import FaceDetector, UnionDetector, suppress_duplicates
 from .detectors.boxes import Box, iou
+from .detectors.haar import load_cascade
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,7 @@ class ProfileFinder:
     whole frame the profile cascade fires on too much else."""
 
     def __init__(self, cascade: str = "haarcascade_profileface.xml") -> None:
-        path = cv2.data.haarcascades + cascade
-        self._cascade = cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {path}")
+        self._cascade = load_cascade(cascade)
 
     def find(self, gray: np.ndarray, near: Box, max_width: int = 160) -> Box | None:
         """The profile face closest to ``near`` within an area twice its size, or None."""

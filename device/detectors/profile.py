@@ -8,10 +8,10 @@ meant to be combined with a frontal detector (``blazeface+profile``), whose boxe
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from .boxes import Box, suppress_duplicates
+from .haar import load_cascade
 
 
 class ProfileDetector:
@@ -20,10 +20,7 @@ class ProfileDetector:
     min_neighbors = 6
 
     def __init__(self, cascade: str = "haarcascade_profileface.xml") -> None:
-        path = cv2.data.haarcascades + cascade
-        self._cascade = cv2.CascadeClassifier(path)
-        if self._cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {path}")
+        self._cascade = load_cascade(cascade)
 
     def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
         w = gray.shape[1]
