@@ -31,7 +31,7 @@ def detect_faces(detector: FaceDetector, frame_gray: np.ndarray, detect_width: i
         return suppress_duplicates(
             [detect_faces(part, frame_gray, detect_width, min_face_px) for part in detector.parts])
     h, w = frame_gray.shape[:2]
-    scale = 1.0 if detector.full_frame else min(1.0, detect_width / float(w))
+    scale = 1.0 if getattr(detector, "full_frame", False) else min(1.0, detect_width / float(w))
     small = frame_gray if scale == 1.0 else cv2.resize(
         frame_gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA
     )

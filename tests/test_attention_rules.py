@@ -240,6 +240,7 @@ class ScriptedDetector:
     are under test here, not a detector."""
 
     name = "scripted"
+    full_frame = True  # boxes are in the frame's own pixels
 
     def __init__(self, script):
         self.script = iter(script)
