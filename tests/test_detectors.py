@@ -113,3 +113,23 @@ def test_profile_detector_finds_turned_faces_on_the_whole_frame_both_ways():
     boxes = detect_faces(det, gray, 640, 40)
     mirrored = detect_faces(det, np.ascontiguousarray(gray[:, ::-1]), 640, 40)
     assert len(boxes) == len(mirrored)  # both mirrors searched: the flipped photo gives the same count
+
+
+def test_every_python_package_in_the_tree_is_in_the_distribution():
+    """setuptools lists packages by hand here (package-dir maps device/ to emocast.device): a new
+    sub-package left out installs nowhere, and only a non-editable install shows it."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    from tests.conftest import REPO
+
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(cfg["packages"])
+    roots = {folder: name for name, folder in cfg["package-dir"].items()}
+    for folder, name in roots.items():
+        for init in (REPO / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / folder)
+            assert ".".join((name, *rel.parts)) in listed, f"{init.parent} is not in pyproject's packages"
