@@ -77,6 +77,7 @@ class EmotionSection:
     smoothing: float = field(default=0.5, metadata=_rng(0.0, 0.99))  # weight of the past in the EMA
     min_confidence: float = field(default=0.35, metadata=_rng(0.0, 1.0))
     threads: int = field(default=1, metadata=_rng(1, 16))
+    min_face_px: int = field(default=32, metadata=_rng(8, 2048))  # smaller faces are not read (counted as too_small)
 
 
 @dataclass

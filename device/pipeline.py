@@ -36,6 +36,10 @@ from .faces import FaceDetector, FaceTracker, ProfileFinder, Track, detect_faces
 
 Event = tuple[str, dict[str, Any]]  # (kind, body)
 
+# Why a face's emotion is not read now (analyze records and summary counts say so, not hide it).
+TURNED = "turned"  # a profile, or the head turned past the limits: the model was trained on frontal faces
+TOO_SMALL = "too_small"  # under [emotion] min_face_px: too few pixels for the model to read
+
 
 class StageTimer:
     """Recent latencies of one stage, for p50/p95 in metrics and benchmarks."""
@@ -65,6 +69,8 @@ class SummaryWindow:
     state_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     emotion_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     tracks: set[int] = field(default_factory=set)
+    read: set[int] = field(default_factory=set)  # tracks whose emotion was read in this window
+    unread: dict[str, set[int]] = field(default_factory=lambda: {TURNED: set(), TOO_SMALL: set()})
     frames: int = 0
     blinks: int = 0
 
@@ -83,6 +89,7 @@ class FaceState:
     reason: str = ""
     blinks_seen: int = 0
     checked_t: float = float("-inf")  # when the landmark checks last ran
+    unread: str = ""  # TURNED, TOO_SMALL, or "" while the emotion model can read the face
 
 
 class Analyzer:
@@ -250,19 +257,31 @@ class Analyzer:
             self._faces.pop(tr.id, None)
         return events
 
+    def _unreadable(self, tr: Track, st: FaceState) -> str:
+        """Why the emotion model cannot read this face now ("" when it can). The eyes do not matter:
+        eyes squeezed shut by a laugh are still a happy face."""
+        if st.reason == "profile":
+            return TURNED
+        if self.reader is not None and (st.angles is None or
+                                        not self.rules.facing_camera(st.angles[0], st.angles[1])):
+            return TURNED
+        if min(tr.box[2], tr.box[3]) < self.cfg.emotion.min_face_px:
+            return TOO_SMALL
+        return ""
+
     def _emotions(self, gray: np.ndarray, t: float) -> list[Event]:
         if self.model is None:
             return []
         events: list[Event] = []
         for tr in self.tracker.tracks.values():
             st = self._faces.get(tr.id)
-            if st is None or not tr.confirmed or st.attention.state != ATTENTIVE or st.smoother is None:
+            if st is None or not tr.confirmed or st.attention.state in (None, ABSENT) or st.smoother is None:
                 continue
             if t - tr.last_seen_t > 2 * self.detect_period:  # box is stale: the face may have moved
                 continue
-            if self.reader is not None and (st.angles is None or
-                                            not self.rules.facing_camera(st.angles[0], st.angles[1])):
-                continue  # a turned face gives the emotion model noise
+            st.unread = self._unreadable(tr, st)
+            if st.unread:
+                continue
             if t - st.last_emotion_t < self.emotion_period * 0.999:
                 continue
             st.last_emotion_t = t
@@ -289,7 +308,7 @@ class Analyzer:
         r = st.reading
         angles = st.angles
         smoother = st.smoother
-        attentive = st.attention.state == ATTENTIVE  # emotion is only read, and only current, while attentive
+        current = smoother is not None and not st.unread  # a turned or tiny face keeps a stale reading
         return {
             "t": round(frame.t, 3),
             "frame": frame.index,
@@ -303,8 +322,9 @@ class Analyzer:
             "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),
             "attention": st.attention.state,
             "reason": st.reason,
-            "emotion": smoother.current if smoother is not None and attentive else None,
-            "probs": smoother.as_dict() if smoother is not None and attentive and smoother.probs is not None else None,
+            "emotion": smoother.current if current else None,  # type: ignore[union-attr]
+            "probs": smoother.as_dict() if current and smoother.probs is not None else None,  # type: ignore[union-attr]
+            "emotion_skipped": (st.unread or None) if smoother is not None else None,
         }
 
     # -- summary -------------------------------------------------------------------------------
@@ -325,9 +345,12 @@ class Analyzer:
             w.tracks.add(tr.id)
             w.face_time_s += dt
             w.state_s[st.attention.state] += dt
-            # emotion is sampled on attentive faces only: a face looking away keeps its last reading,
-            # which must not count as what it shows now
-            if st.attention.state == ATTENTIVE and st.smoother is not None and st.smoother.current is not None:
+            if st.smoother is None:
+                continue
+            if st.unread:  # a turned or tiny face keeps its last reading, which is not what it shows now
+                w.unread[st.unread].add(tr.id)
+            elif st.smoother.current is not None:
+                w.read.add(tr.id)
                 w.emotion_s[st.smoother.current] += dt
 
     def summary_due(self, t: float) -> bool:
@@ -347,6 +370,11 @@ class Analyzer:
             "frames": w.frames,
             "faces_seen": len(w.tracks),
             "faces_now": sum(1 for tr in self.tracker.tracks.values() if tr.confirmed),
+            # of faces_seen: whose emotion was read, and those that were not readable (turned away,
+            # too small) at some moment: a hub can tell 2 readable faces from a room of 26
+            "faces_read": len(w.read),
+            "faces_turned": len(w.unread[TURNED]),
+            "faces_too_small": len(w.unread[TOO_SMALL]),
             "face_time_s": round(w.face_time_s, 3),
             "attentive_share": share(ATTENTIVE),
             "looking_away_share": share(LOOKING_AWAY),

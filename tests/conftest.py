@@ -190,3 +190,17 @@ def needs_media(*parts: str) -> pytest.MarkDecorator:
     path = MEDIA.joinpath(*parts)
     return pytest.mark.skipif(not path.exists(),
                               reason=f"{path} not found (../shared/media is only beside the repo in CI)")
+
+
+class ScriptedDetector:
+    """Returns the boxes a script gives for each detection call, for tests of what comes after
+    detection (tracking, absence timing, emotion gating), not of a detector."""
+
+    name = "scripted"
+    full_frame = True  # boxes are in the frame's own pixels
+
+    def __init__(self, script):
+        self.script = iter(script)
+
+    def detect(self, gray, min_size):
+        return next(self.script)

@@ -21,6 +21,7 @@ from emocast.device.attention import (
 )
 from emocast.device.config import ConfigError, from_mapping
 from emocast.device.gaze import gaze_ratios, iris_position
+from tests.conftest import ScriptedDetector
 
 
 # -- eyes ------------------------------------------------------------------------------------------
@@ -235,20 +236,6 @@ def test_config_cross_checks_for_attention():
 
 
 # -- absence and track numbers through the Analyzer, with scripted detections ----------------------
-class ScriptedDetector:
-    """Returns the boxes a script gives for each detection call: the tracker and the absence timing
-    are under test here, not a detector."""
-
-    name = "scripted"
-    full_frame = True  # boxes are in the frame's own pixels
-
-    def __init__(self, script):
-        self.script = iter(script)
-
-    def detect(self, gray, min_size):
-        return next(self.script)
-
-
 def test_short_gaps_keep_the_track_and_long_ones_make_it_absent():
     from emocast.device.capture import Frame
     from emocast.device.pipeline import Analyzer

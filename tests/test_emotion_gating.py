@@ -1,0 +1,76 @@
+"""Emotion is read on every face that faces the camera, whatever its eyes; faces it cannot read
+(turned, too small) are counted in summaries and named in analyze records, never silently dropped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emocast.device.attention import EYES_CLOSED
+from emocast.device.capture import Frame
+from emocast.device.config import from_mapping
+from emocast.device.emotion import EmotionModel
+from emocast.device.face_geometry import HeadPose
+from emocast.device.face_reading import FaceReading
+from emocast.device.pipeline import TOO_SMALL, TURNED, Analyzer
+from tests.conftest import ScriptedDetector
+
+
+class FixedReader:
+    """Readings chosen by the test (the rules and gating are under test, not the landmarks)."""
+
+    def __init__(self, yaw: float, ear: float) -> None:
+        self.yaw, self.ear = yaw, ear
+
+    def read(self, gray, box, previous=None) -> FaceReading:
+        pose = HeadPose(self.yaw, 0.0, 0.0, np.zeros(3), np.zeros(3))
+        return FaceReading(pose, self.ear, self.ear, None)
+
+
+def run(cfg, script, reader, model, frames: int = 30):
+    an = Analyzer(cfg, ScriptedDetector(script), model, reader=reader, keep_records=True)
+    image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    events, records = [], []
+    for i in range(frames):
+        events.extend(an.process(Frame(image, i, i / 10, 0.0)))
+        records.extend(an.records)
+    return an, events, records
+
+
+def test_faces_too_small_for_the_model_are_counted_not_read(shipped_model):
+    cfg = from_mapping({"attention": {"checks": False}, "faces": {"detect_hz": 10, "min_hits": 1},
+                        "emotion": {"emotion_hz": 10, "min_face_px": 32}})
+    boxes = [(20, 20, 80, 80), (200, 40, 20, 20)]
+    an, _, records = run(cfg, [boxes] * 30, None, EmotionModel(shipped_model))
+    summary = an.take_summary(3.0)[1]
+    assert summary["faces_seen"] == 2 and summary["faces_read"] == 1
+    assert summary["faces_too_small"] == 1 and summary["faces_turned"] == 0
+    small = [r for r in records if r["box"][2] == 20]
+    big = [r for r in records if r["box"][2] == 80]
+    assert small and all(r["emotion"] is None and r["emotion_skipped"] == TOO_SMALL for r in small)
+    assert big[-1]["emotion"] is not None and big[-1]["emotion_skipped"] is None
+    assert abs(sum(summary["emotion_share"].values()) - 1.0) < 1e-3
+
+
+def test_closed_eyes_do_not_stop_the_emotion_reading(shipped_model):
+    """A laugh squeezes the eyes shut: the face is still read (it faces the camera)."""
+    cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 1},
+                        "attention": {"eyes_closed_s": 0.6, "attentive_s": 0.0},
+                        "emotion": {"emotion_hz": 10}})
+    an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, FixedReader(yaw=0.0, ear=0.05),
+                              EmotionModel(shipped_model))
+    assert any(b.get("state") == EYES_CLOSED for k, b in events if k == "attention")
+    assert any(k == "emotion" for k, _ in events)
+    closed = [r for r in records if r["attention"] == EYES_CLOSED]
+    assert closed and all(r["emotion"] is not None for r in closed)
+    assert an.take_summary(3.0)[1]["faces_read"] == 1
+
+
+def test_turned_faces_are_counted_as_turned_and_not_read(shipped_model):
+    cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 1}, "emotion": {"emotion_hz": 10}})
+    an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, FixedReader(yaw=55.0, ear=0.3),
+                              EmotionModel(shipped_model))
+    assert not any(k == "emotion" for k, _ in events)
+    assert records and all(r["emotion_skipped"] == TURNED for r in records)
+    summary = an.take_summary(3.0)[1]
+    assert summary["faces_turned"] == 1 and summary["faces_read"] == 0
+    assert all(v == 0.0 for v in summary["emotion_share"].values())
