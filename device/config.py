@@ -68,6 +68,8 @@ class FacesSection:
     min_face_px: int = field(default=40, metadata=_rng(8, 2048))  # in full-frame pixels
     min_hits: int = field(default=2, metadata=_rng(1, 100))  # detections before a track counts
     match_iou: float = field(default=0.25, metadata=_rng(0.0, 1.0))
+    min_similarity: float = field(default=0.4, metadata=_rng(-1.0, 1.0))  # appearance: below it, another person
+    scene_cut: float = field(default=30.0, metadata=_rng(0.0, 255.0))  # grey levels of change that end all tracks
 
 
 @dataclass

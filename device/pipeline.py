@@ -32,7 +32,16 @@ from .emotion import EmotionModel, EmotionSmoother
 from .events import ATTENTION, EMOTION, SUMMARY
 from .face_geometry import HeadPose
 from .face_reading import FaceReader, FaceReading
-from .faces import FaceDetector, FaceTracker, ProfileFinder, Track, detect_faces
+from .faces import (
+    FaceDetector,
+    FaceTracker,
+    ProfileFinder,
+    Track,
+    appearance,
+    detect_faces,
+    scene_changed,
+    thumbnail,
+)
 
 Event = tuple[str, dict[str, Any]]  # (kind, body)
 
@@ -101,7 +110,9 @@ class Analyzer:
         a = cfg.attention
         self.detector = detector
         self.model = model
-        self.tracker = FaceTracker(match_iou=cfg.faces.match_iou, min_hits=cfg.faces.min_hits)
+        self.tracker = FaceTracker(match_iou=cfg.faces.match_iou, min_hits=cfg.faces.min_hits,
+                                   min_similarity=cfg.faces.min_similarity)
+        self._thumb: np.ndarray | None = None  # the frame at the last detection, 32x24, for cuts
         self.detect_period = 1.0 / cfg.faces.detect_hz
         self.emotion_period = 1.0 / cfg.emotion.emotion_hz if cfg.emotion.emotion_hz > 0 else float("inf")
         self.timers = {"detect": StageTimer(), "attention": StageTimer(), "emotion": StageTimer(),
@@ -134,8 +145,16 @@ class Analyzer:
         if detected:
             self._last_detect_t = t
             d0 = time.perf_counter()
+            thumb = thumbnail(gray)
+            if scene_changed(self._thumb, thumb, self.cfg.faces.scene_cut):
+                # a cut or a moved camera: whoever is in view now is not who was; every track ends
+                events.extend(self._end_all(t, "cut"))
+            self._thumb = thumb
             boxes = detect_faces(self.detector, gray, self.cfg.faces.detect_width, self.cfg.faces.min_face_px)
-            touched = self.tracker.update(boxes, t)
+            touched = self.tracker.update(boxes, t, [appearance(gray, b) for b in boxes])
+            for tid in self.tracker.duplicates():
+                events.extend(self._end(self.tracker.tracks[tid], t, "merged"))
+            touched = [tr for tr in touched if tr.id in self.tracker.tracks]
             self.timers["detect"].add((time.perf_counter() - d0) * 1000)
             a0 = time.perf_counter()
             for tr in touched:
@@ -245,16 +264,26 @@ class Analyzer:
             body["reason"] = reason
         return body
 
+    def _end(self, tr: Track, t: float, reason: str) -> list[Event]:
+        """A track is over: absent (if it ever counted) with the reason, and forgotten (its state and
+        appearance go with it)."""
+        events = self._observe(tr, ABSENT, t, reason) if tr.confirmed else []
+        self.tracker.drop(tr.id)
+        self._faces.pop(tr.id, None)
+        return events
+
+    def _end_all(self, t: float, reason: str) -> list[Event]:
+        events: list[Event] = []
+        for tr in list(self.tracker.tracks.values()):
+            events.extend(self._end(tr, t, reason))
+        return events
+
     def _expire(self, t: float) -> list[Event]:
         """A track unseen for ``absent_s`` turns absent (if it ever counted) and is forgotten."""
         events: list[Event] = []
         for tr in list(self.tracker.tracks.values()):
-            if t - tr.last_seen_t < self.cfg.attention.absent_s:
-                continue
-            if tr.confirmed:
-                events.extend(self._observe(tr, ABSENT, tr.last_seen_t, "lost"))
-            self.tracker.drop(tr.id)
-            self._faces.pop(tr.id, None)
+            if t - tr.last_seen_t >= self.cfg.attention.absent_s:
+                events.extend(self._end(tr, tr.last_seen_t, "lost"))
         return events
 
     def _unreadable(self, tr: Track, st: FaceState) -> str:

@@ -34,10 +34,11 @@ def same_face(a: Box, b: Box) -> bool:
 
 
 def suppress_duplicates(groups: list[list[Box]]) -> list[Box]:
-    """Pool boxes from several detectors, earlier groups first: a box is kept unless it is the same
-    face as one already kept. Within a group each backend has done its own suppression."""
+    """Pool boxes from several detectors, earlier groups (and earlier boxes) first: a box is kept
+    unless it is the same face as one already kept. One face must never become two tracks."""
     kept: list[Box] = []
     for group in groups:
-        fresh = [b for b in group if not any(same_face(b, k) for k in kept)]
-        kept.extend(fresh)
+        for b in group:
+            if not any(same_face(b, k) for k in kept):
+                kept.append(b)
     return kept
