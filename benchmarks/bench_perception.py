@@ -8,7 +8,11 @@ Prints, without asserting anything:
   on one core. ``haar @320`` is the service's old default (frames shrunk to 320 px wide);
 - ulfd_1.jpg, a class photo of about 50 faces of 20-25 px (below the documented 40 px minimum), at
   ``min_face_px`` 20;
-- per real clip: faces found per detection on average and the detector's median cost per frame.
+- per real clip: faces found per detection on average and the detector's median cost per frame;
+- open eyes read closed: the group photos through `emocast analyze`'s photo path (every face there
+  has its eyes open; a single photo has no per-face baseline, so the absolute `ear_closed` applies);
+- track numbers per person: real clips of different people cut together, each person's clip should
+  get its own numbers and no number should span two people.
 Found counts above the by-eye count are false faces at least; the boxes behind the BlazeFace rows
 were checked by eye on overlays (``--overlays DIR`` writes them).
 """
@@ -106,6 +110,51 @@ def clips(root: Path) -> None:
         print(f"  {clip} ({w}x{h}): " + "; ".join(cells))
 
 
+def open_eyes_read_closed(root: Path) -> None:
+    from emocast.device.analyze import analyze
+    from emocast.device.config import from_mapping
+    from emocast.device.face_reading import FaceReader
+
+    cfg = from_mapping({"emotion": {"emotion_hz": 0}})
+    reader = FaceReader()
+    faces = closed = 0
+    for name in BY_EYE:
+        records: list[dict] = []
+        analyze(root / name, cfg, None, records.append, progress=False, reader=reader)
+        faces += len(records)
+        closed += sum(1 for r in records if r["eyes_closed"])
+    print(f"\nopen eyes read closed (group photos, default config): {closed} of {faces} faces "
+          f"({closed / max(1, faces):.0%})")
+
+
+def tracks_per_person(root: Path) -> None:
+    from emocast.device.capture import Frame
+    from emocast.device.config import from_mapping
+    from emocast.device.pipeline import Analyzer
+
+    clips = ("edtalk_uncrop_obama_talking.mp4", "lp_d12_desk_expressions_headturn.mp4",
+             "lp_d14_wink_gaze_aversion.mp4", "fer_woman_looking_down_phone.mp4", "edtalk_uncrop_obama_talking.mp4")
+    an = Analyzer(from_mapping({"emotion": {"emotion_hz": 0}}), make_detector("blazeface", fallback=None), None,
+                  keep_records=True)
+    per_clip: list[set[int]] = []
+    t = 0.0
+    for clip in clips:
+        cap = cv2.VideoCapture(str(root / clip))
+        ids: set[int] = set()
+        for n in range(100):
+            ok, frame = cap.read()
+            if not ok:
+                break
+            an.process(Frame(cv2.resize(frame, (480, 480)), n, t, 0.0))
+            ids.update(r["track"] for r in an.records)
+            t += 0.04
+        cap.release()
+        per_clip.append(ids)
+    shared = sum(1 for i, a in enumerate(per_clip) for b in per_clip[i + 1:] if a & b)
+    print("track numbers per person, 5 clips of 4 people cut together (the first person twice, "
+          f"a new visit): {[sorted(ids) for ids in per_clip]}; numbers spanning two clips: {shared}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--media", type=Path, default=MEDIA)
@@ -119,6 +168,8 @@ def main() -> int:
         args.overlays.mkdir(parents=True, exist_ok=True)
     photos(args.media / "multiface", args.overlays)
     clips(args.media / "videos")
+    open_eyes_read_closed(args.media / "multiface")
+    tracks_per_person(args.media / "videos")
     return 0
 
 

@@ -75,6 +75,11 @@ def prepare_photo(frame: Frame) -> tuple[Frame, float, int]:
     return dataclasses.replace(frame, image=image), scale, pad
 
 
+def _centre_inside(box: list[int], shape: tuple[int, ...]) -> bool:
+    x, y, w, h = box
+    return 0 <= x + w / 2 < shape[1] and 0 <= y + h / 2 < shape[0]
+
+
 def frames_of(path: Path) -> tuple[Iterator[Frame], int]:
     """Frames of a video (or the one frame of a photo) on media time, and the expected count.
 
@@ -118,8 +123,10 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
     bar = tqdm(total=expected or None, unit="frame", desc=path.name, disable=not progress or expected <= 1,
                file=sys.stderr)
     scale, pad = 1.0, 0
+    original_shape: tuple[int, ...] = (0, 0)
     for frame in frames:
         if photo:
+            original_shape = frame.image.shape[:2]
             frame, scale, pad = prepare_photo(frame)
             cfg = photo_config(cfg)
         if analyzer is None:
@@ -130,6 +137,8 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
                 x, y, w, h = record["box"]
                 record["box"] = [int(round((x - pad) / scale)), int(round((y - pad) / scale)),
                                  int(round(w / scale)), int(round(h / scale))]
+                if not _centre_inside(record["box"], original_shape):
+                    continue  # a "face" made of the replicated border: not in the photo
             sink(record)
             result.records += 1
         result.frames += 1

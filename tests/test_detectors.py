@@ -133,3 +133,20 @@ def test_every_python_package_in_the_tree_is_in_the_distribution():
         for init in (REPO / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(REPO / folder)
             assert ".".join((name, *rel.parts)) in listed, f"{init.parent} is not in pyproject's packages"
+
+
+@needs_blazeface
+@needs_media("multiface")
+def test_analyze_reads_every_face_of_a_group_photo_once_and_none_from_its_border():
+    """analyze pads photos with their replicated edge; a face made of that border is not reported."""
+    from pathlib import Path
+
+    from emocast.device.analyze import analyze
+    from emocast.device.config import from_mapping
+
+    records: list[dict] = []
+    photo = Path(MEDIA / "multiface" / "ulfd_6.jpg")
+    analyze(photo, from_mapping({"emotion": {"emotion_hz": 0}}), None, records.append, progress=False)
+    assert len(records) == GROUP_PHOTOS["ulfd_6.jpg"]
+    h, w = cv2.imread(str(photo)).shape[:2]
+    assert all(0 <= x + bw / 2 < w and 0 <= y + bh / 2 < h for x, y, bw, bh in (r["box"] for r in records))

