@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from .data import FER_LABELS, DataError, load_split
+from .data import DataError, load_split
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(text: str | None):
+    if text is None:
+        return None
+    h, _, w = text.lower().partition("x")
+    return int(h) if not w else [int(h), int(w)]
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     _require_tensorflow()
-    from .quantize import quantize
+    from ..device import exit_codes
+    from .quantize import QuantizationError, quantize
+    from .sources import ModelSourceError
 
-    card = quantize(args.model, args.data, args.out, mode=args.mode, calib_size=args.calib,
-                    eval_limit=args.eval_limit)
+    labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
+    flags = {"input_size": _size(args.size), "color": args.color, "pixel_scale": args.scale,
+             "pixel_offset": args.offset, "crop_margin": args.crop_margin}
+    try:
+        card = quantize(args.model, args.data, args.out, mode=args.mode, calib_size=args.calib,
+                        eval_limit=args.eval_limit, labels=labels, preprocess=flags, accept_drop=args.accept_drop)
+    except ModelSourceError as exc:
+        log.error("%s", exc)
+        return exit_codes.MODEL
+    except QuantizationError as exc:
+        log.error("%s", exc)
+        return exit_codes.USAGE
     print(json.dumps({"file": str(args.out), "size_bytes": card.extra.get("size_bytes"), **card.metrics,
                       "latency_ms_median_1thread": card.extra.get("latency_ms_median_1thread")}, indent=2))
     return 0
@@ -70,10 +89,14 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..device.model_card import load_card
     from .evaluate import evaluate_tflite
     from .metrics import plot_confusion
 
-    split = load_split(args.data, args.split)
+    labels = load_card(args.model, verify_hash=False).labels
+    split, left_out = load_split(args.data, args.split).for_labels(labels)
+    if left_out:
+        print(f"  left out (classes the model does not have): {left_out}")
     if args.limit:
         split = split.subset(args.limit, 0)
     ev = evaluate_tflite(args.model, split, flip_tta=args.tta)
@@ -86,10 +109,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  with flip TTA: accuracy {t.accuracy:.4f}   macro-F1 {t.macro_f1:.4f}   "
               f"latency {ev.tta_latency_ms:.3f} ms per face (x{ev.tta_latency_ms / ev.latency_ms:.2f})")
     print(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
-    for lab, row in s.per_class(FER_LABELS).items():
+    for lab, row in s.per_class(labels).items():
         print(f"  {lab:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
     if args.confusion:
-        plot_confusion(s.confusion, FER_LABELS, f"{args.model.name} on {split.name}: acc {s.accuracy:.3f}",
+        plot_confusion(s.confusion, labels, f"{args.model.name} on {split.name}: acc {s.accuracy:.3f}",
                        args.confusion)
         print(f"  confusion matrix: {args.confusion}")
     return 0

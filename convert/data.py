@@ -1,10 +1,14 @@
 """FER2013 in the three layouts engineers actually have on disk.
 
-Everything comes out as one shape, ``Split(images uint8 (N, 48, 48), labels uint8 (N,))`` in the
-FER2013 label order, so the trainer and the evaluator never care where the data came from:
+Everything comes out as one shape, ``Split(images uint8 (N, 48, 48), labels uint8 (N,), classes)``,
+so the trainer and the evaluator never care where the data came from:
 - the ``.npz`` archives (``images``, ``labels``, ``classes``), one per split;
 - Kaggle's ``fer2013.csv`` (columns ``emotion``, ``pixels``, ``Usage``), all splits in one file;
-- an image-folder tree ``<root>/<split>/<class>/*.{jpg,png}`` (as on Kaggle's image version).
+- an image-folder tree ``<root>/<split>/<class>/*.{jpg,png}`` (Kaggle's image version, CK+, or any
+  set of class folders: names are read with the usual synonyms, anger = angry, happiness = happy).
+
+A model with other classes (five without neutral and disgust, a happy/neutral pair) is scored and
+calibrated on ``Split.for_labels(its labels)``: images of classes it lacks are left out and counted.
 """
 
 from __future__ import annotations
@@ -30,6 +34,25 @@ _SPLIT_ALIASES = {
 }
 
 
+# Names data sets and published models use for the same expression, mapped to FER2013's.
+SYNONYMS: dict[str, str] = {
+    "anger": "angry", "angry": "angry", "mad": "angry",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "smile": "happy",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral", "calm": "neutral",
+    "contempt": "contempt",
+}
+
+
+def canonical_label(name: str) -> str:
+    """A class name as emocast spells it (``Happiness`` -> ``happy``); unknown names lower-cased."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return SYNONYMS.get(key, key)
+
+
 class DataError(Exception):
     """The data set is missing or not in a layout we read."""
 
@@ -37,21 +60,35 @@ class DataError(Exception):
 @dataclass
 class Split:
     images: np.ndarray  # (N, H, W) uint8
-    labels: np.ndarray  # (N,) uint8, FER order
+    labels: np.ndarray  # (N,) uint8, indices into ``classes``
     name: str
+    classes: tuple[str, ...] = FER_LABELS
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def class_counts(self) -> np.ndarray:
-        return np.bincount(self.labels, minlength=len(FER_LABELS))
+        return np.bincount(self.labels, minlength=len(self.classes))
 
     def subset(self, n: int, seed: int = 0) -> Split:
         """A stratified-ish random subset of ``n`` images, for smoke runs and tests."""
         if n >= len(self):
             return self
         idx = np.random.default_rng(seed).permutation(len(self))[:n]
-        return Split(self.images[idx], self.labels[idx], f"{self.name}[{n}]")
+        return Split(self.images[idx], self.labels[idx], f"{self.name}[{n}]", self.classes)
+
+    def for_labels(self, labels: tuple[str, ...]) -> tuple[Split, dict[str, int]]:
+        """The images of the classes a model has, relabelled in the model's output order (names
+        matched with synonyms), and the count of images left out per class the model lacks."""
+        wanted = {canonical_label(lab): i for i, lab in enumerate(labels)}
+        mapping = np.full(len(self.classes), -1, np.int64)
+        for c, name in enumerate(self.classes):
+            mapping[c] = wanted.get(canonical_label(name), -1)
+        new = mapping[self.labels.astype(np.int64)]
+        keep = new >= 0
+        counts = self.class_counts()
+        left_out = {name: int(counts[c]) for c, name in enumerate(self.classes) if mapping[c] < 0 and counts[c]}
+        return Split(self.images[keep], new[keep].astype(np.uint8), self.name, tuple(labels)), left_out
 
 
 def _canonical_split(name: str) -> str:
@@ -130,11 +167,20 @@ def _from_csv(path: Path, split: str) -> Split:
 
 
 def _from_folders(root: Path, split: str) -> Split:
+    """Class folders by name: FER2013's seven in FER order when they are all there (as in Kaggle's
+    image version), else the classes found (FER's first, in FER order, then others by name)."""
+    folders: dict[str, Path] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        name = canonical_label(folder.name)
+        if name in folders:
+            raise DataError(f"{root}: folders {folders[name].name!r} and {folder.name!r} are both {name!r}")
+        folders[name] = folder
+    if not folders:
+        raise DataError(f"{root}: no class folders")
+    classes = tuple([c for c in FER_LABELS if c in folders] + sorted(c for c in folders if c not in FER_LABELS))
     images, labels = [], []
-    for label, name in enumerate(FER_LABELS):
-        folder = root / name
-        if not folder.is_dir():
-            raise DataError(f"{root}: class folder {name!r} missing")
+    for label, name in enumerate(classes):
+        folder = folders[name]
         for file in sorted(folder.iterdir()):
             if file.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp"):
                 continue
@@ -147,8 +193,8 @@ def _from_folders(root: Path, split: str) -> Split:
             labels.append(label)
     if not images:
         raise DataError(f"{root}: no images found")
-    log.info("loaded %s: %d images from %s", split, len(labels), root)
-    return Split(np.stack(images), np.array(labels, dtype=np.uint8), split)
+    log.info("loaded %s: %d images of %s from %s", split, len(labels), ", ".join(classes), root)
+    return Split(np.stack(images), np.array(labels, dtype=np.uint8), split, classes)
 
 
 def class_weights(labels: np.ndarray, n_classes: int, power: float = 0.5) -> dict[int, float]:

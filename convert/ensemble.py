@@ -21,8 +21,6 @@ from .architectures import Mirror
 
 log = logging.getLogger(__name__)
 
-# Recipe keys that decide what the model's input means, carried into the ensemble's recipe.
-PREPROCESS_KEYS = ("input_size", "color", "pixel_scale", "pixel_offset", "crop_margin")
 
 
 def member_recipe(keras_path: Path) -> dict:
@@ -50,7 +48,7 @@ def combine(models: list[keras.Model], input_shape: tuple[int, int, int], mirror
 def write_ensemble(members: list[Path], out_dir: Path, mirror: bool = True) -> Path:
     """Write ``out_dir/model.keras`` and the ``recipe.json`` that quantize reads (the members'
     recipes and training records in full, so the card says how each part was made)."""
-    from .quantize import preprocess_for, training_record
+    from .quantize import PREPROCESS_KEYS, preprocess_for, training_record
 
     if not members:
         raise ValueError("name at least one .keras model to combine")

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ..device.emotion import EmotionModel
 from ..device.model_card import Preprocess, batch_to_model_input
-from .data import FER_LABELS, Split
+from .data import Split
 from .metrics import Scores, score
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class TfliteEvaluation:
 def evaluate_float(model, split: Split, pre: Preprocess, batch_size: int = 256) -> Scores:
     x = batch_to_model_input(split.images, pre)
     probs = model.predict(x, batch_size=batch_size, verbose=0)
-    return score(split.labels, probs.argmax(axis=1), len(FER_LABELS))
+    return score(split.labels, probs.argmax(axis=1), len(split.classes))
 
 
 def per_face_latency_ms(model: EmotionModel, image: np.ndarray, repeats: int = 200, flip_tta: bool = False) -> float:
@@ -56,10 +56,15 @@ def per_face_latency_ms(model: EmotionModel, image: np.ndarray, repeats: int = 2
 
 def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: bool = True) -> TfliteEvaluation:
     """Score a .tflite file (with its card) on ``split`` with one interpreter thread; with
-    ``flip_tta`` the same pass also scores the average with each mirrored face."""
+    ``flip_tta`` the same pass also scores the average with each mirrored face. The split's classes
+    are matched to the card's labels by name (``Split.for_labels``)."""
     from ..device.model_card import to_model_input
 
     model = EmotionModel(path, threads=1)
+    if tuple(split.classes) != tuple(model.labels):
+        split, left_out = split.for_labels(model.labels)
+        if left_out:
+            log.info("scoring on the model's classes only: left out %s", left_out)
     pre = model.card.preprocess
     probs = np.empty((len(split), len(model.labels)), dtype=np.float32)
     flipped = np.empty_like(probs) if flip_tta else None
@@ -69,7 +74,7 @@ def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: 
         probs[i] = model.predict_input(x)
         if flipped is not None:
             flipped[i] = model.predict_input(x[:, ::-1])
-    n = len(FER_LABELS)
+    n = len(model.labels)
     scores = score(split.labels, probs.argmax(axis=1), n)
     tta_scores = None if flipped is None else score(split.labels, (probs + flipped).argmax(axis=1), n)
     sample = split.images[0]

@@ -17,7 +17,8 @@ from typing import Literal
 import numpy as np
 
 from ..device.model_card import ModelCard, Preprocess, batch_to_model_input, card_path_for, sha256_of
-from .data import FER_LABELS, Split, load_split
+from .data import FER_LABELS, Split, canonical_label, load_split
+from .metrics import score
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,9 @@ Mode = Literal["int8", "float16", "dynamic"]
 def representative_images(split: Split, n: int, seed: int) -> np.ndarray:
     """``n`` training images, an equal share per class where the class has enough."""
     rng = np.random.default_rng(seed)
-    per_class = max(1, n // len(FER_LABELS))
+    per_class = max(1, n // len(split.classes))
     picks = []
-    for c in range(len(FER_LABELS)):
+    for c in range(len(split.classes)):
         idx = np.flatnonzero(split.labels == c)
         if len(idx):
             picks.append(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
@@ -38,11 +39,24 @@ def representative_images(split: Split, n: int, seed: int) -> np.ndarray:
     return split.images[chosen]
 
 
+# Recipe keys that say what the model's input means; flags may set them for a model without a run folder.
+PREPROCESS_KEYS = ("input_size", "color", "pixel_scale", "pixel_offset", "crop_margin")
+
+
+FLAG_NAMES = {"input_size": "--size", "color": "--color", "pixel_scale": "--scale", "pixel_offset": "--offset",
+              "crop_margin": "--crop-margin"}
+
+
+class QuantizationError(ValueError):
+    """The conversion was refused: the message says why, with the figures."""
+
+
 def preprocess_for(recipe: dict) -> Preprocess:
-    size = int(recipe.get("input_size", 48))
+    size = recipe.get("input_size", 48)
+    h, w = (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
     return Preprocess(
         color=recipe.get("color", "gray"),
-        size=(size, size),
+        size=(h, w),
         pixel_scale=float(recipe.get("pixel_scale", 1 / 255)),
         pixel_offset=float(recipe.get("pixel_offset", 0.0)),
         crop_margin=float(recipe.get("crop_margin", 0.0)),
@@ -94,8 +108,28 @@ def _configure_and_convert(conv, tf, pre: Preprocess, mode: Mode, calib: np.ndar
     return conv.convert()
 
 
+def merge_flags(recipe: dict, flags: dict, where: str) -> dict:
+    """The run folder's recipe with the command line's preprocessing flags; a flag that contradicts
+    the recipe is an error naming both values (the model was trained on one of them)."""
+    merged = dict(recipe)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        stored = recipe.get(key)
+        if stored is not None and _norm(stored) != _norm(value):
+            raise QuantizationError(f"{FLAG_NAMES.get(key, key)} {value} contradicts {where}'s {key} {stored}")
+        merged[key] = value
+    return merged
+
+
+def _norm(v):
+    if isinstance(v, (list, tuple)):
+        return [float(x) for x in v] if len(set(v)) > 1 else float(v[0])
+    return float(v) if isinstance(v, (int, float)) else v
+
+
 def quantize(
-    keras_path: Path,
+    model_path: Path,
     data: Path,
     out_path: Path,
     mode: Mode = "int8",
@@ -103,47 +137,97 @@ def quantize(
     recipe: dict | None = None,
     evaluate: bool = True,
     eval_limit: int = 0,
+    labels: tuple[str, ...] | None = None,
+    preprocess: dict | None = None,
+    accept_drop: bool = False,
+    max_drop: float = 0.02,
 ) -> ModelCard:
-    """Convert ``keras_path`` and write ``out_path`` plus its card; scores float and quantized models
-    on the validation split when ``evaluate``."""
-    import keras
+    """Convert ``model_path`` (.keras, .h5 or a SavedModel directory) and write ``out_path`` plus
+    its card; with ``evaluate``, score the float and quantized models on the validation split and
+    refuse (``QuantizationError``, nothing left behind) an accuracy drop over ``max_drop`` unless
+    ``accept_drop``. ``labels`` and ``preprocess`` (PREPROCESS_KEYS) describe a model without a run
+    folder; they must agree with a run folder's recipe where there is one."""
+    from .evaluate import evaluate_tflite
+    from .sources import check_probabilities, load_source
 
-    from . import architectures  # noqa: F401  (registers the Mirror layer that ensembles use)
-    from .evaluate import evaluate_float, evaluate_tflite
-
+    source = load_source(model_path)
     recipe = dict(recipe or {})
-    if not recipe:
-        stored = keras_path.parent / "recipe.json"
-        if stored.is_file():
-            recipe = json.loads(stored.read_text())
+    where = "the given recipe"
+    stored = Path(model_path).parent / "recipe.json"
+    if not recipe and Path(model_path).is_file() and stored.is_file():
+        recipe, where = json.loads(stored.read_text()), str(stored)
+    recipe = merge_flags(recipe, dict(preprocess or {}), where)
+    if labels and recipe.get("labels") and list(map(canonical_label, recipe["labels"])) != list(
+            map(canonical_label, labels)):
+        raise QuantizationError(f"--labels {','.join(labels)} contradicts {where}'s labels "
+                                f"{','.join(recipe['labels'])}")
+    labels = tuple(labels or recipe.get("labels") or FER_LABELS)
+    if source.outputs != len(labels):
+        raise QuantizationError(f"{model_path}: {source.outputs} outputs, but {len(labels)} labels "
+                                f"({', '.join(labels)}); give the model's classes in output order with --labels")
     pre = preprocess_for(recipe)
-    training = training_record(keras_path.parent / "history.csv")
-    model = keras.models.load_model(keras_path, compile=False)
+    want = (*pre.size, 1 if pre.color == "gray" else 3)
+    have = source.input_shape[1:]
+    if len(have) != 3 or any(h is not None and h != w for h, w in zip(have, want, strict=True)):
+        raise QuantizationError(f"{model_path}: input {tuple(have)} does not match the preprocessing "
+                                f"{want[0]}x{want[1]}x{want[2]} (set --size and --color to the model's input)")
+    training = training_record(Path(model_path).parent / "history.csv") if Path(model_path).is_file() else {}
     calib = None
-    if mode == "int8":
-        train = load_split(data, recipe.get("train_split", "train"))
+    left_out: dict[str, int] = {}
+    if mode == "int8" or evaluate:
+        train, left_out = load_split(data, recipe.get("train_split", "train")).for_labels(labels)
+        if not len(train):
+            raise QuantizationError(f"{data}: no training images of the model's classes ({', '.join(labels)})")
         calib = representative_images(train, calib_size, int(recipe.get("seed", 0)))
-    log.info("converting %s to %s TFLite", keras_path, mode)
-    blob = convert_keras(model, pre, mode, calib)
+        check_probabilities(source, batch_to_model_input(calib[:32], pre))
+    log.info("converting %s (%s) to %s TFLite", model_path, source.kind, mode)
+    if source.keras_model is not None:
+        blob = convert_keras(source.keras_model, pre, mode, calib if mode == "int8" else None)
+    else:
+        blob = convert_saved_model(Path(model_path), pre, mode, calib if mode == "int8" else None)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
+    card_recipe = {**recipe, "labels": list(labels)}
+    if source.kind != "keras" or "architecture" not in recipe:
+        card_recipe.setdefault("source", {"file": Path(model_path).name, "format": source.kind})
 
+    dataset = FER_DATASET if tuple(labels) == FER_LABELS and "source" not in card_recipe else (
+        f"{Path(data).name}: {recipe.get('train_split', 'train')} split for calibration, "
+        f"{recipe.get('val_split', 'public_test')} for validation; classes matched by name to {', '.join(labels)}")
     metrics: dict = {"training": training} if training else {}
+    if left_out:
+        metrics["left_out_images"] = left_out
     if evaluate:
-        val = load_split(data, recipe.get("val_split", "public_test"))
+        val, left_val = load_split(data, recipe.get("val_split", "public_test")).for_labels(labels)
         if eval_limit:
             val = val.subset(eval_limit, 0)
-        fl = evaluate_float(model, val, pre)
+        fl = score(val.labels, source.predict(batch_to_model_input(val.images, pre)).argmax(axis=1), len(labels))
         metrics["float"] = {"accuracy": round(fl.accuracy, 4), "macro_f1": round(fl.macro_f1, 4)}
         # Write a provisional card so the device-side loader can open the file it checks.
-        _write_card(out_path, pre, recipe, mode, metrics)
+        _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
         q = evaluate_tflite(out_path, val)
         metrics[mode] = {"accuracy": round(q.scores.accuracy, 4), "macro_f1": round(q.scores.macro_f1, 4)}
-        metrics["validation"] = {"split": val.name, "images": len(val)}
+        metrics["validation"] = {"split": val.name, "images": len(val), **({"left_out": left_val} if left_val else {})}
         metrics["latency_ms_median_1thread"] = round(q.latency_ms, 3)
         log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | %.2f ms/face",
                  fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, q.latency_ms)
-    return _write_card(out_path, pre, recipe, mode, metrics)
+        drop = fl.accuracy - q.scores.accuracy
+        if drop > max_drop and not accept_drop:
+            out_path.unlink(missing_ok=True)
+            card_path_for(out_path).unlink(missing_ok=True)
+            raise QuantizationError(
+                f"{mode} accuracy {q.scores.accuracy:.4f} is {100 * drop:.1f} points under the float model's "
+                f"{fl.accuracy:.4f} on {val.name} ({len(val)} faces), more than {100 * max_drop:.0f}: nothing "
+                f"written; --accept-drop keeps it anyway, or calibrate on more images (--calib)")
+    return _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
+
+
+def convert_saved_model(path: Path, pre: Preprocess, mode: Mode, calib: np.ndarray | None) -> bytes:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(path))
+    return _configure_and_convert(conv, tf, pre, mode, calib)
 
 
 def training_record(history_csv: Path) -> dict:
@@ -164,22 +248,29 @@ def training_record(history_csv: Path) -> dict:
 
 
 def architecture_line(recipe: dict) -> str:
-    """The card's architecture line, for a single network or an ensemble of them."""
+    """The card's architecture line, for a single network, an ensemble of them, or a model brought
+    from elsewhere."""
+    if "architecture" not in recipe and recipe.get("source"):
+        return f"{recipe['source']['format']} model {recipe['source']['file']}"
     if recipe.get("architecture") != "ensemble":
         return f"{recipe.get('architecture', 'unknown')} (width {recipe.get('width', 1.0)})"
     parts = " + ".join(architecture_line(m["recipe"]) for m in recipe.get("members", []))
     return f"{parts}, averaged with the mirrored face" if recipe.get("mirror") else f"ensemble of {parts}"
 
 
-def _write_card(out_path: Path, pre: Preprocess, recipe: dict, mode: str, metrics: dict) -> ModelCard:
+FER_DATASET = "FER2013: train split for training and calibration, PublicTest for validation"
+
+
+def _write_card(out_path: Path, pre: Preprocess, recipe: dict, mode: str, metrics: dict,
+                labels: tuple[str, ...] = FER_LABELS, dataset: str = FER_DATASET) -> ModelCard:
     card = ModelCard(
         id=out_path.stem,
         file=out_path.name,
         sha256=sha256_of(out_path),
-        labels=FER_LABELS,
+        labels=tuple(labels),
         preprocess=pre,
         architecture=architecture_line(recipe),
-        dataset="FER2013: train split for training and calibration, PublicTest for validation",
+        dataset=dataset,
         metrics={k: v for k, v in metrics.items() if k in ("float", "int8", "validation")},
         extra={
             "quantization": mode,

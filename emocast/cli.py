@@ -99,7 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "judged from the first epoch; the count is stored in the recipe")
 
     q = csub.add_parser("quantize", help="Keras model -> TFLite (int8 by default) with its model card")
-    q.add_argument("model", type=Path, help="a .keras file (its run folder's recipe.json is read)")
+    q.add_argument("model", type=Path, help="a .keras file (its run folder's recipe.json is read), a Keras 2 / "
+                   "tf.keras .h5 full model, or a TensorFlow SavedModel directory")
+    q.add_argument("--labels", help="the model's classes in output order, comma-separated (default: the recipe's, "
+                   "else FER2013's seven); matched to the data's classes by name, with synonyms")
+    q.add_argument("--size", help="input size, N or HxW (default: the recipe's, else 48)")
+    q.add_argument("--color", choices=("gray", "rgb"), help="input channels (default: the recipe's, else gray)")
+    q.add_argument("--scale", type=float, help="float input = pixel * SCALE + OFFSET (default 1/255)")
+    q.add_argument("--offset", type=float, help="see --scale (default 0; -1 with --scale 0.00784 for [-1, 1])")
+    q.add_argument("--crop-margin", type=float, help="extra share of the face box around the crop (default 0)")
+    q.add_argument("--accept-drop", action="store_true",
+                   help="keep an int8 model more than 2 points under the float model's accuracy")
     q.add_argument("--data", type=Path, default=_default_data())
     q.add_argument("--out", type=Path, required=True, help="output .tflite (the card is written beside it)")
     q.add_argument("--mode", choices=("int8", "float16", "dynamic"), default="int8")

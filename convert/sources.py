@@ -1,0 +1,106 @@
+"""A model to convert, in whichever format an engineer brings it.
+
+- a Keras 3 ``.keras`` file (our run folders' ``best.keras``, or anyone's);
+- a legacy Keras 2 / tf.keras ``.h5`` / ``.hdf5`` full model (how most published FER models are saved);
+- a TensorFlow SavedModel directory (``saved_model.pb`` inside), converted from its serving signature.
+
+Each comes out as a ``ModelSource`` that the quantizer converts and the evaluator runs in float, so
+the int8 file is always checked against the model it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class ModelSourceError(Exception):
+    """The file is not a model we can read; the message names it and says why."""
+
+
+@dataclass
+class ModelSource:
+    path: Path
+    kind: str  # "keras", "h5" or "savedmodel"
+    keras_model: Any = None  # a Keras model (keras, h5)
+    signature: Any = None  # a SavedModel's serving function (savedmodel)
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        if self.keras_model is not None:
+            return tuple(self.keras_model.input_shape)
+        spec = next(iter(self.signature.structured_input_signature[1].values()))
+        return tuple(spec.shape.as_list())
+
+    @property
+    def outputs(self) -> int:
+        if self.keras_model is not None:
+            return int(self.keras_model.output_shape[-1])
+        spec = next(iter(self.signature.structured_outputs.values()))
+        return int(spec.shape[-1])
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Float outputs for a batch of model inputs."""
+        if self.keras_model is not None:
+            return np.asarray(self.keras_model.predict(x, batch_size=batch_size, verbose=0))
+        import tensorflow as tf
+
+        key = next(iter(self.signature.structured_input_signature[1]))
+        out = []
+        for i in range(0, len(x), batch_size):
+            res = self.signature(**{key: tf.constant(x[i:i + batch_size], tf.float32)})
+            out.append(next(iter(res.values())).numpy())
+        return np.concatenate(out)
+
+
+def load_source(path: Path) -> ModelSource:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    path = Path(path)
+    if not path.exists():
+        raise ModelSourceError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ModelSourceError(f"{path}: a directory, but not a TensorFlow SavedModel (no saved_model.pb)")
+        import tensorflow as tf
+
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as exc:
+            raise ModelSourceError(f"{path}: TensorFlow cannot load this SavedModel: {exc}") from exc
+        signatures = dict(loaded.signatures)
+        sig = signatures.get("serving_default") or next(iter(signatures.values()), None)
+        if sig is None:
+            raise ModelSourceError(f"{path}: the SavedModel has no serving signature to convert")
+        source = ModelSource(path, "savedmodel", signature=sig)
+        source._keep = loaded  # type: ignore[attr-defined]  # the signature needs its object alive
+        return source
+    suffix = path.suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        raise ModelSourceError(f"{path}: not a .keras, .h5 or SavedModel directory")
+    import keras
+
+    from . import architectures  # noqa: F401  (registers the layers our own models use)
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        hint = " (an .h5 must hold the whole model, not only weights)" if suffix != ".keras" else ""
+        raise ModelSourceError(f"{path}: Keras cannot load it{hint}: {exc}") from exc
+    return ModelSource(path, "keras" if suffix == ".keras" else "h5", keras_model=model)
+
+
+def check_probabilities(source: ModelSource, x: np.ndarray) -> None:
+    """The device treats outputs as class probabilities (it smooths and thresholds them): logits or
+    sigmoid scores would make every figure wrong, so they are refused with the fix."""
+    y = source.predict(x[:32])
+    sums = y.sum(axis=1)
+    if y.min() < -1e-4 or np.abs(sums - 1.0).max() > 1e-2:
+        raise ModelSourceError(f"{source.path}: its outputs are not probabilities (row sums "
+                               f"{sums.min():.3f}-{sums.max():.3f}); end the model with a softmax")
