@@ -111,6 +111,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for lab, row in s.per_class(labels).items():
         print(f"  {lab:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
+    if args.robustness:
+        from .robustness import format_table, robustness
+
+        table = robustness(args.model, split)
+        print("  under a kiosk camera's faults (same faces):")
+        print(format_table(table))
+        if args.update_card:
+            import json as _json
+
+            from ..device.model_card import card_path_for
+
+            path = card_path_for(args.model)
+            card = _json.loads(path.read_text())
+            card["robustness"] = {**table, "split": split.name, "images": len(split)}
+            path.write_text(_json.dumps(card, indent=2) + "\n")
+            print(f"  recorded in {path}")
     if args.confusion:
         plot_confusion(s.confusion, labels, f"{args.model.name} on {split.name}: acc {s.accuracy:.3f}",
                        args.confusion)

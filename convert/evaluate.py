@@ -54,7 +54,8 @@ def per_face_latency_ms(model: EmotionModel, image: np.ndarray, repeats: int = 2
     return statistics.median(times)
 
 
-def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: bool = True) -> TfliteEvaluation:
+def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: bool = True,
+                    latency: bool = True) -> TfliteEvaluation:
     """Score a .tflite file (with its card) on ``split`` with one interpreter thread; with
     ``flip_tta`` the same pass also scores the average with each mirrored face. The split's classes
     are matched to the card's labels by name (``Split.for_labels``)."""
@@ -78,6 +79,6 @@ def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: 
     scores = score(split.labels, probs.argmax(axis=1), n)
     tta_scores = None if flipped is None else score(split.labels, (probs + flipped).argmax(axis=1), n)
     sample = split.images[0]
-    lat = per_face_latency_ms(model, sample)
-    tta = per_face_latency_ms(model, sample, flip_tta=True) if flip_tta else None
+    lat = per_face_latency_ms(model, sample) if latency else float("nan")
+    tta = per_face_latency_ms(model, sample, flip_tta=True) if flip_tta and latency else None
     return TfliteEvaluation(scores, probs, lat, tta_scores, tta, path.stat().st_size)

@@ -141,12 +141,14 @@ def quantize(
     preprocess: dict | None = None,
     accept_drop: bool = False,
     max_drop: float = 0.02,
+    robust: bool = True,
 ) -> ModelCard:
     """Convert ``model_path`` (.keras, .h5 or a SavedModel directory) and write ``out_path`` plus
     its card; with ``evaluate``, score the float and quantized models on the validation split and
     refuse (``QuantizationError``, nothing left behind) an accuracy drop over ``max_drop`` unless
-    ``accept_drop``. ``labels`` and ``preprocess`` (PREPROCESS_KEYS) describe a model without a run
-    folder; they must agree with a run folder's recipe where there is one."""
+    ``accept_drop``; with ``robust`` also under a kiosk camera's faults (``robustness``), in the
+    card. ``labels`` and ``preprocess`` (PREPROCESS_KEYS) describe a model without a run folder;
+    they must agree with a run folder's recipe where there is one."""
     from .evaluate import evaluate_tflite
     from .sources import check_probabilities, load_source
 
@@ -211,6 +213,10 @@ def quantize(
         metrics["latency_ms_median_1thread"] = round(q.latency_ms, 3)
         log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | %.2f ms/face",
                  fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, q.latency_ms)
+        if robust:
+            from .robustness import robustness
+
+            metrics["robustness"] = robustness(out_path, val)
         drop = fl.accuracy - q.scores.accuracy
         if drop > max_drop and not accept_drop:
             out_path.unlink(missing_ok=True)

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="public_test")
     ev.add_argument("--tta", action="store_true", help="also average with the mirrored face and report its cost")
     ev.add_argument("--confusion", type=Path, help="write the confusion matrix as PNG here")
+    ev.add_argument("--robustness", action="store_true", help="also score under blur, small faces, JPEG and loose "
+                    "boxes (the table the card records)")
+    ev.add_argument("--update-card", action="store_true", help="with --robustness: record the table in the card")
     ev.add_argument("--limit", type=int, default=0)
     return p
 

@@ -72,6 +72,10 @@ def test_a_legacy_h5_five_class_model_in_minus_one_to_one_converts_and_runs_on_t
     assert saved["left_out_images"] == {"neutral": 12} and saved["validation"]["images"] == 30
     assert saved["architecture"] == "h5 model published.h5" and saved["labels"] == list(FIVE)
     assert {"float", "int8"} <= set(saved) and "classes matched by name" in saved["dataset"]
+    from emocast.convert.robustness import CONDITIONS
+
+    assert set(saved["robustness"]) == set(CONDITIONS)  # the kiosk-camera table, on the same faces
+    assert saved["robustness"]["clean"]["accuracy"] == saved["int8"]["accuracy"]
     dev = EmotionModel(out)
     face = cv2.imread(str(next((image_tree / "test" / "happiness").iterdir())), cv2.IMREAD_GRAYSCALE)
     probs = dev.classify(face, (0, 0, 48, 48)).probs

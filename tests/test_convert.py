@@ -433,3 +433,22 @@ def test_ensemble_refuses_members_that_read_different_input(tmp_path):
     with pytest.raises(ValueError, match="nothing to combine"):
         write_ensemble([b], tmp_path / "ens", mirror=False)
     assert not (tmp_path / "ens").exists()
+
+
+def test_robustness_conditions_degrade_the_faces_as_a_camera_would():
+    from emocast.convert.data import Split
+    from emocast.convert.robustness import CONDITIONS, corrupted, format_table
+
+    rng = np.random.default_rng(0)
+    faces = cv2.resize(rng.integers(0, 256, (4, 12, 12)).astype(np.uint8).transpose(1, 2, 0), (48, 48),
+                       interpolation=cv2.INTER_NEAREST).transpose(2, 0, 1)
+    split = Split(np.ascontiguousarray(faces), np.zeros(4, np.uint8), "t")
+    sharp = lambda imgs: float(np.mean([cv2.Laplacian(f, cv2.CV_32F).var() for f in imgs]))  # noqa: E731
+    assert np.array_equal(corrupted(split, "clean").images, split.images)
+    assert sharp(corrupted(split, "blur 1.5").images) < sharp(corrupted(split, "blur 1.0").images) < sharp(faces)
+    assert sharp(corrupted(split, "24 px").images) < sharp(corrupted(split, "32 px").images) < sharp(faces)
+    loose = corrupted(split, "box 1.2x")
+    assert loose.images.shape == faces.shape and not np.array_equal(loose.images, faces)
+    assert 0 < np.abs(corrupted(split, "JPEG q30").images.astype(int) - faces).mean() < 60
+    table = {c: {"accuracy": 0.5, "macro_f1": 0.4} for c in CONDITIONS}
+    assert "JPEG q30" in format_table(table) and "0.5000" in format_table(table)
