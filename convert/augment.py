@@ -10,7 +10,7 @@ an epoch's batches are the same on every backend and every rerun.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import cv2
 import keras
@@ -87,14 +87,17 @@ def augment_batch(images: np.ndarray, params: Mapping[str, float], rng: np.rando
 
 
 class FaceBatches(keras.utils.PyDataset):
-    """Batches of (model input, one-hot labels[, sample weights]) from a FER split.
+    """Batches of (model input, one-hot labels[, sample weights]) from a FER split; with a
+    ``teacher`` (augmented faces -> probabilities) the targets are the one-hot labels mixed with
+    the teacher's probabilities, ``teacher_weight`` of them (distillation, Hinton et al. 2015, T=1).
 
     Training batches are reshuffled and re-augmented each epoch from ``seed + epoch``; class weights
     come as per-sample weights, which every backend's ``fit`` honours."""
 
     def __init__(self, split: Split, n_classes: int, batch_size: int, input_size: int, color: str,
                  pixel_scale: float, pixel_offset: float, augment: Mapping[str, float] | None = None,
-                 class_weights: Mapping[int, float] | None = None, seed: int = 0, workers: int = 1) -> None:
+                 class_weights: Mapping[int, float] | None = None, seed: int = 0, workers: int = 1,
+                 teacher: Callable[[np.ndarray], np.ndarray] | None = None, teacher_weight: float = 0.0) -> None:
         # Threads, not processes: OpenCV releases the GIL in its warps, and a forked worker would
         # copy the whole split. More than one helps where a GPU waits on the CPU.
         super().__init__(workers=workers, use_multiprocessing=False)
@@ -108,6 +111,7 @@ class FaceBatches(keras.utils.PyDataset):
         self.weights = None if class_weights is None else np.array(
             [class_weights[c] for c in range(n_classes)], np.float32)
         self.seed = seed
+        self.teacher, self.teacher_weight = teacher, teacher_weight
         self.epoch = 0
         self._order = self._shuffled()
 
@@ -132,6 +136,7 @@ class FaceBatches(keras.utils.PyDataset):
             x = augment_batch(images, self.augment, rng)
         else:
             x = images.astype(np.float32)
+        faces = x  # the augmented faces, 0-255, before this model's resizing and scaling
         if self.input_size != x.shape[1]:
             x = np.stack([cv2.resize(f, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
                           for f in x])
@@ -141,6 +146,9 @@ class FaceBatches(keras.utils.PyDataset):
         x = x * self.pixel_scale + self.pixel_offset
         labels = self.split.labels[idx].astype(np.int64)
         y = np.eye(self.n_classes, dtype=np.float32)[labels]
+        if self.teacher is not None and self.teacher_weight > 0:
+            # knowledge distillation: the teacher's reading of this very (augmented) face, mixed in
+            y = (1.0 - self.teacher_weight) * y + self.teacher_weight * self.teacher(faces).astype(np.float32)
         if self.weights is None:
             return x.astype(np.float32), y
         return x.astype(np.float32), y, self.weights[labels]

@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .data import FER_LABELS, Split, class_weights, load_split
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class Recipe:
     )
     pixel_scale: float = 1.0 / 255.0
     pixel_offset: float = 0.0
+    teacher: str = ""  # a trained model (.keras with its recipe.json beside it) whose probabilities are learned too
+    teacher_weight: float = 0.0  # the teacher's share of each target (0.5-0.9 usual with a teacher)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -77,13 +81,34 @@ def lr_at(epoch: int, recipe: Recipe) -> float:
 
 
 def make_batches(split: Split, recipe: Recipe, training: bool, weights: dict[int, float] | None = None,
-                 workers: int = 1):
-    """The training (augmented, shuffled, class-weighted) or validation feed for ``fit``."""
+                 workers: int = 1, teacher=None):
+    """The training (augmented, shuffled, class-weighted, distilled) or validation feed for ``fit``."""
     from .augment import FaceBatches
 
     return FaceBatches(split, len(FER_LABELS), recipe.batch_size, recipe.input_size, recipe.color,
                        recipe.pixel_scale, recipe.pixel_offset, recipe.augment if training else None,
-                       weights if training else None, recipe.seed, workers=workers)
+                       weights if training else None, recipe.seed, workers=workers,
+                       teacher=teacher if training else None, teacher_weight=recipe.teacher_weight)
+
+
+def load_teacher(path: Path):
+    """A trained model as a function of augmented faces (N, H, W, 0-255) -> probabilities, with the
+    preprocessing its own recipe gives (it may read 64 px RGB where the student reads 48 px gray)."""
+    import keras
+
+    from ..device.model_card import batch_to_model_input
+    from . import architectures  # noqa: F401  (the Mirror layer of ensembles)
+    from .quantize import preprocess_for
+
+    stored = path.parent / "recipe.json"
+    if not path.is_file() or not stored.is_file():
+        raise ValueError(f"teacher {path}: needs the model file and its run folder's recipe.json beside it")
+    model = keras.saving.load_model(path, compile=False)
+    pre = preprocess_for(json.loads(stored.read_text()))
+    if int(model.output_shape[-1]) != len(FER_LABELS):
+        raise ValueError(f"teacher {path}: {model.output_shape[-1]} outputs, the student learns {len(FER_LABELS)}")
+    log.info("distilling from %s (%s), %d parameters", path, model.name, model.count_params())
+    return lambda faces: np.asarray(model.predict_on_batch(batch_to_model_input(faces, pre)))
 
 
 def plot_curves(history_csv: Path, out_png: Path) -> None:
@@ -160,8 +185,12 @@ def _limit_threads(backend: str, threads: int) -> None:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already ran in this process (a caller that trains twice)
+            log.warning("TensorFlow's thread pools are already set in this process; --threads %d not applied",
+                        threads)
     elif backend == "torch":
         import torch
 
@@ -223,6 +252,7 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: 
     )
     log.info("%s: %d parameters", model.name, model.count_params())
     weights = class_weights(train_split.labels, len(FER_LABELS), recipe.class_weight_power)
+    teacher = load_teacher(Path(recipe.teacher)) if recipe.teacher else None
 
     class Curves(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -246,7 +276,7 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: 
         Curves(),
     ]
     model.fit(
-        make_batches(train_split, recipe, training=True, weights=weights, workers=workers),
+        make_batches(train_split, recipe, training=True, weights=weights, workers=workers, teacher=teacher),
         validation_data=make_batches(val_split, recipe, training=False, workers=workers),
         epochs=recipe.epochs,
         shuffle=False,  # the batches reshuffle each epoch themselves, from the recipe's seed

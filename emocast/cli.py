@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input channels (FER2013 is gray; rgb repeats it, for a model to fine-tune on colour)")
     tr.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
     tr.add_argument("--workers", type=int, default=1, help="threads preparing batches (more where a GPU waits)")
+    tr.add_argument("--teacher", type=Path, help="distil from this trained model (a best.keras or an ensemble's "
+                    "model.keras, with its recipe.json): the student also learns its probabilities")
+    tr.add_argument("--teacher-weight", type=float, default=0.7, help="the teacher's share of each target")
     tr.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
                     help="a fresh run fits its epoch count (at most --epochs) into this many seconds, "
                          "judged from the first epoch; the count is stored in the recipe")

@@ -452,3 +452,43 @@ def test_robustness_conditions_degrade_the_faces_as_a_camera_would():
     assert 0 < np.abs(corrupted(split, "JPEG q30").images.astype(int) - faces).mean() < 60
     table = {c: {"accuracy": 0.5, "macro_f1": 0.4} for c in CONDITIONS}
     assert "JPEG q30" in format_table(table) and "0.5000" in format_table(table)
+
+
+def test_distillation_targets_mix_labels_with_the_teachers_reading_of_the_same_face():
+    from emocast.convert.augment import FaceBatches
+    from emocast.convert.data import Split
+
+    labels = np.arange(16, dtype=np.uint8) % 7
+    split = Split(np.random.default_rng(0).integers(0, 255, (16, 48, 48), dtype=np.uint8), labels, "t")
+    seen = []
+
+    def teacher(faces: np.ndarray) -> np.ndarray:
+        seen.append(faces.copy())
+        return np.full((len(faces), 7), 1 / 7, np.float32)
+
+    feed = FaceBatches(split, 7, 8, 48, "gray", 1 / 255, 0.0, {"flip": 1.0}, None, seed=1,
+                       teacher=teacher, teacher_weight=0.6)
+    x, y = feed[0]
+    assert np.allclose(y.sum(1), 1.0) and np.allclose(y.max(1), 0.4 + 0.6 / 7)
+    assert seen and np.allclose(seen[0] / 255.0, x[..., 0])  # the teacher saw the very faces the student got
+    from emocast.convert.train import Recipe, make_batches
+
+    val = make_batches(split, Recipe(batch_size=8, teacher="t.keras", teacher_weight=0.6), training=False,
+                       teacher=teacher)
+    assert val[0][1].max() == 1.0  # validation targets stay the true labels
+
+
+@needs_fer()
+def test_training_with_a_teacher_runs_and_records_it(tmp_path):
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    from emocast.convert.train import Recipe, train
+
+    teacher = _tiny_run(tmp_path / "teacher", seed=5)
+    recipe = Recipe(width=0.25, epochs=1, batch_size=32, train_limit=128, teacher=str(teacher), teacher_weight=0.7)
+    best = train(FER_DIR, tmp_path / "student", recipe)
+    assert best.is_file()
+    stored = json.loads((tmp_path / "student" / "recipe.json").read_text())
+    assert stored["teacher"] == str(teacher) and stored["teacher_weight"] == 0.7
+    with pytest.raises(ValueError, match="recipe.json"):
+        train(FER_DIR, tmp_path / "orphan", Recipe(width=0.25, epochs=1, train_limit=64,
+                                                   teacher=str(tmp_path / "nowhere.keras"), teacher_weight=0.5))
