@@ -51,22 +51,13 @@ def _size(text: str | None):
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     _require_tensorflow()
-    from ..device import exit_codes
-    from .quantize import QuantizationError, quantize
-    from .sources import ModelSourceError
+    from .quantize import quantize
 
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
     flags = {"input_size": _size(args.size), "color": args.color, "pixel_scale": args.scale,
              "pixel_offset": args.offset, "crop_margin": args.crop_margin}
-    try:
-        card = quantize(args.model, args.data, args.out, mode=args.mode, calib_size=args.calib,
-                        eval_limit=args.eval_limit, labels=labels, preprocess=flags, accept_drop=args.accept_drop)
-    except ModelSourceError as exc:
-        log.error("%s", exc)
-        return exit_codes.MODEL
-    except QuantizationError as exc:
-        log.error("%s", exc)
-        return exit_codes.USAGE
+    card = quantize(args.model, args.data, args.out, mode=args.mode, calib_size=args.calib,
+                    eval_limit=args.eval_limit, labels=labels, preprocess=flags, accept_drop=args.accept_drop)
     print(json.dumps({"file": str(args.out), "size_bytes": card.extra.get("size_bytes"), **card.metrics,
                       "latency_ms_median_1thread": card.extra.get("latency_ms_median_1thread")}, indent=2))
     return 0
@@ -74,17 +65,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     _require_keras()
-    from ..device import exit_codes
     from .ensemble import write_ensemble
 
-    try:
-        path = write_ensemble(args.models, args.out, mirror=args.mirror)
-    except FileNotFoundError as exc:
-        log.error("%s", exc)
-        return exit_codes.MODEL
-    except ValueError as exc:
-        log.error("%s", exc)
-        return exit_codes.USAGE
+    path = write_ensemble(args.models, args.out, mirror=args.mirror)
     print(f"combined model: {path}\nquantize it: emocast convert quantize {path} --out models/NAME.tflite")
     return 0
 
@@ -136,10 +119,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    """One place that turns the converter's refusals into the documented exit codes: 3 the data,
+    4 the model file (missing, unreadable, not ending in a softmax), 2 what the command asked for
+    (flags or labels that do not fit the model, members that do not fit together, a refused drop)."""
+    from ..device import exit_codes
+    from .sources import ModelSourceError
+
     handlers = {"train": cmd_train, "quantize": cmd_quantize, "ensemble": cmd_ensemble,
                 "evaluate": cmd_evaluate}
     try:
         return handlers[args.convert_command](args)
     except DataError as exc:
         log.error("%s", exc)
-        return 3
+        return exit_codes.CONFIG
+    except (ModelSourceError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return exit_codes.MODEL
+    except ValueError as exc:  # QuantizationError and the ensemble's refusals
+        log.error("%s", exc)
+        return exit_codes.USAGE
