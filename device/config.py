@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import socket
 import sys
@@ -187,6 +188,8 @@ def _check_value(where: str, hint: Any, value: Any, meta: typing.Mapping[str, An
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {_type_name(value)} {value!r}")
         value = float(value)
+        if not math.isfinite(value):  # TOML has nan and inf; every setting here needs a real number
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     elif hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {_type_name(value)} {value!r}")
@@ -233,9 +236,11 @@ def load(path: str | os.PathLike[str] | None) -> Config:
         return Config()
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
     try:

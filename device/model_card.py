@@ -112,7 +112,9 @@ def load_card(model_path: Path, verify_hash: bool = True) -> ModelCard:
     if not card_path.is_file():
         raise ModelError(f"model card not found: {card_path} (every model needs its card beside it)")
     try:
-        data = json.loads(card_path.read_text())
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{card_path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{card_path}: not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

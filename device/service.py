@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -254,8 +255,15 @@ class Service:
         publisher.notify()
         if self.opts.print_events:
             with self._print_lock:
-                self.out.write(encode({"topic": self.topics.for_kind(kind), **payload}).decode() + "\n")
-                self.out.flush()
+                try:
+                    self.out.write(encode({"topic": self.topics.for_kind(kind), **payload}).decode() + "\n")
+                    self.out.flush()
+                except BrokenPipeError:  # `emocast run --print | head -1`: the reader is gone, stop cleanly
+                    log.info("stdout was closed by its reader; stopping")
+                    self.opts.print_events = False
+                    self.out = open(os.devnull, "w")  # noqa: SIM115  (the interpreter flushes stdout at exit)
+                    sys.stdout = self.out
+                    self.halt.set()
 
     def _publish_metrics(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
                          publisher: Publisher) -> None:
@@ -288,3 +296,4 @@ class Service:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGHUP, handler)  # a closed terminal or `kill -HUP`: stop as for SIGTERM

@@ -189,6 +189,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         except ImportError:
             logging.getLogger("emocast").error("--plot needs matplotlib: pip install 'emocast[plot]'")
             return exit_codes.USAGE
+    for flag, path in (("--out", args.out), ("--csv", args.csv), ("--plot", args.plot)):
+        if path is not None and not path.parent.is_dir():  # said before any work, not after it
+            logging.getLogger("emocast").error("%s %s: the folder %s does not exist", flag, path, path.parent)
+            return exit_codes.USAGE
     model = None
     if not args.no_emotion and cfg.emotion.emotion_hz > 0:
         try:
@@ -197,11 +201,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         except ModelError as exc:
             logging.getLogger("emocast").error("%s", exc)
             return exit_codes.MODEL
-    out = args.out.open("w") if args.out else sys.stdout
-    csv_file = args.csv.open("w", newline="") if args.csv else None
+    # Outputs are written beside their final names and renamed only when the analysis succeeds: a typo
+    # in the input path must not truncate yesterday's results.
+    partial = {p: p.with_name(p.name + ".partial") for p in (args.out, args.csv) if p is not None}
+    out = partial[args.out].open("w") if args.out else sys.stdout
+    csv_file = partial[args.csv].open("w", newline="") if args.csv else None
     writer = RecordWriter(out, csv_file, keep=args.plot is not None or not args.quiet)
+    ok = False
     try:
         result = analyze(args.path, cfg, model, writer, progress=not args.quiet)
+        ok = True
     except MediaError as exc:
         logging.getLogger("emocast").error("%s", exc)
         return exit_codes.SOURCE
@@ -210,9 +219,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             out.close()
         if csv_file is not None:
             csv_file.close()
+        for final, tmp in partial.items():
+            if ok:
+                tmp.replace(final)
+            else:
+                tmp.unlink(missing_ok=True)
     if args.plot is not None:
         labels = tuple(model.labels) if model is not None else ()
-        plot_timeline(writer.kept, labels, args.path.name, args.plot)
+        tmp_plot = args.plot.with_name(args.plot.stem + ".partial" + args.plot.suffix)
+        plot_timeline(writer.kept, labels, args.path.name, tmp_plot)
+        tmp_plot.replace(args.plot)
     if not args.quiet:
         print(summarize(writer.kept, result), file=sys.stderr)
     return exit_codes.OK

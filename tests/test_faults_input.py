@@ -1,0 +1,102 @@
+"""Bad input and signals, made to happen: non-finite numbers, non-UTF-8 files, a mistyped input path
+that must not destroy earlier results, a closed terminal (SIGHUP), a reader that goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emocast.device import config as cfgmod
+from emocast.device import exit_codes
+from emocast.device.model_card import ModelError, load_card
+
+EMOCAST = [sys.executable, "-m", "emocast"]
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*EMOCAST, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.mark.parametrize("text, key", [("[faces]\ndetect_hz = nan\n", "[faces] detect_hz"),
+                                       ("[attention]\nmax_yaw_deg = inf\n", "[attention] max_yaw_deg"),
+                                       ("[emotion]\nsmoothing = -inf\n", "[emotion] smoothing")])
+def test_non_finite_numbers_are_refused_naming_the_key(tmp_path, text, key):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(cfgmod.ConfigError, match=f"{key.replace('[', '.').replace(']', '.')}: expected a finite"):
+        cfgmod.load(path)
+    res = cli("check-config", str(path))
+    assert res.returncode == exit_codes.CONFIG and key in res.stderr + res.stdout
+
+
+def test_files_that_are_not_utf8_name_the_file_with_their_exit_code(tmp_path, shipped_model):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes("[device]\nid = \"caf\xe9\"\n".encode("latin-1"))
+    with pytest.raises(cfgmod.ConfigError, match="latin1.toml: not UTF-8"):
+        cfgmod.load(bad)
+    assert cli("check-config", str(bad)).returncode == exit_codes.CONFIG
+    model = tmp_path / shipped_model.name
+    model.write_bytes(shipped_model.read_bytes())
+    card = json.loads(shipped_model.with_suffix(".json").read_text())
+    card["architecture"] = "caf\u00e9"
+    model.with_suffix(".json").write_bytes(json.dumps(card, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(ModelError, match=r"\.json: not UTF-8"):
+        load_card(model)
+
+
+def test_a_mistyped_input_keeps_earlier_results_and_a_missing_folder_is_said_first(tmp_path):
+    out, csv = tmp_path / "lecture.jsonl", tmp_path / "lecture.csv"
+    out.write_text("earlier results\n")
+    csv.write_text("earlier,csv\n")
+    res = cli("analyze", str(tmp_path / "lectrue.mp4"), "--out", str(out), "--csv", str(csv), "--no-emotion")
+    assert res.returncode == exit_codes.SOURCE
+    assert out.read_text() == "earlier results\n" and csv.read_text() == "earlier,csv\n"
+    assert not list(tmp_path.glob("*.partial"))
+    started = time.monotonic()
+    res = cli("analyze", "demo", "--out", str(tmp_path / "nowhere" / "x.jsonl"))
+    assert res.returncode == exit_codes.USAGE and "nowhere" in res.stderr and "does not exist" in res.stderr
+    assert time.monotonic() - started < 60  # refused before the work, not after it
+
+
+def _service(tmp_path: Path, *extra: str, stdout=subprocess.PIPE) -> subprocess.Popen:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:9"\n')  # nothing listens: events wait in the outbox
+    return subprocess.Popen([*EMOCAST, "run", "--config", str(cfg), "--loop", "--outbox", str(tmp_path / "o.sqlite"),
+                             *extra], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_sighup_stops_the_service_cleanly_with_a_log_line(tmp_path):
+    proc = _service(tmp_path)
+    try:
+        time.sleep(8)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == exit_codes.OK, err[-2000:]
+    assert "received SIGHUP" in err and "stopped:" in err
+
+
+def test_a_reader_that_goes_away_stops_print_without_a_traceback(tmp_path):
+    proc = _service(tmp_path, "--print")
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # like `| head -1`
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert json.loads(first)["topic"].startswith("emocast/")
+    assert proc.returncode == exit_codes.OK, err[-2000:]
+    assert "Traceback" not in err and "stdout was closed" in err
