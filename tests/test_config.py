@@ -132,3 +132,22 @@ def test_state_dir_prefers_systemd(monkeypatch, tmp_path):
     monkeypatch.delenv("STATE_DIRECTORY")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert cfgmod.default_state_dir() == tmp_path / "xdg" / "emocast"
+
+
+def test_the_example_config_lists_every_key_with_its_real_default():
+    """systemd/emocast.toml is what operators copy: it must not drift from the code's defaults."""
+    import dataclasses
+
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover
+        import tomli as tomllib
+    example = tomllib.loads(EXAMPLE.read_text())
+    defaults = cfgmod.Config()
+    for section in cfgmod.SECTIONS:
+        table = example.get(section, {})
+        for field in dataclasses.fields(getattr(defaults, section)):
+            assert field.name in table, f"[{section}] {field.name} is missing from {EXAMPLE}"
+            assert table[field.name] == getattr(getattr(defaults, section), field.name), \
+                f"[{section}] {field.name} in {EXAMPLE} is not the default"
+        assert set(table) <= {f.name for f in dataclasses.fields(getattr(defaults, section))}
