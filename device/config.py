@@ -356,6 +356,18 @@ def validate_cross(cfg: Config) -> None:
         raise ConfigError(f"{cfg.origin}: [device] id {dev!r} must not contain + # or /")
 
 
+def check_for_run(cfg: Config) -> None:
+    """What the service needs of the config's files beyond the checks every load makes: run calls it
+    before opening anything, and check-config calls it too, so the two never disagree."""
+    if cfg.mqtt.password_file:
+        path = Path(cfg.mqtt.password_file)
+        try:
+            path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{cfg.origin}: [mqtt] password_file {path}: {why}") from None
+
+
 def default_state_dir() -> Path:
     """systemd's StateDirectory= sets $STATE_DIRECTORY; elsewhere the XDG state directory."""
     env = os.environ.get("STATE_DIRECTORY")

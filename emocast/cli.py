@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -150,6 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id)
         cfg = cfgmod.with_overrides(cfg, "outbox", path=args.outbox)
         cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s, metrics_s=args.metrics_s)
+        if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+            raise cfgmod.ConfigError(f"command line: --duration {args.duration} must be a positive number of seconds")
+        cfgmod.check_for_run(cfg)
     except cfgmod.ConfigError as exc:
         _setup_logging(args.log_level or "INFO")
         logging.getLogger("emocast").error("%s", exc)
@@ -180,9 +184,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if args.hz is not None:
             cfg = cfgmod.with_overrides(cfg, "faces", detect_hz=240.0 if args.hz == 0 else args.hz)
         cfg = cfgmod.with_overrides(cfg, "faces", detector=args.detector)
-    except cfgmod.ConfigError as exc:
+    except cfgmod.ConfigError as exc:  # a value out of range is a config error wherever it was written
         logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.USAGE
+        return exit_codes.CONFIG
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
@@ -275,6 +279,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     try:
         cfg = cfgmod.load(args.config)
+        cfgmod.check_for_run(cfg)  # everything `run` checks before it opens anything
     except cfgmod.ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return exit_codes.CONFIG

@@ -100,3 +100,16 @@ def test_a_reader_that_goes_away_stops_print_without_a_traceback(tmp_path):
     assert json.loads(first)["topic"].startswith("emocast/")
     assert proc.returncode == exit_codes.OK, err[-2000:]
     assert "Traceback" not in err and "stdout was closed" in err
+
+
+def test_check_config_checks_what_run_checks_and_ranges_give_one_exit_code(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[mqtt]\npassword_file = "{tmp_path / "missing.secret"}"\n')
+    res = cli("check-config", str(cfg))
+    assert res.returncode == exit_codes.CONFIG and "missing.secret" in res.stderr
+    res = cli("run", "--config", str(cfg), "--duration", "1")
+    assert res.returncode == exit_codes.CONFIG and "missing.secret" in res.stderr
+    res = cli("run", "--duration", "-5")
+    assert res.returncode == exit_codes.CONFIG and "--duration -5" in res.stderr
+    res = cli("analyze", "demo", "--hz", "-3", "--no-emotion")
+    assert res.returncode == exit_codes.CONFIG and "detect_hz" in res.stderr
