@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .model_card import ModelCard, ModelError, crop_face, load_card, to_model_input
+from .native_output import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,9 @@ class EmotionModel:
         self.card: ModelCard = load_card(self.path, verify_hash=verify_hash)
         cls, self.runtime = interpreter_class()
         try:
-            self._interp = cls(model_path=str(self.path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with native_stderr_to_log(log):
+                self._interp = cls(model_path=str(self.path), num_threads=threads)
+                self._interp.allocate_tensors()
         except Exception as exc:
             raise ModelError(f"{self.path}: the TFLite interpreter cannot load it: {exc}") from exc
         inp = self._interp.get_input_details()[0]

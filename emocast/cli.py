@@ -14,12 +14,19 @@ from pathlib import Path
 
 from . import __version__
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 
 def _setup_logging(level: str) -> None:
     # Under systemd, journald stamps time and unit itself; elsewhere a timestamp helps.
     fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr)
+    # OpenCV prints its own "[ WARN:0@...]" lines (a V4L2 probe, a codec): errors only, unless debugging
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING if level.upper() == "DEBUG"
+                                  else cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _default_data() -> Path:
@@ -30,10 +37,15 @@ def _default_data() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emocast", description=__doc__)
     p.add_argument("--version", action="version", version=f"emocast {__version__}")
-    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: the config's)")
+    p.add_argument("--log-level", default=None, type=str.upper, choices=LOG_LEVELS,
+                   help="DEBUG, INFO, WARNING or ERROR (default: the config's); also after the subcommand")
+    # the same option after a subcommand; SUPPRESS keeps one given before it when none comes after
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, type=str.upper, choices=LOG_LEVELS,
+                        help="DEBUG, INFO, WARNING or ERROR (default: the config's)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the device service")
+    run = sub.add_parser("run", parents=[common], help="run the device service")
     run.add_argument("--config", help="TOML config file (see systemd/emocast.toml)")
     run.add_argument("--source", help="video file, camera index, 'picamera', rtsp:// or http:// URL, or 'demo'")
     run.add_argument("--broker", help="mqtt://[user:pass@]host[:port] or mqtts://...")
@@ -47,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--summary-s", type=float, help="seconds between summaries")
     run.add_argument("--metrics-s", type=float, help="seconds between metrics messages")
 
-    an = sub.add_parser("analyze", help="log what the device would see in a video file or a photo")
+    an = sub.add_parser("analyze", parents=[common], help="log what the device would see in a video file or a photo")
     an.add_argument("path", type=Path, help="a video file or a photo")
     an.add_argument("--config", help="TOML config (thresholds, calibration, detector) as on the kiosk")
     an.add_argument("--out", type=Path, help="write JSON lines here instead of stdout")
@@ -60,22 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--no-emotion", action="store_true", help="skip the emotion model")
     an.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
 
-    cal = sub.add_parser("calibrate", help="record what looking at this kiosk's screen looks like (gaze and pose)")
+    cal = sub.add_parser("calibrate", parents=[common],
+                         help="record what looking at this kiosk's screen looks like (gaze and pose)")
     cal.add_argument("--config", help="TOML config (source, detector) as on the kiosk")
     cal.add_argument("--source", help="camera index, 'picamera', URL, or a recording (default: the config's)")
     cal.add_argument("--out", type=Path, help="calibration file (default: calibration.json in the state directory)")
     cal.add_argument("--settle-s", type=float, default=2.0, help="seconds to move the eyes to each target")
     cal.add_argument("--record-s", type=float, default=3.0, help="seconds recorded per target")
 
-    chk = sub.add_parser("check-config", help="validate a config file and exit (0 valid, 3 invalid)")
+    chk = sub.add_parser("check-config", parents=[common], help="validate a config file and exit (0 valid, 3 invalid)")
     chk.add_argument("config")
 
-    demo = sub.add_parser("demo-clip", help="write the built-in demo clip and print its path")
+    demo = sub.add_parser("demo-clip", parents=[common], help="write the built-in demo clip and print its path")
     demo.add_argument("path", nargs="?", help="where to write it (default: the cache)")
 
-    conv = sub.add_parser("convert", help="train, quantize and evaluate emotion models (needs emocast[convert])")
+    conv = sub.add_parser("convert", parents=[common],
+                          help="train, quantize and evaluate emotion models (needs emocast[convert])")
     csub = conv.add_subparsers(dest="convert_command", required=True)
-    tr = csub.add_parser("train", help="train a model from scratch; resumes a run folder")
+    tr = csub.add_parser("train", parents=[common], help="train a model from scratch; resumes a run folder")
     tr.add_argument("--data", type=Path, default=_default_data(),
                     help="FER2013: .npz folder, fer2013.csv or image tree")
     tr.add_argument("--run", type=Path, required=True, help="run folder (checkpoints, history, curves)")
@@ -102,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a fresh run fits its epoch count (at most --epochs) into this many seconds, "
                          "judged from the first epoch; the count is stored in the recipe")
 
-    q = csub.add_parser("quantize", help="Keras model -> TFLite (int8 by default) with its model card")
+    q = csub.add_parser("quantize", parents=[common],
+                        help="Keras model -> TFLite (int8 by default) with its model card")
     q.add_argument("model", type=Path, help="a .keras file (its run folder's recipe.json is read), a Keras 2 / "
                    "tf.keras .h5 full model, or a TensorFlow SavedModel directory")
     q.add_argument("--labels", help="the model's classes in output order, comma-separated (default: the recipe's, "
@@ -120,12 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib", type=int, default=500, help="representative images from the train split")
     q.add_argument("--eval-limit", type=int, default=0, help="score on this many validation images (0: all)")
 
-    en = csub.add_parser("ensemble", help="average trained models (and their mirror views) in one model")
+    en = csub.add_parser("ensemble", parents=[common],
+                         help="average trained models (and their mirror views) in one model")
     en.add_argument("models", type=Path, nargs="+", help="best.keras files of run folders")
     en.add_argument("--out", type=Path, required=True, help="folder for model.keras and its recipe.json")
     en.add_argument("--mirror", action="store_true", help="also average each model's view of the mirrored face")
 
-    ev = csub.add_parser("evaluate", help="score a .tflite model (with its card) on a FER2013 split")
+    ev = csub.add_parser("evaluate", parents=[common], help="score a .tflite model (with its card) on a FER2013 split")
     ev.add_argument("model", type=Path)
     ev.add_argument("--data", type=Path, default=_default_data())
     ev.add_argument("--split", default="public_test")

@@ -113,3 +113,22 @@ def test_check_config_checks_what_run_checks_and_ranges_give_one_exit_code(tmp_p
     assert res.returncode == exit_codes.CONFIG and "--duration -5" in res.stderr
     res = cli("analyze", "demo", "--hz", "-3", "--no-emotion")
     assert res.returncode == exit_codes.CONFIG and "detect_hz" in res.stderr
+
+
+def test_stderr_holds_only_log_lines_and_log_level_works_after_the_subcommand(tmp_path):
+    """journald files every stderr line; the TFLite runtime's own banner must come through logging."""
+    import re
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:9"\n')
+    res = cli("run", "--config", str(cfg), "--outbox", str(tmp_path / "o.sqlite"), "--duration", "2")
+    assert res.returncode == exit_codes.OK, res.stderr[-2000:]
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) [\w.]+: ")
+    assert lines and all(stamped.match(ln) for ln in lines), [ln for ln in lines if not stamped.match(ln)]
+    assert "XNNPACK" not in res.stderr
+    res = cli("run", "--config", str(cfg), "--outbox", str(tmp_path / "o.sqlite"), "--duration", "2",
+              "--log-level", "debug")
+    assert res.returncode == exit_codes.OK and " DEBUG " in res.stderr and "XNNPACK" in res.stderr
+    res = cli("check-config", str(cfg), "--log-level", "loud")
+    assert res.returncode == exit_codes.USAGE and "invalid choice" in res.stderr

@@ -82,14 +82,16 @@ class BlazeFaceDetector:
 
     def __init__(self, variant: str = "full", threads: int = 1) -> None:
         from ..emotion import interpreter_class
+        from ..native_output import native_stderr_to_log
 
         self.variant = VARIANTS[variant]
         path = model_dir() / self.variant.file
         if not path.is_file():
             raise DetectorUnavailable(f"{path} is missing: {INSTALL_HINT}")
         cls, runtime = interpreter_class()
-        self._interp = cls(model_path=str(path), num_threads=threads)
-        self._interp.allocate_tensors()
+        with native_stderr_to_log(log):
+            self._interp = cls(model_path=str(path), num_threads=threads)
+            self._interp.allocate_tensors()
         log.debug("BlazeFace %s on %s", path.name, runtime)
         self._input = self._interp.get_input_details()[0]
         outs = sorted(self._interp.get_output_details(), key=lambda d: int(d["shape"][-1]), reverse=True)
