@@ -176,6 +176,10 @@ class Analyzer:
         self.timers["frame"].add((time.perf_counter() - t0) * 1000)
         return events
 
+    def idle(self, t: float) -> list[Event]:
+        """Time passing without frames (a lost camera): tracks unseen for absent_s turn absent."""
+        return self._expire(t)
+
     def _face(self, tr: Track) -> FaceState:
         st = self._faces.get(tr.id)
         if st is None:

@@ -219,20 +219,28 @@ class Service:
                        publisher: Publisher) -> None:
         last_metrics = time.monotonic()
         last_t = 0.0
+        last_frame_at: float | None = None  # monotonic time of the last frame
         try:
             while not self.halt.is_set():
                 frame = slot.get(timeout=0.5)
-                if frame is None:
-                    if capture.stats.ended and slot.closed:
-                        break
-                    continue
-                last_t = frame.t
-                for kind, body in analyzer.process(frame):
-                    self._emit(kind, body, publisher, frame.wall)
-                if analyzer.summary_due(frame.t):
-                    self._emit(*self._summary(analyzer, frame.t, slot), publisher, frame.wall)
                 now = time.monotonic()
-                if now - last_metrics >= self.cfg.events.metrics_s:
+                if frame is not None:
+                    last_t, last_frame_at = frame.t, now
+                    for kind, body in analyzer.process(frame):
+                        self._emit(kind, body, publisher, frame.wall)
+                    if analyzer.summary_due(frame.t):
+                        self._emit(*self._summary(analyzer, frame.t, slot), publisher, frame.wall)
+                elif capture.stats.ended and slot.closed:
+                    break
+                elif last_frame_at is not None and capture.source.live:
+                    # A camera that stopped: media time goes on with the clock, so faces turn absent
+                    # and summaries keep coming (saying no face is there) while it is reopened.
+                    t = last_t + (now - last_frame_at)
+                    for kind, body in analyzer.idle(t):
+                        self._emit(kind, body, publisher, time.time())
+                    if analyzer.summary_due(t):
+                        self._emit(*self._summary(analyzer, t, slot), publisher, time.time())
+                if now - last_metrics >= self.cfg.events.metrics_s:  # whether frames come or not
                     last_metrics = now
                     self._publish_metrics(analyzer, slot, capture, publisher)
             if analyzer.window is not None and analyzer.window.frames:
