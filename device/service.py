@@ -259,6 +259,8 @@ class Service:
     def _emit(self, kind: str, body: dict[str, Any], publisher: Publisher, wall: float) -> None:
         assert kind in DURABLE_KINDS
         payload = self.outbox.append(kind, body, wall)
+        if payload is None:  # the disk is full: dropped and counted by the outbox
+            return
         self.events_written += 1
         publisher.notify()
         if self.opts.print_events:
@@ -286,6 +288,7 @@ class Service:
             "outbox_depth": self.outbox.depth(),
             "outbox_oldest_s": round(self.outbox.oldest_age_s(), 3),
             "events_dropped": self.outbox.dropped_total(),
+            "outbox_resets": self.outbox.resets,
             "reconnects": max(0, publisher.stats.connects - 1),
             "events_published": publisher.stats.published,
             "events_acked": publisher.stats.acked,
