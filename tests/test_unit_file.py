@@ -1,0 +1,43 @@
+"""The systemd unit and the installer, checked with systemd's own tools where they exist."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO
+
+UNIT = REPO / "systemd" / "emocast.service"
+needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not here")
+
+
+@needs_analyze
+def test_the_unit_verifies_and_its_exposure_is_at_most_2_5(tmp_path):
+    unit = tmp_path / "emocast.service"  # the venv's binary does not exist here: /bin/true stands in for it
+    unit.write_text(UNIT.read_text().replace("/opt/emocast/venv/bin/emocast", "/bin/true"))
+    res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True,
+                         text=True, timeout=60)
+    score = re.search(r"Overall exposure level for emocast.service: ([\d.]+)", res.stdout + res.stderr)
+    assert score is not None, res.stdout[-2000:]
+    assert float(score.group(1)) <= 2.5
+
+
+def test_the_unit_keeps_what_the_service_needs():
+    text = UNIT.read_text()
+    assert "StateDirectory=emocast" in text and "AF_INET" in text  # the outbox, the broker
+    assert "DeviceAllow=char-video4linux rw" in text  # the camera
+    assert "SupplementaryGroups" not in text  # written by install.sh from the groups the host has
+    assert "RestartPreventExitStatus=3 4 6" in text
+
+
+def test_the_installer_is_valid_bash_and_writes_the_groups_drop_in():
+    script = REPO / "systemd" / "install.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "emocast.service.d/groups.conf" in text and "check-config" in text
+    assert "enable --now" not in text  # a first install waits for the operator's config
