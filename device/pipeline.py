@@ -7,6 +7,7 @@ from the frame (media time for files), so a recording analysed at any speed give
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ from .faces import (
 )
 
 Event = tuple[str, dict[str, Any]]  # (kind, body)
+
+log = logging.getLogger(__name__)
 
 # Why a face's emotion is not read now (analyze records and summary counts say so, not hide it).
 TURNED = "turned"  # a profile, or the head turned past the limits: the model was trained on frontal faces
@@ -253,7 +256,11 @@ class Analyzer:
 
     def _observe(self, tr: Track, proposed: str, t: float, reason: str) -> list[Event]:
         change = self._face(tr).attention.observe(proposed, t)
-        return [] if change is None else [(ATTENTION, self._attention_body(tr, change, reason))]
+        if change is None:
+            return []
+        log.debug("track %d: %s -> %s%s at %.2f s", tr.id, change.previous, change.state,
+                  f" ({reason})" if reason else "", change.t)  # a number and a state, never a box
+        return [(ATTENTION, self._attention_body(tr, change, reason))]
 
     @staticmethod
     def _attention_body(tr: Track, ch: StateChange, reason: str) -> dict[str, Any]:

@@ -296,6 +296,11 @@ class Service:
             "cpu_temp_c": cpu_temperature_c(),
         })
         publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("frames in %d, analysed %d, dropped %d; stage p50/p95 ms: %s; outbox %d", payload["frames_in"],
+                      payload["frames_processed"], payload["frames_dropped"],
+                      ", ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in payload["stage_ms"].items()),
+                      payload["outbox_depth"])
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
