@@ -63,6 +63,9 @@ def resolve_password(cfg: Config) -> str:
     return cfg.mqtt.password or parse_broker_url(cfg.mqtt.url).password
 
 
+BEHIND_WARN_INTERVAL_S = 600.0
+
+
 class Service:
     def __init__(self, cfg: Config, opts: RunOptions | None = None, out: TextIO | None = None) -> None:
         self.cfg = cfg
@@ -76,6 +79,8 @@ class Service:
         self._print_lock = threading.Lock()
         self._analysis_error = False
         self._started = time.monotonic()
+        self._counts_at_metrics = (0, 0)  # frames in, frames dropped, at the last metrics
+        self._last_behind_warning = float("-inf")
 
     # -- set-up, each failure mapped to its exit code -------------------------------------------------
     def _load_model(self) -> EmotionModel | None:
@@ -296,11 +301,26 @@ class Service:
             "cpu_temp_c": cpu_temperature_c(),
         })
         publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)
+        self._warn_if_behind(payload)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("frames in %d, analysed %d, dropped %d; stage p50/p95 ms: %s; outbox %d", payload["frames_in"],
                       payload["frames_processed"], payload["frames_dropped"],
                       ", ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in payload["stage_ms"].items()),
                       payload["outbox_depth"])
+
+    def _warn_if_behind(self, m: dict[str, Any]) -> None:
+        """Say so when analysis cannot keep up with the camera (over a fifth of the frames dropped since
+        the last metrics), with the slowest stage: at most every ten minutes."""
+        frames_in, dropped = m["frames_in"], m["frames_dropped"]
+        d_in, d_drop = frames_in - self._counts_at_metrics[0], dropped - self._counts_at_metrics[1]
+        self._counts_at_metrics = (frames_in, dropped)
+        now = time.monotonic()
+        if d_in >= 10 and d_drop > 0.2 * d_in and now - self._last_behind_warning >= BEHIND_WARN_INTERVAL_S:
+            self._last_behind_warning = now
+            slowest = max(((k, v) for k, v in m["stage_ms"].items() if k != "frame"), key=lambda kv: kv[1]["p50"])
+            log.warning("analysis cannot keep up: %d of %d frames dropped since the last metrics (slowest stage "
+                        "%s, %.1f ms at the median); lower [faces] detect_hz, raise min_face_px or use a "
+                        "lighter detector", d_drop, d_in, slowest[0], slowest[1]["p50"])
 
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -10,6 +10,7 @@ from emocast.device import service as service_mod
 from emocast.device.capture import SourceError, VideoCaptureSource
 from emocast.device.config import from_mapping
 from emocast.device.service import RunOptions, Service
+from tests.conftest import MEDIA, needs_media
 
 
 class CableOutCamera:
@@ -66,3 +67,20 @@ def test_a_lost_camera_still_sends_metrics_and_summaries_and_faces_go_absent(bro
     assert any(s["frames"] == 0 and s["faces_now"] == 0 for s in summaries)  # "nobody", said while frameless
     states = [(e["track"], e["state"]) for e in rec.payloads("lost/events/attention")]
     assert states and states[-1][1] == "absent"
+
+
+@needs_media("videos", "facenet_pytorch_crowd_multiface.mp4")
+def test_a_pipeline_that_cannot_keep_up_says_so(tmp_path):
+    """1080p with faces down to 12 px looked for on every frame: far more than one core can do."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:9"\n[events]\nmetrics_s = 1.0\n'
+                   '[faces]\ndetect_hz = 60.0\nmin_face_px = 12\n[attention]\nchecks = false\n')
+    res = subprocess.run([sys.executable, "-m", "emocast", "run", "--config", str(cfg), "--loop", "--source",
+                          str(MEDIA / "videos" / "facenet_pytorch_crowd_multiface.mp4"), "--outbox",
+                          str(tmp_path / "o.sqlite"), "--duration", "6"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == exit_codes.OK, res.stderr[-2000:]
+    assert "analysis cannot keep up" in res.stderr and "slowest stage detect" in res.stderr
