@@ -144,7 +144,16 @@ class PiCameraSource:
         try:
             from picamera2 import Picamera2  # type: ignore[import-not-found]
         except ImportError as exc:
-            raise SourceError("source 'picamera' needs picamera2: pip install 'emocast[pi]'") from exc
+            raise SourceError(
+                "source 'picamera' needs picamera2 with libcamera, which is not on PyPI: on Raspberry Pi OS "
+                "`sudo apt install python3-picamera2` and a venv made with --system-site-packages "
+                f"(systemd/install.sh --pi does both) ({exc})") from exc
+        except ValueError as exc:  # apt's simplejpeg built for apt's numpy 1.x, imported under pip's numpy 2
+            raise SourceError(
+                f"picamera2 cannot import under this numpy ({exc}): Raspberry Pi OS's python3-picamera2 and "
+                "python3-simplejpeg are built for its own numpy; use that numpy in the venv: "
+                "`pip uninstall -y numpy` there (the system one is then seen), or "
+                "`pip install 'numpy<2'` on Bookworm") from exc
         try:
             cam = Picamera2()
             cfg = cam.create_video_configuration(

@@ -38,17 +38,46 @@ def default_model_path() -> Path:
 
 
 def interpreter_class() -> tuple[type, str]:
-    """The first TFLite interpreter that imports, and its module name."""
+    """The first TFLite interpreter that imports, and its module name (see ``load_interpreter``)."""
     errors = []
     for name, module, attr in _RUNTIMES:
         try:
-            obj = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-            return obj, name
+            return _runtime_class(module, attr), name
         except Exception as exc:  # a broken install raises more than ImportError (numpy ABI errors)
             errors.append(f"{name}: {exc}")
     raise ModelError("no TFLite interpreter could be imported; install ai-edge-litert. Tried: " + "; ".join(errors))
+
+
+def _runtime_class(module: str, attr: str) -> type:
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj  # type: ignore[return-value]
+
+
+def load_interpreter(model_path: Path, threads: int = 1):
+    """An interpreter with ``model_path`` loaded and its tensors allocated, from the first runtime
+    that can actually run it, and that runtime's name.
+
+    Importing is not enough: tflite-runtime 2.14 imports under numpy 2 and then fails at
+    ``Interpreter()`` (``_ARRAY_API not found``); a runtime too old for a model's ops fails at
+    ``allocate_tensors``. Each is tried for real, the reasons kept for the error if none works."""
+    errors = []
+    for name, module, attr in _RUNTIMES:
+        try:
+            cls = _runtime_class(module, attr)
+            with native_stderr_to_log(log):
+                interp = cls(model_path=str(model_path), num_threads=threads)
+                interp.allocate_tensors()
+        except Exception as exc:  # ImportError, numpy ABI errors, unsupported ops: try the next one
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+            log.debug("TFLite runtime %s cannot run %s: %s", name, model_path, exc)
+            continue
+        if errors:
+            log.info("TFLite runtime %s runs %s (%s)", name, Path(model_path).name, "; ".join(errors))
+        return interp, name
+    raise ModelError(f"{model_path}: the TFLite runtimes cannot load it (a corrupt file, or no working "
+                     f"runtime: pip install ai-edge-litert). Tried: " + "; ".join(errors))
 
 
 @dataclass(frozen=True)
@@ -66,13 +95,7 @@ class EmotionModel:
     def __init__(self, model_path: Path, threads: int = 1, verify_hash: bool = True) -> None:
         self.path = Path(model_path)
         self.card: ModelCard = load_card(self.path, verify_hash=verify_hash)
-        cls, self.runtime = interpreter_class()
-        try:
-            with native_stderr_to_log(log):
-                self._interp = cls(model_path=str(self.path), num_threads=threads)
-                self._interp.allocate_tensors()
-        except Exception as exc:
-            raise ModelError(f"{self.path}: the TFLite interpreter cannot load it: {exc}") from exc
+        self._interp, self.runtime = load_interpreter(self.path, threads)
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()[0]
         self._in_index, self._out_index = inp["index"], out["index"]

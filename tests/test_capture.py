@@ -126,7 +126,24 @@ def test_picamera_without_picamera2_says_how_to_install_it():
         pytest.skip("picamera2 is installed here")
     except ImportError:
         pass
-    with pytest.raises(SourceError, match=r"emocast\[pi\]"):
+    with pytest.raises(SourceError, match=r"apt install python3-picamera2.*--system-site-packages"):
+        open_source("picamera").open()
+
+
+def test_picamera2_built_for_another_numpy_says_how_to_fix_it(tmp_path, monkeypatch):
+    """Raspberry Pi OS's simplejpeg is built for its numpy 1.24; under pip's numpy 2 importing picamera2
+    raises ValueError ("numpy.dtype size changed"), not ImportError. A package that fails the same way
+    stands in for it here."""
+    import sys
+
+    pkg = tmp_path / "picamera2"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. '
+        'Expected 96 from C header, got 88 from PyObject")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    with pytest.raises(SourceError, match=r"numpy.dtype size changed.*pip uninstall -y numpy"):
         open_source("picamera").open()
 
 

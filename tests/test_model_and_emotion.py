@@ -207,3 +207,22 @@ def test_interpreter_falls_back_when_ai_edge_litert_is_missing(shipped_model, mo
     fallback = EmotionModel(shipped_model)
     assert fallback.runtime == "tensorflow.lite"
     np.testing.assert_allclose(fallback.predict_input(x), expected, atol=0.02)
+
+
+def test_a_runtime_that_imports_but_cannot_run_the_model_is_passed_over(shipped_model, monkeypatch, caplog):
+    """tflite-runtime 2.14 imports under numpy 2 and fails at Interpreter(): choosing by import alone
+    never reached the next runtime. Here the first runtime fails the same way, for real, at load."""
+    pytest.importorskip("tensorflow", reason="the runtime reached next is tensorflow.lite")
+    import ai_edge_litert.interpreter as litert
+
+    class ArrayApiMissing:
+        def __init__(self, *args, **kwargs):
+            raise ImportError("numpy.core.multiarray failed to import (_ARRAY_API not found)")
+
+    monkeypatch.setattr(litert, "Interpreter", ArrayApiMissing)
+    with caplog.at_level("INFO"):
+        model = EmotionModel(shipped_model)
+    assert model.runtime in ("tflite_runtime.interpreter", "tensorflow.lite")
+    assert "_ARRAY_API" in caplog.text  # the reason the first one was passed over is said
+    probs = model.predict_input(np.zeros((48, 48, 1), np.float32))
+    assert abs(float(probs.sum()) - 1) < 1e-3

@@ -81,17 +81,13 @@ class BlazeFaceDetector:
     overlap = 0.25  # of a tile's side, shared with its neighbour
 
     def __init__(self, variant: str = "full", threads: int = 1) -> None:
-        from ..emotion import interpreter_class
-        from ..native_output import native_stderr_to_log
+        from ..emotion import load_interpreter
 
         self.variant = VARIANTS[variant]
         path = model_dir() / self.variant.file
         if not path.is_file():
             raise DetectorUnavailable(f"{path} is missing: {INSTALL_HINT}")
-        cls, runtime = interpreter_class()
-        with native_stderr_to_log(log):
-            self._interp = cls(model_path=str(path), num_threads=threads)
-            self._interp.allocate_tensors()
+        self._interp, runtime = load_interpreter(path, threads)
         log.debug("BlazeFace %s on %s", path.name, runtime)
         self._input = self._interp.get_input_details()[0]
         outs = sorted(self._interp.get_output_details(), key=lambda d: int(d["shape"][-1]), reverse=True)
