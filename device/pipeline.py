@@ -29,6 +29,7 @@ from .attention import (
 )
 from .capture import Frame
 from .config import Config
+from .detectors import landmark_box
 from .emotion import EmotionModel, EmotionSmoother
 from .events import ATTENTION, EMOTION, SUMMARY
 from .face_geometry import HeadPose
@@ -112,6 +113,7 @@ class Analyzer:
         self.cfg = cfg
         a = cfg.attention
         self.detector = detector
+        self._landmark_box = landmark_box(detector)  # the box geometry the landmark model expects
         self.model = model
         self.tracker = FaceTracker(match_iou=cfg.faces.match_iou, min_hits=cfg.faces.min_hits,
                                    min_similarity=cfg.faces.min_similarity)
@@ -203,7 +205,7 @@ class Analyzer:
         when = tr.first_t if st.attention.state is None else t  # a track's first state began at its first sighting
         if self.reader is None:
             return self._observe(tr, ATTENTIVE, when, "")
-        reading = self.reader.read(gray, tr.box, st.pose)
+        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose)
         st.reading = reading
         st.checked_t = t
         if reading.pose is None:

@@ -150,3 +150,20 @@ def test_analyze_reads_every_face_of_a_group_photo_once_and_none_from_its_border
     assert len(records) == GROUP_PHOTOS["ulfd_6.jpg"]
     h, w = cv2.imread(str(photo)).shape[:2]
     assert all(0 <= x + bw / 2 < w and 0 <= y + bh / 2 < h for x, y, bw, bh in (r["box"] for r in records))
+
+
+def test_blazeface_boxes_are_mapped_to_the_landmark_models_geometry_and_others_are_not():
+    from emocast.device.detectors import UnionDetector, landmark_box
+
+    mapped = BlazeFaceDetector.to_landmark_box((100, 100, 100, 100))
+    assert mapped == (103, 106, 94, 94)  # 0.938 of the size, centre 3.2% of the height lower
+
+    class Plain:
+        name, full_frame = "plain", False
+
+        def detect(self, gray, min_size):
+            return []
+
+    assert landmark_box(Plain())((1, 2, 3, 4)) == (1, 2, 3, 4)
+    union = UnionDetector([Plain(), Plain()])
+    assert landmark_box(union)((1, 2, 3, 4)) == (1, 2, 3, 4)

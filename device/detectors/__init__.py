@@ -79,6 +79,13 @@ class UnionDetector:
         return suppress_duplicates([p.detect(gray, min_size) for p in self.parts])
 
 
+def landmark_box(detector: FaceDetector) -> Callable[[Box], Box]:
+    """How a detector's boxes become the boxes the landmark model was trained on (identity where
+    they already are). A union uses its first backend's: the one whose boxes it keeps first."""
+    first = detector.parts[0] if isinstance(detector, UnionDetector) else detector
+    return getattr(first, "to_landmark_box", lambda box: box)
+
+
 def valid_name(name: str) -> bool:
     parts = name.split("+")
     return all(p in BACKENDS for p in parts) and len(set(parts)) == len(parts)
@@ -104,5 +111,5 @@ def make_detector(name: str, fallback: str | None = "haar") -> FaceDetector:
     return parts[0] if len(parts) == 1 else UnionDetector(parts)
 
 
-__all__ = ["BACKENDS", "Box", "DetectorUnavailable", "FaceDetector", "UnionDetector", "make_detector",
-           "suppress_duplicates", "valid_name"]
+__all__ = ["BACKENDS", "Box", "DetectorUnavailable", "FaceDetector", "UnionDetector", "landmark_box",
+           "make_detector", "suppress_duplicates", "valid_name"]
