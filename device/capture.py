@@ -151,9 +151,9 @@ class PiCameraSource:
         except ValueError as exc:  # apt's simplejpeg built for apt's numpy 1.x, imported under pip's numpy 2
             raise SourceError(
                 f"picamera2 cannot import under this numpy ({exc}): Raspberry Pi OS's python3-picamera2 and "
-                "python3-simplejpeg are built for its own numpy; use that numpy in the venv: "
-                "`pip uninstall -y numpy` there (the system one is then seen), or "
-                "`pip install 'numpy<2'` on Bookworm") from exc
+                "python3-simplejpeg are built for its own numpy (1.24 on Bookworm); in the venv run "
+                "`pip install 'numpy<2' 'opencv-python-headless<4.12'` (OpenCV 4.12 and later need numpy 2), "
+                "or use Raspberry Pi OS Trixie, whose packages are built for numpy 2") from exc
         try:
             cam = Picamera2()
             cfg = cam.create_video_configuration(

