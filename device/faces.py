@@ -15,7 +15,7 @@ import numpy as np
 
 from .detectors import FaceDetector, UnionDetector, suppress_duplicates
 from .detectors.boxes import Box, iou, same_face
-from .detectors.haar import load_cascade
+from .detectors.profile import ProfileDetector
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +177,9 @@ class ProfileFinder:
     keeps the track alive and lets it be reported as looking away. Only near a known track: on a
     whole frame the profile cascade fires on too much else."""
 
-    def __init__(self, cascade: str = "haarcascade_profileface.xml") -> None:
-        self._cascade = load_cascade(cascade)
+    def __init__(self) -> None:
+        # near a known track fewer neighbours are needed than on a whole frame (ProfileDetector's 6)
+        self._profiles = ProfileDetector(min_neighbors=4)
 
     def find(self, gray: np.ndarray, near: Box, max_width: int = 160) -> Box | None:
         """The profile face closest to ``near`` within an area twice its size, or None."""
@@ -191,16 +192,10 @@ class ProfileFinder:
             return None
         scale = min(1.0, max_width / float(roi.shape[1]))
         small = roi if scale == 1.0 else cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        min_size = max(16, int(0.6 * w * scale))
-        found: list[Box] = []
-        for mirrored in (False, True):
-            img = small[:, ::-1] if mirrored else small
-            for bx, by, bw, bh in self._cascade.detectMultiScale(np.ascontiguousarray(img), 1.1, 4,
-                                                                 minSize=(min_size, min_size)):
-                if mirrored:
-                    bx = small.shape[1] - bx - bw
-                inv = 1.0 / scale
-                found.append((x0 + int(bx * inv), y0 + int(by * inv), int(bw * inv), int(bh * inv)))
+        left, right = self._profiles.both_sides(np.ascontiguousarray(small), max(16, int(0.6 * w * scale)))
+        inv = 1.0 / scale
+        found = [(x0 + int(bx * inv), y0 + int(by * inv), int(bw * inv), int(bh * inv))
+                 for bx, by, bw, bh in left + right]
         if not found:
             return None
         return min(found, key=lambda b: _centre_distance(b, near))

@@ -99,14 +99,12 @@ class BlazeFaceDetector:
         outs = sorted(self._interp.get_output_details(), key=lambda d: int(d["shape"][-1]), reverse=True)
         self._boxes_out, self._scores_out = outs[0]["index"], outs[1]["index"]
         self._anchors = anchors(self.variant)
-        self.inferences = 0  # model runs so far: the benchmark reports the cost per frame
 
     def _run(self, square: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One (size, size) gray patch -> boxes (N, 4: x0, y0, x1, y1 in [0, 1]) and scores (N,)."""
         x = (square.astype(np.float32) / 127.5 - 1.0)[None, :, :, None]
         self._interp.set_tensor(self._input["index"], np.repeat(x, 3, axis=-1))
         self._interp.invoke()
-        self.inferences += 1
         raw = self._interp.get_tensor(self._boxes_out)[0]
         logits = self._interp.get_tensor(self._scores_out)[0, :, 0]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))

@@ -17,17 +17,21 @@ from .haar import load_cascade
 class ProfileDetector:
     name = "profile"
     full_frame = False
-    min_neighbors = 6
 
-    def __init__(self, cascade: str = "haarcascade_profileface.xml") -> None:
+    def __init__(self, cascade: str = "haarcascade_profileface.xml", min_neighbors: int = 6) -> None:
         self._cascade = load_cascade(cascade)
+        self.min_neighbors = min_neighbors
 
-    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
+    def both_sides(self, gray: np.ndarray, min_size: int) -> tuple[list[Box], list[Box]]:
+        """Profiles looking left, and looking right (found in the mirror), in ``gray``'s pixels."""
         w = gray.shape[1]
         sides = []
         for mirrored in (False, True):
             img = np.ascontiguousarray(gray[:, ::-1]) if mirrored else gray
             found = self._cascade.detectMultiScale(img, 1.1, self.min_neighbors, minSize=(min_size, min_size))
-            boxes = [(int(w - x - bw) if mirrored else int(x), int(y), int(bw), int(bh)) for x, y, bw, bh in found]
-            sides.append(boxes)
-        return suppress_duplicates(sides)
+            sides.append([(int(w - x - bw) if mirrored else int(x), int(y), int(bw), int(bh))
+                          for x, y, bw, bh in found])
+        return sides[0], sides[1]
+
+    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]:
+        return suppress_duplicates(list(self.both_sides(gray, min_size)))
