@@ -356,16 +356,21 @@ def validate_cross(cfg: Config) -> None:
         raise ConfigError(f"{cfg.origin}: [device] id {dev!r} must not contain + # or /")
 
 
+def password_from_file(cfg: Config) -> str:
+    """The secret in ``[mqtt] password_file``; a ConfigError naming the file when it cannot be read."""
+    path = Path(cfg.mqtt.password_file)
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{cfg.origin}: [mqtt] password_file {path}: {why}") from None
+
+
 def check_for_run(cfg: Config) -> None:
     """What the service needs of the config's files beyond the checks every load makes: run calls it
     before opening anything, and check-config calls it too, so the two never disagree."""
     if cfg.mqtt.password_file:
-        path = Path(cfg.mqtt.password_file)
-        try:
-            path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ConfigError(f"{cfg.origin}: [mqtt] password_file {path}: {why}") from None
+        password_from_file(cfg)
 
 
 def default_state_dir() -> Path:

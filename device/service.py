@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from .. import __version__
 from . import exit_codes
 from .capture import CaptureThread, LatestFrameSlot, SourceError, open_source
-from .config import Config, default_state_dir, parse_broker_url
+from .config import Config, default_state_dir, parse_broker_url, password_from_file
 from .detectors import make_detector
 from .emotion import EmotionModel, default_model_path
 from .events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
@@ -53,13 +53,7 @@ def cpu_temperature_c() -> float | None:
 
 def resolve_password(cfg: Config) -> str:
     if cfg.mqtt.password_file:
-        path = Path(cfg.mqtt.password_file)
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            from .config import ConfigError
-
-            raise ConfigError(f"{cfg.origin}: [mqtt] password_file {path}: {exc.strerror}") from exc
+        return password_from_file(cfg)
     return cfg.mqtt.password or parse_broker_url(cfg.mqtt.url).password
 
 
