@@ -30,9 +30,9 @@ class TfliteEvaluation:
     size_bytes: int
 
 
-def evaluate_float(model, split: Split, pre: Preprocess, batch_size: int = 256) -> Scores:
-    x = batch_to_model_input(split.images, pre)
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
+def evaluate_float(source, split: Split, pre: Preprocess, batch_size: int = 256) -> Scores:
+    """Score the float model a ``sources.ModelSource`` holds (Keras or SavedModel) on ``split``."""
+    probs = source.predict(batch_to_model_input(split.images, pre), batch_size=batch_size)
     return score(split.labels, probs.argmax(axis=1), len(split.classes))
 
 

@@ -18,7 +18,6 @@ import numpy as np
 
 from ..device.model_card import ModelCard, Preprocess, batch_to_model_input, card_path_for, sha256_of
 from .data import FER_LABELS, Split, canonical_label, load_split
-from .metrics import score
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ def quantize(
     ``accept_drop``; with ``robust`` also under a kiosk camera's faults (``robustness``), in the
     card. ``labels`` and ``preprocess`` (PREPROCESS_KEYS) describe a model without a run folder;
     they must agree with a run folder's recipe where there is one."""
-    from .evaluate import evaluate_tflite
+    from .evaluate import evaluate_float, evaluate_tflite
     from .sources import check_probabilities, load_source
 
     source = load_source(model_path)
@@ -203,7 +202,7 @@ def quantize(
         val, left_val = load_split(data, recipe.get("val_split", "public_test")).for_labels(labels)
         if eval_limit:
             val = val.subset(eval_limit, 0)
-        fl = score(val.labels, source.predict(batch_to_model_input(val.images, pre)).argmax(axis=1), len(labels))
+        fl = evaluate_float(source, val, pre)
         metrics["float"] = {"accuracy": round(fl.accuracy, 4), "macro_f1": round(fl.macro_f1, 4)}
         # Write a provisional card so the device-side loader can open the file it checks.
         _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
