@@ -38,10 +38,13 @@ class StateChange:
 class AttentionStateMachine:
     """Debounces proposed states for one face.
 
-    A proposed state must hold for its dwell time before it becomes the state. A brief return of the
-    current state (under ``grace_s``: one borderline reading, a landmark glitch) interrupts the
-    candidate without restarting its clock, so a head that stays turned is reported even when one
-    reading in between falls inside the limits."""
+    A proposed state must hold for its dwell time before it becomes the state. A brief proposal of
+    anything else (under ``grace_s``: one borderline reading, a landmark glitch, a gaze reading that
+    flickers at the edge of its range) interrupts the candidate without restarting its clock, so a
+    head that stays turned is reported even when one reading in between falls inside the limits,
+    and eyes that reopen after a laugh return the face to ``attentive`` within that state's dwell
+    even while its gaze readings alternate between on and off the screen. An interruption that lasts
+    ``grace_s`` is real: back to the current state drops the candidate, another state replaces it."""
 
     def __init__(self, dwell_s: dict[str, float] | None = None, grace_s: float = 0.3) -> None:
         self.dwell_s = {ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0, ABSENT: 2.0}
@@ -56,28 +59,43 @@ class AttentionStateMachine:
 
     def observe(self, proposed: str, t: float) -> StateChange | None:
         """Feed one observation at time ``t``; returns a StateChange when the state changes."""
-        if proposed == self.state:
-            if self._candidate is not None:
-                if self._interrupted_since is None:
-                    self._interrupted_since = t
-                elif t - self._interrupted_since >= self.grace_s:
-                    self._candidate = self._interrupted_since = None  # a real return, not a glitch
-            return None
-        interrupted_long = self._interrupted_since is not None and t - self._interrupted_since >= self.grace_s
-        if proposed != self._candidate or interrupted_long:
+        if self.state is None or (self.dwell_s.get(proposed, 0.0) <= 0.0 and proposed != self.state):
             self._candidate, self._candidate_since = proposed, t
-        self._interrupted_since = None
-        if self.state is None or t - self._candidate_since >= self.dwell_s.get(proposed, 0.0):
-            change = StateChange(
-                state=proposed,
-                previous=self.state,
-                previous_duration_s=0.0 if self.state is None else max(0.0, self._candidate_since - self.since),
-                t=self._candidate_since,
-            )
-            self.state, self.since = proposed, self._candidate_since
-            self._candidate = None
-            return change
+            return self._change()
+        if proposed == self._candidate:
+            if self._interrupted_since is not None and t - self._interrupted_since >= self.grace_s:
+                self._candidate_since = t  # it was away long enough to count as a new start
+            self._interrupted_since = None
+        elif self._candidate is None:
+            if proposed == self.state:
+                return None
+            self._candidate, self._candidate_since = proposed, t
+        else:  # something other than the candidate: a glitch until it lasts grace_s
+            if self._interrupted_since is None:
+                self._interrupted_since = t
+            if t - self._interrupted_since < self.grace_s:
+                return None
+            self._interrupted_since = None
+            if proposed == self.state:
+                self._candidate = None
+                return None
+            self._candidate, self._candidate_since = proposed, t
+        if t - self._candidate_since >= self.dwell_s.get(self._candidate, 0.0):
+            return self._change()
         return None
+
+    def _change(self) -> StateChange:
+        """The candidate becomes the state, from its first supporting observation."""
+        assert self._candidate is not None
+        change = StateChange(
+            state=self._candidate,
+            previous=self.state,
+            previous_duration_s=0.0 if self.state is None else max(0.0, self._candidate_since - self.since),
+            t=self._candidate_since,
+        )
+        self.state, self.since = self._candidate, self._candidate_since
+        self._candidate = self._interrupted_since = None
+        return change
 
     def time_in_state(self, t: float) -> float:
         return max(0.0, t - self.since) if self.state is not None else 0.0

@@ -123,6 +123,32 @@ def test_a_real_return_restarts_the_dwell():
     assert ch is not None and ch.t == 2.0
 
 
+def test_reopened_eyes_return_to_attentive_while_gaze_flickers():
+    """Eyes reopen after a laugh; gaze readings alternate on/off the screen each frame (30 fps).
+    Neither proposal holds still, yet the face has left eyes_closed: attentive within its dwell."""
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(EYES_CLOSED, 0.0)
+    t, change = 2.0, None
+    for i in range(30):
+        t = 2.0 + i / 30
+        change = sm.observe(ATTENTIVE if i % 2 == 0 else LOOKING_AWAY, t) or change
+        if change:
+            break
+    assert change is not None and change.state == ATTENTIVE and change.t == 2.0
+    assert t - 2.0 <= 0.3 + 1 / 30 + 1e-9
+
+
+def test_a_third_state_that_lasts_replaces_the_candidate():
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    sm.observe(EYES_CLOSED, 1.0)
+    for t in (1.2, 1.4, 1.6):
+        assert sm.observe(LOOKING_AWAY, t) is None  # the head turned for real: eyes no longer the story
+    assert sm.observe(LOOKING_AWAY, 2.9) is None  # 1.3 s after it took over at 1.6
+    ch = sm.observe(LOOKING_AWAY, 3.1)
+    assert ch is not None and ch.state == LOOKING_AWAY and ch.t == 1.6
+
+
 def test_return_to_attentive_has_its_own_dwell_and_durations_add_up():
     sm = AttentionStateMachine({ATTENTIVE: 0.3, EYES_CLOSED: 1.0})
     sm.observe(ATTENTIVE, 0.0)
