@@ -205,7 +205,7 @@ def _check_value(where: str, hint: Any, value: Any, meta: typing.Mapping[str, An
     return value
 
 
-def _build_section(cls: type, table: Any, origin: str, name: str) -> Any:
+def build_section(cls: type, table: Any, origin: str, name: str) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{origin}: [{name}] must be a table, got {_type_name(table)}")
     hints = typing.get_type_hints(cls)
@@ -224,7 +224,7 @@ def from_mapping(data: dict[str, Any], origin: str = "<config>") -> Config:
     for name, table in data.items():
         if name not in SECTIONS:
             raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
-        sections[name] = _build_section(SECTIONS[name], table, origin, name)
+        sections[name] = build_section(SECTIONS[name], table, origin, name)
     cfg = Config(**sections, origin=origin)
     validate_cross(cfg)
     return cfg
@@ -255,7 +255,7 @@ def with_overrides(cfg: Config, section: str, **values: Any) -> Config:
     cls = SECTIONS[section]
     current = dataclasses.asdict(getattr(cfg, section))
     current.update({k: v for k, v in values.items() if v is not None})
-    new_section = _build_section(cls, current, "command line", section)
+    new_section = build_section(cls, current, "command line", section)
     out = dataclasses.replace(cfg, **{section: new_section})
     changed = any(v is not None for v in values.values())
     validate_cross(dataclasses.replace(out, origin="command line") if changed else out)

@@ -13,6 +13,8 @@ SOURCE = 5  # the video source cannot be opened (no such file, not a video, no c
 BROKER_REFUSED = 6  # the broker refused the login, the client id or the TLS handshake: fix and restart
 OUTBOX = 7  # the durable outbox cannot be opened or written (disk full, permissions)
 CALIBRATION = 8  # `emocast calibrate` saw too few readable faces for a target; nothing was written
+STORE = 9  # the hub's database cannot be opened, migrated or written
+IMPORT = 10  # `emocast hub import`: a file is not `emocast analyze` output; nothing of it was stored
 
 DESCRIPTIONS = {
     OK: "clean stop",
@@ -24,4 +26,6 @@ DESCRIPTIONS = {
     BROKER_REFUSED: "broker refused the connection",
     OUTBOX: "outbox storage failure",
     CALIBRATION: "calibration failed",
+    STORE: "hub database failure",
+    IMPORT: "invalid import file",
 }

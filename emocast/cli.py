@@ -17,11 +17,17 @@ from . import __version__
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _setup_logging(level: str) -> None:
+# commands that run OpenCV: only they import it (the hub and the converter never need it)
+OPENCV_COMMANDS = ("run", "analyze", "calibrate", "demo-clip")
+
+
+def _setup_logging(level: str, opencv: bool = True) -> None:
     # Under systemd, journald stamps time and unit itself; elsewhere a timestamp helps.
     fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt, stream=sys.stderr)
+    if not opencv:
+        return
     # OpenCV prints its own "[ WARN:0@...]" lines (a V4L2 probe, a codec): errors only, unless debugging
     import cv2
 
@@ -151,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "boxes (the table the card records)")
     ev.add_argument("--update-card", action="store_true", help="with --robustness: record the table in the card")
     ev.add_argument("--limit", type=int, default=0)
+    from emocast.hub.commands import add_parser as add_hub_parser
+
+    add_hub_parser(sub, common)
     return p
 
 
@@ -318,12 +327,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return run_convert(args)
 
 
+def cmd_hub(args: argparse.Namespace) -> int:
+    from emocast.hub.commands import run_hub
+
+    return run_hub(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command != "run":
-        _setup_logging(args.log_level or "INFO")
+        _setup_logging(args.log_level or "INFO", opencv=args.command in OPENCV_COMMANDS)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "calibrate": cmd_calibrate,
-                "check-config": cmd_check_config, "demo-clip": cmd_demo_clip, "convert": cmd_convert}
+                "check-config": cmd_check_config, "demo-clip": cmd_demo_clip, "convert": cmd_convert,
+                "hub": cmd_hub}
     return handlers[args.command](args)
 
 

@@ -1,0 +1,168 @@
+"""The hub's configuration: ``hub.toml`` in, checked dataclasses out, with the device's rules (an
+unknown key is an error naming the file, the section and the key; numbers are range-checked).
+
+MQTT credentials and TLS are given exactly as on a device (``url`` with ``mqtt://`` or ``mqtts://``,
+``username``, ``password_file``, ``ca_file``, ``cert_file``/``key_file``), parsed by the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emocast.device.config import ConfigError, build_section, parse_broker_url, tls_context
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"min": lo, "max": hi}
+
+
+@dataclass
+class HubMqttSection:
+    url: str = "mqtt://127.0.0.1:1883"
+    prefix: str = "emocast"
+    client_id: str = "emocast-hub"  # fixed: the broker keeps this session's queue while the hub is down
+    share_group: str = ""  # set on every hub process of a group: MQTT 5 shared subscription $share/<group>/...
+    username: str = ""
+    password: str = ""
+    password_file: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive_s: int = field(default=30, metadata=_rng(5, 3600))
+    session_expiry_s: int = field(default=7 * 86400, metadata=_rng(60, 2**32 - 1))
+    receive_maximum: int = field(default=200, metadata=_rng(1, 65535))
+
+
+@dataclass
+class HubStoreSection:
+    url: str = ""  # empty: SQLite hub.sqlite in $STATE_DIRECTORY or ~/.local/state/emocast; or postgresql://...
+    retention_days: float = field(default=365.0, metadata=_rng(0, 36500))  # 0: keep for ever
+    batch_max: int = field(default=500, metadata=_rng(1, 100_000))
+    batch_wait_s: float = field(default=0.05, metadata=_rng(0, 10))
+
+
+@dataclass
+class HubWebSection:
+    listen: str = "127.0.0.1:8080"
+    token: str = ""  # required for any address but loopback; or token_file
+    token_file: str = ""
+    default_bin_s: float = field(default=60.0, metadata=_rng(1, 86400))
+
+
+@dataclass
+class HubConfig:
+    mqtt: HubMqttSection = field(default_factory=HubMqttSection)
+    store: HubStoreSection = field(default_factory=HubStoreSection)
+    web: HubWebSection = field(default_factory=HubWebSection)
+    origin: str = "<defaults>"
+
+    def db_url(self) -> str:
+        if self.store.url:
+            return self.store.url
+        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        folder = Path(state) if state else Path.home() / ".local" / "state" / "emocast"
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder / "hub.sqlite")
+
+    def token(self) -> str:
+        if self.web.token_file:
+            try:
+                return Path(self.web.token_file).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{self.origin}: [web] token_file {self.web.token_file}: {exc}") from None
+        return self.web.token
+
+    def password(self) -> str:
+        if self.mqtt.password_file:
+            try:
+                return Path(self.mqtt.password_file).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{self.origin}: [mqtt] password_file {self.mqtt.password_file}: {exc}") from None
+        return self.mqtt.password or parse_broker_url(self.mqtt.url).password
+
+
+SECTIONS: dict[str, type] = {n: h for n, h in typing.get_type_hints(HubConfig).items() if n != "origin"}
+
+
+def parse_listen(value: str, where: str = "[web] listen") -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: expected HOST:PORT, not {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+
+
+def validate(cfg: HubConfig) -> HubConfig:
+    """Cross-key checks, everything ``emocast hub`` would otherwise find only once running."""
+    m = cfg.mqtt
+    parse_broker_url(m.url, f"{cfg.origin}: [mqtt] url")
+    if m.password and m.password_file:
+        raise ConfigError(f"{cfg.origin}: [mqtt] password and password_file are exclusive; keep one")
+    if bool(m.cert_file) != bool(m.key_file):
+        raise ConfigError(f"{cfg.origin}: [mqtt] cert_file and key_file go together")
+    if m.ca_file or m.cert_file or m.key_file:
+        tls_context(m.ca_file, m.cert_file, m.key_file, f"{cfg.origin}: [mqtt]")
+    if not m.prefix or any(c in m.prefix for c in "+#") or m.prefix.strip("/") != m.prefix:
+        raise ConfigError(f"{cfg.origin}: [mqtt] prefix {m.prefix!r} must be non-empty, without + # or edge slashes")
+    if m.share_group and any(c in m.share_group for c in "/+#"):
+        raise ConfigError(f"{cfg.origin}: [mqtt] share_group {m.share_group!r} must not contain / + #")
+    if not m.client_id:
+        raise ConfigError(f"{cfg.origin}: [mqtt] client_id must not be empty (a persistent session needs it)")
+    host, _ = parse_listen(cfg.web.listen, f"{cfg.origin}: [web] listen")
+    if cfg.web.token and cfg.web.token_file:
+        raise ConfigError(f"{cfg.origin}: [web] token and token_file are exclusive; keep one")
+    if not is_loopback(host) and not (cfg.web.token or cfg.web.token_file):
+        raise ConfigError(f"{cfg.origin}: [web] listen {cfg.web.listen} is not a loopback address: set [web] "
+                          "token_file (or token) so only those who hold it can read the room")
+    url = cfg.store.url
+    if url and not url.startswith(("postgresql://", "postgres://", "sqlite://", "/", ".")):
+        raise ConfigError(f"{cfg.origin}: [store] url must be a postgresql:// URL or an SQLite file path, not {url!r}")
+    cfg.token()
+    cfg.password()
+    return cfg
+
+
+def from_mapping(data: dict[str, Any], origin: str = "<config>") -> HubConfig:
+    sections = {}
+    for name, table in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+        sections[name] = build_section(SECTIONS[name], table, origin, name)
+    return validate(HubConfig(**sections, origin=origin))
+
+
+def load(path: str | os.PathLike[str] | None, overrides: dict[str, dict[str, Any]] | None = None) -> HubConfig:
+    """Read ``hub.toml`` (``None``: defaults), then apply command-line ``overrides`` per section."""
+    data: dict[str, Any] = {}
+    origin = "<defaults>"
+    if path is not None:
+        p = Path(path)
+        origin = str(p)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    for section, values in (overrides or {}).items():
+        table = dict(data.get(section, {}))
+        table.update({k: v for k, v in values.items() if v is not None})
+        data[section] = table
+    return from_mapping(data, origin)

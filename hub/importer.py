@@ -1,0 +1,117 @@
+"""``emocast hub import``: `emocast analyze` logs of a recorded lecture into a lecture's timeline.
+
+Each student's recording of the same lecture, analysed on their own machine, gives one JSON-lines
+file of per-frame records. The hub turns each file into what a live device would have published
+(an attention event per state change, an emotion event per change of the smoothed emotion, an
+``absent`` event where a track ends), stamped ``lecture start + media time - video offset``, and
+stores them with the live flow's code: the recorded and the live lecture give the same timelines.
+
+Only states, labels and times are kept: a record's box, landmarks-derived angles and eye ratios
+stay in the file. Event ids are derived from the file's content, so importing a file twice stores
+it once. A file that is not analyze output is refused whole, naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emocast.device.events import ATTENTION, EMOTION, SCHEMAS, load_schema, utc_timestamp
+
+from .store import StoredMessage
+
+NAMESPACE = uuid.UUID("6f1d6f52-8f7c-4c1e-9a0e-0c8a1f5d2b11")
+
+
+class ImportFileError(Exception):
+    """The file is not `emocast analyze` output; the message names the file, the line and the key."""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: Path
+    device: str
+    records: int
+    tracks: int
+    events: list[StoredMessage]
+
+
+def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    import jsonschema
+
+    schema = load_schema("analyze_record")
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ImportFileError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read: {exc.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise ImportFileError(f"{path}:{n}: not JSON ({exc})") from None
+        err = next(iter(sorted(validator.iter_errors(rec), key=lambda e: list(e.path))), None)
+        if err is not None:
+            key = "/".join(str(p) for p in err.path) or "(record)"
+            raise ImportFileError(f"{path}:{n}: {key}: {err.message[:200]} (is it `emocast analyze` output?)")
+        out.append((n, rec))
+    if not out:
+        raise ImportFileError(f"{path}: no records (an analyze run that found no face writes none)")
+    return out
+
+
+def events_from_records(path: Path, device: str, start_ts: float, video_offset_s: float = 0.0) -> ImportResult:
+    """The events a live device would have published for this file's records."""
+    records = _records(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    tracks: dict[int, list[dict[str, Any]]] = {}
+    for _, rec in records:
+        tracks.setdefault(int(rec["track"]), []).append(rec)
+    raw: list[tuple[float, int, str, dict[str, Any]]] = []  # (t, track, kind, body)
+    for track, recs in tracks.items():
+        recs.sort(key=lambda r: r["t"])
+        state = emotion = None
+        state_since = recs[0]["t"]
+        for rec in recs:
+            t = float(rec["t"])
+            if rec["attention"] != state:
+                body = {"track": track, "state": rec["attention"], "previous": state,
+                        "previous_duration_s": round(t - state_since, 3) if state else 0.0, "source_t": t}
+                if rec.get("reason"):
+                    body["reason"] = rec["reason"]
+                raw.append((t, track, ATTENTION, body))
+                state, state_since = rec["attention"], t
+            if rec.get("emotion") and rec["emotion"] != emotion and rec.get("probs"):
+                probs = rec["probs"]
+                raw.append((t, track, EMOTION, {"track": track, "emotion": rec["emotion"], "previous": emotion,
+                                                "confidence": round(max(probs.values()), 4), "probs": probs,
+                                                "source_t": t}))
+                emotion = rec["emotion"]
+        gaps = sorted(b["t"] - a["t"] for a, b in zip(recs, recs[1:], strict=False))
+        step = gaps[len(gaps) // 2] if gaps else 0.1
+        t_end = float(recs[-1]["t"]) + step
+        if state != "absent":
+            raw.append((t_end, track, ATTENTION, {"track": track, "state": "absent", "previous": state,
+                                                  "previous_duration_s": round(t_end - state_since, 3),
+                                                  "source_t": t_end, "reason": "lost"}))
+    raw.sort(key=lambda x: (x[0], x[1], x[2]))
+    events = []
+    for seq, (t, _track, kind, body) in enumerate(raw, 1):
+        ts = start_ts + t - video_offset_s
+        payload = {"schema": SCHEMAS[kind], "id": str(uuid.uuid5(NAMESPACE, f"{digest}:{device}:{seq}")),
+                   "seq": seq, "ts": utc_timestamp(ts), "device": device, **body}
+        value = body["state"] if kind == ATTENTION else body["emotion"]
+        events.append(StoredMessage(payload["id"], device, kind, seq, ts, body["track"], value,
+                                    json.dumps(payload, separators=(",", ":")), origin=f"import:{path.name}"))
+    return ImportResult(path, device, len(records), len(tracks), events)

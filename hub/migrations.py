@@ -1,0 +1,61 @@
+"""The hub's database schema, as numbered migrations that run once each, in order, on SQLite and on
+PostgreSQL alike.
+
+A hub upgraded in place must keep years of lectures: a schema change is a new entry at the end of
+``MIGRATIONS`` (never an edit of a shipped one), applied in the same transaction that records its
+number in ``schema_version``. The SQL is the subset both databases read the same way; types are
+spelled so both accept them (``DOUBLE PRECISION`` for epoch seconds, ``BIGINT`` for seq).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "messages, devices, lectures", [
+        # every durable payload (attention, emotion, summary) once, de-duplicated on its id;
+        # ``value`` is the attention state or the emotion label, for timelines without JSON parsing
+        """CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            track INTEGER,
+            value TEXT,
+            payload TEXT NOT NULL,
+            received DOUBLE PRECISION NOT NULL,
+            origin TEXT NOT NULL
+        )""",
+        "CREATE INDEX messages_device_ts ON messages (device, ts)",
+        "CREATE INDEX messages_device_seq ON messages (device, seq)",
+        # the latest of the retained and best-effort topics, one row per device
+        """CREATE TABLE devices (
+            device TEXT PRIMARY KEY,
+            status TEXT,
+            status_ts DOUBLE PRECISION,
+            last_seen DOUBLE PRECISION,
+            info TEXT,
+            metrics TEXT,
+            metrics_ts DOUBLE PRECISION
+        )""",
+        """CREATE TABLE lectures (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            devices TEXT NOT NULL,
+            start_ts DOUBLE PRECISION NOT NULL,
+            end_ts DOUBLE PRECISION,
+            video_offset_s DOUBLE PRECISION NOT NULL,
+            created DOUBLE PRECISION NOT NULL
+        )""",
+        # payloads that failed validation: counted per device and kind (the first is logged)
+        """CREATE TABLE rejects (
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            count BIGINT NOT NULL,
+            last_error TEXT NOT NULL,
+            last_ts DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (device, kind)
+        )""",
+    ]),
+]
+
+LATEST = MIGRATIONS[-1][0]

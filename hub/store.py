@@ -1,0 +1,317 @@
+"""The hub's store: one schema on SQLite (the embedded default) or PostgreSQL (a district's hundreds
+of kiosks), behind one small class.
+
+Ingest writes in batches, one transaction each, and acknowledges messages to the broker only after
+``write_batch`` returns: a committed row is the hub's promise that the event is kept. SQLite runs in
+WAL mode with ``synchronous=FULL`` so that promise survives a power cut, not only a killed process;
+the web API reads through its own connections while ingest writes. Each thread opens its own Store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .migrations import LATEST, MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The database cannot be opened or migrated; the message names it."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One durable payload as the store keeps it (the JSON text stays as received)."""
+
+    id: str
+    device: str
+    kind: str
+    seq: int
+    ts: float
+    track: int | None
+    value: str | None
+    payload: str
+    origin: str = "mqtt"  # or "import:<file name>"
+
+
+@dataclass
+class Batch:
+    """What one ingest transaction writes: new messages, and the latest device-level facts."""
+
+    messages: list[StoredMessage]
+    last_seen: dict[str, float]
+    statuses: dict[str, tuple[str, float]]
+    infos: dict[str, tuple[str, float]]
+    metrics: dict[str, tuple[str, float]]
+    rejects: list[tuple[str, str, str, float]]  # device, kind, error, ts
+
+    @classmethod
+    def empty(cls) -> Batch:
+        return cls([], {}, {}, {}, {}, [])
+
+    def __len__(self) -> int:
+        return (len(self.messages) + len(self.statuses) + len(self.infos) + len(self.metrics) + len(self.rejects)
+                + len(self.last_seen))
+
+
+def redact(url: str) -> str:
+    """A database URL fit for a log line (no password)."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+class Store:
+    """A connection to the hub database, migrated to the latest schema on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        try:
+            if self.dialect == "postgresql":
+                self._conn = self._open_postgres(url)
+            else:
+                self._conn = self._open_sqlite(url)
+            self._migrate()
+        except StoreError:
+            raise
+        except Exception as exc:  # sqlite3.Error, psycopg.Error: the driver's words, with the database named
+            raise StoreError(f"{redact(url)}: {exc}") from exc
+
+    # -- connection ----------------------------------------------------------------------------
+    @staticmethod
+    def _open_sqlite(url: str) -> sqlite3.Connection:
+        path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+        if not path.parent.is_dir():
+            raise StoreError(f"{path}: its folder {path.parent} does not exist")
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @staticmethod
+    def _open_postgres(url: str):
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError("PostgreSQL needs psycopg: pip install 'emocast[hub]'") from None
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(self._sql(sql), params)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return list(self._execute(sql, params).fetchall())
+
+    def _begin(self) -> None:
+        self._execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+
+    def _transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int]:
+        """Run statements in one transaction; their row counts."""
+        counts = []
+        self._begin()
+        try:
+            for sql, params in statements:
+                counts.append(self._execute(sql, params).rowcount)
+            self._execute("COMMIT")
+        except BaseException:
+            self._execute("ROLLBACK")
+            raise
+        return counts
+
+    def _migrate(self) -> None:
+        self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        if self.dialect == "postgresql":  # two hubs starting at once must not both migrate
+            self._execute("SELECT pg_advisory_lock(7302)")
+        try:
+            rows = self._query("SELECT MAX(version) FROM schema_version")
+            current = rows[0][0] or 0
+            if current > LATEST:
+                raise StoreError(f"{redact(self.url)}: schema version {current} is newer than this emocast "
+                                 f"knows ({LATEST}); upgrade emocast")
+            for version, what, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                log.info("database %s: migration %d (%s)", redact(self.url), version, what)
+                self._transaction([(s, ()) for s in statements] + [
+                    ("INSERT INTO schema_version (version) VALUES (?)", (version,))])
+        finally:
+            if self.dialect == "postgresql":
+                self._execute("SELECT pg_advisory_unlock(7302)")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def schema_version(self) -> int:
+        return int(self._query("SELECT MAX(version) FROM schema_version")[0][0] or 0)
+
+    # -- ingest ----------------------------------------------------------------------------------
+    def write_batch(self, batch: Batch, received: float | None = None) -> int:
+        """Commit a batch in one transaction; returns how many messages were new (the rest were
+        duplicates, dropped on their id)."""
+        received = time.time() if received is None else received
+        statements: list[tuple[str, Sequence[Any]]] = []
+        for m in batch.messages:
+            statements.append((
+                "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)))
+        devices = set(batch.last_seen) | set(batch.statuses) | set(batch.infos) | set(batch.metrics)
+        for device in sorted(devices):
+            statements.append(("INSERT INTO devices (device) VALUES (?) ON CONFLICT (device) DO NOTHING", (device,)))
+        for device, seen in batch.last_seen.items():
+            statements.append(("UPDATE devices SET last_seen = ? WHERE device = ? AND "
+                               "(last_seen IS NULL OR last_seen < ?)", (seen, device, seen)))
+        for device, (status, ts) in batch.statuses.items():
+            statements.append(("UPDATE devices SET status = ?, status_ts = ? WHERE device = ?", (status, ts, device)))
+        for device, (info, _ts) in batch.infos.items():
+            statements.append(("UPDATE devices SET info = ? WHERE device = ?", (info, device)))
+        for device, (metrics, ts) in batch.metrics.items():
+            statements.append(("UPDATE devices SET metrics = ?, metrics_ts = ? WHERE device = ? AND "
+                               "(metrics_ts IS NULL OR metrics_ts <= ?)", (metrics, ts, device, ts)))
+        for device, kind, error, ts in batch.rejects:
+            statements.append((
+                "INSERT INTO rejects (device, kind, count, last_error, last_ts) VALUES (?, ?, 1, ?, ?) "
+                "ON CONFLICT (device, kind) DO UPDATE SET count = rejects.count + 1, "
+                "last_error = excluded.last_error, last_ts = excluded.last_ts", (device, kind, error, ts)))
+        if not statements:
+            return 0
+        counts = self._transaction(statements)
+        return sum(max(0, c) for c in counts[: len(batch.messages)])
+
+    def purge(self, before_ts: float) -> int:
+        """Retention: drop messages older than ``before_ts``; returns how many."""
+        return self._transaction([("DELETE FROM messages WHERE ts < ?", (before_ts,))])[0]
+
+    # -- reads -----------------------------------------------------------------------------------
+    def devices(self) -> list[dict[str, Any]]:
+        """Every device the hub has heard of, with its health and its event counts.
+
+        ``missing_seq``: seqs between the lowest and highest the hub stored from MQTT that it never
+        got (events lost between the device and the hub, or dropped by a device whose disk was full)."""
+        counts = {row[0]: row[1:] for row in self._query(
+            "SELECT device, COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM messages "
+            "WHERE origin = 'mqtt' GROUP BY device")}
+        imported = dict(self._query("SELECT device, COUNT(*) FROM messages WHERE origin <> 'mqtt' GROUP BY device"))
+        rejects: dict[str, int] = {}
+        for device, count in self._query("SELECT device, SUM(count) FROM rejects GROUP BY device"):
+            rejects[device] = int(count)
+        out = []
+        rows = self._query("SELECT device, status, status_ts, last_seen, info, metrics, metrics_ts FROM devices")
+        known = {r[0] for r in rows}
+        rows += [(d, None, None, None, None, None, None) for d in sorted((set(counts) | set(imported)) - known)]
+        for device, status, status_ts, last_seen, info, metrics, metrics_ts in sorted(rows):
+            n, distinct, lo, hi = counts.get(device, (0, 0, None, None))
+            m = json.loads(metrics) if metrics else {}
+            out.append({
+                "device": device,
+                "status": status or "unknown",
+                "status_ts": status_ts,
+                "last_seen": last_seen,
+                "events": int(n) + int(imported.get(device, 0)),
+                "first_seq": lo,
+                "last_seq": hi,
+                "missing_seq": int(hi - lo + 1 - distinct) if n else 0,
+                "rejected": rejects.get(device, 0),
+                "info": json.loads(info) if info else None,
+                "outbox_depth": m.get("outbox_depth"),
+                "dropped_events": m.get("events_dropped"),
+                "frames_dropped": m.get("frames_dropped"),
+                "source_ok": m.get("source_ok"),
+                "metrics_ts": metrics_ts,
+            })
+        return out
+
+    def rejects(self) -> list[dict[str, Any]]:
+        return [{"device": d, "kind": k, "count": int(c), "last_error": e, "last_ts": t}
+                for d, k, c, e, t in self._query("SELECT device, kind, count, last_error, last_ts FROM rejects "
+                                                 "ORDER BY device, kind")]
+
+    def message_ids(self, device: str | None = None) -> list[str]:
+        if device is None:
+            return [r[0] for r in self._query("SELECT id FROM messages")]
+        return [r[0] for r in self._query("SELECT id FROM messages WHERE device = ?", (device,))]
+
+    def count_messages(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM messages")[0][0])
+
+    def messages(self, devices: Sequence[str], t0: float, t1: float,
+                 kinds: Sequence[str] = ("attention", "emotion", "summary")) -> list[tuple]:
+        """(device, kind, ts, track, value, payload) of the given devices between t0 and t1, in time order."""
+        if not devices:
+            return []
+        dq = ", ".join("?" for _ in devices)
+        kq = ", ".join("?" for _ in kinds)
+        return self._query(
+            f"SELECT device, kind, ts, track, value, payload FROM messages WHERE device IN ({dq}) "
+            f"AND kind IN ({kq}) AND ts >= ? AND ts <= ? ORDER BY ts, seq",
+            (*devices, *kinds, t0, t1))
+
+    def last_seen(self, devices: Sequence[str]) -> dict[str, float]:
+        """The latest time each device was heard from (any message, stored or not)."""
+        out = {}
+        for d in devices:
+            rows = self._query("SELECT last_seen FROM devices WHERE device = ?", (d,))
+            top = self._query("SELECT MAX(ts) FROM messages WHERE device = ?", (d,))[0][0]
+            vals = [v for v in ((rows[0][0] if rows else None), top) if v is not None]
+            if vals:
+                out[d] = max(vals)
+        return out
+
+    # -- lectures ----------------------------------------------------------------------------------
+    def create_lecture(self, title: str, devices: Sequence[str], start_ts: float | None = None,
+                       video_offset_s: float = 0.0, end_ts: float | None = None) -> dict[str, Any]:
+        lecture_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        start = now if start_ts is None else start_ts
+        self._transaction([(
+            "INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (lecture_id, title, json.dumps(sorted(set(devices))), start, end_ts, video_offset_s, now))])
+        lecture = self.lecture(lecture_id)
+        assert lecture is not None
+        return lecture
+
+    def stop_lecture(self, lecture_id: str, end_ts: float | None = None) -> dict[str, Any] | None:
+        end = time.time() if end_ts is None else end_ts
+        self._transaction([("UPDATE lectures SET end_ts = ? WHERE id = ? AND end_ts IS NULL", (end, lecture_id))])
+        return self.lecture(lecture_id)
+
+    def add_lecture_devices(self, lecture_id: str, devices: Sequence[str]) -> None:
+        lecture = self.lecture(lecture_id)
+        if lecture is None:
+            raise KeyError(lecture_id)
+        merged = sorted(set(lecture["devices"]) | set(devices))
+        self._transaction([("UPDATE lectures SET devices = ? WHERE id = ?", (json.dumps(merged), lecture_id))])
+
+    def lecture(self, lecture_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT id, title, devices, start_ts, end_ts, video_offset_s, created FROM lectures "
+                           "WHERE id = ?", (lecture_id,))
+        return _lecture(rows[0]) if rows else None
+
+    def lectures(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT id, title, devices, start_ts, end_ts, video_offset_s, created FROM lectures "
+                           "ORDER BY start_ts DESC")
+        return [_lecture(r) for r in rows]
+
+
+def _lecture(row: tuple) -> dict[str, Any]:
+    lecture_id, title, devices, start, end, offset, created = row
+    return {"id": lecture_id, "title": title, "devices": json.loads(devices), "start": start, "end": end,
+            "video_offset_s": offset, "created": created, "live": end is None}

@@ -1,0 +1,217 @@
+"""A lecture's timeline: from the stored events of its devices to bins of "how the room was".
+
+The device publishes state changes, not samples, so the hub rebuilds each face's story first:
+per (device, track), an attention state holds from its event until the track's next attention
+event (``absent`` ends the track: the device forgets a face once it has been unseen for its
+``absent_s``, and that event's ``previous_duration_s`` trims the unseen tail), and an emotion holds
+from its event until the next emotion event or the track's end. A face still present when the
+data stops is held until the device was last heard from (or the lecture's end).
+
+Per bin (``bin_s``, from the lecture's start) that gives:
+- ``faces``: mean faces present (present face time / bin length);
+- ``attentive_share``, ``looking_away_share``, ``eyes_closed_share``: shares of present face time;
+- ``absent_share``: the share of the lecture's peak attendance not present in the bin (faces that
+  left the room, counted without identities: per-session track numbers come and go);
+- ``emotion_shares``: shares of attentive face time with a smoothed emotion, per label;
+- ``blinks_per_min``: blinks per face-minute, from the devices' summaries (spread over each
+  summary's window);
+- ``devices``: how many devices had a face present in the bin.
+A bin with no face time has null shares. "Moments" pick the bins where the attentive share fell or
+rose most from the bin before, and where the emotion mix changed most.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PRESENT_STATES = ("attentive", "looking_away", "eyes_closed")
+LOOKBACK_S = 1800.0  # events this long before a lecture's start give the state its faces start in
+MIN_FACE_TIME_FOR_MOMENT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored message as the timeline reads it."""
+
+    device: str
+    kind: str
+    ts: float
+    track: int | None
+    value: str | None
+    payload: dict[str, Any]
+
+
+@dataclass
+class Segment:
+    device: str
+    track: int
+    value: str
+    start: float
+    end: float
+
+
+@dataclass
+class Stories:
+    attention: list[Segment] = field(default_factory=list)
+    emotion: list[Segment] = field(default_factory=list)
+    summaries: list[Row] = field(default_factory=list)
+
+
+def rows_from_store(raw: Iterable[tuple]) -> list[Row]:
+    return [Row(d, k, float(ts), tr, v, json.loads(p)) for d, k, ts, tr, v, p in raw]
+
+
+def build_stories(rows: Sequence[Row], horizon: dict[str, float]) -> Stories:
+    """Segments per face from time-ordered rows; ``horizon[device]`` ends what is still open."""
+    out = Stories()
+    by_track: dict[tuple[str, int], list[Row]] = defaultdict(list)
+    emotions: dict[tuple[str, int], list[Row]] = defaultdict(list)
+    for r in rows:
+        if r.kind == "summary":
+            out.summaries.append(r)
+        elif r.kind == "attention" and r.track is not None:
+            by_track[(r.device, r.track)].append(r)
+        elif r.kind == "emotion" and r.track is not None:
+            emotions[(r.device, r.track)].append(r)
+    track_end: dict[tuple[str, int], float] = {}
+    for key, events in by_track.items():
+        device, track = key
+        events.sort(key=lambda r: r.ts)
+        end_of_track = horizon.get(device, events[-1].ts)
+        for i, ev in enumerate(events):
+            if ev.value == "absent":
+                end_of_track = ev.ts
+                break
+            if i + 1 < len(events):
+                nxt = events[i + 1]
+                end = nxt.ts
+                dur = float(nxt.payload.get("previous_duration_s") or 0.0)
+                if nxt.value == "absent" and dur > 0:
+                    end = min(end, ev.ts + dur)
+            else:
+                end = max(ev.ts, horizon.get(device, ev.ts))
+            if ev.value in PRESENT_STATES and end > ev.ts:
+                out.attention.append(Segment(device, track, ev.value, ev.ts, end))
+            end_of_track = end
+        track_end[key] = end_of_track
+    for key, events in emotions.items():
+        device, track = key
+        events.sort(key=lambda r: r.ts)
+        stop = track_end.get(key, horizon.get(device, events[-1].ts))
+        for i, ev in enumerate(events):
+            end = min(events[i + 1].ts, stop) if i + 1 < len(events) else stop
+            if end > ev.ts and ev.value:
+                out.emotion.append(Segment(device, track, ev.value, ev.ts, end))
+    return out
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0) -> list[dict[str, Any]]:
+    """The timeline's bins between ``start`` and ``end`` (epoch seconds)."""
+    n = max(1, int(-(-(end - start) // bin_s)))
+    out = []
+    attentive_by_track: dict[tuple[str, int], list[Segment]] = defaultdict(list)
+    for s in stories.attention:
+        if s.value == "attentive":
+            attentive_by_track[(s.device, s.track)].append(s)
+    for i in range(n):
+        b0 = start + i * bin_s
+        b1 = min(end, b0 + bin_s)
+        length = max(1e-9, b1 - b0)
+        state_time = dict.fromkeys(PRESENT_STATES, 0.0)
+        devices: set[str] = set()
+        for s in stories.attention:
+            ov = _overlap(s.start, s.end, b0, b1)
+            if ov > 0:
+                state_time[s.value] += ov
+                devices.add(s.device)
+        face_time = sum(state_time.values())
+        emotion_time: dict[str, float] = defaultdict(float)
+        for e in stories.emotion:
+            if _overlap(e.start, e.end, b0, b1) <= 0:
+                continue
+            for a in attentive_by_track.get((e.device, e.track), ()):
+                ov = _overlap(max(e.start, a.start), min(e.end, a.end), b0, b1)
+                if ov > 0:
+                    emotion_time[e.value] += ov
+        read = sum(emotion_time.values())
+        blinks = face_s = 0.0
+        for r in stories.summaries:
+            window = float(r.payload.get("window_s") or 0.0)
+            if window <= 0:
+                continue
+            share = _overlap(r.ts - window, r.ts, b0, b1) / window
+            if share > 0:
+                blinks += share * float(r.payload.get("blinks") or 0)
+                face_s += share * float(r.payload.get("face_time_s") or 0.0)
+        out.append({
+            "t": round(b0 - start + video_offset_s, 3),
+            "start": b0,
+            "length_s": round(b1 - b0, 3),
+            "faces": round(face_time / length, 3),
+            "face_time_s": round(face_time, 3),
+            **{f"{k}_share": (round(v / face_time, 4) if face_time > 0 else None) for k, v in state_time.items()},
+            "emotion_shares": {k: round(v / read, 4) for k, v in sorted(emotion_time.items())} if read > 0 else {},
+            "blinks_per_min": round(blinks / (face_s / 60.0), 2) if face_s > 0 else None,
+            "devices": len(devices),
+        })
+    peak = max((b["faces"] for b in out), default=0.0)
+    for b in out:
+        b["absent_share"] = round(1.0 - b["faces"] / peak, 4) if peak > 0 else None
+    return out
+
+
+def moments(timeline: Sequence[dict[str, Any]], top: int = 3) -> dict[str, list[dict[str, Any]]]:
+    """The bins where the room's attention fell or recovered most, and where emotions swung most."""
+    changes = []
+    swings = []
+    prev = None
+    for b in timeline:
+        if b["face_time_s"] < MIN_FACE_TIME_FOR_MOMENT_S or b["attentive_share"] is None:
+            continue
+        if prev is not None:
+            changes.append((b["attentive_share"] - prev["attentive_share"], b))
+            now, before = b["emotion_shares"], prev["emotion_shares"]
+            if now and before:
+                labels = set(now) | set(before)
+                swing = sum(abs(now.get(k, 0.0) - before.get(k, 0.0)) for k in labels) / 2
+                grew = max(labels, key=lambda k: now.get(k, 0.0) - before.get(k, 0.0))
+                swings.append((swing, grew, b))
+        prev = b
+
+    def moment(delta: float, b: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"t": b["t"], "start": b["start"], "change": round(delta, 4), **extra}
+
+    drops = [moment(d, b) for d, b in sorted(changes, key=lambda x: x[0]) if d < 0][:top]
+    rises = [moment(d, b) for d, b in sorted(changes, key=lambda x: -x[0]) if d > 0][:top]
+    emo = [moment(s, b, toward=k) for s, k, b in sorted(swings, key=lambda x: -x[0]) if s > 0][:top]
+    return {"attention_drops": drops, "attention_recoveries": rises, "emotion_swings": emo}
+
+
+def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float,
+                     per_device: bool = False) -> dict[str, Any]:
+    """The whole answer for one lecture: its bins (and each device's, if asked) and its moments."""
+    start = float(lecture["start"])
+    end = float(lecture["end"]) if lecture["end"] is not None else max(start, now)
+    devices = list(lecture["devices"])
+    rows = rows_from_store(store.messages(devices, start - LOOKBACK_S, end))
+    horizon = {d: min(end, seen) for d, seen in store.last_seen(devices).items()}
+    stories = build_stories(rows, horizon)
+    offset = float(lecture.get("video_offset_s") or 0.0)
+    timeline = bins(stories, start, end, bin_s, offset)
+    out: dict[str, Any] = {"lecture": lecture, "bin_s": bin_s, "start": start, "end": end, "bins": timeline,
+                           "moments": moments(timeline)}
+    if per_device:
+        out["per_device"] = {
+            d: bins(Stories([s for s in stories.attention if s.device == d],
+                            [s for s in stories.emotion if s.device == d],
+                            [r for r in stories.summaries if r.device == d]), start, end, bin_s, offset)
+            for d in devices}
+    return out

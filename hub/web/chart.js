@@ -1,0 +1,75 @@
+// Stacked-column charts in plain SVG, written for the hub (no library, no CDN).
+// drawStacked(el, bins, series, opts): one column per bin, one segment per series key,
+// a tooltip with every value on hover. Columns carry class "bin" and data-t (seconds).
+"use strict";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgEl(name, attrs, parent) {
+  const el = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+function clock(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const mm = String(m).padStart(h ? 2 : 1, "0"), ss = String(r).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function pct(v) { return v === null || v === undefined ? "–" : `${Math.round(v * 100)}%`; }
+
+// series: [{key, label, color, value: bin => number|null}]
+function drawStacked(container, bins, series, opts) {
+  const o = Object.assign({ height: 220, title: "", info: () => "" }, opts || {});
+  container.innerHTML = "";
+  container.classList.add("chart");
+  const width = Math.max(320, container.clientWidth || 900);
+  const m = { l: 40, r: 10, t: 10, b: 26 };
+  const w = width - m.l - m.r, h = o.height - m.t - m.b;
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${o.height}`, role: "img", "aria-label": o.title }, container);
+  const axis = svgEl("g", { class: "axis" }, svg);
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    const y = m.t + h * (1 - f);
+    svgEl("line", { x1: m.l, x2: m.l + w, y1: y, y2: y }, axis);
+    svgEl("text", { x: m.l - 6, y: y + 4, "text-anchor": "end" }, axis).textContent = `${f * 100}%`;
+  }
+  const n = Math.max(1, bins.length);
+  const colW = w / n;
+  const every = Math.max(1, Math.ceil(n / Math.max(1, Math.floor(w / 60))));
+  const tip = document.createElement("div");
+  tip.className = "tooltip";
+  tip.hidden = true;
+  container.appendChild(tip);
+  bins.forEach((b, i) => {
+    const x = m.l + i * colW;
+    const g = svgEl("g", { class: "bin", "data-t": b.t }, svg);
+    let acc = 0;
+    for (const s of series) {
+      const v = s.value(b);
+      if (!v) continue;
+      const y = m.t + h * (1 - acc - v);
+      svgEl("rect", { x: x + 0.5, y, width: Math.max(0.5, colW - 1), height: h * v, fill: s.color,
+                      "data-key": s.key }, g);
+      acc += v;
+    }
+    svgEl("rect", { x, y: m.t, width: colW, height: h, fill: "transparent", class: "hover" }, g);
+    if (i % every === 0) {
+      svgEl("text", { x: x + colW / 2, y: o.height - 8, "text-anchor": "middle" }, axis).textContent = clock(b.t);
+    }
+    g.addEventListener("mousemove", ev => {
+      const rows = series.map(s => `<div><b style="color:${s.color}">■</b> ${s.label}: ${pct(s.value(b))}</div>`);
+      tip.innerHTML = `<div><b>${clock(b.t)}</b> ${o.info(b)}</div>${rows.join("")}`;
+      tip.hidden = false;
+      const box = container.getBoundingClientRect();
+      tip.style.left = `${Math.min(ev.clientX - box.left + 12, box.width - 180)}px`;
+      tip.style.top = `${ev.clientY - box.top + 12}px`;
+    });
+    g.addEventListener("mouseleave", () => { tip.hidden = true; });
+  });
+  return svg;
+}
+
+window.emocastChart = { drawStacked, clock, pct };

@@ -1,0 +1,129 @@
+"""What the hub's tests share: the hub as a real process, a PostgreSQL database of the test's own,
+and a device service run against the test's broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port, wait_port
+
+EMOCAST = [sys.executable, "-m", "emocast"]
+PG_ADMIN = os.environ.get("EMOCAST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped after it; skips where no server answers."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {PG_ADMIN} ({str(exc).strip().splitlines()[0]})")
+    name = f"emocast_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@dataclass
+class HubProcess:
+    """``emocast hub`` as its own process, so a test can SIGKILL it like a power cut would."""
+
+    workdir: Path
+    broker_url: str
+    db: str
+    client_id: str = "emocast-hub"
+    share_group: str = ""
+    port: int = field(default_factory=free_port)
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = (self.workdir / f"hub-{self.client_id}-{self.starts}.log").open("w")
+        args = EMOCAST + ["hub", "--broker", self.broker_url, "--db", self.db, "--listen", f"127.0.0.1:{self.port}",
+                          "--client-id", self.client_id, "--log-level", "DEBUG", *self.extra]
+        if self.share_group:
+            args += ["--share-group", self.share_group]
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        wait_port(self.port, 30)
+        deadline = time.monotonic() + 20
+        while not self.health().get("ingest", {}).get("mqtt_connected"):
+            assert time.monotonic() < deadline, self.log_text()
+            time.sleep(0.1)
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.workdir.glob(f"hub-{self.client_id}-*.log")))[-4000:]
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict | None = None) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def health(self) -> dict:
+        try:
+            return self.get("/api/health")
+        except OSError:
+            return {}
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.terminate()
+        return self.proc.wait(20)
+
+
+def run_device(broker_url: str, device: str, clip: Path, workdir: Path, *extra: str,
+               background: bool = False) -> subprocess.Popen | subprocess.CompletedProcess:
+    """``emocast run`` on a clip against the test's broker, with its own outbox."""
+    args = EMOCAST + ["run", "--broker", broker_url, "--device-id", device, "--source", str(clip),
+                      "--outbox", str(workdir / f"outbox-{device}.sqlite"), "--summary-s", "2", "--metrics-s", "1",
+                      *extra]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if background:
+        log = (workdir / f"device-{device}.log").open("w")
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+
+
+def published_seqs(workdir: Path, device: str) -> int:
+    """How many durable events the device wrote (its outbox's next seq - 1): every one must reach the hub."""
+    import sqlite3
+
+    db = sqlite3.connect(workdir / f"outbox-{device}.sqlite")
+    try:
+        (next_seq,) = db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+        (left,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    finally:
+        db.close()
+    assert left == 0, f"{device} still holds {left} undelivered events"
+    return int(next_seq) - 1

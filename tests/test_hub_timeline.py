@@ -1,0 +1,263 @@
+"""The hub without a broker: timelines against a hand-computed case, imports of analyze logs, the
+store's migrations and de-duplication, the REST API (FastAPI's TestClient) and the hub's config."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from emocast.cli import main  # noqa: E402
+from emocast.device import exit_codes  # noqa: E402
+from emocast.device.config import ConfigError  # noqa: E402
+from emocast.device.events import SCHEMAS, load_schema, utc_timestamp  # noqa: E402
+from emocast.hub import config as hubconfig  # noqa: E402
+from emocast.hub.api import create_app  # noqa: E402
+from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E402
+from emocast.hub.store import Batch, Store, StoredMessage  # noqa: E402
+from emocast.hub.timeline import Row, bins, build_stories, lecture_timeline, moments  # noqa: E402
+
+T0 = 1_790_000_000.0  # a lecture's start, epoch seconds
+
+
+def event(kind: str, device: str, seq: int, ts: float, **body) -> StoredMessage:
+    payload = {"schema": SCHEMAS[kind], "id": f"{device}-{seq:08d}", "seq": seq, "ts": utc_timestamp(ts),
+               "device": device, **body}
+    value = body.get("state") if kind == "attention" else body.get("emotion")
+    return StoredMessage(payload["id"], device, kind, seq, ts, body.get("track"), value, json.dumps(payload))
+
+
+def attention(device, seq, ts, track, state, previous=None, prev_dur=0.0, **extra):
+    return event("attention", device, seq, ts, track=track, state=state, previous=previous,
+                 previous_duration_s=prev_dur, source_t=ts - T0, **extra)
+
+
+def emotion(device, seq, ts, track, label, previous=None):
+    probs = {"happy": 0.8, "neutral": 0.2} if label == "happy" else {"happy": 0.2, "neutral": 0.8}
+    return event("emotion", device, seq, ts, track=track, emotion=label, previous=previous, confidence=0.8,
+                 probs=probs, source_t=ts - T0)
+
+
+def hand_case() -> list[StoredMessage]:
+    """Two faces on one kiosk over two 60 s bins; the shares below are worked out by hand.
+
+    track 1: attentive 0-30, looking_away 30-60, attentive 60-120 (still there at the end);
+             happy from 0, neutral from 90.
+    track 2: attentive 0-45, eyes_closed 45-60, then absent at 62 with previous_duration 15 (gone at 60).
+             neutral from 0."""
+    d = "k1"
+    return [
+        attention(d, 1, T0 + 0, 1, "attentive"),
+        emotion(d, 2, T0 + 0, 1, "happy"),
+        attention(d, 3, T0 + 0, 2, "attentive"),
+        emotion(d, 4, T0 + 0, 2, "neutral"),
+        attention(d, 5, T0 + 30, 1, "looking_away", "attentive", 30.0, reason="head_pose"),
+        attention(d, 6, T0 + 45, 2, "eyes_closed", "attentive", 45.0, reason="eyes"),
+        attention(d, 7, T0 + 60, 1, "attentive", "looking_away", 30.0),
+        attention(d, 8, T0 + 62, 2, "absent", "eyes_closed", 15.0, reason="lost"),
+        emotion(d, 9, T0 + 90, 1, "neutral", "happy"),
+        event("summary", d, 10, T0 + 60, window_s=60.0, frames=600, faces_seen=2, faces_now=1, faces_read=2,
+              faces_turned=0, faces_too_small=0, face_time_s=105.0, attentive_share=0.714,
+              looking_away_share=0.143, eyes_closed_share=0.143, blinks=21, blink_rate_per_min=12.0,
+              emotion_share={"happy": 0.5}, final=False, dropped_frames=0, dropped_events=0),
+    ]
+
+
+def rows(msgs: list[StoredMessage]) -> list[Row]:
+    ordered = sorted(msgs, key=lambda m: m.ts)
+    return [Row(m.device, m.kind, m.ts, m.track, m.value, json.loads(m.payload)) for m in ordered]
+
+
+def test_timeline_shares_match_the_hand_computed_case():
+    stories = build_stories(rows(hand_case()), horizon={"k1": T0 + 120})
+    b = bins(stories, T0, T0 + 120, 60.0)
+    assert [x["t"] for x in b] == [0.0, 60.0]
+    first, second = b
+    # bin 1: track 1 attentive 30 + away 30; track 2 attentive 45 + closed 15 -> 120 s of faces
+    assert first["face_time_s"] == pytest.approx(120.0) and first["faces"] == pytest.approx(2.0)
+    assert first["attentive_share"] == pytest.approx(75 / 120, abs=1e-4)
+    assert first["looking_away_share"] == pytest.approx(30 / 120, abs=1e-4)
+    assert first["eyes_closed_share"] == pytest.approx(15 / 120, abs=1e-4)
+    # attentive time with an emotion: track 1 happy 30 s, track 2 neutral 45 s
+    assert first["emotion_shares"] == pytest.approx({"happy": 30 / 75, "neutral": 45 / 75}, abs=1e-4)
+    assert first["devices"] == 1
+    # the summary's 21 blinks over 105 face-seconds, all inside bin 1
+    assert first["blinks_per_min"] == pytest.approx(21 / (105 / 60), abs=0.01)
+    # bin 2: track 1 alone, attentive throughout; happy 60-90, neutral 90-120
+    assert second["face_time_s"] == pytest.approx(60.0) and second["faces"] == pytest.approx(1.0)
+    assert second["attentive_share"] == 1.0 and second["looking_away_share"] == 0.0
+    assert second["emotion_shares"] == pytest.approx({"happy": 0.5, "neutral": 0.5})
+    assert second["blinks_per_min"] is None
+    # half of the peak attendance (2 faces) left
+    assert first["absent_share"] == 0.0 and second["absent_share"] == pytest.approx(0.5)
+
+
+def test_moments_find_the_drop_and_the_recovery():
+    timeline = [{"t": float(i * 60), "start": T0 + i * 60, "face_time_s": 600.0, "attentive_share": s,
+                 "emotion_shares": e} for i, (s, e) in enumerate([
+                     (0.9, {"neutral": 1.0}), (0.4, {"neutral": 1.0}), (0.5, {"happy": 0.8, "neutral": 0.2}),
+                     (0.95, {"happy": 0.8, "neutral": 0.2})])]
+    m = moments(timeline)
+    assert m["attention_drops"][0]["t"] == 60.0 and m["attention_drops"][0]["change"] == pytest.approx(-0.5)
+    assert m["attention_recoveries"][0]["t"] == 180.0 and m["attention_recoveries"][0]["change"] == pytest.approx(0.45)
+    assert m["emotion_swings"][0]["t"] == 120.0 and m["emotion_swings"][0]["toward"] == "happy"
+
+
+def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):
+    url = str(tmp_path / "hub.sqlite")
+    store = Store(url)
+    assert store.schema_version() == 1
+    msgs = hand_case()
+    batch = Batch.empty()
+    batch.messages = msgs[:4] + msgs[6:]  # seq 5 and 6 never arrived
+    assert store.write_batch(batch) == 8
+    assert store.write_batch(batch) == 0  # a redelivery stores nothing twice
+    store.close()
+    store = Store(url)  # reopening does not migrate again
+    (dev,) = store.devices()
+    assert dev["device"] == "k1" and dev["events"] == 8 and dev["missing_seq"] == 2
+    assert store.count_messages() == 8
+
+
+def test_lecture_timeline_and_api(tmp_path):
+    url = str(tmp_path / "hub.sqlite")
+    store = Store(url)
+    batch = Batch.empty()
+    batch.messages = hand_case()
+    batch.last_seen = {"k1": T0 + 120}
+    store.write_batch(batch)
+    client = TestClient(create_app(url))
+    assert client.get("/api/health").json()["ok"] is True
+    live = client.post("/api/lectures", json={"title": "Now", "devices": ["k1"]})
+    assert live.status_code == 201 and live.json()["live"]
+    stopped = client.post(f"/api/lectures/{live.json()['id']}/stop").json()
+    assert stopped["end"] is not None and not stopped["live"]
+    created = client.post("/api/lectures", json={"title": "Biology", "devices": ["k1"], "start": T0,
+                                                 "end": T0 + 120, "video_offset_s": 300})
+    assert created.status_code == 201
+    lid = created.json()["id"]
+    assert {x["id"] for x in client.get("/api/lectures").json()} == {lid, live.json()["id"]}
+    data = client.get(f"/api/lectures/{lid}/timeline", params={"bin_s": 60}).json()
+    assert [b["t"] for b in data["bins"]] == [300.0, 360.0]  # minute 5 of the lecture video onwards
+    assert data["bins"][0]["attentive_share"] == pytest.approx(0.625)
+    direct = lecture_timeline(store, store.lecture(lid), 60.0, T0 + 500)
+    assert direct["bins"] == data["bins"]
+    res = client.get(f"/api/lectures/{lid}/export.csv", params={"bin_s": 60})
+    assert res.headers["content-type"].startswith("text/csv") and "attachment" in res.headers["content-disposition"]
+    table = list(csv.DictReader(io.StringIO(res.text)))
+    assert len(table) == 2 and float(table[0]["attentive_share"]) == pytest.approx(0.625)
+    assert float(table[1]["emotion_happy"]) == pytest.approx(0.5)
+    assert client.get("/api/lectures/nope/timeline").status_code == 404
+    assert client.post("/api/lectures", json={"title": ""}).status_code == 422
+    spec = client.get("/openapi.json").json()
+    assert {"/api/health", "/api/devices", "/api/lectures", "/api/lectures/{lecture_id}/timeline",
+            "/api/lectures/{lecture_id}/export.csv", "/api/lectures/{lecture_id}/stop"} <= set(spec["paths"])
+    page = client.get(f"/lectures/{lid}")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    for name in ("app.js", "chart.js", "style.css"):
+        body = client.get(f"/static/{name}").text.replace("http://www.w3.org/2000/svg", "")  # a name, not a fetch
+        assert "http://" not in body and "https://" not in body  # nothing from a CDN: a school may have no internet
+
+
+def test_a_token_guards_every_route(tmp_path):
+    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="s3cret"))
+    assert client.get("/api/health").status_code == 401
+    assert client.get("/").status_code == 401
+    assert client.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/api/devices", auth=("teacher", "s3cret")).status_code == 200
+
+
+def analyze_records(path: Path, track_states: dict[int, list[tuple[float, str, str | None]]]) -> Path:
+    """A JSON-lines file shaped like `emocast analyze` output (validated against its schema)."""
+    import jsonschema
+
+    schema = load_schema("analyze_record")
+    lines = []
+    for track, seq in track_states.items():
+        for i, (t, state, label) in enumerate(seq):
+            probs = None if label is None else {"happy": 0.9 if label == "happy" else 0.1,
+                                                "neutral": 0.1 if label == "happy" else 0.9}
+            rec = {"t": t, "frame": i + 1, "track": track, "box": [10, 10, 60, 60],
+                   "head_pose": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, "eye_openness": 1.0, "ear": 0.3,
+                   "eyes_closed": state == "eyes_closed", "gaze": None, "attention": state,
+                   "reason": "eyes" if state == "eyes_closed" else "", "emotion": label, "probs": probs,
+                   "emotion_skipped": None}
+            jsonschema.validate(rec, schema)
+            lines.append(json.dumps(rec))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_turns_records_into_the_events_a_device_would_publish(tmp_path):
+    f = analyze_records(tmp_path / "student1.jsonl", {
+        1: [(t / 10, "attentive" if t < 300 else "eyes_closed", "happy" if t < 150 else "neutral")
+            for t in range(0, 600)],  # 60 s at 10 Hz
+    })
+    result = events_from_records(f, "student1", T0)
+    kinds = [(e.kind, e.value) for e in result.events]
+    assert kinds == [("attention", "attentive"), ("emotion", "happy"), ("emotion", "neutral"),
+                     ("attention", "eyes_closed"), ("attention", "absent")]
+    for e in result.events:
+        payload = json.loads(e.payload)
+        import jsonschema
+
+        jsonschema.validate(payload, load_schema(e.kind))
+        assert "box" not in payload  # nothing of the record's geometry reaches the hub
+    assert result.events[-1].ts == pytest.approx(T0 + 60.0)
+    # importing the same file again is the same ids: stored once
+    again = events_from_records(f, "student1", T0)
+    assert [e.id for e in again.events] == [e.id for e in result.events]
+
+
+def test_import_cli_builds_a_lecture_and_refuses_other_files(tmp_path, capsys):
+    db = str(tmp_path / "hub.sqlite")
+    a = analyze_records(tmp_path / "alice.jsonl", {1: [(t / 10, "attentive", "happy") for t in range(1200)]})
+    b = analyze_records(tmp_path / "bob.jsonl", {
+        1: [(t / 10, "attentive" if t < 600 else "looking_away", "neutral") for t in range(1200)]})
+    assert main(["hub", "import", str(a), str(b), "--title", "Recorded lecture", "--start", str(T0),
+                 "--db", db]) == exit_codes.OK
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["device"] for x in lines] == ["alice", "bob"] and all(x["new"] == x["events"] for x in lines)
+    store = Store(db)
+    (lecture,) = store.lectures()
+    assert lecture["devices"] == ["alice", "bob"] and not lecture["live"]
+    data = lecture_timeline(store, lecture, 60.0, T0 + 10_000)
+    first, second = data["bins"][:2]
+    assert first["faces"] == pytest.approx(2.0, abs=0.01) and first["attentive_share"] == pytest.approx(1.0)
+    assert second["attentive_share"] == pytest.approx(0.5, abs=0.01)  # bob looked away from minute 1
+    assert first["emotion_shares"] == pytest.approx({"happy": 0.5, "neutral": 0.5}, abs=0.01)
+    # the same file again: nothing new
+    assert main(["hub", "import", str(a), "--lecture", lecture["id"], "--db", db]) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["new"] == 0
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"t": 1.0, "track": 1}\n')
+    assert main(["hub", "import", str(bad), "--lecture", lecture["id"], "--db", db]) == exit_codes.IMPORT
+    with pytest.raises(ImportFileError, match=r"notes.jsonl:1: .*frame"):
+        events_from_records(bad, "x", T0)
+
+
+def test_hub_config_is_checked_like_the_devices(tmp_path):
+    cfg = hubconfig.load(None)
+    assert cfg.web.listen == "127.0.0.1:8080" and cfg.mqtt.client_id == "emocast-hub"
+    with pytest.raises(ConfigError, match=r"\[web\] listen 0.0.0.0:8080 is not a loopback address"):
+        hubconfig.load(None, {"web": {"listen": "0.0.0.0:8080"}})
+    token = tmp_path / "token"
+    token.write_text("abc\n")
+    assert hubconfig.load(None, {"web": {"listen": "0.0.0.0:8080", "token_file": str(token)}}).token() == "abc"
+    p = tmp_path / "hub.toml"
+    p.write_text("[store]\nretention_days = -1\n")
+    with pytest.raises(ConfigError, match=r"hub.toml: \[store\] retention_days: -1(.0)? is below"):
+        hubconfig.load(p)
+    p.write_text("[mqtt]\nshare_group = \"a/b\"\n")
+    with pytest.raises(ConfigError, match="share_group"):
+        hubconfig.load(p)
+    assert main(["hub", "--config", str(p), "--db", str(tmp_path / "h.sqlite")]) == exit_codes.CONFIG
+    assert main(["hub", "lecture", "list", "--db", str(tmp_path / "missing" / "h.sqlite")]) == exit_codes.STORE
