@@ -263,15 +263,19 @@ class Store:
             f"AND kind IN ({kq}) AND ts >= ? AND ts <= ? ORDER BY ts, seq",
             (*devices, *kinds, t0, t1))
 
-    def last_seen(self, devices: Sequence[str]) -> dict[str, float]:
-        """The latest time each device was heard from (any message, stored or not)."""
+    def horizons(self, devices: Sequence[str], end: float) -> dict[str, float]:
+        """Until when each device's open face states hold: ``end`` while it is online (its last will
+        has not fired), else the latest time it was heard from (any message, stored or not)."""
         out = {}
         for d in devices:
-            rows = self._query("SELECT last_seen FROM devices WHERE device = ?", (d,))
+            rows = self._query("SELECT status, last_seen FROM devices WHERE device = ?", (d,))
+            if rows and rows[0][0] == "online":
+                out[d] = end
+                continue
             top = self._query("SELECT MAX(ts) FROM messages WHERE device = ?", (d,))[0][0]
-            vals = [v for v in ((rows[0][0] if rows else None), top) if v is not None]
+            vals = [v for v in ((rows[0][1] if rows else None), top) if v is not None]
             if vals:
-                out[d] = max(vals)
+                out[d] = min(end, max(vals))
         return out
 
     # -- lectures ----------------------------------------------------------------------------------

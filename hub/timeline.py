@@ -5,7 +5,8 @@ per (device, track), an attention state holds from its event until the track's n
 event (``absent`` ends the track: the device forgets a face once it has been unseen for its
 ``absent_s``, and that event's ``previous_duration_s`` trims the unseen tail), and an emotion holds
 from its event until the next emotion event or the track's end. A face still present when the
-data stops is held until the device was last heard from (or the lecture's end).
+data stops is held until the device was last heard from, or while the device is online (its
+retained status; the broker's last will turns it offline) until now or the lecture's end.
 
 Per bin (``bin_s``, from the lecture's start) that gives:
 - ``faces``: mean faces present (present face time / bin length);
@@ -202,7 +203,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float,
     end = float(lecture["end"]) if lecture["end"] is not None else max(start, now)
     devices = list(lecture["devices"])
     rows = rows_from_store(store.messages(devices, start - LOOKBACK_S, end))
-    horizon = {d: min(end, seen) for d, seen in store.last_seen(devices).items()}
+    horizon = store.horizons(devices, end)
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)
     timeline = bins(stories, start, end, bin_s, offset)

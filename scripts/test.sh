@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Mosquitto, the package with its [test,convert] extras, in .venv)
+# Installs what the tests need (Mosquitto, Chromium, the package with its [test,convert] extras, in .venv)
 # and runs ruff and the whole pytest suite. The README's second command; CI runs it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
-  fi
+# Mosquitto for the MQTT tests; Debian's Chromium and its driver for the hub's pages (Selenium)
+missing=()
+command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 venv="${EMOCAST_VENV:-.venv}"

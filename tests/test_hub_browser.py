@@ -1,0 +1,150 @@
+"""The hub's pages in a real headless browser (Debian's chromium and chromedriver, driven by
+Selenium): the lecture page loads with every other host unreachable, the chart has the lecture's
+bins, hovering shows values, a live lecture updates as events arrive, and the CSV export downloads.
+A screenshot of the lecture page is kept in test-artifacts/ (the README's picture is made the same way).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from emocast.cli import main
+from emocast.device.events import SCHEMAS, utc_timestamp
+from tests.conftest import REPO, Broker, free_port
+from tests.hub_support import HubProcess
+from tests.test_hub_timeline import analyze_records
+
+pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the [test] extra)")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = REPO / "test-artifacts"
+pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="Debian's chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)")]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1100",
+                # every host but this machine unreachable: the page must need nothing from the internet
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+        opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.downloads = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_lecture_page_offline_chart_hover_live_updates_and_export(tmp_path, browser):
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    db = str(tmp_path / "hub.sqlite")
+    start = time.time() - 3600
+    # a recorded lecture: two students' analyze logs, 10 minutes, the second one looks away from minute 4
+    a = analyze_records(tmp_path / "ana.jsonl", {1: [(t, "attentive", "happy" if t < 300 else "neutral")
+                                                     for t in range(0, 600)]})
+    b = analyze_records(tmp_path / "ben.jsonl", {1: [(t, "attentive" if t < 240 else "looking_away", "neutral")
+                                                     for t in range(0, 600)]})
+    assert main(["hub", "import", str(a), str(b), "--title", "Photosynthesis (recorded)", "--start", str(start),
+                 "--db", db]) == 0
+    hub = HubProcess(tmp_path, broker.url, db)
+    hub.start()
+    try:
+        (recorded,) = hub.get("/api/lectures")
+        base = f"http://127.0.0.1:{hub.port}"
+        browser.get(f"{base}/lectures/{recorded['id']}")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin"), what="the chart")
+        assert "Photosynthesis (recorded)" in browser.find_element(By.ID, "lecture-title").text
+        timeline = hub.get(f"/api/lectures/{recorded['id']}/timeline?bin_s=60")
+        columns = browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin")
+        assert len(columns) == len(timeline["bins"]) == 10
+        assert [float(c.get_attribute("data-t")) for c in columns] == [x["t"] for x in timeline["bins"]]
+        # minute 5 (ben looking away): the column has a looking-away segment; minute 1 has none
+        assert columns[5].find_elements(By.CSS_SELECTOR, "rect[data-key=looking_away]")
+        assert not columns[1].find_elements(By.CSS_SELECTOR, "rect[data-key=looking_away]")
+        ActionChains(browser).move_to_element(columns[5]).perform()
+        tip = wait(lambda: [t for t in browser.find_elements(By.CSS_SELECTOR, "#attention-chart .tooltip")
+                            if t.is_displayed()], what="the tooltip")[0]
+        assert "5:00" in tip.text and "attentive: 50%" in tip.text and "looking away: 50%" in tip.text
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "hub_lecture_page.png"))
+        # export: the CSV link downloads the bins
+        browser.find_element(By.ID, "export-csv").click()
+        path = wait(lambda: [p for p in browser.downloads.glob("*.csv")], what="the CSV download")[0]
+        rows = list(csv.DictReader(path.open()))
+        assert len(rows) == 10 and float(rows[5]["looking_away_share"]) == pytest.approx(0.5)
+
+        # a live lecture: events published now appear without reloading the page
+        live = hub.post("/api/lectures", {"title": "Live lecture", "devices": ["live-1"]})
+        browser.get(f"{base}/lectures/{live['id']}")
+        wait(lambda: browser.find_elements(By.ID, "live"), what="the live page")
+        before = browser.find_element(By.ID, "view").get_attribute("data-updated")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#attention-chart rect[data-key=attentive]")
+        publish_live_face(broker.port, "live-1")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention-chart rect[data-key=attentive]"),
+             timeout=30, what="live events on the chart")
+        assert browser.find_element(By.ID, "view").get_attribute("data-updated") != before
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#emotion-chart rect[data-key=happy]"),
+             what="the live emotion")
+        # the home page lists the device and both lectures
+        browser.get(base + "/")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#devices tr[data-device=live-1]"), what="devices")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#lectures tr[data-lecture]")) == 2
+    finally:
+        hub.stop()
+        broker.stop()
+
+
+def publish_live_face(port: int, device: str) -> None:
+    """What a kiosk publishes when one face arrives attentive and happy, stamped now."""
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"fake-{device}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    now = time.time()
+    common = {"ts": utc_timestamp(now), "device": device, "track": 1, "source_t": 1.0}
+    for seq, (kind, body) in enumerate([
+        ("attention", {"state": "attentive", "previous": None, "previous_duration_s": 0.0}),
+        ("emotion", {"emotion": "happy", "previous": None, "confidence": 0.9, "probs": {"happy": 0.9, "sad": 0.1}}),
+    ], 1):
+        payload = {"schema": SCHEMAS[kind], "id": str(uuid.uuid4()), "seq": seq, **common, **body}
+        client.publish(f"emocast/{device}/events/{kind}", json.dumps(payload), qos=1).wait_for_publish(5)
+    client.publish(f"emocast/{device}/status", "online", qos=1, retain=True).wait_for_publish(5)
+    client.loop_stop()
+    client.disconnect()
