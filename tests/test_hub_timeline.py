@@ -261,3 +261,22 @@ def test_hub_config_is_checked_like_the_devices(tmp_path):
         hubconfig.load(p)
     assert main(["hub", "--config", str(p), "--db", str(tmp_path / "h.sqlite")]) == exit_codes.CONFIG
     assert main(["hub", "lecture", "list", "--db", str(tmp_path / "missing" / "h.sqlite")]) == exit_codes.STORE
+
+
+def test_the_example_hub_config_lists_every_key_with_its_real_default():
+    import dataclasses
+    import sys
+
+    from tests.conftest import REPO
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    example = tomllib.loads((REPO / "systemd" / "hub.toml").read_text())
+    defaults = hubconfig.HubConfig()
+    for section in hubconfig.SECTIONS:
+        expected = dataclasses.asdict(getattr(defaults, section))
+        assert example.get(section) == expected, section
+    hubconfig.load(REPO / "systemd" / "hub.toml")

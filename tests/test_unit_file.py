@@ -11,18 +11,20 @@ import pytest
 from tests.conftest import REPO
 
 UNIT = REPO / "systemd" / "emocast.service"
+HUB_UNIT = REPO / "systemd" / "emocast-hub.service"
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not here")
 
 
 @needs_analyze
-def test_the_unit_verifies_and_its_exposure_is_at_most_2_5(tmp_path):
-    unit = tmp_path / "emocast.service"  # the venv's binary does not exist here: /bin/true stands in for it
-    unit.write_text(UNIT.read_text().replace("/opt/emocast/venv/bin/emocast", "/bin/true"))
+@pytest.mark.parametrize("source", [UNIT, HUB_UNIT], ids=["device", "hub"])
+def test_the_unit_verifies_and_its_exposure_is_at_most_2_5(tmp_path, source):
+    unit = tmp_path / source.name  # the venv's binary does not exist here: /bin/true stands in for it
+    unit.write_text(source.read_text().replace("/opt/emocast/venv/bin/emocast", "/bin/true"))
     res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    res = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True,
+    res = subprocess.run(["systemd-analyze", "security", "--offline=true", str(source)], capture_output=True,
                          text=True, timeout=60)
-    score = re.search(r"Overall exposure level for emocast.service: ([\d.]+)", res.stdout + res.stderr)
+    score = re.search(rf"Overall exposure level for {source.name}: ([\d.]+)", res.stdout + res.stderr)
     assert score is not None, res.stdout[-2000:]
     assert float(score.group(1)) <= 2.5
 
