@@ -122,13 +122,29 @@ class Store:
     def _begin(self) -> None:
         self._execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
 
+    def _execute_many(self, sql: str, rows: list[Sequence[Any]]) -> int:
+        """One statement over many rows (a round trip per batch, not per row, on PostgreSQL); the
+        total row count."""
+        if not rows:
+            return 0
+        cur = self._conn.cursor()
+        try:
+            cur.executemany(self._sql(sql), rows)
+            return cur.rowcount
+        finally:
+            cur.close()
+
     def _transaction(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> list[int]:
-        """Run statements in one transaction; their row counts."""
+        """Run statements in one transaction; their row counts. A list of parameter tuples runs the
+        statement once per tuple (executemany)."""
         counts = []
         self._begin()
         try:
             for sql, params in statements:
-                counts.append(self._execute(sql, params).rowcount)
+                if isinstance(params, list):
+                    counts.append(self._execute_many(sql, params))
+                else:
+                    counts.append(self._execute(sql, params).rowcount)
             self._execute("COMMIT")
         except BaseException:
             self._execute("ROLLBACK")
@@ -166,12 +182,11 @@ class Store:
         """Commit a batch in one transaction; returns how many messages were new (the rest were
         duplicates, dropped on their id)."""
         received = time.time() if received is None else received
-        statements: list[tuple[str, Sequence[Any]]] = []
-        for m in batch.messages:
-            statements.append((
-                "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)))
+        statements: list[tuple[str, Sequence[Any]]] = [(
+            "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)
+             for m in batch.messages])]
         devices = set(batch.last_seen) | set(batch.statuses) | set(batch.infos) | set(batch.metrics)
         for device in sorted(devices):
             statements.append(("INSERT INTO devices (device) VALUES (?) ON CONFLICT (device) DO NOTHING", (device,)))
@@ -190,10 +205,9 @@ class Store:
                 "INSERT INTO rejects (device, kind, count, last_error, last_ts) VALUES (?, ?, 1, ?, ?) "
                 "ON CONFLICT (device, kind) DO UPDATE SET count = rejects.count + 1, "
                 "last_error = excluded.last_error, last_ts = excluded.last_ts", (device, kind, error, ts)))
-        if not statements:
+        if len(statements) == 1 and not batch.messages:
             return 0
-        counts = self._transaction(statements)
-        return sum(max(0, c) for c in counts[: len(batch.messages)])
+        return max(0, self._transaction(statements)[0])
 
     def purge(self, before_ts: float) -> int:
         """Retention: drop messages older than ``before_ts``; returns how many."""
