@@ -207,3 +207,31 @@ def test_two_hubs_share_the_load_without_loss_or_repeats(mosquitto, tmp_path, de
             h.stop()
         if ctx is not None:
             ctx.__exit__(None, None, None)
+
+
+def test_hub_takes_tls_and_a_client_certificate_like_a_device(tmp_path, demo_clip):
+    from tests.test_security import make_ca, make_cert, tls_broker
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    pki_dir = tmp_path / "pki"
+    pki_dir.mkdir()
+    ca = make_ca(pki_dir, "hub-test-ca")
+    server = make_cert(pki_dir, "broker", ca, server=True)
+    client = make_cert(pki_dir, "hub", ca, server=False)
+    pki = {"ca": ca[0], "server_crt": server[0], "server_key": server[1]}
+    broker = tls_broker(tmp_path, pki, require_cert=True)
+    conf = tmp_path / "hub.toml"
+    conf.write_text(f'[mqtt]\nca_file = "{ca[0]}"\ncert_file = "{client[0]}"\nkey_file = "{client[1]}"\n')
+    hub = HubProcess(tmp_path, f"mqtts://127.0.0.1:{broker.tls_port}", str(tmp_path / "hub.sqlite"),
+                     extra=["--config", str(conf)])
+    try:
+        hub.start()  # waits for the MQTT connection: the TLS handshake with its certificate worked
+        result = run_device(broker.url, "tls-kiosk", demo_clip, tmp_path, "--fast")
+        assert result.returncode == 0, result.stderr[-2000:]
+        n = published_seqs(tmp_path, "tls-kiosk")
+        wait_stored(hub, {"tls-kiosk": n})
+        assert stored_seqs(str(tmp_path / "hub.sqlite"), "tls-kiosk") == list(range(1, n + 1))
+    finally:
+        hub.stop()
+        broker.stop()

@@ -280,3 +280,43 @@ def test_the_example_hub_config_lists_every_key_with_its_real_default():
         expected = dataclasses.asdict(getattr(defaults, section))
         assert example.get(section) == expected, section
     hubconfig.load(REPO / "systemd" / "hub.toml")
+
+
+def test_retention_removes_only_old_messages(tmp_path):
+    store = Store(str(tmp_path / "hub.sqlite"))
+    batch = Batch.empty()
+    batch.messages = hand_case()
+    store.write_batch(batch)
+    assert store.purge(T0 + 45) == 5  # the five messages stamped before 45 s
+    assert store.count_messages() == 5 and store.purge(T0 + 45) == 0
+
+
+def test_the_hub_imports_no_camera_model_or_landmark_code():
+    """The hub runs where there is no camera: importing it must not load OpenCV, dlib or TFLite."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import emocast.cli, emocast.hub.commands, emocast.hub.api, emocast.hub.ingest, "
+            "emocast.hub.importer, emocast.hub.timeline; emocast.cli.build_parser(); "
+            "heavy = [m for m in ('cv2', 'dlib', 'tensorflow', 'ai_edge_litert', 'numpy') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ""
+
+
+def test_a_real_analyze_log_imports_into_a_timeline(tmp_path, demo_clip, capsys):
+    log = tmp_path / "student.jsonl"
+    assert main(["analyze", str(demo_clip), "--out", str(log), "--quiet"]) == exit_codes.OK
+    db = str(tmp_path / "hub.sqlite")
+    assert main(["hub", "import", str(log), "--title", "Demo recording", "--start", str(T0), "--db", db]) == 0
+    imported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert imported["events"] > 0 and imported["tracks"] >= 1
+    store = Store(db)
+    (lecture,) = store.lectures()
+    data = lecture_timeline(store, lecture, 5.0, T0 + 1000)
+    # the demo clip: a face for 3 s, nobody for 3.5 s, a face for 4 s, nobody, a face
+    faces = [b["faces"] for b in data["bins"]]
+    assert max(faces) > 0.5 and min(faces) < 0.5
+    assert all(b["attentive_share"] is None or 0 <= b["attentive_share"] <= 1 for b in data["bins"])
+    assert any(b["emotion_shares"] for b in data["bins"])
