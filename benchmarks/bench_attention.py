@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from emocast.device.analyze import analyze  # noqa: E402
 from emocast.device.config import from_mapping  # noqa: E402
 from emocast.device.detectors import make_detector  # noqa: E402
+from emocast.device.eyes import IrisEyes  # noqa: E402
 from emocast.device.face_geometry import camera_matrix, eye_openness, head_pose  # noqa: E402
 from emocast.device.face_reading import FaceReader  # noqa: E402
 from emocast.device.faces import detect_faces  # noqa: E402
@@ -60,9 +61,10 @@ def eyestate(root: Path, detector: str) -> None:
     sweep = [(float(np.mean((ear_a < t) == truth_a)), float(t)) for t in np.arange(0.12, 0.30, 0.005)]
     best_acc, best_t = max(sweep)
     print(f"  {detector}: faces found in {len(truth)} of {len(rows)} photos (missed: {dict(missed)}); "
-          f"accuracy {acc:.3f} at ear_closed={cfg.attention.ear_closed} "
+          f"accuracy {acc:.3f} ({reader.eyes}: iris_closed={cfg.attention.iris_closed}, ear_closed="
+          f"{cfg.attention.ear_closed}) "
           f"(closed recall {tp / max(1, truth_a.sum()):.3f}, open recall "
-          f"{np.sum(~flags & ~truth_a) / max(1, (~truth_a).sum()):.3f}); best threshold on this set "
+          f"{np.sum(~flags & ~truth_a) / max(1, (~truth_a).sum()):.3f}); dlib EAR alone at its best threshold "
           f"{best_t:.3f} -> {best_acc:.3f}; counting missed faces as errors {acc * len(truth) / len(rows):.3f}")
 
 
@@ -74,9 +76,10 @@ def per_face_cost(clip: Path, repeats: int = 1) -> None:
         if not ok:
             break
         frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
-    det, lm = make_detector("haar"), LandmarkDetector()
+    det, lm, iris = make_detector("haar"), LandmarkDetector(), IrisEyes()
     cam = camera_matrix(frames[0].shape[1], frames[0].shape[0])
-    parts: dict[str, list[float]] = {"landmarks": [], "head pose": [], "eye openness": [], "gaze": [], "all": []}
+    parts: dict[str, list[float]] = {"landmarks": [], "head pose": [], "eye openness": [], "gaze": [], "all": [],
+                                     "iris model (until a baseline)": []}
     for gray in frames:
         boxes = detect_faces(det, gray, 320, 40)
         if not boxes:
@@ -90,8 +93,10 @@ def per_face_cost(clip: Path, repeats: int = 1) -> None:
         t3 = time.perf_counter()
         gaze_ratios(gray, pts)
         t4 = time.perf_counter()
+        iris.openness(gray, pts)
+        t5 = time.perf_counter()
         for key, dt in (("landmarks", t1 - t0), ("head pose", t2 - t1), ("eye openness", t3 - t2),
-                        ("gaze", t4 - t3), ("all", t4 - t0)):
+                        ("gaze", t4 - t3), ("all", t4 - t0), ("iris model (until a baseline)", t5 - t4)):
             parts[key].append(dt * 1000)
     print(f"  {clip.name}, {len(parts['all'])} faces: " + ", ".join(
         f"{k} {statistics.median(v):.2f} ms" for k, v in parts.items()) + " (median, one thread)")

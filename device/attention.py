@@ -109,13 +109,17 @@ class EyeMonitor:
     """One face's eyes over time: its own open-eye baseline, closed or not, and blinks.
 
     EAR varies between people (0.25 to 0.40 open), so after a few readings "closed" means under a
-    share of this face's own baseline; before that, and on a single photo, an absolute threshold.
-    Only readings that could be open eyes (at or above the absolute threshold) feed the baseline, so
-    a face that keeps its eyes shut does not drag its baseline down until it looks open."""
+    share of this face's own baseline; before that, and on a single photo, an absolute threshold:
+    on the iris model's lid gap where the reading has it (``iris_closed``: it tells narrowed, smiling
+    and downcast open eyes from shut ones far better than EAR, see ``eyes.py``), else on EAR. Only
+    readings that could be open eyes feed the baseline, so a face that keeps its eyes shut does not
+    drag its baseline down until it looks open. With a baseline, EAR against it: it follows the fast
+    dip of a blink more closely than the iris model does (a talking head's 1-2 frame blinks)."""
 
     def __init__(self, ear_closed: float = 0.21, closed_ratio: float = 0.6, blink_max_s: float = 0.5,
-                 history: int = 150, min_samples: int = 10) -> None:
+                 history: int = 150, min_samples: int = 10, iris_closed: float = 0.19) -> None:
         self.ear_closed = ear_closed
+        self.iris_closed = iris_closed
         self.closed_ratio = closed_ratio
         self.blink_max_s = blink_max_s
         self.min_samples = min_samples
@@ -141,10 +145,12 @@ class EyeMonitor:
         """EAR relative to this face's open baseline (1.0: as open as usual; 0: shut)."""
         return ear / (self.baseline or REFERENCE_OPEN_EAR)
 
-    def update(self, ear: float, t: float) -> bool:
-        """Feed one reading (mean EAR of both eyes) at time ``t``; returns whether the eyes are closed.
-        A closure that ends within ``blink_max_s`` of its first closed reading counts as a blink."""
-        self.closed = ear < self.threshold
+    def update(self, ear: float, t: float, iris_openness: float | None = None) -> bool:
+        """Feed one reading (mean EAR of both eyes, and the iris model's openness where it was read)
+        at time ``t``; returns whether the eyes are closed. A closure that ends within
+        ``blink_max_s`` of its first closed reading counts as a blink."""
+        first_look = self.baseline is None and iris_openness is not None
+        self.closed = iris_openness < self.iris_closed if first_look else ear < self.threshold
         if self.closed:
             if self._closed_since is None:
                 self._closed_since = t
@@ -152,7 +158,8 @@ class EyeMonitor:
             if self._closed_since is not None and t - self._closed_since <= self.blink_max_s:
                 self.blinks += 1
             self._closed_since = None
-        if ear >= self.ear_closed:
+        could_be_open = not self.closed if first_look else ear >= self.ear_closed
+        if could_be_open:  # a narrow-eyed face the iris model sees open gets its true (low) baseline
             self._open.append(ear)
         return self.closed
 

@@ -99,6 +99,10 @@ class AttentionSection:
     gaze_v_min: float = field(default=0.0, metadata=_rng(0.0, 1.0))  # vertical: off until calibrated
     gaze_v_max: float = field(default=1.0, metadata=_rng(0.0, 1.0))
     calibration: str = ""  # a file from `emocast calibrate`; replaces the offsets and gaze ranges above
+    # a face without its own open-eye baseline yet (a photo, a face just arrived): "iris" judges its eyes
+    # with MediaPipe's iris model (closed under iris_closed); "landmarks" with dlib's EAR (under ear_closed)
+    eyes: Literal["iris", "landmarks"] = "iris"
+    iris_closed: float = field(default=0.19, metadata=_rng(0.0, 1.0))  # iris model's lid gap / eye width
     ear_closed: float = field(default=0.21, metadata=_rng(0.0, 1.0))  # eye aspect ratio: closed below it
     closed_ratio: float = field(default=0.6, metadata=_rng(0.1, 1.0))  # closed below this share of the baseline
     blink_max_s: float = field(default=0.5, metadata=_rng(0.05, 5))  # a shorter closure is a blink

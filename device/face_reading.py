@@ -6,22 +6,28 @@ module's caller (the analysis thread): they are reduced to angles and ratios her
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from .detectors import DetectorUnavailable
+from .eyes import IrisEyes
 from .face_geometry import HeadPose, camera_matrix, eye_openness, head_pose
 from .faces import Box
 from .gaze import Gaze, gaze_ratios
 from .landmarks import LandmarkDetector
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class FaceReading:
     pose: HeadPose | None  # as solved on this frame (smoothing is the track's business)
-    ear_right: float
+    ear_right: float  # dlib's eye aspect ratio of the person's right eye
     ear_left: float
     gaze: Gaze | None
+    iris_openness: float | None = None  # both eyes' mean lid gap / width by the iris model, when asked for
 
     @property
     def ear(self) -> float:
@@ -29,12 +35,23 @@ class FaceReading:
 
 
 class FaceReader:
-    """Landmarks -> pose, EAR and gaze, with intrinsics from the frame size unless a focal is given."""
+    """Landmarks -> pose, eye openness and gaze, with intrinsics from the frame size unless a focal
+    is given. ``eyes="iris"`` also loads MediaPipe's iris model (``eyes.py``) for the readings that
+    ask for it (faces without an open-eye baseline); where its files are not installed, a warning,
+    and the landmarks' EAR serves alone."""
 
-    def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: LandmarkDetector | None = None) -> None:
+    def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: LandmarkDetector | None = None,
+                 eyes: str = "iris") -> None:
         self.landmarks = landmarks or LandmarkDetector()
         self.focal_px = focal_px or None
         self.gaze = gaze
+        self.iris: IrisEyes | None = None
+        if eyes == "iris":
+            try:
+                self.iris = IrisEyes()
+            except DetectorUnavailable as exc:
+                log.warning("eye openness from the landmarks' EAR instead of the iris model: %s", exc)
+        self.eyes = "iris" if self.iris is not None else "landmarks"
         self._cam: tuple[tuple[int, int], np.ndarray] | None = None
 
     def _camera(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -43,9 +60,13 @@ class FaceReader:
             self._cam = (size, camera_matrix(size[0], size[1], self.focal_px))
         return self._cam[1]
 
-    def read(self, gray: np.ndarray, box: Box, previous: HeadPose | None = None) -> FaceReading:
+    def read(self, gray: np.ndarray, box: Box, previous: HeadPose | None = None, iris: bool = False) -> FaceReading:
         lm = self.landmarks.predict(gray, box)
         pose = head_pose(lm, self._camera(gray.shape), previous)
         ear_r, ear_l = eye_openness(lm)
         gz = gaze_ratios(gray, lm) if self.gaze else None
-        return FaceReading(pose, ear_r, ear_l, gz)
+        openness = None
+        if iris and self.iris is not None:
+            right, left = self.iris.openness(gray, lm)
+            openness = (right + left) / 2.0
+        return FaceReading(pose, ear_r, ear_l, gz, openness)

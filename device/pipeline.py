@@ -123,7 +123,9 @@ class Analyzer:
         self.timers = {"detect": StageTimer(), "attention": StageTimer(), "emotion": StageTimer(),
                        "frame": StageTimer()}
         self.rules = AttentionRules.from_config(a, calibration.load(a.calibration) if a.calibration else None)
-        self.reader = reader if reader is not None else (FaceReader(a.focal_px, a.gaze) if a.checks else None)
+        if reader is None and a.checks:
+            reader = FaceReader(a.focal_px, a.gaze, eyes=a.eyes)
+        self.reader = reader
         self.profiles = ProfileFinder() if self.reader is not None else None
         self.landmark_period = 1.0 / a.landmarks_hz if a.landmarks_hz > 0 else float("inf")
         self.dwell = {ATTENTIVE: a.attentive_s, LOOKING_AWAY: a.looking_away_s, EYES_CLOSED: a.eyes_closed_s,
@@ -194,7 +196,7 @@ class Analyzer:
                 smoother = EmotionSmoother(self.model.labels, e.smoothing, e.min_confidence)
             a = self.cfg.attention
             st = FaceState(AttentionStateMachine(self.dwell), smoother,
-                           EyeMonitor(a.ear_closed, a.closed_ratio, a.blink_max_s))
+                           EyeMonitor(a.ear_closed, a.closed_ratio, a.blink_max_s, iris_closed=a.iris_closed))
             self._faces[tr.id] = st
         return st
 
@@ -205,7 +207,8 @@ class Analyzer:
         when = tr.first_t if st.attention.state is None else t  # a track's first state began at its first sighting
         if self.reader is None:
             return self._observe(tr, ATTENTIVE, when, "")
-        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose)
+        # until the face has its own open-eye baseline, the iris model judges its eyes (two inferences)
+        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=st.eyes.baseline is None)
         st.reading = reading
         st.checked_t = t
         if reading.pose is None:
@@ -214,7 +217,7 @@ class Analyzer:
         angles = np.array([reading.pose.yaw, reading.pose.pitch, reading.pose.roll])
         k = self.cfg.attention.pose_smoothing
         st.angles = angles if st.angles is None else k * st.angles + (1.0 - k) * angles
-        closed = st.eyes.update(reading.ear, t)
+        closed = st.eyes.update(reading.ear, t, reading.iris_openness)
         gaze = None if closed or reading.gaze is None else (reading.gaze.h, reading.gaze.v)
         state, st.reason = self.rules.propose(float(st.angles[0]), float(st.angles[1]), closed, gaze,
                                               st.attention.state)

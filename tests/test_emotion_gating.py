@@ -21,7 +21,7 @@ class FixedReader:
     def __init__(self, yaw: float, ear: float) -> None:
         self.yaw, self.ear = yaw, ear
 
-    def read(self, gray, box, previous=None) -> FaceReading:
+    def read(self, gray, box, previous=None, iris=False) -> FaceReading:
         pose = HeadPose(self.yaw, 0.0, 0.0, np.zeros(3), np.zeros(3))
         return FaceReading(pose, self.ear, self.ear, None)
 
