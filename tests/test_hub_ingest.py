@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.device.events import SCHEMAS
-from tests.conftest import Broker, Recorder, free_port
+from tests.conftest import MEDIA, Broker, Recorder, free_port
 from tests.hub_support import HubProcess, pg_database, published_seqs, run_device
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
@@ -74,14 +74,24 @@ def assert_exactly_once(db: str, workdir: Path, devices: list[str]) -> dict[str,
     return counts
 
 
+REAL_CLIPS = ("lp_d12_desk_expressions_headturn.mp4", "fer_woman_looking_down_phone.mp4",
+              "lp_d14_wink_gaze_aversion.mp4")
+
+
 def test_three_devices_every_event_stored_exactly_once(mosquitto, db_url, tmp_path, demo_clip):
+    """Three kiosks on real recordings (../shared/media; the demo clip, a real photo in motion, where
+    that is absent)."""
     hub = HubProcess(tmp_path, mosquitto.url, db_url)
     hub.start()
     rec = Recorder(mosquitto.port, ["emocast/+/events/#", "emocast/+/summary"])
     rec.start()
     devices = ["kiosk-a", "kiosk-b", "kiosk-c"]
+    clips = [MEDIA / "videos" / c for c in REAL_CLIPS]
+    if not all(c.is_file() for c in clips):
+        clips = [demo_clip] * 3
     try:
-        procs = [run_device(mosquitto.url, d, demo_clip, tmp_path, "--fast", background=True) for d in devices]
+        procs = [run_device(mosquitto.url, d, clip, tmp_path, "--fast", background=True)
+                 for d, clip in zip(devices, clips, strict=True)]
         for p in procs:
             assert p.wait(240) == 0
         expected = {d: published_seqs(tmp_path, d) for d in devices}
@@ -232,6 +242,49 @@ def test_hub_takes_tls_and_a_client_certificate_like_a_device(tmp_path, demo_cli
         n = published_seqs(tmp_path, "tls-kiosk")
         wait_stored(hub, {"tls-kiosk": n})
         assert stored_seqs(str(tmp_path / "hub.sqlite"), "tls-kiosk") == list(range(1, n + 1))
+    finally:
+        hub.stop()
+        broker.stop()
+
+
+README_ACL = """# devices: user name = device id
+pattern write emocast/%u/#
+# hubs
+user hub
+topic read emocast/#
+"""
+
+
+def test_hub_reads_as_the_readme_acls_read_only_user_with_a_password_file(tmp_path, demo_clip):
+    """The README's ACL: each kiosk writes only under its own topic, the hub's user only reads; the
+    hub's password comes from a file, as a device's does."""
+    if shutil.which("mosquitto_passwd") is None:
+        pytest.skip("mosquitto_passwd is not installed")
+    import subprocess
+
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "kiosk1", "k-secret"], check=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(pw), "hub", "h-secret"], check=True)
+    pw.chmod(0o600)
+    (tmp_path / "acl").write_text(README_ACL)
+    broker = Broker(tmp_path, free_port(), anonymous=False, persistent=True,
+                    extra_conf=f"password_file {pw}\nacl_file {tmp_path / 'acl'}\n")
+    broker.start()
+    (tmp_path / "hub-secret").write_text("h-secret\n")
+    (tmp_path / "kiosk-secret").write_text("k-secret\n")
+    hub_conf = tmp_path / "hub.toml"
+    hub_conf.write_text(f'[mqtt]\nusername = "hub"\npassword_file = "{tmp_path / "hub-secret"}"\n')
+    dev_conf = tmp_path / "emocast.toml"
+    dev_conf.write_text(f'[mqtt]\nusername = "kiosk1"\npassword_file = "{tmp_path / "kiosk-secret"}"\n')
+    db = str(tmp_path / "hub.sqlite")
+    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(hub_conf)])
+    try:
+        hub.start()
+        result = run_device(broker.url, "kiosk1", demo_clip, tmp_path, "--fast", "--config", str(dev_conf))
+        assert result.returncode == 0, result.stderr[-2000:]
+        n = published_seqs(tmp_path, "kiosk1")
+        wait_stored(hub, {"kiosk1": n})
+        assert stored_seqs(db, "kiosk1") == list(range(1, n + 1))
     finally:
         hub.stop()
         broker.stop()
