@@ -29,13 +29,13 @@ import numpy as np  # noqa: E402
 
 from emocast.device.analyze import analyze  # noqa: E402
 from emocast.device.config import from_mapping  # noqa: E402
-from emocast.device.detectors import make_detector  # noqa: E402
-from emocast.device.eyes import IrisEyes  # noqa: E402
-from emocast.device.face_geometry import camera_matrix, eye_openness, head_pose  # noqa: E402
-from emocast.device.face_reading import FaceReader  # noqa: E402
-from emocast.device.faces import detect_faces  # noqa: E402
-from emocast.device.gaze import gaze_ratios  # noqa: E402
-from emocast.device.landmarks import LandmarkDetector  # noqa: E402
+from emocast.device.perception.detectors import make_detector  # noqa: E402
+from emocast.device.perception.eyes import IrisEyes  # noqa: E402
+from emocast.device.perception.face_geometry import camera_matrix, eye_openness, head_pose  # noqa: E402
+from emocast.device.perception.face_reading import FaceReader  # noqa: E402
+from emocast.device.perception.faces import detect_faces  # noqa: E402
+from emocast.device.perception.gaze import gaze_ratios  # noqa: E402
+from emocast.device.perception.landmarks import LandmarkDetector  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 

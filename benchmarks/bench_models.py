@@ -19,8 +19,8 @@ from pathlib import Path
 
 from emocast.convert.data import FER_LABELS, load_split
 from emocast.convert.evaluate import TfliteEvaluation, evaluate_tflite
-from emocast.device.emotion import default_model_path
-from emocast.device.model_card import ModelCard, Preprocess, card_path_for, sha256_of
+from emocast.device.perception.emotion import default_model_path
+from emocast.device.perception.model_card import ModelCard, Preprocess, card_path_for, sha256_of
 
 FER_MEMBER = "fer/data/emotion_model_quantized.tflite"
 

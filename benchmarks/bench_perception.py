@@ -30,8 +30,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import cv2  # noqa: E402
 
-from emocast.device.detectors import make_detector  # noqa: E402
-from emocast.device.faces import detect_faces  # noqa: E402
+from emocast.device.perception.detectors import make_detector  # noqa: E402
+from emocast.device.perception.faces import detect_faces  # noqa: E402
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
@@ -113,7 +113,7 @@ def clips(root: Path) -> None:
 def open_eyes_read_closed(root: Path) -> None:
     from emocast.device.analyze import analyze
     from emocast.device.config import from_mapping
-    from emocast.device.face_reading import FaceReader
+    from emocast.device.perception.face_reading import FaceReader
 
     cfg = from_mapping({"emotion": {"emotion_hz": 0}})
     reader = FaceReader()
@@ -128,9 +128,9 @@ def open_eyes_read_closed(root: Path) -> None:
 
 
 def tracks_per_person(root: Path) -> None:
-    from emocast.device.capture import Frame
     from emocast.device.config import from_mapping
-    from emocast.device.pipeline import Analyzer
+    from emocast.device.perception.capture import Frame
+    from emocast.device.perception.pipeline import Analyzer
 
     clips = ("edtalk_uncrop_obama_talking.mp4", "lp_d12_desk_expressions_headturn.mp4",
              "lp_d14_wink_gaze_aversion.mp4", "fer_woman_looking_down_phone.mp4", "edtalk_uncrop_obama_talking.mp4")

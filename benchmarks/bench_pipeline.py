@@ -25,12 +25,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 
 from emocast.device import config as cfgmod  # noqa: E402
-from emocast.device.capture import CaptureThread, Frame, LatestFrameSlot, VideoCaptureSource  # noqa: E402
 from emocast.device.demo_clip import write_clip  # noqa: E402
-from emocast.device.detectors import make_detector  # noqa: E402
-from emocast.device.emotion import EmotionModel, default_model_path  # noqa: E402
-from emocast.device.face_reading import FaceReader  # noqa: E402
-from emocast.device.pipeline import Analyzer  # noqa: E402
+from emocast.device.perception.capture import CaptureThread, Frame, LatestFrameSlot, VideoCaptureSource  # noqa: E402
+from emocast.device.perception.detectors import make_detector  # noqa: E402
+from emocast.device.perception.emotion import EmotionModel, default_model_path  # noqa: E402
+from emocast.device.perception.face_reading import FaceReader  # noqa: E402
+from emocast.device.perception.pipeline import Analyzer  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -102,7 +102,7 @@ def realtime_share(clip: Path, an: Analyzer, seconds: float) -> dict:
 def model_latency(model: EmotionModel, repeats: int = 300) -> float:
     import numpy as np
 
-    from emocast.device.model_card import to_model_input
+    from emocast.device.perception.model_card import to_model_input
 
     face = np.random.default_rng(0).integers(0, 255, (120, 120), dtype=np.uint8)
     for _ in range(20):

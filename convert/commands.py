@@ -73,7 +73,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..device.model_card import load_card
+    from ..device.perception.model_card import load_card
     from .evaluate import evaluate_tflite
     from .metrics import plot_confusion
 
@@ -104,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.update_card:
             import json as _json
 
-            from ..device.model_card import card_path_for
+            from ..device.perception.model_card import card_path_for
 
             path = card_path_for(args.model)
             card = _json.loads(path.read_text())

@@ -96,7 +96,7 @@ def load_teacher(path: Path):
     preprocessing its own recipe gives (it may read 64 px RGB where the student reads 48 px gray)."""
     import keras
 
-    from ..device.model_card import batch_to_model_input
+    from ..device.perception.model_card import batch_to_model_input
     from . import architectures  # noqa: F401  (the Mirror layer of ensembles)
     from .quantize import preprocess_for
 

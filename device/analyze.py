@@ -22,13 +22,13 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from .attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
-from .capture import Frame, SourceError, VideoCaptureSource
 from .config import Config, with_overrides
-from .detectors import make_detector
-from .emotion import EmotionModel
-from .face_reading import FaceReader
-from .pipeline import Analyzer, Event
+from .perception.attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
+from .perception.capture import Frame, SourceError, VideoCaptureSource
+from .perception.detectors import make_detector
+from .perception.emotion import EmotionModel
+from .perception.face_reading import FaceReader
+from .perception.pipeline import Analyzer, Event
 
 log = logging.getLogger(__name__)
 

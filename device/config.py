@@ -53,7 +53,7 @@ class SourceSection:
 
 
 def _detector_problem(name: str) -> str | None:
-    from .detectors import BACKENDS, valid_name
+    from .perception.detectors import BACKENDS, valid_name
 
     if valid_name(name):
         return None
@@ -349,7 +349,7 @@ def validate_cross(cfg: Config) -> None:
         raise ConfigError(f"{cfg.origin}: [attention] blink_max_s ({a.blink_max_s}) must be below "
                           f"eyes_closed_s ({a.eyes_closed_s}): a closure is a blink or eyes_closed, not both")
     if a.calibration:
-        from .calibration import CalibrationError, load
+        from .perception.calibration import CalibrationError, load
 
         try:
             load(a.calibration)

@@ -21,16 +21,16 @@ from typing import Any, TextIO
 
 from .. import __version__
 from . import exit_codes
-from .capture import CaptureThread, LatestFrameSlot, SourceError, open_source
 from .config import Config, default_state_dir, parse_broker_url, password_from_file
-from .detectors import make_detector
-from .emotion import EmotionModel, default_model_path
-from .events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
-from .homeassistant import discovery_messages
-from .model_card import ModelError
-from .outbox import Outbox, OutboxError
-from .pipeline import Analyzer, Event
-from .publish import MqttOptions, Publisher
+from .delivery.events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
+from .delivery.homeassistant import discovery_messages
+from .delivery.outbox import Outbox, OutboxError
+from .delivery.publish import MqttOptions, Publisher
+from .perception.capture import CaptureThread, LatestFrameSlot, SourceError, open_source
+from .perception.detectors import make_detector
+from .perception.emotion import EmotionModel, default_model_path
+from .perception.model_card import ModelError
+from .perception.pipeline import Analyzer, Event
 
 log = logging.getLogger(__name__)
 

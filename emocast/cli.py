@@ -198,7 +198,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from emocast.device import config as cfgmod
     from emocast.device import exit_codes
     from emocast.device.analyze import MediaError, RecordWriter, analyze, plot_timeline, summarize
-    from emocast.device.emotion import EmotionModel, ModelError, default_model_path
+    from emocast.device.perception.emotion import EmotionModel, ModelError, default_model_path
 
     try:
         cfg = cfgmod.load(args.config)
@@ -265,9 +265,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Exit 0 with the file written; 3 bad config; 5 source; 8 too few readings (nothing written)."""
-    from emocast.device import calibration, exit_codes
+    from emocast.device import calibrate, exit_codes
     from emocast.device import config as cfgmod
-    from emocast.device.capture import SourceError, open_source
+    from emocast.device.perception.capture import SourceError, open_source
 
     log = logging.getLogger("emocast")
     try:
@@ -283,8 +283,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return exit_codes.SOURCE
     try:
-        cal = calibration.record(cfg, source, args.settle_s, args.record_s)
-    except calibration.CalibrationError as exc:
+        cal = calibrate.record(cfg, source, args.settle_s, args.record_s)
+    except calibrate.CalibrationError as exc:
         log.error("calibration failed, nothing written: %s", exc)
         return exit_codes.CALIBRATION
     finally:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emocast.device.events import ATTENTION, EMOTION, SCHEMAS, load_schema, utc_timestamp
+from emocast.device.delivery.events import ATTENTION, EMOTION, SCHEMAS, load_schema, utc_timestamp
 
 from .store import StoredMessage
 

@@ -33,7 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from emocast.device.config import parse_broker_url, tls_context
-from emocast.device.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY, load_schema
+from emocast.device.delivery.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY, load_schema
 
 from .config import HubConfig
 from .store import Batch, Store, StoredMessage

@@ -174,7 +174,7 @@ def short_clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_model() -> Path:
-    from emocast.device.emotion import default_model_path
+    from emocast.device.perception.emotion import default_model_path
 
     path = default_model_path()
     assert path.is_file(), f"the shipped model is missing: {path}"

@@ -15,10 +15,10 @@ from emocast.cli import main
 from emocast.device import exit_codes
 from emocast.device.analyze import CSV_COLUMNS, MediaError, analyze
 from emocast.device.config import from_mapping
-from emocast.device.detectors import make_detector
-from emocast.device.emotion import EmotionModel
-from emocast.device.events import load_schema
-from emocast.device.pipeline import Analyzer
+from emocast.device.delivery.events import load_schema
+from emocast.device.perception.detectors import make_detector
+from emocast.device.perception.emotion import EmotionModel
+from emocast.device.perception.pipeline import Analyzer
 from tests.conftest import MEDIA, needs_media
 
 VIDEOS = MEDIA / "videos"
@@ -169,8 +169,8 @@ def test_a_bad_kiosk_config_is_exit_3_naming_file_and_key(tmp_path, caplog):
 
 
 def test_calibrate_on_a_recording_writes_a_usable_file(tmp_path, capsys):
-    from emocast.device import calibration
     from emocast.device.demo_clip import Segment, write_clip
+    from emocast.device.perception import calibration
 
     clip = write_clip(tmp_path / "still.avi", fps=15.0, segments=(Segment(9.0, True, 0.7, 0.5, 0.5),))
     out = tmp_path / "cal.json"

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emocast.device import calibration
-from emocast.device.attention import (
+from emocast.device.config import ConfigError, from_mapping
+from emocast.device.perception import calibration
+from emocast.device.perception.attention import (
     ABSENT,
     ATTENTIVE,
     EYES_CLOSED,
@@ -19,8 +20,7 @@ from emocast.device.attention import (
     AttentionStateMachine,
     EyeMonitor,
 )
-from emocast.device.config import ConfigError, from_mapping
-from emocast.device.gaze import gaze_ratios, iris_position
+from emocast.device.perception.gaze import gaze_ratios, iris_position
 from tests.conftest import ScriptedDetector
 
 
@@ -263,8 +263,8 @@ def test_config_cross_checks_for_attention():
 
 # -- absence and track numbers through the Analyzer, with scripted detections ----------------------
 def test_short_gaps_keep_the_track_and_long_ones_make_it_absent():
-    from emocast.device.capture import Frame
-    from emocast.device.pipeline import Analyzer
+    from emocast.device.perception.capture import Frame
+    from emocast.device.perception.pipeline import Analyzer
 
     cfg = from_mapping({"attention": {"checks": False, "absent_s": 2.0}, "faces": {"detect_hz": 10, "min_hits": 2},
                         "emotion": {"emotion_hz": 0}})

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from emocast.device.capture import (
+from emocast.device.demo_clip import Segment, write_clip
+from emocast.device.perception.capture import (
     CaptureThread,
     Frame,
     LatestFrameSlot,
@@ -14,7 +15,6 @@ from emocast.device.capture import (
     VideoCaptureSource,
     open_source,
 )
-from emocast.device.demo_clip import Segment, write_clip
 
 SHORT = (Segment(1.0, True, 0.6, 0.4, 0.6), Segment(1.0, False))  # 30 frames at 15 fps
 

@@ -89,8 +89,8 @@ def test_tiny_train_quantize_evaluate(tmp_path):
     from emocast.convert.evaluate import evaluate_tflite
     from emocast.convert.quantize import quantize
     from emocast.convert.train import Recipe, train
-    from emocast.device.emotion import EmotionModel
-    from emocast.device.model_card import batch_to_model_input, load_card, sha256_of
+    from emocast.device.perception.emotion import EmotionModel
+    from emocast.device.perception.model_card import batch_to_model_input, load_card, sha256_of
 
     run = tmp_path / "run"
     # mild augmentation: with the full set, a few dozen steps leave the net near uniform outputs (the
@@ -137,7 +137,7 @@ def test_int8_agrees_with_the_trained_float_model_it_came_from(tmp_path):
 
     from emocast.convert.evaluate import evaluate_tflite
     from emocast.convert.quantize import quantize
-    from emocast.device.model_card import batch_to_model_input
+    from emocast.device.perception.model_card import batch_to_model_input
 
     best = Path(__file__).resolve().parents[1] / "checkpoints" / "emocnn_w1_e100" / "best.keras"
     out = tmp_path / "w1_int8.tflite"
@@ -173,7 +173,7 @@ def test_every_architecture_builds_and_converts_to_int8_that_the_device_runs(arc
 
     from emocast.convert.architectures import build
     from emocast.convert.quantize import _write_card, convert_keras, preprocess_for
-    from emocast.device.emotion import EmotionModel
+    from emocast.device.perception.emotion import EmotionModel
 
     pre = preprocess_for({"input_size": size, "color": color})
     model = build(arch, (size, size, 1 if color == "gray" else 3), 7, width=0.25 if arch != "emocnn" else 0.5)
@@ -378,8 +378,8 @@ def test_ensemble_averages_members_and_mirror_views_and_quantizes_to_one_int8_fi
 
     from emocast.convert.ensemble import write_ensemble
     from emocast.convert.quantize import quantize
-    from emocast.device.emotion import EmotionModel
-    from emocast.device.model_card import batch_to_model_input, load_card
+    from emocast.device.perception.emotion import EmotionModel
+    from emocast.device.perception.model_card import batch_to_model_input, load_card
 
     a, b = _tiny_run(tmp_path / "a", 1), _tiny_run(tmp_path / "b", 2)
     path = write_ensemble([a, b], tmp_path / "ens", mirror=True)

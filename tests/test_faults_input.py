@@ -15,7 +15,7 @@ import pytest
 
 from emocast.device import config as cfgmod
 from emocast.device import exit_codes
-from emocast.device.model_card import ModelError, load_card
+from emocast.device.perception.model_card import ModelError, load_card
 
 EMOCAST = [sys.executable, "-m", "emocast"]
 

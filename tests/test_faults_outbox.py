@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from emocast.device.events import Topics
-from emocast.device.outbox import SEQ_BLOCK, Outbox
+from emocast.device.delivery.events import Topics
+from emocast.device.delivery.outbox import SEQ_BLOCK, Outbox
 
 TOPICS = Topics("emocast", "kiosk1")
 BODY = {"track": 1, "state": "attentive", "previous": None, "previous_duration_s": 0.0, "source_t": 1.0}

@@ -7,8 +7,8 @@ import time
 
 from emocast.device import exit_codes
 from emocast.device import service as service_mod
-from emocast.device.capture import SourceError, VideoCaptureSource
 from emocast.device.config import from_mapping
+from emocast.device.perception.capture import SourceError, VideoCaptureSource
 from emocast.device.service import RunOptions, Service
 from tests.conftest import MEDIA, needs_media
 

@@ -18,7 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.cli import main
-from emocast.device.events import SCHEMAS, utc_timestamp
+from emocast.device.delivery.events import SCHEMAS, utc_timestamp
 from tests.conftest import REPO, Broker, free_port
 from tests.hub_support import HubProcess
 from tests.test_hub_timeline import analyze_records

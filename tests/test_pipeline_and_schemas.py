@@ -9,13 +9,13 @@ import jsonschema
 import pytest
 
 from emocast.device import config as cfgmod
-from emocast.device.capture import Frame
+from emocast.device.delivery.events import SCHEMAS, Topics, load_schema
+from emocast.device.delivery.outbox import Outbox
 from emocast.device.demo_clip import SEGMENTS, render_frames
-from emocast.device.detectors import make_detector
-from emocast.device.emotion import EmotionModel
-from emocast.device.events import SCHEMAS, Topics, load_schema
-from emocast.device.outbox import Outbox
-from emocast.device.pipeline import Analyzer
+from emocast.device.perception.capture import Frame
+from emocast.device.perception.detectors import make_detector
+from emocast.device.perception.emotion import EmotionModel
+from emocast.device.perception.pipeline import Analyzer
 
 FPS = 15.0
 

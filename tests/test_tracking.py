@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emocast.device.capture import Frame
 from emocast.device.config import from_mapping
-from emocast.device.faces import FaceTracker, appearance, scene_changed, thumbnail
-from emocast.device.pipeline import Analyzer
+from emocast.device.perception.capture import Frame
+from emocast.device.perception.faces import FaceTracker, appearance, scene_changed, thumbnail
+from emocast.device.perception.pipeline import Analyzer
 from tests.conftest import MEDIA, ScriptedDetector, needs_media
 
 
@@ -75,7 +75,7 @@ def test_real_clips_cut_together_never_share_a_track_number():
              "lp_d14_wink_gaze_aversion.mp4", "fer_woman_looking_down_phone.mp4",
              "edtalk_uncrop_obama_talking.mp4"]
     cfg = from_mapping({"emotion": {"emotion_hz": 0}, "attention": {"checks": False}})
-    from emocast.device.detectors import make_detector
+    from emocast.device.perception.detectors import make_detector
 
     an = Analyzer(cfg, make_detector("blazeface"), None, keep_records=True)
     seen: list[set[int]] = []

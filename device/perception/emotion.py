@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..native_output import native_stderr_to_log
 from .model_card import ModelCard, ModelError, crop_face, load_card, to_model_input
-from .native_output import native_stderr_to_log
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .config import BrokerAddress, tls_context
+from ..config import BrokerAddress, tls_context
 from .events import Topics
 from .outbox import Outbox
 

@@ -16,6 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..config import Config
+from ..delivery.events import ATTENTION, EMOTION, SUMMARY
 from . import calibration
 from .attention import (
     ABSENT,
@@ -28,10 +30,8 @@ from .attention import (
     StateChange,
 )
 from .capture import Frame
-from .config import Config
 from .detectors import landmark_box
 from .emotion import EmotionModel, EmotionSmoother
-from .events import ATTENTION, EMOTION, SUMMARY
 from .face_geometry import HeadPose
 from .face_reading import FaceReader, FaceReading
 from .faces import (
