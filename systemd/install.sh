@@ -1,17 +1,77 @@
 #!/usr/bin/env bash
 # Install or upgrade emocast as a systemd service on a Raspberry Pi / Jetson / any Debian-like box.
-# Run as root from a checkout:  sudo systemd/install.sh [--pi]
+# Run as root from a checkout:  sudo systemd/install.sh [--pi | --hub]
 #   --pi   the Raspberry Pi camera: apt's python3-picamera2 (libcamera is not on PyPI), seen from the
 #          venv, with numpy and OpenCV that match apt's simplejpeg (numpy 1.x on Bookworm)
+#   --hub  the classroom hub instead of the device service (emocast[hub], user emocast-hub,
+#          /etc/emocast/hub.toml, emocast-hub.service, its own venv under /opt/emocast-hub)
 # A first install enables the service but does not start it: the operator names the camera and the
 # broker in /etc/emocast/emocast.toml first. An upgrade builds a new venv beside the old one, checks
 # the config with the new code, then switches and restarts a running service: never half-upgraded.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 pi=""
-[ "${1:-}" = "--pi" ] && pi=yes
+hub=""
+for arg in "$@"; do
+  case "$arg" in
+    --pi) pi=yes ;;
+    --hub) hub=yes ;;
+    *) echo "usage: sudo $0 [--pi | --hub]" >&2; exit 2 ;;
+  esac
+done
 
 if [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0 $*" >&2; exit 1; fi
+
+# 64-bit only: on 32-bit ARM (Raspberry Pi OS 32-bit, armv7l/armv6l, also with a 64-bit kernel under a
+# 32-bit userland) neither dlib-bin nor a TFLite runtime that works with numpy 2 has wheels.
+bits="$(python3 -c 'import struct; print(struct.calcsize("P") * 8)')"
+case "$(uname -m)" in
+  x86_64|aarch64) ;;
+  *) bits=32 ;;
+esac
+if [ "$bits" != 64 ]; then
+  echo "emocast needs a 64-bit OS (aarch64 or x86_64); this is $(uname -m) with a ${bits}-bit Python." >&2
+  echo "On a Raspberry Pi 3/4/5 install Raspberry Pi OS (64-bit); see README, Boards." >&2
+  exit 2
+fi
+
+if [ -n "$hub" ]; then
+  id emocast-hub >/dev/null 2>&1 || useradd --system --home /var/lib/emocast-hub --shell /usr/sbin/nologin emocast-hub
+  new="/opt/emocast-hub/venv-$(date +%Y%m%d%H%M%S)"
+  install -d /opt/emocast-hub
+  python3 -m venv "$new"
+  "$new/bin/pip" install --upgrade pip >/dev/null
+  "$new/bin/pip" install "${here}[hub]"
+  install -d -m 0755 /etc/emocast
+  first=""
+  if [ ! -f /etc/emocast/hub.toml ]; then
+    install -m 0640 -g emocast-hub "$here/systemd/hub.toml" /etc/emocast/hub.toml
+    first=yes
+  fi
+  # the new code must accept the config before anything is switched (`lecture list` reads it and
+  # opens the database, as the service will)
+  install -d -o emocast-hub -g emocast-hub -m 0750 /var/lib/emocast-hub
+  STATE_DIRECTORY=/var/lib/emocast-hub runuser -u emocast-hub -- "$new/bin/emocast" hub --config \
+    /etc/emocast/hub.toml lecture list >/dev/null || { rm -rf "$new"; exit 3; }
+  old="$(readlink -f /opt/emocast-hub/venv 2>/dev/null || true)"
+  ln -sfn "$new" /opt/emocast-hub/venv.link && mv -T /opt/emocast-hub/venv.link /opt/emocast-hub/venv
+  for v in /opt/emocast-hub/venv-*; do
+    [ "$v" = "$new" ] || [ "$v" = "$old" ] || rm -rf "$v"
+  done
+  install -m 0644 "$here/systemd/emocast-hub.service" /etc/systemd/system/emocast-hub.service
+  install -d /usr/share/doc/emocast && install -m 0644 "$here/README.md" /usr/share/doc/emocast/README.md
+  systemctl daemon-reload
+  systemctl enable emocast-hub
+  if [ -n "$first" ]; then
+    echo "installed. Next: set [mqtt] url (and the hub's read-only user) in /etc/emocast/hub.toml, then"
+    echo "  sudo systemctl start emocast-hub && journalctl -u emocast-hub -f"
+  elif systemctl is-active --quiet emocast-hub; then
+    systemctl restart emocast-hub
+  else
+    echo "upgraded; the hub is not running: sudo systemctl start emocast-hub"
+  fi
+  exit 0
+fi
 
 id emocast >/dev/null 2>&1 || useradd --system --home /var/lib/emocast --shell /usr/sbin/nologin emocast
 groups=()

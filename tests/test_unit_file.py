@@ -19,7 +19,7 @@ needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reas
 @pytest.mark.parametrize("source", [UNIT, HUB_UNIT], ids=["device", "hub"])
 def test_the_unit_verifies_and_its_exposure_is_at_most_2_5(tmp_path, source):
     unit = tmp_path / source.name  # the venv's binary does not exist here: /bin/true stands in for it
-    unit.write_text(source.read_text().replace("/opt/emocast/venv/bin/emocast", "/bin/true"))
+    unit.write_text(re.sub(r"/opt/emocast(-hub)?/venv/bin/emocast", "/bin/true", source.read_text()))
     res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     res = subprocess.run(["systemd-analyze", "security", "--offline=true", str(source)], capture_output=True,
@@ -43,3 +43,22 @@ def test_the_installer_is_valid_bash_and_writes_the_groups_drop_in():
     text = script.read_text()
     assert "emocast.service.d/groups.conf" in text and "check-config" in text
     assert "enable --now" not in text  # a first install waits for the operator's config
+    assert "emocast-hub.service" in text and "[hub]" in text  # --hub installs the hub
+
+
+def test_the_installer_refuses_a_32_bit_system(tmp_path):
+    """On armv7l (32-bit Raspberry Pi OS) nothing would install: say so before touching anything."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "uname").write_text("#!/bin/sh\necho armv7l\n")
+    (fake / "id").write_text("#!/bin/sh\necho 0\n")  # past the root check, which comes first
+    for tool in ("useradd", "usermod", "install", "apt-get", "systemctl", "ln", "mv"):  # must not be reached
+        (fake / tool).write_text(f"#!/bin/sh\necho 'reached {tool}' >&2\nexit 99\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    import os
+
+    res = subprocess.run(["bash", str(REPO / "systemd" / "install.sh")], capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert "needs a 64-bit OS" in res.stderr and "armv7l" in res.stderr
