@@ -1,9 +1,12 @@
 """The demo clip: a real face on video, made here, so a fresh install has something to run on.
 
-scikit-image ships a photo of astronaut Eileen Collins (public domain, NASA). The clip moves that
-head-and-shoulders crop across a 640x480 frame, leaves the frame empty for stretches longer than
-the `absent` timeout, and brings the face back larger, so one run exercises detection, tracking,
-emotion, and the attentive -> absent -> new-track path.
+matplotlib ships a portrait of Rear Admiral Grace Hopper (public domain, US Navy) among its sample
+data; it is read from the installed package. The clip moves that head-and-shoulders crop across a
+640x480 frame, leaves the frame empty for stretches longer than the `absent` timeout, and brings
+the face back larger, so one run exercises detection, tracking, emotion, and the attentive ->
+absent -> new-track path. (It was scikit-image's astronaut photo until version 2 of the clip:
+scikit-image and scipy, about 60 MB of a board's download, came in for that one picture;
+matplotlib, which also draws `analyze --plot`, is a fraction of that.)
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-CLIP_VERSION = 1
+CLIP_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -47,19 +50,21 @@ def _background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
-def _astronaut_head() -> np.ndarray:
-    from skimage import data
+def _portrait_head() -> np.ndarray:
+    from matplotlib import cbook
 
-    rgb = data.astronaut()  # 512x512
-    crop = rgb[0:300, 110:350]  # head and shoulders
-    return cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR)
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    bgr = cv2.imread(str(path))  # 600x512, the face about 210 px wide
+    if bgr is None:
+        raise RuntimeError(f"{path}: matplotlib's sample portrait cannot be read")
+    return np.ascontiguousarray(bgr[20:470, 86:446])  # head and shoulders
 
 
 def render_frames(width: int = 640, height: int = 480, fps: float = 15.0, segments=SEGMENTS):
     """Yield the clip's frames (BGR); deterministic, so tests and benchmarks see the same pixels."""
     rng = np.random.default_rng(7)
     bg = _background(width, height, rng)
-    head = _astronaut_head()
+    head = _portrait_head()
     for seg in segments:
         n = int(round(seg.seconds * fps))
         for i in range(n):
@@ -94,7 +99,7 @@ def write_clip(path: Path, width: int = 640, height: int = 480, fps: float = 15.
 
 def default_clip_path() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "emocast" / f"demo_astronaut_v{CLIP_VERSION}.avi"
+    return Path(base) / "emocast" / f"demo_portrait_v{CLIP_VERSION}.avi"
 
 
 def ensure_demo_clip(path: Path | None = None) -> Path:
