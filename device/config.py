@@ -234,10 +234,9 @@ def from_mapping(data: dict[str, Any], origin: str = "<config>") -> Config:
     return cfg
 
 
-def load(path: str | os.PathLike[str] | None) -> Config:
-    """Read a TOML config; ``None`` gives the defaults."""
-    if path is None:
-        return Config()
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A TOML file as a mapping; a ConfigError naming the file for every way it can fail (missing,
+    unreadable, not UTF-8, not TOML). The device's config and the hub's both come through here."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -248,10 +247,16 @@ def load(path: str | os.PathLike[str] | None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
-    return from_mapping(data, str(p))
+
+
+def load(path: str | os.PathLike[str] | None) -> Config:
+    """Read a TOML config; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    return from_mapping(read_toml(path), str(Path(path)))
 
 
 def with_overrides(cfg: Config, section: str, **values: Any) -> Config:
@@ -360,14 +365,19 @@ def validate_cross(cfg: Config) -> None:
         raise ConfigError(f"{cfg.origin}: [device] id {dev!r} must not contain + # or /")
 
 
-def password_from_file(cfg: Config) -> str:
-    """The secret in ``[mqtt] password_file``; a ConfigError naming the file when it cannot be read."""
-    path = Path(cfg.mqtt.password_file)
+def read_secret(path: str, where: str) -> str:
+    """A secret kept in a file (a password, a token), stripped; a ConfigError naming ``where`` (the
+    config file and key) and the file when it cannot be read."""
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return Path(path).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"{cfg.origin}: [mqtt] password_file {path}: {why}") from None
+        raise ConfigError(f"{where} {path}: {why}") from None
+
+
+def password_from_file(cfg: Config) -> str:
+    """The secret in ``[mqtt] password_file``; a ConfigError naming the file when it cannot be read."""
+    return read_secret(cfg.mqtt.password_file, f"{cfg.origin}: [mqtt] password_file")
 
 
 def check_for_run(cfg: Config) -> None:

@@ -8,18 +8,12 @@ MQTT credentials and TLS are given exactly as on a device (``url`` with ``mqtt:/
 from __future__ import annotations
 
 import os
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emocast.device.config import ConfigError, build_section, parse_broker_url, tls_context
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from emocast.device.config import ConfigError, build_section, parse_broker_url, read_secret, read_toml, tls_context
 
 
 def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
@@ -76,18 +70,12 @@ class HubConfig:
 
     def token(self) -> str:
         if self.web.token_file:
-            try:
-                return Path(self.web.token_file).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{self.origin}: [web] token_file {self.web.token_file}: {exc}") from None
+            return read_secret(self.web.token_file, f"{self.origin}: [web] token_file")
         return self.web.token
 
     def password(self) -> str:
         if self.mqtt.password_file:
-            try:
-                return Path(self.mqtt.password_file).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{self.origin}: [mqtt] password_file {self.mqtt.password_file}: {exc}") from None
+            return read_secret(self.mqtt.password_file, f"{self.origin}: [mqtt] password_file")
         return self.mqtt.password or parse_broker_url(self.mqtt.url).password
 
 
@@ -146,21 +134,8 @@ def from_mapping(data: dict[str, Any], origin: str = "<config>") -> HubConfig:
 
 def load(path: str | os.PathLike[str] | None, overrides: dict[str, dict[str, Any]] | None = None) -> HubConfig:
     """Read ``hub.toml`` (``None``: defaults), then apply command-line ``overrides`` per section."""
-    data: dict[str, Any] = {}
-    origin = "<defaults>"
-    if path is not None:
-        p = Path(path)
-        origin = str(p)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: config file not found") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    data: dict[str, Any] = read_toml(path) if path is not None else {}
+    origin = str(Path(path)) if path is not None else "<defaults>"
     for section, values in (overrides or {}).items():
         table = dict(data.get(section, {}))
         table.update({k: v for k, v in values.items() if v is not None})
