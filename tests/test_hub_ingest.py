@@ -113,11 +113,11 @@ def test_three_devices_every_event_stored_exactly_once(mosquitto, db_url, tmp_pa
 
 
 @pytest.mark.parametrize("fault", ["hub SIGKILLed", "broker restarted"])
-def test_a_fault_mid_run_loses_nothing(mosquitto, tmp_path, demo_clip, fault):
+def test_a_fault_mid_run_loses_nothing(mosquitto, db_url, tmp_path, demo_clip, fault):
     """Two kiosks publish for 14 s; 5 s in, the hub is SIGKILLed (no chance to flush or acknowledge)
     or the broker stops cleanly (with persistence on, it saves sessions and queues); 3 s later it
-    comes back. Every event of both devices is stored once."""
-    db = str(tmp_path / "hub.sqlite")
+    comes back. Every event of both devices is stored once, on SQLite and on PostgreSQL."""
+    db = db_url
     hub = HubProcess(tmp_path, mosquitto.url, db)
     hub.start()
     devices = ["room-a", "room-b"]
@@ -142,8 +142,8 @@ def test_a_fault_mid_run_loses_nothing(mosquitto, tmp_path, demo_clip, fault):
         assert "(session resumed)" in hub.log_text()
 
 
-def test_invalid_payloads_are_counted_and_the_hub_stays_up(mosquitto, tmp_path):
-    db = str(tmp_path / "hub.sqlite")
+def test_invalid_payloads_are_counted_and_the_hub_stays_up(mosquitto, db_url, tmp_path):
+    db = db_url
     hub = HubProcess(tmp_path, mosquitto.url, db)
     hub.start()
     pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bad-actor")
