@@ -42,7 +42,7 @@ class DeviceSection:
 
 @dataclass
 class SourceSection:
-    uri: str = "demo"  # a file, a camera index, "picamera", rtsp://..., http://..., or "demo"
+    uri: str = "demo"  # a file, a camera index, "picamera", rtsp://..., http://..., "gst:<pipeline>", or "demo"
     loop: bool = False
     realtime: bool = True  # pace a file at its own frame rate, like a camera; false: every frame, fast
     width: int = field(default=640, metadata=_rng(16, 8192))

@@ -129,6 +129,60 @@ class VideoCaptureSource:
         return self._fps
 
 
+GST_PREFIX = "gst:"
+JETSON_CSI_EXAMPLE = ("gst:nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720,framerate=30/1 ! "
+                      "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+                      "appsink drop=true max-buffers=1")
+
+
+def opencv_has_gstreamer() -> bool:
+    """Whether this OpenCV build can run GStreamer pipelines (PyPI's wheels cannot; JetPack's can)."""
+    for line in cv2.getBuildInformation().splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line.split(":", 1)[1].upper()
+    return False
+
+
+class GStreamerSource(VideoCaptureSource):
+    """A GStreamer pipeline ending in ``appsink`` (``uri = "gst:<pipeline>"``): how a Jetson's CSI
+    camera (``nvarguscamerasrc``) reaches OpenCV. PyPI's OpenCV is built without GStreamer, so this
+    needs the system's OpenCV (JetPack's ``python3-opencv`` seen from a venv made with
+    ``--system-site-packages``, with PyPI's ``opencv-python-headless`` uninstalled); the error says so.
+    The other way needs no special OpenCV: a V4L2 loopback device fed by ``gst-launch-1.0``, opened as
+    a camera index."""
+
+    def __init__(self, uri: str, width: int = 0, height: int = 0, fps: float = 0.0,
+                 stall_timeout_s: float = 5.0) -> None:
+        super().__init__(uri, width, height, fps, stall_timeout_s)
+        self.pipeline = uri.removeprefix(GST_PREFIX).strip()
+        self.is_index = self.is_url = False
+        self.live = True
+
+    def open(self) -> None:
+        if "appsink" not in self.pipeline:
+            raise SourceError(f"GStreamer pipeline {self.pipeline!r} must end in appsink (OpenCV reads from it), "
+                              f"e.g. {JETSON_CSI_EXAMPLE!r}")
+        if not opencv_has_gstreamer():
+            raise SourceError(
+                f"this OpenCV ({cv2.__version__}, {Path(cv2.__file__).parent}) is built without GStreamer, so "
+                "it cannot open a gst: pipeline. On a Jetson: use JetPack's OpenCV (sudo apt install "
+                "python3-opencv; a venv made with --system-site-packages; pip uninstall opencv-python-headless), "
+                "or feed the camera to a V4L2 loopback (sudo modprobe v4l2loopback video_nr=10; gst-launch-1.0 "
+                "nvarguscamerasrc ! nvvidconv ! video/x-raw,format=YUY2 ! v4l2sink device=/dev/video10) and "
+                "set [source] uri = \"10\"")
+        cap = cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"GStreamer could not start the pipeline: {self.pipeline} "
+                              "(try it with gst-launch-1.0, replacing appsink with fakesink)")
+        self._fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not (0.5 < self._fps < 1000):
+            self._fps = self._want[2] or 30.0
+        self.frame_count = 0
+        self._cap = cap
+        self._read = 0
+
+
 class PiCameraSource:
     """The Raspberry Pi camera through picamera2 (the ``[pi]`` extra); frames copied, buffers released."""
 
@@ -193,13 +247,17 @@ class PiCameraSource:
 
 def open_source(uri: str, width: int = 640, height: int = 480, fps: float = 30.0,
                 stall_timeout_s: float = 5.0) -> FrameSource:
-    """Pick the source class for ``uri``; ``demo`` is the clip emocast makes for itself."""
+    """Pick the source class for ``uri``: ``picamera``, ``demo`` (the clip emocast makes for itself),
+    ``gst:<pipeline>`` (GStreamer, e.g. a Jetson's CSI camera), else OpenCV's VideoCapture (a file, a
+    camera index, an rtsp:// or http:// URL)."""
     if uri == "picamera":
         return PiCameraSource(width, height, fps)
     if uri == "demo":
         from ..demo_clip import ensure_demo_clip
 
         return VideoCaptureSource(str(ensure_demo_clip()))
+    if uri.startswith(GST_PREFIX):
+        return GStreamerSource(uri, width, height, fps, stall_timeout_s)
     return VideoCaptureSource(uri, width, height, fps, stall_timeout_s)
 
 
