@@ -1,5 +1,5 @@
-"""The hub's REST API and its web pages (FastAPI: the OpenAPI document is served at /openapi.json,
-browsable at /docs).
+"""The hub's REST API and its web pages (FastAPI: the OpenAPI document is served at /openapi.json;
+FastAPI's /docs and /redoc pages are off, as they load their scripts from a CDN).
 
 Every page and script is served by the hub itself from ``hub/web/`` (no CDN: a school's network may
 have no internet). Listening beyond loopback requires a token (``[web] token_file``), checked on
@@ -43,7 +43,7 @@ class LectureIn(BaseModel):
 
 def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str, Any]] | None = None,
                default_bin_s: float = 60.0) -> FastAPI:
-    app = FastAPI(title="emocast hub", version=__version__,
+    app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")
     local = threading.local()
 

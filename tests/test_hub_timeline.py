@@ -156,6 +156,7 @@ def test_lecture_timeline_and_api(tmp_path):
     assert float(table[1]["emotion_happy"]) == pytest.approx(0.5)
     assert client.get("/api/lectures/nope/timeline").status_code == 404
     assert client.post("/api/lectures", json={"title": ""}).status_code == 422
+    assert client.get("/docs").status_code == 404  # it would load Swagger UI from a CDN
     spec = client.get("/openapi.json").json()
     assert {"/api/health", "/api/devices", "/api/lectures", "/api/lectures/{lecture_id}/timeline",
             "/api/lectures/{lecture_id}/export.csv", "/api/lectures/{lecture_id}/stop"} <= set(spec["paths"])
