@@ -10,9 +10,11 @@ Each worker thread keeps its own database connection; ingest writes through anot
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hmac
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from emocast import __version__
 from .store import Store
 from .timeline import PRESENT_STATES, lecture_timeline
 
+log = logging.getLogger(__name__)
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
               "absent_share", "blinks_per_min", "devices"]
@@ -46,19 +49,33 @@ def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")
     local = threading.local()
+    generation = [0]  # bumped when a request fails on the database: every worker reconnects
 
     def store() -> Store:
         s = getattr(local, "store", None)
-        if s is None:
+        if s is None or getattr(local, "generation", None) != generation[0]:
+            if s is not None:
+                with contextlib.suppress(Exception):  # a broken connection may not close cleanly
+                    s.close()
             s = local.store = Store(db_url)
+            local.generation = generation[0]
         return s
 
     @app.middleware("http")
-    async def require_token(request: Request, call_next):
+    async def guard(request: Request, call_next):
+        """The token, when one is set; and a request that fails on the database answers 503, with
+        the workers' connections dropped so the next requests reconnect (a restarted PostgreSQL
+        closes them for good)."""
         if token and not _authorised(request, token):
             return Response("a token is required", status_code=401,
                             headers={"WWW-Authenticate": 'Basic realm="emocast hub"'})
-        return await call_next(request)
+        try:
+            return await call_next(request)
+        except Exception as exc:  # sqlite3.Error, psycopg.Error: the database, not the request
+            generation[0] += 1
+            log.warning("%s %s failed on the database: %s: %s", request.method, request.url.path,
+                        type(exc).__name__, exc)
+            return JSONResponse({"detail": f"the database failed: {type(exc).__name__}"}, status_code=503)
 
     # -- API --------------------------------------------------------------------------------------
     @app.get("/api/health")

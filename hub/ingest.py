@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -36,7 +37,7 @@ from emocast.device.config import parse_broker_url, tls_context
 from emocast.device.delivery.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY, load_schema
 
 from .config import HubConfig
-from .store import Batch, Store, StoredMessage
+from .store import Batch, Store, StoredMessage, redact
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class Ingest:
         """Commit and acknowledge what has arrived, then disconnect (the session stays on the broker)."""
         self.stop_event.set()
         self._writer.join(timeout)
+        self.stats.connected = False  # a disconnection asked for, not one to warn about
         self.client.disconnect()
         self.client.loop_stop()
         self.store.close()
@@ -195,12 +197,26 @@ class Ingest:
                 pending = []
             except Exception as exc:  # the database is down or full: keep the batch, unacknowledged
                 self.stats.db_errors += 1
-                log.error("cannot write %d messages to %s: %s; retrying", len(pending), self.store.url, exc)
+                log.error("cannot write %d messages to %s: %s; retrying", len(pending), redact(self.store.url), exc)
                 if self.stop_event.wait(1.0):
                     break
+                self._reconnect()
             if time.time() - last_purge > PURGE_EVERY_S:
                 last_purge = time.time()
                 self._purge()
+
+    def _reconnect(self) -> None:
+        """A fresh connection after a failed write: a restarted PostgreSQL (or one that dropped this
+        session) leaves the old connection closed for good. Failing here is logged; the loop retries."""
+        try:
+            fresh = Store(self.store.url)
+        except Exception as exc:
+            log.debug("database still unreachable: %s", exc)
+            return
+        with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
+            self.store.close()
+        self.store = fresh
+        log.info("reconnected to %s", redact(fresh.url))
 
     def _gather(self) -> list[Received]:
         try:

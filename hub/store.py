@@ -68,8 +68,8 @@ def redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
+        user, has_password, _ = creds.partition(":")
+        return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
     return url
 
 

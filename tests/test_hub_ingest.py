@@ -279,3 +279,39 @@ def test_hub_reads_as_the_readme_acls_read_only_user_with_a_password_file(tmp_pa
     finally:
         hub.stop()
         broker.stop()
+
+
+def test_the_hub_reconnects_when_postgresql_drops_its_connections(mosquitto, tmp_path, demo_clip):
+    """PostgreSQL ends the hub's sessions (as a server restart or an admin's pg_terminate_backend
+    does): ingest reconnects and stores everything, unacknowledged meanwhile; the API answers again."""
+    psycopg = pytest.importorskip("psycopg")
+    from tests.hub_support import PG_ADMIN
+
+    with pg_database() as db:
+        name = db.rsplit("/", 1)[1]
+        hub = HubProcess(tmp_path, mosquitto.url, db)
+        hub.start()
+        try:
+            first = run_device(mosquitto.url, "pg-a", demo_clip, tmp_path, "--fast")
+            assert first.returncode == 0
+            wait_stored(hub, {"pg-a": published_seqs(tmp_path, "pg-a")})
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                       "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchone()[0]
+            assert killed >= 1
+            second = run_device(mosquitto.url, "pg-b", demo_clip, tmp_path, "--fast")
+            assert second.returncode == 0
+            expected = {d: published_seqs(tmp_path, d) for d in ("pg-a", "pg-b")}
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the API's first request after the cut may answer 503
+                try:
+                    wait_stored(hub, expected, timeout=5)
+                    break
+                except (AssertionError, OSError):
+                    time.sleep(0.5)
+            assert_exactly_once(db, tmp_path, ["pg-a", "pg-b"])
+            assert hub.health()["ingest"]["db_errors"] >= 1
+            logs = "".join(p.read_text() for p in tmp_path.glob("hub-*.log"))
+            assert "reconnected to" in logs and "Traceback" not in logs
+        finally:
+            hub.stop()
