@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +41,6 @@ from .store import Batch, Store, StoredMessage, redact
 
 log = logging.getLogger(__name__)
 
-DURABLE = (ATTENTION, EMOTION, SUMMARY)
 KIND_OF_SUFFIX = {"events/attention": ATTENTION, "events/emotion": EMOTION, "summary": SUMMARY,
                   "metrics": METRICS, "info": INFO, "status": "status"}
 RETAINED_SUFFIXES = ("status", "info")
@@ -96,7 +95,6 @@ class IngestStats:
     db_errors: int = 0
     connected: bool = False
     last_commit_ms: float = 0.0
-    commit_latency_ms: list[float] = field(default_factory=list)  # receipt -> commit, last batch's messages
 
     def as_dict(self) -> dict[str, Any]:
         return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
@@ -239,12 +237,10 @@ class Ingest:
             self._parse_into(item, batch)
         t0 = time.perf_counter()
         new = self.store.write_batch(batch)
-        done = time.time()
         self.stats.last_commit_ms = (time.perf_counter() - t0) * 1000
         self.stats.batches += 1
         self.stats.stored += new
         self.stats.duplicates += len(batch.messages) - new
-        self.stats.commit_latency_ms = [(done - i.at) * 1000 for i in items]
         generation = self._generation
         for item in items:
             if item.qos > 0 and item.generation == generation:

@@ -58,10 +58,6 @@ class Batch:
     def empty(cls) -> Batch:
         return cls([], {}, {}, {}, {}, [])
 
-    def __len__(self) -> int:
-        return (len(self.messages) + len(self.statuses) + len(self.infos) + len(self.metrics) + len(self.rejects)
-                + len(self.last_seen))
-
 
 def redact(url: str) -> str:
     """A database URL fit for a log line (no password)."""
