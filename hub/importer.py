@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emocast.device.delivery.events import ATTENTION, EMOTION, SCHEMAS, load_schema, utc_timestamp
+from emocast.device.delivery.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
 
 from .store import StoredMessage
+from .validation import Validator
 
 NAMESPACE = uuid.UUID("6f1d6f52-8f7c-4c1e-9a0e-0c8a1f5d2b11")
 
@@ -41,10 +42,7 @@ class ImportResult:
 
 
 def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    import jsonschema
-
-    schema = load_schema("analyze_record")
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = Validator(("analyze_record",))
     out = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -61,10 +59,9 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
             rec = json.loads(line)
         except ValueError as exc:
             raise ImportFileError(f"{path}:{n}: not JSON ({exc})") from None
-        err = next(iter(sorted(validator.iter_errors(rec), key=lambda e: list(e.path))), None)
-        if err is not None:
-            key = "/".join(str(p) for p in err.path) or "(record)"
-            raise ImportFileError(f"{path}:{n}: {key}: {err.message[:200]} (is it `emocast analyze` output?)")
+        problem = validator.problem("analyze_record", rec, whole="(record)")
+        if problem is not None:
+            raise ImportFileError(f"{path}:{n}: {problem} (is it `emocast analyze` output?)")
         out.append((n, rec))
     if not out:
         raise ImportFileError(f"{path}: no records (an analyze run that found no face writes none)")

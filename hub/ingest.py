@@ -34,10 +34,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from emocast.device.config import parse_broker_url, tls_context
-from emocast.device.delivery.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY, load_schema
+from emocast.device.delivery.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY
 
 from .config import HubConfig
 from .store import Batch, Store, StoredMessage, redact
+from .validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +52,6 @@ PURGE_EVERY_S = 3600.0
 def parse_ts(text: str) -> float:
     """The contract's UTC ISO-8601 timestamp (``2026-11-27T12:00:00.123Z``) as epoch seconds."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-class Validator:
-    """The shipped JSON Schemas, compiled once. ``jsonschema`` is the hub's dependency, not the device's."""
-
-    def __init__(self) -> None:
-        import jsonschema
-
-        self._validators = {}
-        for kind in (ATTENTION, EMOTION, SUMMARY, METRICS, INFO):
-            schema = load_schema(kind)
-            cls = jsonschema.validators.validator_for(schema)
-            self._validators[kind] = cls(schema)
-
-    def problem(self, kind: str, payload: Any) -> str | None:
-        """None when valid; else the first error, short enough for a log line."""
-        errors = sorted(self._validators[kind].iter_errors(payload), key=lambda e: list(e.path))
-        if not errors:
-            return None
-        e = errors[0]
-        where = "/".join(str(p) for p in e.path) or "(payload)"
-        return f"{where}: {e.message[:200]}"
 
 
 @dataclass
@@ -109,7 +88,7 @@ class Ingest:
         self.cfg = cfg
         self.stop_event = stop or threading.Event()
         self.stats = IngestStats()
-        self.validator = Validator()
+        self.validator = Validator((ATTENTION, EMOTION, SUMMARY, METRICS, INFO))
         self.prefix = cfg.mqtt.prefix
         self._queue: queue.Queue[Received] = queue.Queue()
         self._generation = 0
