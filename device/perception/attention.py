@@ -129,8 +129,13 @@ class EyeMonitor:
         self.blinks = 0
 
     @property
+    def has_baseline(self) -> bool:
+        """Enough open readings for a baseline (without computing it: asked before every reading)."""
+        return len(self._open) >= self.min_samples
+
+    @property
     def baseline(self) -> float | None:
-        if len(self._open) < self.min_samples:
+        if not self.has_baseline:
             return None
         return float(np.percentile(np.fromiter(self._open, float), 80))
 
@@ -149,7 +154,7 @@ class EyeMonitor:
         """Feed one reading (mean EAR of both eyes, and the iris model's openness where it was read)
         at time ``t``; returns whether the eyes are closed. A closure that ends within
         ``blink_max_s`` of its first closed reading counts as a blink."""
-        first_look = self.baseline is None and iris_openness is not None
+        first_look = not self.has_baseline and iris_openness is not None
         self.closed = iris_openness < self.iris_closed if first_look else ear < self.threshold
         if self.closed:
             if self._closed_since is None:

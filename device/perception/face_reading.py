@@ -51,8 +51,12 @@ class FaceReader:
                 self.iris = IrisEyes()
             except DetectorUnavailable as exc:
                 log.warning("eye openness from the landmarks' EAR instead of the iris model: %s", exc)
-        self.eyes = "iris" if self.iris is not None else "landmarks"
         self._cam: tuple[tuple[int, int], np.ndarray] | None = None
+
+    @property
+    def eyes(self) -> str:
+        """The eye model in use: "landmarks" also where "iris" was asked for but is not installed."""
+        return "iris" if self.iris is not None else "landmarks"
 
     def _camera(self, shape: tuple[int, ...]) -> np.ndarray:
         size = (int(shape[1]), int(shape[0]))

@@ -208,7 +208,7 @@ class Analyzer:
         if self.reader is None:
             return self._observe(tr, ATTENTIVE, when, "")
         # until the face has its own open-eye baseline, the iris model judges its eyes (two inferences)
-        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=st.eyes.baseline is None)
+        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=not st.eyes.has_baseline)
         st.reading = reading
         st.checked_t = t
         if reading.pose is None:
