@@ -17,8 +17,8 @@ from . import __version__
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-# commands that run OpenCV: only they import it (the hub and the converter never need it)
-OPENCV_COMMANDS = ("run", "analyze", "calibrate", "demo-clip")
+# commands that run OpenCV (the converter too: augmentation, crops): only they import it; the hub never does
+OPENCV_COMMANDS = ("run", "analyze", "calibrate", "demo-clip", "convert")
 
 
 def _setup_logging(level: str, opencv: bool = True) -> None:
