@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,7 +109,16 @@ def load_teacher(path: Path):
     if int(model.output_shape[-1]) != len(FER_LABELS):
         raise ValueError(f"teacher {path}: {model.output_shape[-1]} outputs, the student learns {len(FER_LABELS)}")
     log.info("distilling from %s (%s), %d parameters", path, model.name, model.count_params())
-    return lambda faces: np.asarray(model.predict_on_batch(batch_to_model_input(faces, pre)))
+    # The batch workers are threads, and a Keras model's predict state is not theirs to share: on the
+    # JAX backend two concurrent predict_on_batch calls fail ("Buffer has been deleted or donated").
+    lock = threading.Lock()
+
+    def read(faces: np.ndarray) -> np.ndarray:
+        x = batch_to_model_input(faces, pre)
+        with lock:
+            return np.asarray(model.predict_on_batch(x))
+
+    return read
 
 
 def plot_curves(history_csv: Path, out_png: Path) -> None:
@@ -153,30 +163,38 @@ def slim_checkpoint(path: Path) -> None:
 
 
 class EpochBudget:
-    """Fix a run's epoch count once warm-up is over, so the run ends (its learning-rate schedule run
-    to the end) inside a wall-clock budget, as on a lent GPU with minutes to spare.
+    """Fit a run's epoch count into a wall-clock budget, as on a lent GPU with minutes to spare, so
+    the learning-rate schedule runs to its end inside it.
 
-    Warm-up's rates do not depend on the epoch count, so deciding at its end changes nothing that
-    already happened; the last warm-up epoch's duration is the steady pace (the first one also pays
-    for start-up). The count chosen goes into the stored recipe, so the run can be repeated exactly
-    without a budget."""
+    Nothing is decided during warm-up (its rates do not depend on the count; the first epoch also
+    pays for start-up and compilation). From the last warm-up epoch on, each epoch's duration judges
+    the count again, until half the budget is spent; then it stays. Judging once was not enough:
+    runs started together slow each other's first epochs (one's XLA compile takes the CPUs from the
+    others), and on a lent H200 the pace after that was a third of the one judged (session 6), so the
+    runs ended at half their budget. A count that grows moves the cosine's later rates a little later;
+    early in the run that is a small change. Each count chosen goes into the stored recipe, so the
+    run can be repeated exactly without a budget."""
 
     def __init__(self, recipe: Recipe, budget_s: float, recipe_path: Path) -> None:
         self.recipe, self.budget_s, self.recipe_path = recipe, budget_s, recipe_path
+        self.most = recipe.epochs
         self.started = self.epoch_started = time.monotonic()
 
     def epoch_begin(self) -> None:
         self.epoch_started = time.monotonic()
 
     def epoch_end(self, epoch: int) -> None:
-        if epoch != max(0, self.recipe.warmup_epochs - 1):
-            return
         now = time.monotonic()
+        spent = now - self.started
+        if epoch < max(0, self.recipe.warmup_epochs - 1) or spent > self.budget_s / 2:
+            return
         pace = now - self.epoch_started
-        fits = epoch + 1 + int(0.97 * (self.budget_s - (now - self.started)) / pace)
-        epochs = max(epoch + 2, min(self.recipe.epochs, fits))
+        fits = epoch + 1 + int(0.97 * (self.budget_s - spent) / pace)
+        epochs = max(epoch + 2, min(self.most, fits))
+        if epochs == self.recipe.epochs:
+            return
         log.info("%.1f s an epoch; %d epochs fit in %.0f s (asked for at most %d)",
-                 pace, epochs, self.budget_s, self.recipe.epochs)
+                 pace, epochs, self.budget_s, self.most)
         self.recipe.epochs = epochs
         self.recipe_path.write_text(json.dumps(asdict(self.recipe), indent=2) + "\n")
 

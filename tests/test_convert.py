@@ -246,11 +246,13 @@ def test_stem_stride_keeps_small_faces_at_full_resolution():
     assert xc.get_layer("entry1_conv").output.shape[1:3] == (32, 32) and xc.output_shape == (None, 5)
 
 
-def test_epoch_budget_fixes_the_count_after_warm_up_and_records_it(tmp_path, monkeypatch):
+def test_epoch_budget_judges_the_count_from_warm_up_until_half_the_budget_and_records_it(tmp_path, monkeypatch):
     from emocast.convert import train as trainmod
     from emocast.convert.train import EpochBudget, Recipe, lr_at
 
-    clock = iter([0.0, 0.0, 30.0, 50.0])  # start; epoch 0 takes 30 s (start-up), epoch 1 20 s
+    # start; epoch 0 takes 30 s (start-up), epoch 1 20 s (slowed by a neighbour), epoch 2 10 s,
+    # epoch 3 5 s but after half the budget: the count stays
+    clock = iter([0.0, 0.0, 30.0, 30.0, 50.0, 50.0, 60.0, 130.0, 135.0])
     monkeypatch.setattr(trainmod.time, "monotonic", lambda: next(clock))
     recipe = Recipe(epochs=100, warmup_epochs=2)
     warm = [lr_at(e, recipe) for e in range(2)]
@@ -263,6 +265,32 @@ def test_epoch_budget_fixes_the_count_after_warm_up_and_records_it(tmp_path, mon
     assert recipe.epochs == 2 + int(0.97 * 200 / 20)  # 200 s left at 20 s an epoch
     assert json.loads((tmp_path / "recipe.json").read_text())["epochs"] == recipe.epochs
     assert [lr_at(e, recipe) for e in range(2)] == warm  # warm-up's rates did not depend on the count
+    budget.epoch_begin()
+    budget.epoch_end(2)
+    assert recipe.epochs == 3 + int(0.97 * 190 / 10)  # the pace was judged again: more epochs fit
+    assert json.loads((tmp_path / "recipe.json").read_text())["epochs"] == recipe.epochs
+    fixed = recipe.epochs
+    budget.epoch_begin()
+    budget.epoch_end(3)
+    assert recipe.epochs == fixed  # past half the budget the count no longer moves
+
+
+def test_epoch_budget_never_exceeds_the_asked_count_nor_ends_before_the_next_epoch(tmp_path, monkeypatch):
+    from emocast.convert import train as trainmod
+    from emocast.convert.train import EpochBudget, Recipe
+
+    clock = iter([0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 90.0])
+    monkeypatch.setattr(trainmod.time, "monotonic", lambda: next(clock))
+    recipe = Recipe(epochs=12, warmup_epochs=2)
+    budget = EpochBudget(recipe, 200.0, tmp_path / "recipe.json")
+    budget.epoch_begin()
+    budget.epoch_end(0)
+    budget.epoch_begin()
+    budget.epoch_end(1)
+    assert recipe.epochs == 12  # 1 s an epoch would fit 190 more: capped at --epochs
+    budget.epoch_begin()
+    budget.epoch_end(2)
+    assert recipe.epochs == 4  # 88 s an epoch, 108 s left: one more epoch after this one
 
 
 def test_slim_checkpoint_drops_the_optimizer_and_keeps_the_weights(tmp_path):

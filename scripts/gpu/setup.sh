@@ -5,7 +5,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # emocast importable without pip: the package as pyproject.toml maps it, made of links to this tree
 # (run it with `python3 -P`, so the bare emocast/ folder in the working directory does not shadow it)
 rm -rf /tmp/emocast-src && mkdir -p /tmp/emocast-src/emocast && cp emocast/*.py /tmp/emocast-src/emocast/
-for sub in device convert models; do ln -s "$PWD/$sub" "/tmp/emocast-src/emocast/$sub"; done
+for sub in device convert models hub; do ln -s "$PWD/$sub" "/tmp/emocast-src/emocast/$sub"; done
 # JAX: 2.7x faster a step than torch for these small nets on an H100 (XLA compiles the whole step;
 # measured in session 4, see sweeps/mnv2_xception.txt); KERAS_BACKEND=torch still works.
 export PYTHONPATH=/tmp/emocast-src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
