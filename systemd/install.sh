@@ -23,7 +23,8 @@ done
 if [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0 $*" >&2; exit 1; fi
 
 # 64-bit only: on 32-bit ARM (Raspberry Pi OS 32-bit, armv7l/armv6l, also with a 64-bit kernel under a
-# 32-bit userland) neither dlib-bin nor a TFLite runtime that works with numpy 2 has wheels.
+# 32-bit userland) no TFLite runtime has wheels that work: ai-edge-litert has none for armv7l, and
+# tflite-runtime 2.14 (the last, Python <= 3.11) cannot run under numpy 2.
 bits="$(python3 -c 'import struct; print(struct.calcsize("P") * 8)')"
 case "$(uname -m)" in
   x86_64|aarch64) ;;

@@ -88,6 +88,17 @@ def test_rules_precedence_and_limits():
     assert not AttentionRules(gaze=False).gaze_away(0.0, 0.0)
 
 
+def test_closed_looking_eyes_in_a_face_tilted_down_are_a_downward_glance():
+    r = AttentionRules(max_pitch_deg=20)
+    assert r.propose(0, -12, True, None) == (LOOKING_AWAY, "gaze")  # beyond half the pitch limit, down
+    assert r.propose(0, -8, True, None) == (EYES_CLOSED, "eyes")  # nearly level: closed
+    assert r.propose(0, 12, True, None) == (EYES_CLOSED, "eyes")  # tilted up: lids do not drop over the eyes
+    assert r.propose(0, -12, False, (0.5, 0.5)) == (ATTENTIVE, "")  # open eyes, head a little down: reading
+    cam_above = AttentionRules(pitch_offset_deg=-15)  # pitch judged against where the screen is
+    assert cam_above.propose(0, -20, True, None) == (EYES_CLOSED, "eyes")
+    assert cam_above.propose(0, -27, True, None) == (LOOKING_AWAY, "gaze")
+
+
 def test_rules_hysteresis_and_offsets():
     r = AttentionRules(max_yaw_deg=30)
     assert r.propose(28.5, 0, False, None)[0] == ATTENTIVE
@@ -136,6 +147,22 @@ def test_reopened_eyes_return_to_attentive_while_gaze_flickers():
             break
     assert change is not None and change.state == ATTENTIVE and change.t == 2.0
     assert t - 2.0 <= 0.3 + 1 / 30 + 1e-9
+
+
+def test_reopened_eyes_that_look_away_leave_eyes_closed_on_the_attentive_dwell():
+    """Eyes reopen onto a gaze off the screen: eyes_closed ends once they have been open for the
+    attentive dwell (0.3 s), as looking_away, without waiting looking_away's own 1.5 s."""
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(EYES_CLOSED, 0.0)
+    assert sm.observe(LOOKING_AWAY, 2.0) is None
+    assert sm.observe(LOOKING_AWAY, 2.2) is None
+    ch = sm.observe(LOOKING_AWAY, 2.31)
+    assert ch is not None and ch.state == LOOKING_AWAY and ch.previous == EYES_CLOSED and ch.t == 2.0
+    # from attentive, looking away still needs its own dwell
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    assert sm.observe(LOOKING_AWAY, 1.0) is None and sm.observe(LOOKING_AWAY, 2.3) is None
+    assert sm.observe(LOOKING_AWAY, 2.5) is not None
 
 
 def test_a_third_state_that_lasts_replaces_the_candidate():

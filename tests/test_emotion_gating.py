@@ -18,6 +18,8 @@ from tests.conftest import ScriptedDetector
 class FixedReader:
     """Readings chosen by the test (the rules and gating are under test, not the landmarks)."""
 
+    eye_signal = "ear"
+
     def __init__(self, yaw: float, ear: float) -> None:
         self.yaw, self.ear = yaw, ear
 

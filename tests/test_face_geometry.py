@@ -68,19 +68,105 @@ def test_eye_aspect_ratio_of_known_shapes():
     assert eye_aspect_ratio(np.zeros((6, 2))) == 0.0
 
 
-def test_real_landmarks_on_the_astronaut():
+def astronaut_gray() -> np.ndarray:
     from skimage import data
 
-    from emocast.device.perception.landmarks import LandmarkDetector
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
 
-    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
-    lm = LandmarkDetector().predict(gray, (179, 83, 88, 88))
+
+@pytest.mark.parametrize("model", ["facemesh", "dlib"])
+def test_real_landmarks_on_the_astronaut(model):
+    from emocast.device.perception.detectors import DetectorUnavailable
+    from emocast.device.perception.landmarks import make_landmarks
+
+    try:
+        landmarks = make_landmarks(model)
+    except DetectorUnavailable as exc:
+        pytest.skip(str(exc))
+    gray = astronaut_gray()
+    lm = landmarks.predict(gray, (179, 83, 88, 88))
     assert lm.shape == (68, 2)
     assert 170 < lm[30, 0] < 280 and 80 < lm[30, 1] < 200  # nose tip inside the face
     pose = head_pose(lm, camera_matrix(gray.shape[1], gray.shape[0]))
     assert pose is not None and abs(pose.yaw) < 20 and abs(pose.pitch) < 25  # a portrait facing the camera
     right, left = eye_openness(lm)
     assert 0.18 < right < 0.45 and 0.18 < left < 0.45  # eyes open
+
+
+def test_face_mesh_points_stand_where_dlibs_do():
+    """The 68 points taken from the mesh sit on dlib's: eyes, nose and mouth within a tenth of the
+    eye distance on a real face (the jaw is drawn differently by the two models, within a fifth)."""
+    from emocast.device.perception.detectors import DetectorUnavailable
+    from emocast.device.perception.landmarks import make_landmarks
+
+    try:
+        mesh, dl = make_landmarks("facemesh"), make_landmarks("dlib")
+    except DetectorUnavailable as exc:
+        pytest.skip(str(exc))
+    gray = astronaut_gray()
+    a, b = mesh.predict(gray, (179, 83, 88, 88)), dl.predict(gray, (179, 83, 88, 88))
+    iod = np.linalg.norm(b[36:42].mean(0) - b[42:48].mean(0))
+    err = np.linalg.norm(a - b, axis=1) / iod
+    assert np.median(err[27:68]) < 0.1 and err[27:68].max() < 0.2, err.round(3)
+    assert np.median(err[0:17]) < 0.2, err.round(3)
+
+
+def test_face_mesh_reads_a_leaning_face_turned_upright_by_the_previous_roll():
+    """A face leaning 30 degrees: given the roll (as the track's previous pose gives it) the mesh
+    reads it as it reads the upright face, and the pose solved from it has that roll."""
+    from emocast.device.perception.detectors import DetectorUnavailable
+    from emocast.device.perception.landmarks import make_landmarks
+
+    try:
+        mesh = make_landmarks("facemesh")
+    except DetectorUnavailable as exc:
+        pytest.skip(str(exc))
+    gray = astronaut_gray()
+    box = (179, 83, 88, 88)
+    centre = (box[0] + box[2] / 2, box[1] + box[3] / 2)
+    turn = cv2.getRotationMatrix2D(centre, -30.0, 1.0)  # OpenCV: negative angle turns clockwise
+    leaning = cv2.warpAffine(gray, turn, (gray.shape[1], gray.shape[0]))
+    cam = camera_matrix(gray.shape[1], gray.shape[0])
+    upright = mesh.predict(gray, box)
+    turned = mesh.predict(leaning, box, roll=30.0)
+    back = cv2.invertAffineTransform(turn)
+    restored = turned @ back[:, :2].T + back[:, 2]  # the leaning face's points, turned back
+    iod = np.linalg.norm(upright[36:42].mean(0) - upright[42:48].mean(0))
+    assert np.median(np.linalg.norm(restored - upright, axis=1)) / iod < 0.05
+    pose = head_pose(turned, cam)
+    assert pose is not None and 22 < pose.roll < 38
+    assert abs(np.mean(eye_openness(turned)) - np.mean(eye_openness(upright))) < 0.04
+
+
+def test_face_mesh_says_how_sure_it_is_that_the_box_holds_a_face():
+    from emocast.device.perception.detectors import DetectorUnavailable
+    from emocast.device.perception.landmarks import make_landmarks
+
+    try:
+        mesh = make_landmarks("facemesh")
+    except DetectorUnavailable as exc:
+        pytest.skip(str(exc))
+    gray = astronaut_gray()
+    assert mesh.read(gray, (179, 83, 88, 88)).presence > 0.9
+    assert mesh.read(gray, (300, 380, 100, 100)).presence < 0.5  # the suit and the flag, no face
+
+
+def test_a_missing_landmark_model_gives_way_to_the_other_then_fails_naming_both_fixes(monkeypatch, tmp_path):
+    from emocast.device.perception import face_reading, landmarks
+    from emocast.device.perception.detectors import DetectorUnavailable
+
+    monkeypatch.setattr(landmarks, "model_dir", lambda: tmp_path)  # Face Mesh's file is not there
+    try:
+        got = face_reading.load_landmarks("facemesh")
+    except DetectorUnavailable:
+        got = None
+    if got is not None:
+        assert got.name == "dlib"
+    monkeypatch.setattr(landmarks, "default_predictor_path",
+                        lambda: (_ for _ in ()).throw(DetectorUnavailable("pip install 'emocast[dlib]'")))
+    with pytest.raises(DetectorUnavailable, match="face_landmark.tflite") as info:
+        face_reading.load_landmarks("facemesh")
+    assert "no landmark model" in str(info.value)
 
 
 def test_the_landmark_model_is_found_without_pkg_resources():
@@ -90,8 +176,8 @@ def test_the_landmark_model_is_found_without_pkg_resources():
     import sys
 
     code = ("import sys; sys.modules['pkg_resources'] = None\n"
-            "from emocast.device.perception.landmarks import LandmarkDetector, default_predictor_path\n"
-            "LandmarkDetector(); print(default_predictor_path())")
+            "from emocast.device.perception.landmarks import DlibLandmarks, default_predictor_path\n"
+            "DlibLandmarks(); print(default_predictor_path())")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-1500:]
     assert res.stdout.strip().endswith("shape_predictor_68_face_landmarks.dat")

@@ -44,13 +44,19 @@ class AttentionStateMachine:
     head that stays turned is reported even when one reading in between falls inside the limits,
     and eyes that reopen after a laugh return the face to ``attentive`` within that state's dwell
     even while its gaze readings alternate between on and off the screen. An interruption that lasts
-    ``grace_s`` is real: back to the current state drops the candidate, another state replaces it."""
+    ``grace_s`` is real: back to the current state drops the candidate, another state replaces it.
+
+    ``eyes_closed`` is a claim about the eyes alone, so it ends once they have been read open for the
+    attentive dwell, whatever the candidate then is: eyes that reopen onto a gaze darting off the
+    screen (lp_d14 at 7 s) become ``looking_away`` then, instead of staying ``eyes_closed`` for the
+    1.5 s that looking away needs to be reported from ``attentive``."""
 
     def __init__(self, dwell_s: dict[str, float] | None = None, grace_s: float = 0.3) -> None:
         self.dwell_s = {ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0, ABSENT: 2.0}
         if dwell_s:
             self.dwell_s.update(dwell_s)
         self.grace_s = grace_s
+        self.exit_s = {EYES_CLOSED: self.dwell_s[ATTENTIVE]}  # a state left sooner than its successor's dwell
         self.state: str | None = None
         self.since: float = 0.0
         self._candidate: str | None = None
@@ -80,7 +86,10 @@ class AttentionStateMachine:
                 self._candidate = None
                 return None
             self._candidate, self._candidate_since = proposed, t
-        if t - self._candidate_since >= self.dwell_s.get(self._candidate, 0.0):
+        needed = self.dwell_s.get(self._candidate, 0.0)
+        if self.state in self.exit_s:
+            needed = min(needed, self.exit_s[self.state])
+        if t - self._candidate_since >= needed:
             return self._change()
         return None
 
@@ -102,7 +111,13 @@ class AttentionStateMachine:
 
 
 POSE_HYSTERESIS_DEG = 3.0
+# Eyes that look down lower their upper lids until, seen from a camera above, they read closed. With
+# the head tilted down by more than this share of max_pitch_deg, "closed" eyes are read as a downward
+# glance (looking_away, reason gaze), not as eyes_closed (issue 10: a woman looking at her desk read
+# eyes_closed; with Face Mesh her head reads 19 degrees down on the first frame, just inside the limit).
+DOWNCAST_SHARE = 0.5
 REFERENCE_OPEN_EAR = 0.3  # a typical open eye, for openness before a track has its own baseline
+REFERENCE_OPEN_IRIS = 0.28  # the same for the iris model's lid gap over eye width
 
 
 class EyeMonitor:
@@ -114,11 +129,16 @@ class EyeMonitor:
     and downcast open eyes from shut ones far better than EAR, see ``eyes.py``), else on EAR. Only
     readings that could be open eyes feed the baseline, so a face that keeps its eyes shut does not
     drag its baseline down until it looks open. With a baseline, EAR against it: it follows the fast
-    dip of a blink more closely than the iris model does (a talking head's 1-2 frame blinks)."""
+    dip of a blink more closely than the iris model does (a talking head's 1-2 frame blinks).
+
+    With Face Mesh landmarks (whose eye points do not follow closing lids) the signal fed in is the
+    iris model's lid gap itself, with ``ear_closed`` set to ``iris_closed``: the same rules on it."""
 
     def __init__(self, ear_closed: float = 0.21, closed_ratio: float = 0.6, blink_max_s: float = 0.5,
-                 history: int = 150, min_samples: int = 10, iris_closed: float = 0.19) -> None:
+                 history: int = 150, min_samples: int = 10, iris_closed: float = 0.19,
+                 reference_open: float = REFERENCE_OPEN_EAR) -> None:
         self.ear_closed = ear_closed
+        self.reference_open = reference_open
         self.iris_closed = iris_closed
         self.closed_ratio = closed_ratio
         self.blink_max_s = blink_max_s
@@ -148,7 +168,7 @@ class EyeMonitor:
 
     def openness(self, ear: float) -> float:
         """EAR relative to this face's open baseline (1.0: as open as usual; 0: shut)."""
-        return ear / (self.baseline or REFERENCE_OPEN_EAR)
+        return ear / (self.baseline or self.reference_open)
 
     def update(self, ear: float, t: float, iris_openness: float | None = None) -> bool:
         """Feed one reading (mean EAR of both eyes, and the iris model's openness where it was read)
@@ -211,6 +231,8 @@ class AttentionRules:
         if self.head_away(yaw, pitch, margin):
             return LOOKING_AWAY, "head_pose"
         if eyes_closed:
+            if pitch - self.pitch_offset_deg < -DOWNCAST_SHARE * self.max_pitch_deg:
+                return LOOKING_AWAY, "gaze"  # lids lowered over eyes that look down: at a desk, a phone
             return EYES_CLOSED, "eyes"
         if gaze is not None and self.gaze_away(*gaze):
             return LOOKING_AWAY, "gaze"

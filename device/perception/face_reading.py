@@ -16,7 +16,7 @@ from .eyes import IrisEyes
 from .face_geometry import HeadPose, camera_matrix, eye_openness, head_pose
 from .faces import Box
 from .gaze import Gaze, gaze_ratios
-from .landmarks import LandmarkDetector
+from .landmarks import LANDMARK_MODELS, FaceMeshLandmarks, Landmarks, make_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -24,25 +24,45 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FaceReading:
     pose: HeadPose | None  # as solved on this frame (smoothing is the track's business)
-    ear_right: float  # dlib's eye aspect ratio of the person's right eye
+    ear_right: float  # eye aspect ratio (six eye landmarks) of the person's right eye
     ear_left: float
     gaze: Gaze | None
     iris_openness: float | None = None  # both eyes' mean lid gap / width by the iris model, when asked for
+    presence: float | None = None  # Face Mesh's probability that the box holds a face (None with dlib)
 
     @property
     def ear(self) -> float:
         return (self.ear_right + self.ear_left) / 2.0
 
 
+def load_landmarks(name: str) -> Landmarks:
+    """The configured landmark model, else the other one with a warning (a kiosk keeps its checks);
+    DetectorUnavailable naming both fixes where neither is installed."""
+    try:
+        return make_landmarks(name)
+    except DetectorUnavailable as first:
+        for other in LANDMARK_MODELS:
+            if other == name:
+                continue
+            try:
+                model = make_landmarks(other)
+            except DetectorUnavailable:
+                continue
+            log.warning("landmarks from %s instead of %s: %s", other, name, first)
+            return model
+        raise DetectorUnavailable(f"no landmark model is installed for the attention checks: {first}") from first
+
+
 class FaceReader:
     """Landmarks -> pose, eye openness and gaze, with intrinsics from the frame size unless a focal
-    is given. ``eyes="iris"`` also loads MediaPipe's iris model (``eyes.py``) for the readings that
-    ask for it (faces without an open-eye baseline); where its files are not installed, a warning,
-    and the landmarks' EAR serves alone."""
+    is given. ``landmarks`` names the model (``landmarks.py``: "facemesh" or "dlib") or is one.
+    ``eyes="iris"`` also loads MediaPipe's iris model (``eyes.py``) for the readings that ask for it
+    (faces without an open-eye baseline); where its files are not installed, a warning, and the
+    landmarks' EAR serves alone."""
 
-    def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: LandmarkDetector | None = None,
+    def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: Landmarks | str = "facemesh",
                  eyes: str = "iris") -> None:
-        self.landmarks = landmarks or LandmarkDetector()
+        self.landmarks = load_landmarks(landmarks) if isinstance(landmarks, str) else landmarks
         self.focal_px = focal_px or None
         self.gaze = gaze
         self.iris: IrisEyes | None = None
@@ -51,7 +71,19 @@ class FaceReader:
                 self.iris = IrisEyes()
             except DetectorUnavailable as exc:
                 log.warning("eye openness from the landmarks' EAR instead of the iris model: %s", exc)
+        if eyes != "iris" and isinstance(self.landmarks, FaceMeshLandmarks):
+            log.warning("eyes = \"landmarks\" with Face Mesh: its eye points barely move when eyes close "
+                        "(no blink seen on a talking-head clip); eyes = \"iris\" reads them")
         self._cam: tuple[tuple[int, int], np.ndarray] | None = None
+
+    @property
+    def eye_signal(self) -> str:
+        """What eye state is judged on: "iris", the iris model's lid gap on every reading (with Face
+        Mesh, whose own eye points barely move when eyes close: on a talking-head clip its EAR never
+        fell under 0.86 of its open value while dlib's fell to 0.40 in blinks, and on closed-eye photos
+        it stayed at 0.95 of open ones), or "ear", the landmarks' eye aspect ratio (with dlib; the iris
+        model then judges only a face without its own baseline yet, see EyeMonitor)."""
+        return "iris" if self.iris is not None and isinstance(self.landmarks, FaceMeshLandmarks) else "ear"
 
     @property
     def eyes(self) -> str:
@@ -65,12 +97,18 @@ class FaceReader:
         return self._cam[1]
 
     def read(self, gray: np.ndarray, box: Box, previous: HeadPose | None = None, iris: bool = False) -> FaceReading:
-        lm = self.landmarks.predict(gray, box)
+        presence = None
+        roll = previous.roll if previous is not None else 0.0  # Face Mesh reads the face turned upright
+        if isinstance(self.landmarks, FaceMeshLandmarks):
+            found = self.landmarks.read(gray, box, roll)
+            lm, presence = found.points, found.presence
+        else:
+            lm = self.landmarks.predict(gray, box, roll)
         pose = head_pose(lm, self._camera(gray.shape), previous)
         ear_r, ear_l = eye_openness(lm)
         gz = gaze_ratios(gray, lm) if self.gaze else None
         openness = None
-        if iris and self.iris is not None:
+        if self.iris is not None and (iris or self.eye_signal == "iris"):
             right, left = self.iris.openness(gray, lm)
             openness = (right + left) / 2.0
-        return FaceReading(pose, ear_r, ear_l, gz, openness)
+        return FaceReading(pose, ear_r, ear_l, gz, openness, presence)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import DetectorUnavailable
 from .boxes import Box
 
 
@@ -14,7 +15,10 @@ class HogDetector:
     min_score = 0.2  # SVM margin; weaker hits were texture (a suit's folds on the astronaut photo, score 0.13)
 
     def __init__(self) -> None:
-        import dlib
+        try:
+            import dlib
+        except ImportError as exc:
+            raise DetectorUnavailable("dlib is not installed: pip install 'emocast[dlib]'") from exc
 
         self._det = dlib.get_frontal_face_detector()
 
