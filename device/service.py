@@ -27,7 +27,7 @@ from .delivery.homeassistant import discovery_messages
 from .delivery.outbox import Outbox, OutboxError
 from .delivery.publish import MqttOptions, Publisher
 from .perception.capture import CaptureThread, LatestFrameSlot, SourceError, open_source
-from .perception.detectors import make_detector
+from .perception.detectors import DetectorUnavailable, make_detector
 from .perception.emotion import EmotionModel, default_model_path
 from .perception.model_card import ModelError
 from .perception.pipeline import Analyzer, Event
@@ -132,6 +132,12 @@ class Service:
         except ModelError as exc:
             log.error("%s", exc)
             return exit_codes.MODEL
+        detector = make_detector(self.cfg.faces.detector)
+        try:
+            analyzer = Analyzer(self.cfg, detector, model)
+        except DetectorUnavailable as exc:  # no landmark model installed for the attention checks
+            log.error("%s", exc)
+            return exit_codes.MODEL
         try:
             s = self.cfg.source
             source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
@@ -145,8 +151,6 @@ class Service:
             source.close()
             log.error("%s", exc)
             return exit_codes.OUTBOX
-        detector = make_detector(self.cfg.faces.detector)
-        analyzer = Analyzer(self.cfg, detector, model)
         retained = []
         if self.cfg.mqtt.homeassistant:
             retained = discovery_messages(self.topics, self.cfg.mqtt.discovery_prefix, __version__,

