@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     stem_stride=args.stem_stride, dropout=args.dropout, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_limit=args.limit,
                     early_stop_patience=args.patience, teacher=str(args.teacher or ""),
-                    teacher_weight=args.teacher_weight if args.teacher else 0.0)
+                    teacher_weight=args.teacher_weight if args.teacher else 0.0, init=str(args.init or ""))
     best = train(args.data, args.run, recipe, threads=args.threads, workers=args.workers,
                  time_budget_s=args.time_budget)
     print(f"best checkpoint: {best}\ncurves: {args.run / 'curves.png'}")

@@ -66,6 +66,7 @@ class Recipe:
     pixel_offset: float = 0.0
     teacher: str = ""  # a trained model (.keras with its recipe.json beside it) whose probabilities are learned too
     teacher_weight: float = 0.0  # the teacher's share of each target (0.5-0.9 usual with a teacher)
+    init: str = ""  # a trained model of the same architecture whose weights start the run (a longer run in parts)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -119,6 +120,27 @@ def load_teacher(path: Path):
             return np.asarray(model.predict_on_batch(x))
 
     return read
+
+
+def init_weights(model, path: Path) -> None:
+    """Start ``model`` from the weights of the trained model in ``path`` (same architecture, width and
+    input): a run continued on another lent machine, with a fresh schedule, where the first one's time
+    ran out. Anything else is refused, naming both networks."""
+    import keras
+
+    from . import architectures  # noqa: F401  (custom layers)
+
+    if not path.is_file():
+        raise ValueError(f"--init {path}: no such model file")
+    source = keras.saving.load_model(path, compile=False)
+    ours = [tuple(w.shape) for w in model.weights]
+    theirs = [tuple(w.shape) for w in source.weights]
+    if ours != theirs:
+        raise ValueError(f"--init {path}: {source.name} ({source.count_params()} parameters) does not match "
+                         f"{model.name} ({model.count_params()} parameters): same --arch, --width, --stem-stride, "
+                         "--size and --color needed")
+    model.set_weights(source.get_weights())
+    log.info("weights from %s (%s)", path, source.name)
 
 
 def plot_curves(history_csv: Path, out_png: Path) -> None:
@@ -269,6 +291,8 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: 
         metrics=["accuracy"],
     )
     log.info("%s: %d parameters", model.name, model.count_params())
+    if recipe.init:
+        init_weights(model, Path(recipe.init))  # a resumed run then takes its backup's weights over these
     weights = class_weights(train_split.labels, len(FER_LABELS), recipe.class_weight_power)
     teacher = load_teacher(Path(recipe.teacher)) if recipe.teacher else None
 

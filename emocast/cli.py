@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--teacher", type=Path, help="distil from this trained model (a best.keras or an ensemble's "
                     "model.keras, with its recipe.json): the student also learns its probabilities")
     tr.add_argument("--teacher-weight", type=float, default=0.7, help="the teacher's share of each target")
+    tr.add_argument("--init", type=Path, help="start from this trained model's weights (same architecture): "
+                    "a run continued with a fresh schedule")
     tr.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
                     help="a fresh run fits its epoch count (at most --epochs) into this many seconds, "
                          "judged from the first epoch; the count is stored in the recipe")

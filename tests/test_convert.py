@@ -520,3 +520,26 @@ def test_training_with_a_teacher_runs_and_records_it(tmp_path):
     with pytest.raises(ValueError, match="recipe.json"):
         train(FER_DIR, tmp_path / "orphan", Recipe(width=0.25, epochs=1, train_limit=64,
                                                    teacher=str(tmp_path / "nowhere.keras"), teacher_weight=0.5))
+
+
+def test_init_starts_a_run_from_trained_weights_of_the_same_network_only(tmp_path):
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    from emocast.convert.architectures import build
+    from emocast.convert.train import init_weights
+
+    trained = build("mobilenetv2", (48, 48, 1), 7, width=0.35, stem_stride=1)
+    x = np.random.default_rng(1).random((4, 48, 48, 1)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    for w in trained.weights:  # weights unlike a fresh build's (moved a little, variances stay positive)
+        w.assign(np.asarray(w) + rng.normal(size=tuple(w.shape)).astype(np.float32) * 0.05)
+    path = tmp_path / "best.keras"
+    trained.save(path)
+    fresh = build("mobilenetv2", (48, 48, 1), 7, width=0.35, stem_stride=1)
+    assert not np.allclose(fresh.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-4)
+    init_weights(fresh, path)
+    assert np.allclose(fresh.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-5)
+    other = build("mobilenetv2", (48, 48, 1), 7, width=0.5, stem_stride=1)
+    with pytest.raises(ValueError, match=r"--init .*best\.keras.*does not match.*--width"):
+        init_weights(other, path)
+    with pytest.raises(ValueError, match="no such model file"):
+        init_weights(fresh, tmp_path / "missing.keras")
