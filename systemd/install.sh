@@ -97,6 +97,9 @@ if [ -n "$pi" ] && [ "$(python3 -c 'import numpy; print(numpy.__version__.split(
   "$new/bin/pip" install "numpy<2" "opencv-python-headless<4.12"
 fi
 
+# the runtime must run a model on this CPU before anything is switched (a crash is not an import error)
+bash "$here/systemd/check_runtime.sh" "$new" || { rm -rf "$new"; exit 4; }
+
 install -d -m 0755 /etc/emocast
 first=""
 if [ ! -f /etc/emocast/emocast.toml ]; then

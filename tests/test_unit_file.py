@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,55 @@ def test_the_installer_refuses_a_32_bit_system(tmp_path):
                          env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, timeout=60)
     assert res.returncode == 2, res.stderr
     assert "needs a 64-bit OS" in res.stderr and "armv7l" in res.stderr
+
+
+def make_venv(tmp_path, python_body: str):
+    """A stand-in venv: bin/python runs ``python_body`` (sh), bin/pip records its arguments and marks
+    the venv as fixed (so the next python sees the 1.x runtime)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text(f"#!/bin/sh\n{python_body}\n")
+    (venv / "bin" / "pip").write_text(f"#!/bin/sh\necho \"$@\" >> {venv}/pip.log\ntouch {venv}/fixed\n")
+    for f in (venv / "bin").iterdir():
+        f.chmod(0o755)
+    return venv
+
+
+def run_check(venv):
+    return subprocess.run(["bash", str(REPO / "systemd" / "check_runtime.sh"), str(venv)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_runtime_check_accepts_a_working_runtime_and_installs_nothing(tmp_path):
+    venv = make_venv(tmp_path, "echo ai_edge_litert.interpreter")
+    res = run_check(venv)
+    assert res.returncode == 0 and "TFLite runtime: ai_edge_litert.interpreter" in res.stdout
+    assert not (venv / "pip.log").exists()
+
+
+def test_a_runtime_that_crashes_is_replaced_by_the_1x_line_and_tried_again(tmp_path):
+    """ai-edge-litert 2.3 died with SIGSEGV in Interpreter() on an emulated Cortex-A72: a crash, not an
+    exception, so only a child process can find out; the 1.x release is installed and tried."""
+    venv = make_venv(tmp_path, f'[ -f {tmp_path}/venv/fixed ] && echo ai_edge_litert.interpreter && exit 0\n'
+                               'kill -SEGV $$')
+    res = run_check(venv)
+    assert res.returncode == 0, res.stderr
+    assert "ai-edge-litert<2" in (venv / "pip.log").read_text()
+    assert "cannot run the emotion model here (exit 139)" in res.stderr
+    assert "the current release does not run on this CPU" in res.stdout
+
+
+def test_no_runtime_at_all_stops_the_install_with_the_model_code(tmp_path):
+    venv = make_venv(tmp_path, "kill -SEGV $$")
+    res = run_check(venv)
+    assert res.returncode == 4 and "no TFLite runtime runs the emotion model" in res.stderr
+
+
+def test_the_real_venv_passes_the_runtime_check():
+    """This machine's own environment, through the same script: the shipped model loads."""
+    import sys
+
+    res = subprocess.run(["bash", str(REPO / "systemd" / "check_runtime.sh"), str(Path(sys.executable).parents[1])],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "TFLite runtime:" in res.stdout
