@@ -16,7 +16,7 @@ from .eyes import IrisEyes
 from .face_geometry import HeadPose, camera_matrix, eye_openness, head_pose
 from .faces import Box
 from .gaze import Gaze, gaze_ratios
-from .landmarks import LANDMARK_MODELS, FaceMeshLandmarks, Landmarks, make_landmarks
+from .landmarks import LANDMARK_MODELS, Landmarks, make_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +71,18 @@ class FaceReader:
                 self.iris = IrisEyes()
             except DetectorUnavailable as exc:
                 log.warning("eye openness from the landmarks' EAR instead of the iris model: %s", exc)
-        if eyes != "iris" and isinstance(self.landmarks, FaceMeshLandmarks):
+        if eyes != "iris" and not self.landmarks.lids_follow_closure:
             log.warning("eyes = \"landmarks\" with Face Mesh: its eye points barely move when eyes close "
                         "(no blink seen on a talking-head clip); eyes = \"iris\" reads them")
         self._cam: tuple[tuple[int, int], np.ndarray] | None = None
 
     @property
     def eye_signal(self) -> str:
-        """What eye state is judged on: "iris", the iris model's lid gap on every reading (with Face
-        Mesh, whose own eye points barely move when eyes close: on a talking-head clip its EAR never
-        fell under 0.86 of its open value while dlib's fell to 0.40 in blinks, and on closed-eye photos
-        it stayed at 0.95 of open ones), or "ear", the landmarks' eye aspect ratio (with dlib; the iris
-        model then judges only a face without its own baseline yet, see EyeMonitor)."""
-        return "iris" if self.iris is not None and isinstance(self.landmarks, FaceMeshLandmarks) else "ear"
+        """What eye state is judged on: "iris", the iris model's lid gap on every reading (with
+        landmarks whose eye points do not follow closing lids: Face Mesh's), or "ear", the landmarks'
+        eye aspect ratio (with dlib's; the iris model then judges only a face without its own baseline
+        yet, see EyeMonitor)."""
+        return "iris" if self.iris is not None and not self.landmarks.lids_follow_closure else "ear"
 
     @property
     def eyes(self) -> str:
@@ -97,13 +96,9 @@ class FaceReader:
         return self._cam[1]
 
     def read(self, gray: np.ndarray, box: Box, previous: HeadPose | None = None, iris: bool = False) -> FaceReading:
-        presence = None
         roll = previous.roll if previous is not None else 0.0  # Face Mesh reads the face turned upright
-        if isinstance(self.landmarks, FaceMeshLandmarks):
-            found = self.landmarks.read(gray, box, roll)
-            lm, presence = found.points, found.presence
-        else:
-            lm = self.landmarks.predict(gray, box, roll)
+        found = self.landmarks.read(gray, box, roll)
+        lm = found.points
         pose = head_pose(lm, self._camera(gray.shape), previous)
         ear_r, ear_l = eye_openness(lm)
         gz = gaze_ratios(gray, lm) if self.gaze else None
@@ -111,4 +106,4 @@ class FaceReader:
         if self.iris is not None and (iris or self.eye_signal == "iris"):
             right, left = self.iris.openness(gray, lm)
             openness = (right + left) / 2.0
-        return FaceReading(pose, ear_r, ear_l, gz, openness, presence)
+        return FaceReading(pose, ear_r, ear_l, gz, openness, found.presence)
