@@ -11,16 +11,23 @@ venv=$1
 probe='from emocast.device.perception.emotion import EmotionModel, default_model_path
 m = EmotionModel(default_model_path(), threads=1)
 print(m.runtime)'
-runtime=$("$venv/bin/python" -c "$probe" 2>/dev/null)
+err="$(mktemp)"
+trap 'rm -f "$err"' EXIT
+# run from / : install.sh runs in a checkout, whose emocast/ folder would shadow the installed package
+try() { (cd / && "$venv/bin/python" -c "$probe" 2>"$err"); }
+runtime=$(try)
 code=$?
 if [ "$code" = 0 ]; then
   echo "TFLite runtime: $runtime"
   exit 0
 fi
-echo "the TFLite runtime cannot run the emotion model here (exit $code); trying ai-edge-litert<2" >&2
-if "$venv/bin/pip" install -q "ai-edge-litert<2" && runtime=$("$venv/bin/python" -c "$probe" 2>/dev/null); then
+echo "the TFLite runtime cannot run the emotion model here (exit $code):" >&2
+tail -n 3 "$err" >&2
+echo "trying ai-edge-litert<2" >&2
+if "$venv/bin/pip" install -q "ai-edge-litert<2" && runtime=$(try); then
   echo "TFLite runtime: $runtime (ai-edge-litert<2: the current release does not run on this CPU)"
   exit 0
 fi
+tail -n 3 "$err" >&2
 echo "no TFLite runtime runs the emotion model on this machine; see README, Boards" >&2
 exit 4

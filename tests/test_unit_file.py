@@ -115,3 +115,16 @@ def test_the_real_venv_passes_the_runtime_check():
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "TFLite runtime:" in res.stdout
+
+
+def test_the_runtime_check_runs_outside_the_checkout_and_shows_the_error(tmp_path):
+    """install.sh runs in a checkout whose emocast/ folder would shadow the installed package (a
+    real install under systemd-nspawn failed so): the probe runs from /, and a failure shows why."""
+    venv = make_venv(tmp_path, '[ "$(pwd)" = / ] || { echo "ModuleNotFoundError: emocast.device" >&2; exit 1; }\n'
+                               'echo ai_edge_litert.interpreter')
+    res = subprocess.run(["bash", str(REPO / "systemd" / "check_runtime.sh"), str(venv)], capture_output=True,
+                         text=True, timeout=120, cwd=str(REPO))
+    assert res.returncode == 0, res.stderr
+    broken = make_venv(tmp_path / "b", 'echo "ModuleNotFoundError: No module named emocast.device" >&2; exit 1')
+    res = run_check(broken)
+    assert res.returncode == 4 and "No module named emocast.device" in res.stderr
