@@ -131,14 +131,17 @@ class EyeMonitor:
     drag its baseline down until it looks open. With a baseline, EAR against it: it follows the fast
     dip of a blink more closely than the iris model does (a talking head's 1-2 frame blinks).
 
-    With Face Mesh landmarks (whose eye points do not follow closing lids) the signal fed in is the
-    iris model's lid gap itself, with ``ear_closed`` set to ``iris_closed``: the same rules on it."""
+    ``signal="iris"`` (with Face Mesh landmarks, whose eye points do not follow closing lids) judges
+    the iris model's lid gap on every reading instead of EAR, by the same rules: ``iris_closed`` is
+    then its absolute threshold and the baseline is of lid gaps."""
 
     def __init__(self, ear_closed: float = 0.21, closed_ratio: float = 0.6, blink_max_s: float = 0.5,
                  history: int = 150, min_samples: int = 10, iris_closed: float = 0.19,
-                 reference_open: float = REFERENCE_OPEN_EAR) -> None:
-        self.ear_closed = ear_closed
-        self.reference_open = reference_open
+                 signal: str = "ear") -> None:
+        self.signal = signal
+        # the absolute threshold on the signal judged, and a typical open value of it
+        self.ear_closed = iris_closed if signal == "iris" else ear_closed
+        self.reference_open = REFERENCE_OPEN_IRIS if signal == "iris" else REFERENCE_OPEN_EAR
         self.iris_closed = iris_closed
         self.closed_ratio = closed_ratio
         self.blink_max_s = blink_max_s
@@ -166,15 +169,20 @@ class EyeMonitor:
             return self.ear_closed
         return float(np.clip(self.closed_ratio * base, 0.6 * self.ear_closed, 1.25 * self.ear_closed))
 
-    def openness(self, ear: float) -> float:
-        """EAR relative to this face's open baseline (1.0: as open as usual; 0: shut)."""
-        return ear / (self.baseline or self.reference_open)
+    def _judged(self, ear: float, iris_openness: float | None) -> float:
+        """The value this monitor's signal reads from one reading."""
+        return iris_openness if self.signal == "iris" and iris_openness is not None else ear
+
+    def openness(self, ear: float, iris_openness: float | None = None) -> float:
+        """The signal relative to this face's open baseline (1.0: as open as usual; 0: shut)."""
+        return self._judged(ear, iris_openness) / (self.baseline or self.reference_open)
 
     def update(self, ear: float, t: float, iris_openness: float | None = None) -> bool:
         """Feed one reading (mean EAR of both eyes, and the iris model's openness where it was read)
         at time ``t``; returns whether the eyes are closed. A closure that ends within
         ``blink_max_s`` of its first closed reading counts as a blink."""
-        first_look = not self.has_baseline and iris_openness is not None
+        first_look = self.signal == "ear" and not self.has_baseline and iris_openness is not None
+        ear = self._judged(ear, iris_openness)
         self.closed = iris_openness < self.iris_closed if first_look else ear < self.threshold
         if self.closed:
             if self._closed_since is None:

@@ -24,7 +24,6 @@ from .attention import (
     ATTENTIVE,
     EYES_CLOSED,
     LOOKING_AWAY,
-    REFERENCE_OPEN_IRIS,
     AttentionRules,
     AttentionStateMachine,
     EyeMonitor,
@@ -127,7 +126,6 @@ class Analyzer:
         if reader is None and a.checks:
             reader = FaceReader(a.focal_px, a.gaze, landmarks=a.landmarks, eyes=a.eyes)
         self.reader = reader
-        self.eye_signal = reader.eye_signal if reader is not None else "ear"
         self.profiles = ProfileFinder() if self.reader is not None else None
         self.landmark_period = 1.0 / a.landmarks_hz if a.landmarks_hz > 0 else float("inf")
         self.dwell = {ATTENTIVE: a.attentive_s, LOOKING_AWAY: a.looking_away_s, EYES_CLOSED: a.eyes_closed_s,
@@ -197,11 +195,8 @@ class Analyzer:
                 e = self.cfg.emotion
                 smoother = EmotionSmoother(self.model.labels, e.smoothing, e.min_confidence)
             a = self.cfg.attention
-            if self.eye_signal == "iris":  # the iris model's lid gap is the signal, baseline and all
-                eyes = EyeMonitor(a.iris_closed, a.closed_ratio, a.blink_max_s, iris_closed=a.iris_closed,
-                                  reference_open=REFERENCE_OPEN_IRIS)
-            else:
-                eyes = EyeMonitor(a.ear_closed, a.closed_ratio, a.blink_max_s, iris_closed=a.iris_closed)
+            eyes = EyeMonitor(a.ear_closed, a.closed_ratio, a.blink_max_s, iris_closed=a.iris_closed,
+                              signal=self.reader.eye_signal if self.reader is not None else "ear")
             st = FaceState(AttentionStateMachine(self.dwell), smoother, eyes)
             self._faces[tr.id] = st
         return st
@@ -223,10 +218,7 @@ class Analyzer:
         angles = np.array([reading.pose.yaw, reading.pose.pitch, reading.pose.roll])
         k = self.cfg.attention.pose_smoothing
         st.angles = angles if st.angles is None else k * st.angles + (1.0 - k) * angles
-        if self.eye_signal == "iris" and reading.iris_openness is not None:
-            closed = st.eyes.update(reading.iris_openness, t)
-        else:
-            closed = st.eyes.update(reading.ear, t, reading.iris_openness)
+        closed = st.eyes.update(reading.ear, t, reading.iris_openness)
         gaze = None if closed or reading.gaze is None else (reading.gaze.h, reading.gaze.v)
         state, st.reason = self.rules.propose(float(st.angles[0]), float(st.angles[1]), closed, gaze,
                                               st.attention.state)
@@ -370,8 +362,7 @@ class Analyzer:
             "box": [int(v) for v in tr.box],
             "head_pose": None if angles is None else dict(zip(("yaw", "pitch", "roll"),
                                                               (round(float(a), 1) for a in angles), strict=True)),
-            "eye_openness": None if r is None else round(st.eyes.openness(
-                r.iris_openness if self.eye_signal == "iris" and r.iris_openness is not None else r.ear), 3),
+            "eye_openness": None if r is None else round(st.eyes.openness(r.ear, r.iris_openness), 3),
             "ear": None if r is None else round(r.ear, 3),
             "eyes_closed": None if r is None else st.eyes.closed,
             "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),
