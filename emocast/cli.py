@@ -270,10 +270,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Exit 0 with the file written; 3 bad config; 5 source; 8 too few readings (nothing written)."""
+    """Exit 0 with the file written; 3 bad config; 4 no landmark model; 5 source; 8 too few readings
+    (nothing written)."""
     from emocast.device import calibrate, exit_codes
     from emocast.device import config as cfgmod
     from emocast.device.perception.capture import SourceError, open_source
+    from emocast.device.perception.detectors import DetectorUnavailable
 
     log = logging.getLogger("emocast")
     try:
@@ -293,6 +295,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     except calibrate.CalibrationError as exc:
         log.error("calibration failed, nothing written: %s", exc)
         return exit_codes.CALIBRATION
+    except DetectorUnavailable as exc:  # no landmark model installed: no pose or gaze to calibrate
+        log.error("%s", exc)
+        return exit_codes.MODEL
     finally:
         source.close()
     out = args.out or cfgmod.default_state_dir() / "calibration.json"

