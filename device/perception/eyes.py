@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 
-import cv2
 import numpy as np
 
 from .detectors import DetectorUnavailable
 from .detectors.blazeface import INSTALL_HINT, model_dir
+from .face_geometry import upright_patch
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,9 @@ class IrisEyes:
         """The 64x64 eye patch, level, from the six points of one eye (corner first, then the other
         corner at index 3)."""
         c0, c1 = eye[0], eye[3]
-        centre = eye.mean(axis=0)
         width = max(1.0, float(np.linalg.norm(c1 - c0)))
         angle = float(np.degrees(np.arctan2(c1[1] - c0[1], c1[0] - c0[0])))
-        m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, INPUT / (ROI_SCALE * width))
-        m[0, 2] += INPUT / 2 - centre[0]
-        m[1, 2] += INPUT / 2 - centre[1]
-        patch = cv2.warpAffine(gray, m, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        patch, _ = upright_patch(gray, eye.mean(axis=0), ROI_SCALE * width, angle, INPUT)
         return patch[:, ::-1] if mirror else patch
 
     def openness_of(self, patch: np.ndarray) -> float:

@@ -126,3 +126,17 @@ def eye_aspect_ratio(eye: np.ndarray) -> float:
 def eye_openness(landmarks: np.ndarray) -> tuple[float, float]:
     """EAR of the person's right and left eye."""
     return eye_aspect_ratio(landmarks[RIGHT_EYE]), eye_aspect_ratio(landmarks[LEFT_EYE])
+
+
+def upright_patch(gray: np.ndarray, centre: tuple[float, float] | np.ndarray, side: float, angle_deg: float,
+                  size: int, border: int = cv2.BORDER_REPLICATE) -> tuple[np.ndarray, np.ndarray]:
+    """The square of ``side`` pixels about ``centre``, turned by ``angle_deg`` (a face or an eye that
+    leans clockwise in the image, angle > 0, comes out upright) and scaled to ``size`` x ``size``: the
+    crop the networks that read a face's parts expect (Face Mesh, the iris model). Returns the patch
+    and its affine matrix (image -> patch), to map the network's points back."""
+    cx, cy = float(centre[0]), float(centre[1])
+    m = cv2.getRotationMatrix2D((cx, cy), angle_deg, size / max(side, 1.0))
+    m[0, 2] += size / 2.0 - cx
+    m[1, 2] += size / 2.0 - cy
+    patch = cv2.warpAffine(gray, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+    return patch, m

@@ -28,6 +28,7 @@ import numpy as np
 
 from .detectors import DetectorUnavailable
 from .detectors.blazeface import INSTALL_HINT, model_dir
+from .face_geometry import upright_patch
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 MESH_MODEL = "face_landmark.tflite"
@@ -102,13 +103,7 @@ class FaceMeshLandmarks:
 
     def read(self, gray: np.ndarray, box: tuple[int, int, int, int], roll: float = 0.0) -> LandmarkResult:
         cx, cy, side, angle = mesh_roi(box, roll)
-        # image -> 192 px crop: turn by the roll about the face's centre (a face leaning clockwise is
-        # turned back counter-clockwise, which getRotationMatrix2D's positive angle does), scale, centre
-        m = cv2.getRotationMatrix2D((cx, cy), angle, MESH_INPUT / max(side, 1.0))
-        m[0, 2] += MESH_INPUT / 2.0 - cx
-        m[1, 2] += MESH_INPUT / 2.0 - cy
-        crop = cv2.warpAffine(gray, m, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        crop, m = upright_patch(gray, (cx, cy), side, angle, MESH_INPUT, border=cv2.BORDER_CONSTANT)
         self._buf[0] = (crop.astype(np.float32) * (1.0 / 255.0))[..., None]
         self._interp.set_tensor(self._input, self._buf)
         self._interp.invoke()
