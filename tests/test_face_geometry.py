@@ -74,15 +74,20 @@ def astronaut_gray() -> np.ndarray:
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
 
 
-@pytest.mark.parametrize("model", ["facemesh", "dlib"])
-def test_real_landmarks_on_the_astronaut(model):
+def landmarks_or_skip(name: str):
+    """The named landmark model, or the test skipped with the install fix where it is missing."""
     from emocast.device.perception.detectors import DetectorUnavailable
     from emocast.device.perception.landmarks import make_landmarks
 
     try:
-        landmarks = make_landmarks(model)
+        return make_landmarks(name)
     except DetectorUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.mark.parametrize("model", ["facemesh", "dlib"])
+def test_real_landmarks_on_the_astronaut(model):
+    landmarks = landmarks_or_skip(model)
     gray = astronaut_gray()
     lm = landmarks.predict(gray, (179, 83, 88, 88))
     assert lm.shape == (68, 2)
@@ -96,13 +101,7 @@ def test_real_landmarks_on_the_astronaut(model):
 def test_face_mesh_points_stand_where_dlibs_do():
     """The 68 points taken from the mesh sit on dlib's: eyes, nose and mouth within a tenth of the
     eye distance on a real face (the jaw is drawn differently by the two models, within a fifth)."""
-    from emocast.device.perception.detectors import DetectorUnavailable
-    from emocast.device.perception.landmarks import make_landmarks
-
-    try:
-        mesh, dl = make_landmarks("facemesh"), make_landmarks("dlib")
-    except DetectorUnavailable as exc:
-        pytest.skip(str(exc))
+    mesh, dl = landmarks_or_skip("facemesh"), landmarks_or_skip("dlib")
     gray = astronaut_gray()
     a, b = mesh.predict(gray, (179, 83, 88, 88)), dl.predict(gray, (179, 83, 88, 88))
     iod = np.linalg.norm(b[36:42].mean(0) - b[42:48].mean(0))
@@ -114,13 +113,7 @@ def test_face_mesh_points_stand_where_dlibs_do():
 def test_face_mesh_reads_a_leaning_face_turned_upright_by_the_previous_roll():
     """A face leaning 30 degrees: given the roll (as the track's previous pose gives it) the mesh
     reads it as it reads the upright face, and the pose solved from it has that roll."""
-    from emocast.device.perception.detectors import DetectorUnavailable
-    from emocast.device.perception.landmarks import make_landmarks
-
-    try:
-        mesh = make_landmarks("facemesh")
-    except DetectorUnavailable as exc:
-        pytest.skip(str(exc))
+    mesh = landmarks_or_skip("facemesh")
     gray = astronaut_gray()
     box = (179, 83, 88, 88)
     centre = (box[0] + box[2] / 2, box[1] + box[3] / 2)
@@ -139,13 +132,7 @@ def test_face_mesh_reads_a_leaning_face_turned_upright_by_the_previous_roll():
 
 
 def test_face_mesh_says_how_sure_it_is_that_the_box_holds_a_face():
-    from emocast.device.perception.detectors import DetectorUnavailable
-    from emocast.device.perception.landmarks import make_landmarks
-
-    try:
-        mesh = make_landmarks("facemesh")
-    except DetectorUnavailable as exc:
-        pytest.skip(str(exc))
+    mesh = landmarks_or_skip("facemesh")
     gray = astronaut_gray()
     assert mesh.read(gray, (179, 83, 88, 88)).presence > 0.9
     assert mesh.read(gray, (300, 380, 100, 100)).presence < 0.5  # the suit and the flag, no face
