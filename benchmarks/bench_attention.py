@@ -4,10 +4,12 @@
 
 Prints, without asserting anything:
 - eyes open vs closed on ../shared/media/eyestate (150 + 150 labelled face photos), through the same
-  photo path as `emocast analyze`, with the default single-photo rule (mean eye aspect ratio under
-  [attention] ear_closed); faces the detector misses are counted separately, and the threshold that
-  would have been best on this set is shown beside the default (for calibration, not as the result);
-- the per-face cost of landmarks, head pose, eye openness and gaze on one core (median);
+  photo path as `emocast analyze`, with the eye-state classifier (default) and the iris model's lid gap,
+  each with no per-face baseline (a single photo); faces the detector misses are counted separately,
+  and the threshold on eye_openness that would have been best on this set is shown beside the default
+  (for calibration, not as the result);
+- the per-face cost of landmarks, head pose, EAR, gaze, the eye-state classifier (both eyes; "all"
+  is what a default check costs) and the iris model on one core (median);
 - per real clip: the share of face records in each attention state and the state changes.
 """
 
@@ -30,7 +32,7 @@ import numpy as np  # noqa: E402
 from emocast.device.analyze import analyze  # noqa: E402
 from emocast.device.config import from_mapping  # noqa: E402
 from emocast.device.perception.detectors import make_detector  # noqa: E402
-from emocast.device.perception.eyes import IrisEyes  # noqa: E402
+from emocast.device.perception.eyes import EyeStateModel, IrisEyes  # noqa: E402
 from emocast.device.perception.face_geometry import camera_matrix, eye_openness, head_pose  # noqa: E402
 from emocast.device.perception.face_reading import FaceReader  # noqa: E402
 from emocast.device.perception.faces import detect_faces  # noqa: E402
@@ -40,12 +42,12 @@ from emocast.device.perception.landmarks import LANDMARK_MODELS, make_landmarks 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 
 
-def eyestate(root: Path, detector: str, landmarks: str) -> None:
+def eyestate(root: Path, detector: str, landmarks: str, eyes: str) -> None:
     rows = list(csv.DictReader((root / "labels.csv").open()))
     cfg = from_mapping({"faces": {"detector": detector, "detect_width": 1920}, "emotion": {"emotion_hz": 0},
-                        "attention": {"landmarks": landmarks}})
-    truth, ears, closed_flags, missed = [], [], [], Counter()
-    reader = FaceReader(landmarks=landmarks)
+                        "attention": {"landmarks": landmarks, "eyes": eyes}})
+    truth, openness, closed_flags, missed = [], [], [], Counter()
+    reader = FaceReader(landmarks=landmarks, eyes=eyes)
     for row in rows:
         recs: list[dict] = []
         analyze(root / row["file"], cfg, None, recs.append, progress=False, reader=reader)
@@ -54,19 +56,19 @@ def eyestate(root: Path, detector: str, landmarks: str) -> None:
             continue
         best = max(recs, key=lambda r: r["box"][2] * r["box"][3])
         truth.append(row["eye_state"] == "closed")
-        ears.append(best["ear"])
+        openness.append(best["eye_openness"])
         closed_flags.append(bool(best["eyes_closed"]))
-    truth_a, flags, ear_a = np.array(truth), np.array(closed_flags), np.array(ears)
+    truth_a, flags, open_a = np.array(truth), np.array(closed_flags), np.array(openness)
     acc = float(np.mean(flags == truth_a))
     tp = int(np.sum(flags & truth_a))
-    sweep = [(float(np.mean((ear_a < t) == truth_a)), float(t)) for t in np.arange(0.12, 0.30, 0.005)]
+    sweep = [(float(np.mean((open_a < t) == truth_a)), float(t)) for t in np.arange(0.05, 1.0, 0.01)]
     best_acc, best_t = max(sweep)
-    print(f"  {detector}, {landmarks}: faces found in {len(truth)} of {len(rows)} photos (missed: {dict(missed)}); "
-          f"accuracy {acc:.3f} ({reader.eyes}: iris_closed={cfg.attention.iris_closed}, ear_closed="
-          f"{cfg.attention.ear_closed}) "
+    print(f"  {detector}, {landmarks}, eyes {reader.eyes!r}: faces found in {len(truth)} of {len(rows)} photos "
+          f"(missed: {dict(missed)}); accuracy {acc:.3f} "
           f"(closed recall {tp / max(1, truth_a.sum()):.3f}, open recall "
-          f"{np.sum(~flags & ~truth_a) / max(1, (~truth_a).sum()):.3f}); EAR alone at its best threshold "
-          f"{best_t:.3f} -> {best_acc:.3f}; counting missed faces as errors {acc * len(truth) / len(rows):.3f}")
+          f"{np.sum(~flags & ~truth_a) / max(1, (~truth_a).sum()):.3f}); at the best threshold on this set "
+          f"(eye_openness {best_t:.2f}) {best_acc:.3f}; counting missed faces as errors "
+          f"{acc * len(truth) / len(rows):.3f}")
 
 
 def per_face_cost(clip: Path, landmarks: str) -> None:
@@ -77,10 +79,10 @@ def per_face_cost(clip: Path, landmarks: str) -> None:
         if not ok:
             break
         frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
-    det, lm, iris = make_detector("haar"), make_landmarks(landmarks), IrisEyes()
+    det, lm, iris, model = make_detector("haar"), make_landmarks(landmarks), IrisEyes(), EyeStateModel()
     cam = camera_matrix(frames[0].shape[1], frames[0].shape[0])
-    parts: dict[str, list[float]] = {"landmarks": [], "head pose": [], "eye openness": [], "gaze": [], "all": [],
-                                     "iris model (until a baseline)": []}
+    parts: dict[str, list[float]] = {"landmarks": [], "head pose": [], "EAR": [], "gaze": [], "all": [],
+                                     "eye-state model": [], "iris model": []}
     for gray in frames:
         boxes = detect_faces(det, gray, 320, 40)
         if not boxes:
@@ -94,10 +96,12 @@ def per_face_cost(clip: Path, landmarks: str) -> None:
         t3 = time.perf_counter()
         gaze_ratios(gray, pts)
         t4 = time.perf_counter()
-        iris.openness(gray, pts)
+        model.closed(gray, pts)
         t5 = time.perf_counter()
-        for key, dt in (("landmarks", t1 - t0), ("head pose", t2 - t1), ("eye openness", t3 - t2),
-                        ("gaze", t4 - t3), ("all", t4 - t0), ("iris model (until a baseline)", t5 - t4)):
+        iris.openness(gray, pts)
+        t6 = time.perf_counter()
+        for key, dt in (("landmarks", t1 - t0), ("head pose", t2 - t1), ("EAR", t3 - t2), ("gaze", t4 - t3),
+                        ("all", t5 - t0), ("eye-state model", t5 - t4), ("iris model", t6 - t5)):
             parts[key].append(dt * 1000)
     print(f"  {clip.name}, {landmarks}, {len(parts['all'])} faces: " + ", ".join(
         f"{k} {statistics.median(v):.2f} ms" for k, v in parts.items()) + " (median, one thread)")
@@ -128,8 +132,9 @@ def main() -> int:
         return 2
     print("eyes open vs closed, single photos, no baseline (../shared/media/eyestate):")
     for landmarks in args.landmarks:
-        for detector in ("blazeface", "haar", "hog", "hog+haar"):
-            eyestate(args.media / "eyestate", detector, landmarks)
+        for eyes in ("model", "iris"):
+            for detector in ("blazeface", "haar"):
+                eyestate(args.media / "eyestate", detector, landmarks, eyes)
     print("\nper-face cost of the attention checks:")
     for landmarks in args.landmarks:
         per_face_cost(args.media / "videos" / "lp_d14_wink_gaze_aversion.mp4", landmarks)

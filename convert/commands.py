@@ -118,6 +118,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eyes(args: argparse.Namespace) -> int:
+    _require_tensorflow()
+    from .eye_state import LABELS_FILE, train_eye_state
+
+    card = train_eye_state(args.data, args.out, args.checkpoint, labels_path=args.labels or LABELS_FILE,
+                           epochs=args.epochs, size=args.size, seed=args.seed)
+    print(f"{args.out}: held-out faces {card['held_out_faces']}, float {card['float']}, int8 {card['int8']}")
+    return 0
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """One place that turns the converter's refusals into the documented exit codes: 3 the data,
     4 the model file (missing, unreadable, not ending in a softmax), 2 what the command asked for
@@ -126,7 +136,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from .sources import ModelSourceError
 
     handlers = {"train": cmd_train, "quantize": cmd_quantize, "ensemble": cmd_ensemble,
-                "evaluate": cmd_evaluate}
+                "evaluate": cmd_evaluate, "eyes": cmd_eyes}
     try:
         return handlers[args.convert_command](args)
     except DataError as exc:

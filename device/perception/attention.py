@@ -118,6 +118,7 @@ POSE_HYSTERESIS_DEG = 3.0
 DOWNCAST_SHARE = 0.5
 REFERENCE_OPEN_EAR = 0.3  # a typical open eye, for openness before a track has its own baseline
 REFERENCE_OPEN_IRIS = 0.28  # the same for the iris model's lid gap over eye width
+EYE_SIGNALS = ("ear", "iris", "model")  # what EyeMonitor can judge (see its notes)
 
 
 class EyeMonitor:
@@ -133,15 +134,22 @@ class EyeMonitor:
 
     ``signal="iris"`` (with Face Mesh landmarks, whose eye points do not follow closing lids) judges
     the iris model's lid gap on every reading instead of EAR, by the same rules: ``iris_closed`` is
-    then its absolute threshold and the baseline is of lid gaps."""
+    then its absolute threshold and the baseline is of lid gaps.
+
+    ``signal="model"`` (the default reader's) judges the eye-state classifier's probability that the
+    eyes are shut (``eyes.py``), as an openness of ``1 - p``: closed where ``p >= model_closed``, with
+    no baseline. The classifier reads the eye's pixels, not its shape, so a person's narrow eyes are
+    not a lower "open" for it; a baseline would only let a face that keeps its eyes shut look open."""
 
     def __init__(self, ear_closed: float = 0.21, closed_ratio: float = 0.6, blink_max_s: float = 0.5,
                  history: int = 150, min_samples: int = 10, iris_closed: float = 0.19,
-                 signal: str = "ear") -> None:
+                 signal: str = "ear", model_closed: float = 0.5) -> None:
+        if signal not in EYE_SIGNALS:
+            raise ValueError(f"unknown eye signal {signal!r}; one of {', '.join(EYE_SIGNALS)}")
         self.signal = signal
         # the absolute threshold on the signal judged, and a typical open value of it
-        self.ear_closed = iris_closed if signal == "iris" else ear_closed
-        self.reference_open = REFERENCE_OPEN_IRIS if signal == "iris" else REFERENCE_OPEN_EAR
+        self.ear_closed = {"iris": iris_closed, "model": 1.0 - model_closed}.get(signal, ear_closed)
+        self.reference_open = {"iris": REFERENCE_OPEN_IRIS, "model": 1.0}.get(signal, REFERENCE_OPEN_EAR)
         self.iris_closed = iris_closed
         self.closed_ratio = closed_ratio
         self.blink_max_s = blink_max_s
@@ -163,26 +171,37 @@ class EyeMonitor:
         return float(np.percentile(np.fromiter(self._open, float), 80))
 
     @property
+    def needs_iris(self) -> bool:
+        """Whether the next reading should include the iris model's lid gap: with EAR as the signal,
+        for a face without its own baseline yet (see the class's notes)."""
+        return self.signal == "ear" and not self.has_baseline
+
+    @property
     def threshold(self) -> float:
-        base = self.baseline
+        base = None if self.signal == "model" else self.baseline
         if base is None:
             return self.ear_closed
         return float(np.clip(self.closed_ratio * base, 0.6 * self.ear_closed, 1.25 * self.ear_closed))
 
-    def _judged(self, ear: float, iris_openness: float | None) -> float:
+    def _judged(self, ear: float, iris_openness: float | None, closed_p: float | None) -> float:
         """The value this monitor's signal reads from one reading."""
+        if self.signal == "model" and closed_p is not None:
+            return 1.0 - closed_p
         return iris_openness if self.signal == "iris" and iris_openness is not None else ear
 
-    def openness(self, ear: float, iris_openness: float | None = None) -> float:
+    def openness(self, ear: float, iris_openness: float | None = None, closed_p: float | None = None) -> float:
         """The signal relative to this face's open baseline (1.0: as open as usual; 0: shut)."""
-        return self._judged(ear, iris_openness) / (self.baseline or self.reference_open)
+        if self.signal == "model":
+            return self._judged(ear, iris_openness, closed_p)
+        return self._judged(ear, iris_openness, closed_p) / (self.baseline or self.reference_open)
 
-    def update(self, ear: float, t: float, iris_openness: float | None = None) -> bool:
-        """Feed one reading (mean EAR of both eyes, and the iris model's openness where it was read)
-        at time ``t``; returns whether the eyes are closed. A closure that ends within
-        ``blink_max_s`` of its first closed reading counts as a blink."""
+    def update(self, ear: float, t: float, iris_openness: float | None = None, closed_p: float | None = None) -> bool:
+        """Feed one reading (mean EAR of both eyes, the iris model's openness where it was read, the
+        eye-state classifier's probability of shut eyes where it was read) at time ``t``; returns
+        whether the eyes are closed. A closure that ends within ``blink_max_s`` of its first closed
+        reading counts as a blink."""
         first_look = self.signal == "ear" and not self.has_baseline and iris_openness is not None
-        ear = self._judged(ear, iris_openness)
+        ear = self._judged(ear, iris_openness, closed_p)
         self.closed = iris_openness < self.iris_closed if first_look else ear < self.threshold
         if self.closed:
             if self._closed_since is None:

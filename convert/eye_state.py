@@ -1,0 +1,273 @@
+"""``emocast convert eyes``: train the device's eye-state classifier and quantize it to int8.
+
+Why a classifier: a lid-gap threshold (dlib's EAR, the iris model's gap) cannot tell the narrow open
+eyes of a smile or a downward glance from shut ones; the pixels can (a dark iris or a glint between
+the lids, against a line of lashes). Why these labels: no eye-state data set had open and closed eyes
+from one source (a classifier trained on two sources learns their crop styles), so the team labelled
+FER2013's own faces by eye (``labels/fer2013_eye_state.csv``):
+
+- ``by_eye``: faces the iris model read narrow (the 1476 with the smallest lid gap, and 240 drawn at
+  random with a gap of 0.15-0.20, where smiles and squints sit), each looked at on contact sheets of
+  the eye band at 5x and marked ``closed``, ``open`` or ``unclear`` (unclear ones are not trained on);
+- ``iris_wide_open``: 2500 faces drawn at random among those the iris model reads wide open (mean lid
+  gap >= 0.22, Face Mesh presence >= 0.5); 60 of them looked at by eye were all open or unclear.
+
+Each row names the face by its index in the train split and the first 8 hex digits of the SHA-1 of
+its 48x48 pixels, so a copy of FER2013 in another layout (the Kaggle CSV) is matched by content and a
+different copy is refused rather than silently mislabelled.
+
+The eyes are cut exactly as the device cuts them (``eyes.eye_patches`` on Face Mesh landmarks, then
+``eyes.classifier_input``): the face is enlarged 4x with a border first so that the landmark model
+sees it as it sees a face in a frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .data import DataError, Split, load_split
+
+log = logging.getLogger(__name__)
+
+LABELS_FILE = Path(__file__).with_name("labels") / "fer2013_eye_state.csv"
+STATES = ("open", "closed", "unclear")
+ENLARGE = 4  # FER faces are 48 px: Face Mesh reads them enlarged, with a border
+BORDER = 48
+
+
+@dataclass(frozen=True)
+class EyeLabel:
+    index: int
+    digest: str
+    state: str  # open, closed or unclear
+    how: str  # by_eye or iris_wide_open
+
+
+def face_digest(face: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(face, dtype=np.uint8).tobytes()).hexdigest()[:8]
+
+
+def read_labels(path: Path = LABELS_FILE) -> list[EyeLabel]:
+    """The label file's rows; a bad row is an error naming the file, line and column."""
+    rows: list[EyeLabel] = []
+    try:
+        fh = path.open(newline="")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the eye-state labels: {exc}") from exc
+    with fh:
+        reader = csv.DictReader(fh)
+        missing = {"index", "sha1_8", "eye_state", "how"} - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for row in reader:
+            if row["eye_state"] not in STATES:
+                raise DataError(f"{path}: line {reader.line_num}: eye_state {row['eye_state']!r} is not one of "
+                                f"{', '.join(STATES)}")
+            try:
+                index = int(row["index"])
+            except ValueError:
+                raise DataError(f"{path}: line {reader.line_num}: index {row['index']!r} is not a number") from None
+            rows.append(EyeLabel(index, row["sha1_8"], row["eye_state"], row["how"]))
+    return rows
+
+
+def match_labels(split: Split, labels: list[EyeLabel], source: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into ``split`` and closed (1) / open (0) targets of the labelled faces (unclear left out).
+    A face is found at its index when the pixels agree, else by its digest anywhere in the split; a
+    label whose face is nowhere is an error (another copy of FER2013, or not FER2013's train split)."""
+    by_digest: dict[str, int] | None = None
+    idx, target, lost = [], [], 0
+    for lab in labels:
+        if lab.state == "unclear":
+            continue
+        i = lab.index
+        if not (0 <= i < len(split) and face_digest(split.images[i]) == lab.digest):
+            if by_digest is None:
+                by_digest = {face_digest(f): k for k, f in enumerate(split.images)}
+            found = by_digest.get(lab.digest)
+            if found is None:
+                lost += 1
+                continue
+            i = found
+        idx.append(i)
+        target.append(1 if lab.state == "closed" else 0)
+    if lost:
+        raise DataError(f"{source}: {lost} of the labelled faces are not in this train split (the labels are "
+                        f"for FER2013's train split, as fer2013.csv or the project's .npz)")
+    return np.array(idx, np.int64), np.array(target, np.int64)
+
+
+def face_landmarks(faces: np.ndarray, progress: bool = True) -> np.ndarray:
+    """(N, 68, 2) Face Mesh landmarks of 48x48 faces, in the enlarged face's pixels (see ``enlarge``)."""
+    from tqdm import tqdm
+
+    from ..device.perception.detectors import make_detector
+    from ..device.perception.faces import detect_faces
+    from ..device.perception.landmarks import FaceMeshLandmarks
+
+    detector = make_detector("blazeface", fallback=None)
+    mesh = FaceMeshLandmarks()
+    side = faces.shape[1] * ENLARGE
+    whole = (BORDER + side // 12, BORDER + side // 8, side * 5 // 6, side * 5 // 6)  # the crop is the face
+    out = np.empty((len(faces), 68, 2), np.float32)
+    for k, face in enumerate(tqdm(faces, desc="landmarks", unit="face", disable=not progress)):
+        big = enlarge(face)
+        boxes = detect_faces(detector, big, 320, 40)
+        box = max(boxes, key=lambda b: b[2] * b[3]) if boxes else whole
+        out[k] = mesh.read(big, box).points
+    return out
+
+
+def enlarge(face: np.ndarray) -> np.ndarray:
+    big = cv2.resize(face, None, fx=ENLARGE, fy=ENLARGE, interpolation=cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(big, BORDER, BORDER, BORDER, BORDER, cv2.BORDER_REPLICATE)
+
+
+def eye_inputs(faces: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(N, 2, size, size) uint8: each face's right (mirrored) and left eye as the classifier reads them."""
+    from ..device.perception.eyes import classifier_input, eye_patches
+
+    out = np.empty((len(faces), 2, size, size), np.uint8)
+    for k, face in enumerate(faces):
+        right, left = eye_patches(enlarge(face), landmarks[k].astype(np.float64))
+        out[k, 0], out[k, 1] = classifier_input(right, size), classifier_input(left, size)
+    return out
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Eye patches (N, S, S) float in [0, 1] as a camera and a landmark model may give them: the crop
+    off by a few pixels, turned and scaled; blur, a smaller eye enlarged back, light, noise."""
+    n, s = x.shape[:2]
+    out = np.empty_like(x)
+    for k in range(n):
+        m = cv2.getRotationMatrix2D((s / 2, s / 2), rng.uniform(-12, 12), rng.uniform(0.88, 1.12))
+        m[:, 2] += rng.uniform(-0.08, 0.08, 2) * s
+        im = cv2.warpAffine(x[k], m, (s, s), borderMode=cv2.BORDER_REFLECT)
+        if rng.random() < 0.3:
+            im = cv2.GaussianBlur(im, (0, 0), rng.uniform(0.5, 1.2))
+        if rng.random() < 0.3:
+            f = rng.uniform(0.4, 0.8)
+            im = cv2.resize(cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_AREA), (s, s))
+        im = np.clip(im, 0.0, 1.0) ** rng.uniform(0.7, 1.4) * rng.uniform(0.6, 1.4) + rng.uniform(-0.2, 0.2)
+        out[k] = np.clip(im + rng.normal(0.0, 0.02, im.shape), 0.0, 1.0)
+    return out
+
+
+def build_model(size: int):
+    """Three conv blocks (16, 32, 64 filters) and a sigmoid: about 65 k parameters, tens of
+    microseconds an eye on one core in int8."""
+    import keras
+
+    layers = keras.layers
+    inp = keras.Input((size, size, 1))
+    h = inp
+    for filters in (16, 32, 64):
+        for _ in range(2):
+            h = layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
+            h = layers.BatchNormalization()(h)
+            h = layers.ReLU()(h)
+        h = layers.MaxPooling2D()(h)
+    h = layers.GlobalAveragePooling2D()(h)
+    h = layers.Dropout(0.3)(h)
+    return keras.Model(inp, layers.Dense(1, activation="sigmoid")(h), name="eye_state")
+
+
+def scores(p_closed: np.ndarray, closed: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy, and each class's recall, of per-eye probabilities against per-face targets."""
+    said = p_closed >= threshold
+    truth = closed.astype(bool)
+    return {"accuracy": round(float(np.mean(said == truth)), 4),
+            "closed_recall": round(float(np.mean(said[truth])), 4) if truth.any() else float("nan"),
+            "open_recall": round(float(np.mean(~said[~truth])), 4) if (~truth).any() else float("nan")}
+
+
+def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Path = LABELS_FILE,
+                    epochs: int = 30, size: int = 32, seed: int = 1, held_out: float = 0.15,
+                    hard_open_weight: float = 3.0, threshold: float = 0.5, progress: bool = True) -> dict:
+    """Train on the labelled train-split faces but a held-out share (grouped by face), score that
+    share, quantize to int8 and write ``out`` (.tflite) with its card (.json) beside it, and the float
+    model and its history to ``checkpoint_dir``. Returns the card."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from ..device.perception.model_card import Preprocess, sha256_of
+    from .quantize import convert_keras
+    from .train import slim_checkpoint
+
+    split = load_split(data, "train")
+    labels = read_labels(labels_path)
+    idx, closed = match_labels(split, labels, data)
+    hard_open = {lab.index for lab in labels if lab.how == "by_eye" and lab.state == "open"}
+    log.info("%d labelled faces: %d closed, %d open (%d of them narrow-looking, labelled by eye)",
+             len(idx), int(closed.sum()), int((closed == 0).sum()), len(hard_open))
+    faces = split.images[idx]
+    x = eye_inputs(faces, face_landmarks(faces, progress), size).astype(np.float32) / 255.0
+
+    rng = np.random.default_rng(seed)
+    keras.utils.set_random_seed(seed)
+    test = rng.random(len(idx)) < held_out
+    # two eyes a face, each with the face's label; hard open faces weigh more (they are few)
+    def eyes_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xs = x[mask].reshape(-1, size, size)
+        ys = np.repeat(closed[mask], 2).astype(np.float32)
+        ws = np.repeat(np.where(np.isin(idx[mask], list(hard_open)), hard_open_weight, 1.0), 2)
+        return xs, ys, ws
+
+    xt, yt, wt = eyes_of(~test)
+    xv, yv, _ = eyes_of(test)
+    wt = wt * np.where(yt == 1, (yt == 0).sum() / max(1, (yt == 1).sum()), 1.0)  # classes balanced
+    model = build_model(size)
+    steps = epochs * (len(xt) // 64 + 1)
+    model.compile(keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(2e-3, steps), weight_decay=1e-3),
+                  "binary_crossentropy", metrics=["accuracy"])
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    history = []
+    from tqdm import trange
+
+    for epoch in trange(epochs, desc="eye-state epochs", disable=not progress):
+        h = model.fit(augment(xt, rng)[..., None], yt, sample_weight=wt, batch_size=64, epochs=1, verbose=0)
+        pv = model.predict(xv[..., None], verbose=0).reshape(-1)
+        row = {"epoch": epoch, "loss": float(h.history["loss"][0]), **scores(pv, yv, threshold)}
+        history.append(row)
+        log.debug("epoch %d: %s", epoch, row)
+    model.save(checkpoint_dir / "best.keras")
+    slim_checkpoint(checkpoint_dir / "best.keras")  # the weights are what the repository keeps
+    with (checkpoint_dir / "history.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+
+    pre = Preprocess(color="gray", size=(size, size), pixel_scale=1.0 / 255.0, pixel_offset=0.0, crop_margin=0.0)
+    calib = (xt[rng.permutation(len(xt))[:400]] * 255.0).round().astype(np.uint8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(convert_keras(model, pre, "int8", calib))
+
+    from ..device.perception.eyes import EyeStateModel
+
+    card = {
+        "schema": "emocast.eye_model/1",
+        "file": out.name,
+        "sha256": sha256_of(out),
+        "input_size": size,
+        "closed_p": threshold,
+        "labels": f"{labels_path.name}: {int(closed.sum())} closed and {int((closed == 0).sum())} open FER2013 "
+                  f"train faces ({len(hard_open)} narrow-looking open ones labelled by eye)",
+        "held_out_faces": int(test.sum()),
+        "float": scores(pv, yv, threshold),
+    }
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    device_model = EyeStateModel(out)  # scored through the device's own class and quantization
+    p8 = np.array([device_model.closed_of(cv2.resize((e * 255).round().astype(np.uint8), (64, 64),
+                                                     interpolation=cv2.INTER_NEAREST)) for e in xv])
+    card["int8"] = scores(p8, yv, threshold)
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
