@@ -56,7 +56,7 @@ def read_frames(path: Path) -> tuple[list, float]:
     return frames, src.fps
 
 
-READERS: dict[str, FaceReader] = {}  # one per landmark model, loaded once
+READERS: dict[str, FaceReader] = {}  # one per landmark model and eye reader ("facemesh/iris"), loaded once
 
 
 def make_analyzer(detector: str, emotion_hz: float, model: EmotionModel | None, checks: bool = True,
@@ -130,7 +130,8 @@ def main() -> int:
     make_detector("haar"), make_detector("hog"), make_detector("blazeface", fallback=None)
     READERS["facemesh"] = FaceReader(landmarks="facemesh")
     rss_loaded = rss_mib()
-    READERS["dlib"] = FaceReader(landmarks="dlib")  # dlib's 68-point model: 100 MB on disk, ~70 MB loaded
+    READERS["facemesh/iris"] = FaceReader(landmarks="facemesh", eyes="iris")
+    READERS["dlib/iris"] = FaceReader(landmarks="dlib", eyes="iris")  # dlib's model: 100 MB on disk, ~70 MB loaded
     rss_dlib = rss_mib()
     clip = args.clip or write_clip(tmp / "demo30.avi", fps=30.0)
     frames, fps = read_frames(clip)
@@ -147,11 +148,12 @@ def main() -> int:
     results = {}
     for name, det, hz, checks, lm in (
             ("haar 10 Hz, emotion 2 Hz, no landmarks", "haar", 2.0, False, "facemesh"),
-            ("blazeface+facemesh, emotion 2 Hz (default)", "blazeface", 2.0, True, "facemesh"),
-            ("blazeface+dlib, emotion 2 Hz (session 5)", "blazeface", 2.0, True, "dlib"),
-            ("haar+dlib, emotion 2 Hz (older default)", "haar", 2.0, True, "dlib"),
+            ("blazeface+facemesh+eye model (default)", "blazeface", 2.0, True, "facemesh"),
+            ("blazeface+facemesh+iris (session 6)", "blazeface", 2.0, True, "facemesh/iris"),
+            ("blazeface+dlib+iris (session 5)", "blazeface", 2.0, True, "dlib/iris"),
+            ("haar+dlib+iris (when issue 10 was filed)", "haar", 2.0, True, "dlib/iris"),
             ("haar+facemesh, emotion every frame", "haar", 1000.0, True, "facemesh"),
-            ("hog+dlib 10 Hz, emotion 2 Hz", "hog", 2.0, True, "dlib")):
+            ("hog+dlib+iris 10 Hz, emotion 2 Hz", "hog", 2.0, True, "dlib/iris")):
         an = make_analyzer(det, hz, model, checks, lm)
         if hz > 100:
             an.detect_period = 0.0
@@ -169,7 +171,8 @@ def main() -> int:
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     frames_mib = sum(f.nbytes for f in frames) / 2**20
     print(f"resident memory: {rss0:.0f} MiB after imports, {rss_loaded:.0f} MiB with the emotion model, detectors "
-          f"and Face Mesh loaded ({rss_dlib - rss_loaded:+.0f} MiB more for dlib's landmark model); "
+          f"and Face Mesh loaded ({rss_dlib - rss_loaded:+.0f} MiB more for dlib's landmark model and the iris "
+          f"model); "
           f"peak {ru:.0f} MiB of which {frames_mib:.0f} MiB are the {len(frames)} frames this benchmark holds")
     return 0
 

@@ -201,7 +201,7 @@ def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Pa
 
     from ..device.perception.model_card import Preprocess, sha256_of
     from .quantize import convert_keras
-    from .train import slim_checkpoint
+    from .train import plot_curves, slim_checkpoint
 
     split = load_split(data, "train")
     labels = read_labels(labels_path)
@@ -236,7 +236,8 @@ def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Pa
     for epoch in trange(epochs, desc="eye-state epochs", disable=not progress):
         h = model.fit(augment(xt, rng)[..., None], yt, sample_weight=wt, batch_size=64, epochs=1, verbose=0)
         pv = model.predict(xv[..., None], verbose=0).reshape(-1)
-        row = {"epoch": epoch, "loss": float(h.history["loss"][0]), **scores(pv, yv, threshold)}
+        row = {"epoch": epoch, "loss": float(h.history["loss"][0]),
+               **{f"val_{k}": v for k, v in scores(pv, yv, threshold).items()}}
         history.append(row)
         log.debug("epoch %d: %s", epoch, row)
     model.save(checkpoint_dir / "best.keras")
@@ -245,6 +246,7 @@ def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Pa
         w = csv.DictWriter(fh, list(history[0]))
         w.writeheader()
         w.writerows(history)
+    plot_curves(checkpoint_dir / "history.csv", checkpoint_dir / "curves.png")
 
     pre = Preprocess(color="gray", size=(size, size), pixel_scale=1.0 / 255.0, pixel_offset=0.0, crop_margin=0.0)
     calib = (xt[rng.permutation(len(xt))[:400]] * 255.0).round().astype(np.uint8)
