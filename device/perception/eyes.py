@@ -10,7 +10,7 @@ it is shut. It was trained by ``emocast convert eyes`` on FER2013 faces whose ey
 labelled by eye (``convert/labels/fer2013_eye_state.csv``: open and closed eyes from one source, so it
 cannot learn a crop style), and it tells squeezed-shut laughing eyes and lowered lids from the narrow
 open eyes of a smile better than a lid-gap threshold does: on the group photos it reads none of the
-38 clearly open faces as closed (the iris model's lid gap: 3), and 0.960 of the eyestate photos right
+38 clearly open faces as closed (the iris model's lid gap: 3), and 0.956 of the eyestate photos right
 (the lid gap: 0.920); figures and how they were measured in the README.
 
 ``IrisEyes``: the lids' gap over the eye's width, on a 71-point eye contour that a network trained
