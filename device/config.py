@@ -68,6 +68,9 @@ class FacesSection:
     detect_width: int = field(default=320, metadata=_rng(64, 4096))  # haar/hog/profile see frames this wide
     min_face_px: int = field(default=40, metadata=_rng(8, 2048))  # in full-frame pixels
     min_hits: int = field(default=2, metadata=_rng(1, 100))  # detections before a track counts
+    # a track counts only once its landmark check finds a face in its box (Face Mesh's presence score at
+    # least this): a jacket or the back of a head that the detector took for a face is never reported
+    min_presence: float = field(default=0.1, metadata=_rng(0.0, 1.0))
     match_iou: float = field(default=0.25, metadata=_rng(0.0, 1.0))
     min_similarity: float = field(default=0.4, metadata=_rng(-1.0, 1.0))  # appearance: below it, another person
     scene_cut: float = field(default=30.0, metadata=_rng(0.0, 255.0))  # grey levels of change that end all tracks
