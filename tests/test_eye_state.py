@@ -92,13 +92,26 @@ def test_a_missing_eye_model_falls_back_to_the_iris_model_with_a_warning(tmp_pat
     assert "gone.tflite" in caplog.text and "iris model" in caplog.text
 
 
+def test_a_corrupt_eye_model_falls_back_to_the_iris_model_naming_the_file(tmp_path, monkeypatch, caplog):
+    from emocast.device.perception import eyes as eyes_mod
+    from emocast.device.perception.face_reading import FaceReader
+
+    broken = tmp_path / "eyes.tflite"
+    broken.write_bytes(eyes_mod.default_eye_model_path().read_bytes()[:5000])  # cut short, as by a full disk
+    shutil.copy(eyes_mod.default_eye_model_path().with_suffix(".json"), tmp_path / "eyes.json")
+    monkeypatch.setattr(eyes_mod, "default_eye_model_path", lambda: broken)
+    with caplog.at_level(logging.WARNING):
+        reader = FaceReader()
+    assert reader.eyes == "iris" and "eyes.tflite" in caplog.text and "SHA-256" in caplog.text
+
+
 def test_an_unreadable_card_names_the_file(tmp_path):
     from emocast.device.perception.detectors import DetectorUnavailable
     from emocast.device.perception.eyes import EyeStateModel, default_eye_model_path
 
     model = tmp_path / "eyes.tflite"
     shutil.copy(default_eye_model_path(), model)
-    (tmp_path / "eyes.json").write_text('{"input_size": 32}')
+    (tmp_path / "eyes.json").write_text('{"input_size": 32, "sha256": "0"}')
     with pytest.raises(DetectorUnavailable, match=r"eyes\.json.*closed_p"):
         EyeStateModel(model)
 

@@ -36,6 +36,7 @@ import numpy as np
 from .detectors import DetectorUnavailable
 from .detectors.blazeface import INSTALL_HINT, model_dir
 from .face_geometry import upright_patch
+from .model_card import ModelError, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +88,18 @@ class EyeStateModel:
             self.card = json.loads(card_path.read_text())
             self.size = int(self.card["input_size"])
             self.closed_p = float(self.card["closed_p"])
+            expected = str(self.card["sha256"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DetectorUnavailable(f"{card_path}: the eye-state model's card is unreadable "
-                                      f"(needs input_size and closed_p): {exc}") from exc
-        self._interp, self.runtime = load_interpreter(self.path, threads=threads)
+                                      f"(needs input_size, closed_p and sha256): {exc}") from exc
+        # checked before loading: a truncated flatbuffer can crash the TFLite runtime outright
+        if sha256_of(self.path) != expected:
+            raise DetectorUnavailable(f"{self.path}: its SHA-256 differs from its card's ({expected[:12]}...): "
+                                      "the file is corrupt or not the model the card describes")
+        try:
+            self._interp, self.runtime = load_interpreter(self.path, threads=threads)
+        except ModelError as exc:  # a corrupt file: the reader falls back to the next eye model
+            raise DetectorUnavailable(str(exc)) from exc
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()[0]
         self._input, self._output = inp["index"], out["index"]
