@@ -84,6 +84,7 @@ class SummaryWindow:
     tracks: set[int] = field(default_factory=set)
     read: set[int] = field(default_factory=set)  # tracks whose emotion was read in this window
     unread: dict[str, set[int]] = field(default_factory=lambda: {TURNED: set(), TOO_SMALL: set()})
+    no_face: set[int] = field(default_factory=set)  # tracks whose boxes the landmark model found no face in
     frames: int = 0
     blinks: int = 0
 
@@ -212,7 +213,9 @@ class Analyzer:
         # with EAR as the signal, the iris model judges a face's eyes until it has its own baseline
         reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=st.eyes.needs_iris)
         if st.attention.state is None and self._not_a_face(reading):
-            self._faces.pop(tr.id)  # nothing reported, counted or recorded until a check finds a face here
+            self._faces.pop(tr.id)  # nothing reported or recorded until a check finds a face here
+            if self.window is not None:
+                self.window.no_face.add(tr.id)  # but counted: it may be a face hidden behind a hand
             return []
         st.reading = reading
         st.checked_t = t
@@ -434,6 +437,7 @@ class Analyzer:
             "faces_read": len(w.read),
             "faces_turned": len(w.unread[TURNED]),
             "faces_too_small": len(w.unread[TOO_SMALL]),
+            "boxes_without_face": len(w.no_face - w.tracks),
             "face_time_s": round(w.face_time_s, 3),
             "attentive_share": share(ATTENTIVE),
             "looking_away_share": share(LOOKING_AWAY),
