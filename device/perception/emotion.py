@@ -80,6 +80,23 @@ def load_interpreter(model_path: Path, threads: int = 1):
                      f"runtime: pip install ai-edge-litert). Tried: " + "; ".join(errors))
 
 
+def quantize_input(x: np.ndarray, dtype: np.dtype, quantization: tuple[float, int]) -> np.ndarray:
+    """A float input as an int8/uint8 model takes it (its input tensor's scale and zero point)."""
+    if dtype == np.float32:
+        return x.astype(np.float32)
+    scale, zero = quantization
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def dequantize_output(y: np.ndarray, dtype: np.dtype, quantization: tuple[float, int]) -> np.ndarray:
+    """A quantized model's output back in floats."""
+    if dtype == np.float32:
+        return y.astype(np.float32)
+    scale, zero = quantization
+    return (y.astype(np.float32) - zero) * scale
+
+
 @dataclass(frozen=True)
 class EmotionResult:
     probs: np.ndarray  # (n_labels,) float, sums to 1
@@ -120,25 +137,11 @@ class EmotionModel:
     def labels(self) -> tuple[str, ...]:
         return self.card.labels
 
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        if self.input_dtype == np.float32:
-            return x.astype(np.float32)
-        scale, zero = self._in_q
-        info = np.iinfo(self.input_dtype)
-        q = np.round(x / scale) + zero
-        return np.clip(q, info.min, info.max).astype(self.input_dtype)
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        if self.output_dtype == np.float32:
-            return y.astype(np.float32)
-        scale, zero = self._out_q
-        return (y.astype(np.float32) - zero) * scale
-
     def predict_input(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for one preprocessed float input (H, W, C)."""
-        self._interp.set_tensor(self._in_index, self._quantize(x[None]))
+        self._interp.set_tensor(self._in_index, quantize_input(x[None], self.input_dtype, self._in_q))
         self._interp.invoke()
-        probs = self._dequantize(self._interp.get_tensor(self._out_index)[0])
+        probs = dequantize_output(self._interp.get_tensor(self._out_index)[0], self.output_dtype, self._out_q)
         total = float(probs.sum())
         return probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
 

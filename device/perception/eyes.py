@@ -35,6 +35,7 @@ import numpy as np
 
 from .detectors import DetectorUnavailable
 from .detectors.blazeface import INSTALL_HINT, model_dir
+from .emotion import dequantize_output, load_interpreter, quantize_input
 from .face_geometry import upright_patch
 from .model_card import ModelError, sha256_of
 
@@ -78,8 +79,6 @@ class EyeStateModel:
     """How likely each eye of a face is shut, from the int8 eye-state classifier (``models/``)."""
 
     def __init__(self, path: Path | None = None, threads: int = 1) -> None:
-        from .emotion import load_interpreter  # the runtime choice is the emotion model's
-
         self.path = Path(path) if path is not None else default_eye_model_path()
         if not self.path.is_file():
             raise DetectorUnavailable(f"{self.path}: the eye-state model is missing (reinstall emocast)")
@@ -103,22 +102,17 @@ class EyeStateModel:
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()[0]
         self._input, self._output = inp["index"], out["index"]
-        self._in_dtype = inp["dtype"]
+        self._in_dtype, self._out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
         self._in_q = inp.get("quantization", (0.0, 0))
         self._out_q = out.get("quantization", (0.0, 0))
 
     def closed_of(self, patch: np.ndarray) -> float:
         """Probability that the eye in one 64x64 patch (``eye_patch``) is shut."""
         x = classifier_input(patch, self.size).astype(np.float32) * (1.0 / 255.0)
-        scale, zero = self._in_q
-        if self._in_dtype != np.float32 and scale:
-            info = np.iinfo(self._in_dtype)
-            x = np.clip(np.round(x / scale) + zero, info.min, info.max)
-        self._interp.set_tensor(self._input, x.astype(self._in_dtype)[None, :, :, None])
+        self._interp.set_tensor(self._input, quantize_input(x[None, :, :, None], self._in_dtype, self._in_q))
         self._interp.invoke()
-        y = self._interp.get_tensor(self._output).reshape(-1)[0]
-        scale, zero = self._out_q
-        return float((float(y) - zero) * scale) if scale else float(y)
+        y = self._interp.get_tensor(self._output).reshape(-1)[:1]
+        return float(dequantize_output(y, self._out_dtype, self._out_q)[0])
 
     def closed(self, gray: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
         """(right, left) probabilities that the eyes are shut."""
@@ -134,8 +128,6 @@ class IrisEyes:
     """Openness of both eyes of a face, from its 68 landmarks and the frame."""
 
     def __init__(self, threads: int = 1) -> None:
-        from .emotion import load_interpreter  # the runtime choice is the emotion model's
-
         path = model_dir() / IRIS_MODEL
         if not path.is_file():
             raise DetectorUnavailable(f"{path}: MediaPipe's iris model is missing ({INSTALL_HINT})")
