@@ -106,11 +106,13 @@ def match_labels(split: Split, labels: list[EyeLabel], source: Path) -> tuple[np
     return np.array(idx, np.int64), np.array(target, np.int64)
 
 
-def face_landmarks(faces: np.ndarray, progress: bool = True) -> np.ndarray:
-    """(N, 68, 2) Face Mesh landmarks of 48x48 faces, in the enlarged face's pixels (see ``enlarge``)."""
+def eye_inputs(faces: np.ndarray, size: int, progress: bool = True) -> np.ndarray:
+    """(N, 2, size, size) uint8: each 48x48 face's right (mirrored) and left eye as the classifier reads
+    them, cut on Face Mesh's landmarks of the face enlarged (see ``enlarge``) as on the device."""
     from tqdm import tqdm
 
     from ..device.perception.detectors import make_detector
+    from ..device.perception.eyes import classifier_input, eye_patches
     from ..device.perception.faces import detect_faces
     from ..device.perception.landmarks import FaceMeshLandmarks
 
@@ -118,29 +120,19 @@ def face_landmarks(faces: np.ndarray, progress: bool = True) -> np.ndarray:
     mesh = FaceMeshLandmarks()
     side = faces.shape[1] * ENLARGE
     whole = (BORDER + side // 12, BORDER + side // 8, side * 5 // 6, side * 5 // 6)  # the crop is the face
-    out = np.empty((len(faces), 68, 2), np.float32)
-    for k, face in enumerate(tqdm(faces, desc="landmarks", unit="face", disable=not progress)):
+    out = np.empty((len(faces), 2, size, size), np.uint8)
+    for k, face in enumerate(tqdm(faces, desc="eyes", unit="face", disable=not progress)):
         big = enlarge(face)
         boxes = detect_faces(detector, big, 320, 40)
         box = max(boxes, key=lambda b: b[2] * b[3]) if boxes else whole
-        out[k] = mesh.read(big, box).points
+        right, left = eye_patches(big, mesh.read(big, box).points)
+        out[k, 0], out[k, 1] = classifier_input(right, size), classifier_input(left, size)
     return out
 
 
 def enlarge(face: np.ndarray) -> np.ndarray:
     big = cv2.resize(face, None, fx=ENLARGE, fy=ENLARGE, interpolation=cv2.INTER_CUBIC)
     return cv2.copyMakeBorder(big, BORDER, BORDER, BORDER, BORDER, cv2.BORDER_REPLICATE)
-
-
-def eye_inputs(faces: np.ndarray, landmarks: np.ndarray, size: int) -> np.ndarray:
-    """(N, 2, size, size) uint8: each face's right (mirrored) and left eye as the classifier reads them."""
-    from ..device.perception.eyes import classifier_input, eye_patches
-
-    out = np.empty((len(faces), 2, size, size), np.uint8)
-    for k, face in enumerate(faces):
-        right, left = eye_patches(enlarge(face), landmarks[k].astype(np.float64))
-        out[k, 0], out[k, 1] = classifier_input(right, size), classifier_input(left, size)
-    return out
 
 
 def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -210,7 +202,7 @@ def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Pa
     log.info("%d labelled faces: %d closed, %d open (%d of them narrow-looking, labelled by eye)",
              len(idx), int(closed.sum()), int((closed == 0).sum()), len(hard_open))
     faces = split.images[idx]
-    x = eye_inputs(faces, face_landmarks(faces, progress), size).astype(np.float32) / 255.0
+    x = eye_inputs(faces, size, progress).astype(np.float32) / 255.0
 
     rng = np.random.default_rng(seed)
     keras.utils.set_random_seed(seed)
