@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -358,8 +359,7 @@ def test_training_on_the_torch_backend_gives_a_model_the_tensorflow_quantizer_re
     assert card.metrics["int8"]["accuracy"] > 0 and (tmp_path / "t.tflite").stat().st_size > 10_000
 
 
-def test_gpu_packing_round_trips_a_split(tmp_path):
-    """scripts/gpu/pack.py squeezes FER under the device tool's 64 MiB; the device unpacks it exactly."""
+def _pack_module():
     import importlib.util
 
     from tests.conftest import REPO
@@ -367,6 +367,12 @@ def test_gpu_packing_round_trips_a_split(tmp_path):
     spec = importlib.util.spec_from_file_location("pack", REPO / "scripts" / "gpu" / "pack.py")
     pack = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(pack)  # type: ignore[union-attr]
+    return pack
+
+
+def test_gpu_packing_round_trips_a_split(tmp_path):
+    """scripts/gpu/pack.py squeezes FER under the device tool's 64 MiB; the device unpacks it exactly."""
+    pack = _pack_module()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (50, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 7, 50, dtype=np.uint8)
@@ -380,6 +386,54 @@ def test_gpu_packing_round_trips_a_split(tmp_path):
     pack.unpack_split(tmp_path / "few.xz", tmp_path / "out" / "public_test.npz")
     few = load_split(tmp_path / "out", "public_test")
     assert len(few) == 20 and all(any(np.array_equal(f, g) for g in images) for f in few.images)
+
+
+def test_gpu_packing_splits_into_parts_that_each_fit_a_call(tmp_path, monkeypatch, capsys):
+    """Once the repository is too big for everything to travel in one call, the train split goes in
+    parts; on the device, each call unpacks what it carried, and the split is joined, exactly, only
+    when the last part has come (before that: exit 3, naming the chunks still missing)."""
+    pack = _pack_module()
+    monkeypatch.setattr(pack, "CHUNK", 100)
+    rng = np.random.default_rng(1)
+    # noise does not compress: each chunk of 100 faces is about 230 KB
+    images = rng.integers(0, 256, (450, 48, 48), dtype=np.uint8)
+    labels = rng.integers(0, 7, 450, dtype=np.uint8)
+    data = tmp_path / "fer"
+    data.mkdir()
+    np.savez(data / "train.npz", images=images, labels=labels)
+    np.savez(data / "public_test.npz", images=images[:60], labels=labels[:60])
+    gpu = tmp_path / ".gpu"
+    folders = pack.pack(data, gpu, room=500_000, val_limit=40, wheels=False)
+    assert [f.name for f in folders] == ["part1", "part2", "part3"]
+    for folder in folders:
+        assert sum(f.stat().st_size for f in folder.iterdir()) <= 500_000
+    assert (gpu / "part1" / "manifest.json").is_file() and (gpu / "part1" / "public_test.xz").is_file()
+    chunks = sorted(c.name for c in gpu.glob("part*/train_*.xz"))
+    assert chunks == [f"train_{i:02d}.xz" for i in range(5)]
+
+    # the device: a fresh machine gets part 1, then (still warm) the others, one call each
+    device = tmp_path / "device" / ".gpu"
+    device.mkdir(parents=True)
+    shutil.copytree(gpu / "part1", device / "part1")
+    assert pack.unpack(device) == pack.MISSING
+    assert "still to come" in capsys.readouterr().out
+    assert not (device / "fer" / "train.npz").exists()
+    assert load_split(device / "fer", "public_test").images.shape == (40, 48, 48)
+    shutil.copytree(gpu / "part2", device / "part2")
+    assert pack.unpack(device) == pack.MISSING
+    shutil.copytree(gpu / "part3", device / "part3")
+    assert pack.unpack(device) == 0
+    joined = load_split(device / "fer", "train")
+    assert np.array_equal(joined.images, images) and np.array_equal(joined.labels, labels)
+
+
+def test_gpu_packing_refuses_a_chunk_no_call_can_carry():
+    pack = _pack_module()
+    with pytest.raises(SystemExit, match="cannot travel"):
+        pack.deal({"whl": 10, "train_00.xz": 500}, ["whl"], room=100)
+    with pytest.raises(SystemExit, match="leave no room"):
+        pack.deal({"whl": 200}, ["whl"], room=100)
+    assert pack.deal({"a": 40, "b": 50, "c": 50, "d": 10}, ["a"], room=100) == [["a", "b", "d"], ["c"]]
 
 
 def _tiny_run(folder: Path, seed: int, **recipe_changes) -> Path:

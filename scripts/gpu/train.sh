@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On a lent GPU machine (device tool, `carry: [".gpu"]`): train on Keras' JAX backend, resumable
+# On a lent GPU machine (device tool, `carry: [".gpu"]`, or the parts pack.py names): train on Keras' JAX backend, resumable
 # across calls while the machine stays warm, and hand the run folder back through $OUT.
 #   bash scripts/gpu/train.sh RUN_NAME EPOCHS [more `emocast convert train` arguments]
 # A call stops itself before the device tool's 10-minute limit (TRAIN_SECONDS, default 540); the next
