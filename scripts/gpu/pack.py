@@ -142,10 +142,8 @@ def pack(data: Path, out: Path, room: int, val_limit: int = 2000, wheels: bool =
         subprocess.run(cmd + list(WHEELS), check=True)
         sizes["whl"] = sum(f.stat().st_size for f in (staging / "whl").glob("*.whl"))
         first.insert(0, "whl")
-    # keep the order: the first names, then the chunks
-    ordered = {n: sizes[n] for n in first} | {n: sizes[n] for n in chunks}
     folders = []
-    for k, names in enumerate(deal(ordered, first, room), start=1):
+    for k, names in enumerate(deal(sizes, first, room), start=1):  # the chunks in their order
         folder = out / f"part{k}"
         folder.mkdir()
         for name in names:
@@ -156,12 +154,11 @@ def pack(data: Path, out: Path, room: int, val_limit: int = 2000, wheels: bool =
 
 
 def unpack(gpu: Path) -> int:
-    """On the device: unpack every chunk that has arrived into ``gpu/fer``, join the train split once
-    all are there. 0 when ``gpu/fer`` holds both splits, ``MISSING`` (after naming what is missing)
-    when a part has still to come."""
+    """On the device: the validation faces into ``gpu/fer`` at once, the train split once every chunk
+    has arrived (a warm machine keeps the parts earlier calls carried). 0 when ``gpu/fer`` holds both
+    splits, ``MISSING`` (after naming what is missing) when a part has still to come."""
     fer = gpu / "fer"
-    done = fer / "chunks"
-    done.mkdir(parents=True, exist_ok=True)
+    fer.mkdir(parents=True, exist_ok=True)
     manifests = sorted(gpu.glob("part*/manifest.json"))
     if not manifests:
         print(f"{gpu}: no part1/manifest.json here; carry .gpu/part1 (made by scripts/gpu/pack.py) first")
@@ -169,20 +166,17 @@ def unpack(gpu: Path) -> int:
     manifest = json.loads(manifests[0].read_text())
     if not (fer / "public_test.npz").exists():
         unpack_split(manifests[0].parent / "public_test.xz", fer / "public_test.npz")
-    for packed in gpu.glob("part*/train_*.xz"):
-        target = done / (packed.stem + ".npz")
-        if not target.exists():
-            unpack_split(packed, target)
     if (fer / "train.npz").exists():
         return 0
-    missing = [c for c in manifest["train_chunks"] if not (done / (Path(c).stem + ".npz")).exists()]
+    here = {packed.name: packed for packed in gpu.glob("part*/train_*.xz")}
+    missing = [c for c in manifest["train_chunks"] if c not in here]
     if missing:
         print(f"train split: {len(missing)} of {len(manifest['train_chunks'])} chunks still to come "
               f"({', '.join(missing)}); carry the part that holds them in the next call")
         return MISSING
-    parts = [np.load(done / (Path(c).stem + ".npz")) for c in manifest["train_chunks"]]
-    images = np.concatenate([p["images"] for p in parts])
-    labels = np.concatenate([p["labels"] for p in parts])
+    chunks = [read_packed(here[c]) for c in manifest["train_chunks"]]
+    images = np.concatenate([c[0] for c in chunks])
+    labels = np.concatenate([c[1] for c in chunks])
     if len(labels) != manifest["train_faces"]:
         print(f"train split: {len(labels)} faces joined, the manifest says {manifest['train_faces']}")
         return MISSING
