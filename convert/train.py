@@ -93,9 +93,16 @@ def make_batches(split: Split, recipe: Recipe, training: bool, weights: dict[int
                        teacher=teacher if training else None, teacher_weight=recipe.teacher_weight)
 
 
-def load_teacher(path: Path):
+def load_teacher(path: Path, threads: int = 0):
     """A trained model as a function of augmented faces (N, H, W, 0-255) -> probabilities, with the
-    preprocessing its own recipe gives (it may read 64 px RGB where the student reads 48 px gray)."""
+    preprocessing its own recipe or card gives (it may read 64 px RGB where the student reads 48 px gray).
+
+    A ``.tflite`` with its card (the shipped model, or any ``convert quantize`` output) teaches too, on
+    the device's runtime: the int8 emocnn with its mirror view reads a batch of 64 in about a third of
+    the float ensemble's time on two cores (52 ms against 168, this machine), the same accuracy, and a
+    CPU run spends that time on every step."""
+    if path.suffix == ".tflite":
+        return _tflite_teacher(path, threads)
     import keras
 
     from ..device.perception.model_card import batch_to_model_input
@@ -104,7 +111,8 @@ def load_teacher(path: Path):
 
     stored = path.parent / "recipe.json"
     if not path.is_file() or not stored.is_file():
-        raise ValueError(f"teacher {path}: needs the model file and its run folder's recipe.json beside it")
+        raise ValueError(f"teacher {path}: needs the model file and its run folder's recipe.json beside it "
+                         "(or a .tflite with its card)")
     model = keras.saving.load_model(path, compile=False)
     pre = preprocess_for(json.loads(stored.read_text()))
     if int(model.output_shape[-1]) != len(FER_LABELS):
@@ -118,6 +126,35 @@ def load_teacher(path: Path):
         x = batch_to_model_input(faces, pre)
         with lock:
             return np.asarray(model.predict_on_batch(x))
+
+    return read
+
+
+def _tflite_teacher(path: Path, threads: int):
+    """An int8 model and its card as a teacher: its labels are matched to the student's by name
+    (synonyms included), so a card in another order still teaches; one it lacks is refused."""
+    from ..device.perception.emotion import EmotionModel
+    from ..device.perception.model_card import ModelError, batch_to_model_input
+    from .data import canonical_label
+
+    try:
+        model = EmotionModel(path, threads=threads or min(4, os.cpu_count() or 1))
+    except (ModelError, OSError) as e:
+        raise ValueError(f"teacher {path}: {e}") from e
+    names = [canonical_label(label) for label in model.labels]
+    missing = [label for label in FER_LABELS if label not in names]
+    if missing:
+        raise ValueError(f"teacher {path}: its card has no {', '.join(missing)} (labels {list(model.labels)}); "
+                         f"the student learns {list(FER_LABELS)}")
+    order = [names.index(label) for label in FER_LABELS]
+    log.info("distilling from %s (%s, int8 on %s)", path, model.card.id, model.runtime)
+    lock = threading.Lock()  # one interpreter: the batch workers take turns
+
+    def read(faces: np.ndarray) -> np.ndarray:
+        x = batch_to_model_input(faces, model.card.preprocess)
+        with lock:
+            probs = model.predict_batch(x)[:, order]
+        return probs / probs.sum(axis=1, keepdims=True)
 
     return read
 
@@ -294,7 +331,7 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: 
     if recipe.init:
         init_weights(model, Path(recipe.init))  # a resumed run then takes its backup's weights over these
     weights = class_weights(train_split.labels, len(FER_LABELS), recipe.class_weight_power)
-    teacher = load_teacher(Path(recipe.teacher)) if recipe.teacher else None
+    teacher = load_teacher(Path(recipe.teacher), threads) if recipe.teacher else None
 
     class Curves(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):

@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dropout", type=float, default=0.3, help="dropout before the classifier")
     tr.add_argument("--workers", type=int, default=1, help="threads preparing batches (more where a GPU waits)")
     tr.add_argument("--teacher", type=Path, help="distil from this trained model (a best.keras or an ensemble's "
-                    "model.keras, with its recipe.json): the student also learns its probabilities")
+                    "model.keras, with its recipe.json, or a .tflite with its card, e.g. the shipped model: "
+                    "cheaper on a CPU): the student also learns its probabilities")
     tr.add_argument("--teacher-weight", type=float, default=0.7, help="the teacher's share of each target")
     tr.add_argument("--init", type=Path, help="start from this trained model's weights (same architecture): "
                     "a run continued with a fresh schedule")

@@ -576,6 +576,41 @@ def test_training_with_a_teacher_runs_and_records_it(tmp_path):
                                                    teacher=str(tmp_path / "nowhere.keras"), teacher_weight=0.5))
 
 
+def test_an_int8_model_with_its_card_teaches_with_its_labels_matched_by_name(tmp_path):
+    import shutil
+
+    from emocast.convert.train import load_teacher
+    from emocast.device.perception.emotion import EmotionModel, default_model_path
+    from emocast.device.perception.model_card import batch_to_model_input
+
+    shipped = default_model_path()
+    faces = np.random.default_rng(3).integers(0, 256, (5, 48, 48)).astype(np.float32)
+    model = EmotionModel(shipped)
+    expected = model.predict_batch(batch_to_model_input(faces, model.card.preprocess))
+    probs = load_teacher(shipped)(faces)
+    assert probs.shape == (5, len(FER_LABELS)) and np.allclose(probs, expected, atol=1e-6)
+
+    def copy_with_labels(name: str, labels: list[str]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(shipped, folder / shipped.name)
+        card = json.loads(shipped.with_suffix(".json").read_text())
+        card["labels"] = labels
+        (folder / shipped.with_suffix(".json").name).write_text(json.dumps(card))
+        return folder / shipped.name
+
+    # a card spelling its classes otherwise and in another order: the student's columns follow the names
+    spelled = ["Anger", "disgust", "fear", "Happiness", "sad", "surprise", "neutral"][::-1]
+    swapped = load_teacher(copy_with_labels("swapped", spelled))(faces)
+    assert np.allclose(swapped, expected[:, ::-1], atol=1e-6)
+    with pytest.raises(ValueError, match=r"teacher .*no fear.*the student learns"):
+        load_teacher(copy_with_labels("short", ["angry", "disgust", "bored", "happy", "sad", "surprise", "neutral"]))
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"teacher .*broken\.tflite"):
+        load_teacher(broken)
+
+
 def test_init_starts_a_run_from_trained_weights_of_the_same_network_only(tmp_path):
     pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
     from emocast.convert.architectures import build
