@@ -154,7 +154,10 @@ def _tflite_teacher(path: Path, threads: int):
         x = batch_to_model_input(faces, model.card.preprocess)
         with lock:
             probs = model.predict_batch(x)[:, order]
-        return probs / probs.sum(axis=1, keepdims=True)
+        # a card with classes beyond FER's: its share of them goes back to FER's seven, evenly where
+        # it put everything on them
+        total = probs.sum(axis=1, keepdims=True)
+        return np.where(total > 0, probs / np.maximum(total, 1e-12), 1.0 / len(FER_LABELS)).astype(np.float32)
 
     return read
 
