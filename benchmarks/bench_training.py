@@ -4,7 +4,7 @@
     python benchmarks/bench_training.py --arch xception --width 0.5 --teacher runs/teacher/model.keras
 
 A CPU session has about two hours of two cores, and one machine has run the same step 2.3x slower than
-another (session 8: 325 ms a MobileNetV2 step on one, session 9: 585 ms on an AMD EPYC): measure before
+another (session 8: 325 ms a MobileNetV2 step on one, session 9: 480-500 ms on an AMD EPYC): measure before
 choosing a network, a batch or a teacher, and read the epochs-in-budget line. Random faces: the cost of
 a step does not depend on what the faces show. Each setting is timed after three warm-up steps.
 """
@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import statistics
+import timeit
 from pathlib import Path
 
 import numpy as np
 
+from emocast.convert.data import FER_LABELS
 from emocast.device.perception.emotion import default_model_path
 
 TRAIN_FACES = 28709  # FER2013's train split
@@ -25,14 +27,8 @@ TRAIN_FACES = 28709  # FER2013's train split
 
 def timed(fn, repeats: int) -> float:
     """Median milliseconds of ``fn()`` over ``repeats`` calls, after three untimed ones."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
+    timeit.repeat(fn, number=1, repeat=3)
+    return 1000 * statistics.median(timeit.repeat(fn, number=1, repeat=repeats))
 
 
 def main() -> int:
@@ -56,8 +52,8 @@ def main() -> int:
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (args.batch_size, args.size, args.size)).astype(np.float32)
     x = faces[..., None] / 255.0
-    y = np.eye(7, dtype=np.float32)[rng.integers(0, 7, args.batch_size)]
-    model = build(args.arch, (args.size, args.size, 1), 7, width=args.width, stem_stride=args.stem_stride)
+    y = np.eye(len(FER_LABELS), dtype=np.float32)[rng.integers(0, len(FER_LABELS), args.batch_size)]
+    model = build(args.arch, (args.size, args.size, 1), len(FER_LABELS), width=args.width, stem_stride=args.stem_stride)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.005),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
     step = timed(lambda: model.train_on_batch(x, y), args.repeats)
