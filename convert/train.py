@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import FER_LABELS, Split, class_weights, load_split
+from .data import FER_LABELS, Split, canonical_label, class_weights, load_split
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,6 @@ def _tflite_teacher(path: Path, threads: int):
     (synonyms included), so a card in another order still teaches; one it lacks is refused."""
     from ..device.perception.emotion import EmotionModel
     from ..device.perception.model_card import ModelError, batch_to_model_input
-    from .data import canonical_label
 
     try:
         model = EmotionModel(path, threads=threads or min(4, os.cpu_count() or 1))
