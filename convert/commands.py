@@ -1,4 +1,5 @@
-"""``emocast convert train | quantize | evaluate``: argument handling and the figures they print."""
+"""``emocast convert train | quantize | ensemble | average | evaluate | eyes``: argument handling and the
+figures they print."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     early_stop_patience=args.patience, teacher=str(args.teacher or ""),
                     teacher_weight=args.teacher_weight if args.teacher else 0.0, init=str(args.init or ""))
     best = train(args.data, args.run, recipe, threads=args.threads, workers=args.workers,
-                 time_budget_s=args.time_budget)
+                 time_budget_s=args.time_budget, keep_epochs=args.keep_epochs)
     print(f"best checkpoint: {best}\ncurves: {args.run / 'curves.png'}")
     return 0
 
@@ -69,6 +70,18 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
     path = write_ensemble(args.models, args.out, mirror=args.mirror)
     print(f"combined model: {path}\nquantize it: emocast convert quantize {path} --out models/NAME.tflite")
+    return 0
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    _require_keras()
+    from .weight_average import average_run
+
+    done = average_run(args.run, args.data, args.out, last=args.last, first=args.first, bn_batches=args.bn_batches)
+    print(f"averaged epochs {done['epochs']}: validation accuracy {done['val_accuracy']:.4f} "
+          f"(last epoch alone {done['last_epoch_val_accuracy']:.4f})\n"
+          f"model: {args.out / 'best.keras'}\nquantize it: emocast convert quantize {args.out / 'best.keras'} "
+          "--out models/NAME.tflite")
     return 0
 
 
@@ -136,7 +149,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from .sources import ModelSourceError
 
     handlers = {"train": cmd_train, "quantize": cmd_quantize, "ensemble": cmd_ensemble,
-                "evaluate": cmd_evaluate, "eyes": cmd_eyes}
+                "average": cmd_average, "evaluate": cmd_evaluate, "eyes": cmd_eyes}
     try:
         return handlers[args.convert_command](args)
     except DataError as exc:

@@ -2,7 +2,8 @@
 
 A run lives in one folder: ``recipe.json`` (everything needed to reproduce it), ``backup/``
 (Keras' BackupAndRestore state, written every epoch, so a killed run resumes where it stopped),
-``best.keras`` (best validation accuracy so far), ``history.csv`` and ``curves.png``.
+``best.keras`` (best validation accuracy so far), ``history.csv`` and ``curves.png``; with
+``--keep-epochs N`` also ``epochs/`` (the last N epochs' weights, for ``convert average``).
 Running the same command again on the same folder resumes.
 """
 
@@ -283,8 +284,11 @@ def _stored_recipe(recipe_path: Path) -> dict:
 
 
 def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: int = 1,
-          time_budget_s: float = 0.0) -> Path:
+          time_budget_s: float = 0.0, keep_epochs: int = 0) -> Path:
     """Train (or resume) in ``run_dir``; returns the path of the best checkpoint.
+
+    ``keep_epochs`` N keeps the weights of the last N epochs in ``run_dir/epochs/`` for a weight
+    average (``convert average``); it does not change the training, so it is not in the recipe.
 
     ``time_budget_s`` (a fresh run only) lets the first epoch's duration decide the epoch count,
     at most ``recipe.epochs`` (see ``EpochBudget``)."""
@@ -356,6 +360,10 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: 
                                       restore_best_weights=False),
         Curves(),
     ]
+    if keep_epochs > 0:
+        from .weight_average import keep_epochs_callback
+
+        callbacks.append(keep_epochs_callback(run_dir, keep_epochs))
     model.fit(
         make_batches(train_split, recipe, training=True, weights=weights, workers=workers, teacher=teacher),
         validation_data=make_batches(val_split, recipe, training=False, workers=workers),

@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--time-budget", type=float, default=0.0, metavar="SECONDS",
                     help="a fresh run fits its epoch count (at most --epochs) into this many seconds, "
                          "judged from the first epoch; the count is stored in the recipe")
+    tr.add_argument("--keep-epochs", type=int, default=0, metavar="N",
+                    help="keep the weights of the last N epochs in RUN/epochs/ (for `convert average`)")
 
     q = csub.add_parser("quantize", parents=[common],
                         help="Keras model -> TFLite (int8 by default) with its model card")
@@ -149,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("models", type=Path, nargs="+", help="best.keras files of run folders")
     en.add_argument("--out", type=Path, required=True, help="folder for model.keras and its recipe.json")
     en.add_argument("--mirror", action="store_true", help="also average each model's view of the mirrored face")
+
+    av = csub.add_parser("average", parents=[common], help="average the weights of a run's last epochs into "
+                         "one network (same size and speed), BatchNorm measured again")
+    av.add_argument("run", type=Path, help="a run folder trained with --keep-epochs")
+    av.add_argument("--out", type=Path, required=True, help="folder for best.keras and its recipe.json")
+    av.add_argument("--data", type=Path, default=_default_data(), help="FER2013 (BatchNorm from its train split, "
+                    "scored on the recipe's validation split)")
+    av.add_argument("--last", type=int, help="average the last N kept epochs (default: all kept)")
+    av.add_argument("--first", type=int, help="average the kept epochs from this one on")
+    av.add_argument("--bn-batches", type=int, default=200, help="training batches that measure BatchNorm")
 
     ev = csub.add_parser("evaluate", parents=[common], help="score a .tflite model (with its card) on a FER2013 split")
     ev.add_argument("model", type=Path)

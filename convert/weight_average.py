@@ -1,0 +1,207 @@
+"""One network whose weights are the mean of a run's last epochs (stochastic weight averaging).
+
+A cosine schedule's last epochs sit around one minimum, each a little off it in its own direction;
+their mean sits nearer the middle, and generalises better than any one of them (Izmailov et al.
+2018, "Averaging Weights Leads to Wider Optima"). Unlike an ensemble it costs the device nothing:
+same network, same file size, same latency. The averaged weights need their own BatchNorm
+statistics (a mean of each epoch's running means is not the statistics of the averaged network), so
+they are measured again on training faces before the model is written.
+
+``convert train --keep-epochs N`` leaves the weights of its last N epochs in ``RUN/epochs/``;
+``convert average RUN`` combines them into a folder that ``ensemble`` and ``quantize`` read like a
+run folder (``best.keras``, ``recipe.json``, ``history.csv``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EPOCHS_DIR = "epochs"
+_EPOCH_FILE = re.compile(r"epoch_(\d+)\.weights\.npz$")
+
+
+def epoch_file(run_dir: Path, epoch: int) -> Path:
+    """Where ``--keep-epochs`` keeps the weights after ``epoch`` (counted from 1, as the logs do)."""
+    return run_dir / EPOCHS_DIR / f"epoch_{epoch:03d}.weights.npz"
+
+
+def kept_epochs(run_dir: Path) -> dict[int, Path]:
+    """The epoch weights a run folder holds, by epoch number."""
+    found = {}
+    for p in sorted((run_dir / EPOCHS_DIR).glob("epoch_*.weights.npz")):
+        m = _EPOCH_FILE.search(p.name)
+        if m:
+            found[int(m.group(1))] = p
+    return found
+
+
+def save_epoch(model, path: Path) -> None:
+    """The network's weights alone, in ``model.weights`` order (Keras' own ``save_weights`` also
+    writes the optimizer's slots: three times the size, and nothing an average needs)."""
+    tmp = path.with_name(path.name.replace(".weights.npz", ".tmp.npz"))
+    with tmp.open("wb") as fh:  # a kill mid-write leaves no half file under the real name
+        np.savez(fh, *[np.asarray(w) for w in model.weights])
+    tmp.replace(path)
+
+
+def load_epoch(path: Path) -> list[np.ndarray]:
+    with np.load(path) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
+def keep_epochs_callback(run_dir: Path, keep: int):
+    """A Keras callback that saves each epoch's weights and deletes all but the last ``keep``."""
+    import keras
+
+    class KeepEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            path = epoch_file(run_dir, epoch + 1)
+            path.parent.mkdir(exist_ok=True)
+            save_epoch(self.model, path)
+            kept = kept_epochs(run_dir)
+            for old in sorted(kept)[:-keep]:
+                kept[old].unlink()
+
+    return KeepEpochs()
+
+
+def choose_epochs(run_dir: Path, last: int | None = None, first: int | None = None) -> list[Path]:
+    """The kept epochs to average: all of them, those from ``first`` on, or the ``last`` N."""
+    kept = kept_epochs(run_dir)
+    if not kept:
+        raise ValueError(f"{run_dir / EPOCHS_DIR}: no epoch weights to average (train with --keep-epochs N)")
+    numbers = sorted(n for n in kept if first is None or n >= first)
+    if last is not None:
+        numbers = numbers[-last:]
+    if len(numbers) < 2:
+        raise ValueError(f"{run_dir / EPOCHS_DIR}: {len(numbers)} epoch(s) chosen from {sorted(kept)}; "
+                         "averaging needs two or more")
+    return [kept[n] for n in numbers]
+
+
+def mean_weights(model, files: list[Path]) -> list[np.ndarray]:
+    """The element-wise mean of each of ``model``'s weights over ``files``; accumulated in float64
+    so twenty epochs lose nothing to rounding. A file of another network is refused, naming it."""
+    shapes = [tuple(w.shape) for w in model.weights]
+    total = [np.zeros(s, np.float64) for s in shapes]
+    for f in files:
+        try:
+            ws = load_epoch(f)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{f}: not readable as epoch weights ({e})") from e
+        if [w.shape for w in ws] != shapes:
+            raise ValueError(f"{f}: {len(ws)} weights of other shapes than {model.name}'s {len(shapes)}; "
+                             "not an epoch of this run's network")
+        for t, w in zip(total, ws, strict=True):
+            t += w
+    return [(t / len(files)).astype(np.float32) for t in total]
+
+
+def accuracy(model, batches) -> float:
+    """Share of faces whose most probable class is the labelled one."""
+    right = seen = 0
+    for i in range(len(batches)):
+        x, y = batches[i][:2]
+        right += int((np.argmax(np.asarray(model.predict_on_batch(x)), 1) == np.argmax(y, 1)).sum())
+        seen += len(y)
+    return right / max(1, seen)
+
+
+def recalibrate_batchnorm(model, batches, max_batches: int) -> int:
+    """Measure every BatchNorm layer's statistics again, as the plain mean over ``batches`` of each
+    batch's mean and variance (the network's weights do not change; its dropout is off). Returns the
+    number of batches read."""
+    import keras
+
+    bns = [la for la in _all_layers(model) if isinstance(la, keras.layers.BatchNormalization)]
+    if not bns:
+        return 0
+    saved = [la.momentum for la in bns]
+    for la in bns:
+        la.moving_mean.assign(np.zeros(la.moving_mean.shape, np.float32))
+        la.moving_variance.assign(np.ones(la.moving_variance.shape, np.float32))
+    n = 0
+    try:
+        for i in range(min(max_batches, len(batches))):
+            x = batches[i][0]
+            n += 1
+            for la in bns:
+                la.momentum = 1.0 - 1.0 / n  # moving = running mean of the batch statistics
+            _forward_updating_bn(model, x)
+    finally:
+        for la, m in zip(bns, saved, strict=True):
+            la.momentum = m
+    return n
+
+
+def _forward_updating_bn(model, x) -> None:
+    """One forward pass in which BatchNorm layers update their statistics but dropout stays off."""
+    import keras
+
+    drops = [la for la in _all_layers(model) if isinstance(la, keras.layers.Dropout)]
+    rates = [la.rate for la in drops]
+    for la in drops:
+        la.rate = 0.0
+    try:
+        model(x, training=True)
+    finally:
+        for la, r in zip(drops, rates, strict=True):
+            la.rate = r
+
+
+def _all_layers(model):
+    for la in model.layers:
+        yield la
+        if hasattr(la, "layers"):
+            yield from _all_layers(la)
+
+
+def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = None, first: int | None = None,
+                bn_batches: int = 200) -> dict:
+    """Average ``run_dir``'s kept epochs into ``out_dir/best.keras`` with BatchNorm statistics from
+    ``bn_batches`` batches of unaugmented training faces; the run's recipe goes beside it with what
+    was averaged. Returns the validation accuracy of the averaged model and of the last epoch."""
+    from .data import FER_LABELS, load_split
+    from .train import Recipe, _stored_recipe, make_batches
+
+    recipe_path = run_dir / "recipe.json"
+    if not recipe_path.is_file():
+        raise ValueError(f"{run_dir}: no recipe.json, so not a run folder of `convert train`")
+    stored = _stored_recipe(recipe_path)
+    recipe = Recipe(**stored)
+    files = choose_epochs(run_dir, last, first)
+
+    from .architectures import build
+
+    model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width,
+                  dropout=recipe.dropout, stem_stride=recipe.stem_stride)
+    val = make_batches(load_split(data, recipe.val_split), recipe, training=False)
+    model.set_weights(mean_weights(model, files[-1:]))
+    last_acc = accuracy(model, val)
+
+    model.set_weights(mean_weights(model, files))
+    train_split = load_split(data, recipe.train_split)
+    calib = make_batches(train_split.subset(min(len(train_split), bn_batches * recipe.batch_size), recipe.seed),
+                         recipe, training=False)
+    n = recalibrate_batchnorm(model, calib, bn_batches)
+    acc = accuracy(model, val)
+    epochs = [int(_EPOCH_FILE.search(f.name).group(1)) for f in files]
+    log.info("averaged epochs %s of %s; BatchNorm from %d batches; %s accuracy %.4f (last epoch alone %.4f)",
+             epochs, run_dir, n, recipe.val_split, acc, last_acc)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(out_dir / "best.keras")
+    record = {**stored, "averaged": {"run": str(run_dir), "epochs": epochs, "bn_batches": n,
+                                     "val_accuracy": round(acc, 4), "last_epoch_val_accuracy": round(last_acc, 4)}}
+    (out_dir / "recipe.json").write_text(json.dumps(record, indent=2) + "\n")
+    if (run_dir / "history.csv").is_file():
+        shutil.copyfile(run_dir / "history.csv", out_dir / "history.csv")
+    return record["averaged"]
