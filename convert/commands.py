@@ -79,7 +79,8 @@ def cmd_average(args: argparse.Namespace) -> int:
 
     done = average_run(args.run, args.data, args.out, last=args.last, first=args.first, bn_batches=args.bn_batches)
     print(f"averaged epochs {done['epochs']}: validation accuracy {done['val_accuracy']:.4f} "
-          f"(last epoch alone {done['last_epoch_val_accuracy']:.4f})\n"
+          f"(last epoch alone {done['last_epoch_val_accuracy']:.4f}, best of them in history.csv "
+          f"{done['best_single_epoch_val_accuracy']})\n"
           f"model: {args.out / 'best.keras'}\nquantize it: emocast convert quantize {args.out / 'best.keras'} "
           "--out models/NAME.tflite")
     return 0

@@ -164,6 +164,18 @@ def _all_layers(model):
             yield from _all_layers(la)
 
 
+def _best_in_history(run_dir: Path, epochs: list[int]) -> float | None:
+    """The best validation accuracy Keras logged for any of ``epochs`` (what averaging must beat)."""
+    import csv
+
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return None
+    accs = [float(r["val_accuracy"]) for r in csv.DictReader(path.open())
+            if "val_accuracy" in r and int(r["epoch"]) + 1 in epochs]
+    return round(max(accs), 4) if accs else None
+
+
 def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = None, first: int | None = None,
                 bn_batches: int = 200) -> dict:
     """Average ``run_dir``'s kept epochs into ``out_dir/best.keras`` with BatchNorm statistics from
@@ -200,7 +212,8 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / "best.keras")
     record = {**stored, "averaged": {"run": str(run_dir), "epochs": epochs, "bn_batches": n,
-                                     "val_accuracy": round(acc, 4), "last_epoch_val_accuracy": round(last_acc, 4)}}
+                                     "val_accuracy": round(acc, 4), "last_epoch_val_accuracy": round(last_acc, 4),
+                                     "best_single_epoch_val_accuracy": _best_in_history(run_dir, epochs)}}
     (out_dir / "recipe.json").write_text(json.dumps(record, indent=2) + "\n")
     if (run_dir / "history.csv").is_file():
         shutil.copyfile(run_dir / "history.csv", out_dir / "history.csv")

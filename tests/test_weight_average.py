@@ -62,6 +62,11 @@ def test_average_is_the_mean_of_the_epochs_with_batchnorm_measured_again(trained
     done = average_run(run, data, out, last=2, bn_batches=4)
     assert done["epochs"] == [3, 4] and done["bn_batches"] == 4
     assert 0.0 <= done["val_accuracy"] <= 1.0 and 0.0 <= done["last_epoch_val_accuracy"] <= 1.0
+    import csv
+
+    logged = [float(r["val_accuracy"]) for r in csv.DictReader((run / "history.csv").open())]
+    assert done["best_single_epoch_val_accuracy"] == round(max(logged[2:4]), 4)
+    assert done["last_epoch_val_accuracy"] == pytest.approx(logged[3], abs=1e-4)  # scored as Keras scored it
 
     avg = keras.saving.load_model(out / "best.keras", compile=False)
     e3 = keras.saving.load_model(out / "best.keras", compile=False)
