@@ -14,6 +14,7 @@ run folder (``best.keras``, ``recipe.json``, ``history.csv``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -80,7 +81,7 @@ def choose_epochs(run_dir: Path, last: int | None = None, first: int | None = No
         raise ValueError(f"{run_dir / EPOCHS_DIR}: no epoch weights to average (train with --keep-epochs N)")
     numbers = sorted(n for n in kept if first is None or n >= first)
     if last is not None:
-        numbers = numbers[-last:]
+        numbers = numbers[-last:] if last > 0 else []
     if len(numbers) < 2:
         raise ValueError(f"{run_dir / EPOCHS_DIR}: {len(numbers)} epoch(s) chosen from {sorted(kept)}; "
                          "averaging needs two or more")
@@ -181,6 +182,7 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     """Average ``run_dir``'s kept epochs into ``out_dir/best.keras`` with BatchNorm statistics from
     ``bn_batches`` batches of unaugmented training faces; the run's recipe goes beside it with what
     was averaged. Returns the validation accuracy of the averaged model and of the last epoch."""
+    from .architectures import build
     from .data import FER_LABELS, load_split
     from .train import Recipe, _stored_recipe, make_batches
 
@@ -188,11 +190,8 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     if not recipe_path.is_file():
         raise ValueError(f"{run_dir}: no recipe.json, so not a run folder of `convert train`")
     stored = _stored_recipe(recipe_path)
-    recipe = Recipe(**stored)
+    recipe = Recipe(**{f.name: stored[f.name] for f in dataclasses.fields(Recipe)})  # an averaged folder's too
     files = choose_epochs(run_dir, last, first)
-
-    from .architectures import build
-
     model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width,
                   dropout=recipe.dropout, stem_stride=recipe.stem_stride)
     val = make_batches(load_split(data, recipe.val_split), recipe, training=False)

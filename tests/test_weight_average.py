@@ -130,6 +130,13 @@ def test_refusals_name_the_folder_and_exit_with_the_usage_code(trained_run, tmp_
     assert average(bare) == exit_codes.USAGE  # no epochs kept
     assert average(run, "--last", "1") == exit_codes.USAGE  # one epoch is no average
     assert average(tmp_path) == exit_codes.USAGE  # not a run folder
+    averaged = tmp_path / "averaged"
+    (averaged / "epochs").mkdir(parents=True)
+    from emocast.convert.weight_average import average_run
+
+    average_run(run, data, averaged, bn_batches=1)  # an averaged folder: its recipe has one key more
+    assert average(averaged) == exit_codes.USAGE
+    assert "averaged/epochs: no epoch weights" in caplog.text
     assert not (tmp_path / "o").exists()  # nothing half-written
 
     import shutil
@@ -150,3 +157,5 @@ def test_refusals_name_the_folder_and_exit_with_the_usage_code(trained_run, tmp_
         choose_epochs(bare)
     with pytest.raises(ValueError, match=r"1 epoch\(s\) chosen from \[2, 3, 4\]"):
         choose_epochs(run, first=4)
+    with pytest.raises(ValueError, match=r"0 epoch\(s\) chosen"):
+        choose_epochs(run, last=0)
