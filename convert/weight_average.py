@@ -106,16 +106,6 @@ def mean_weights(model, files: list[Path]) -> list[np.ndarray]:
     return [(t / len(files)).astype(np.float32) for t in total]
 
 
-def accuracy(model, batches) -> float:
-    """Share of faces whose most probable class is the labelled one."""
-    right = seen = 0
-    for i in range(len(batches)):
-        x, y = batches[i][:2]
-        right += int((np.argmax(np.asarray(model.predict_on_batch(x)), 1) == np.argmax(y, 1)).sum())
-        seen += len(y)
-    return right / max(1, seen)
-
-
 def recalibrate_batchnorm(model, batches, max_batches: int) -> int:
     """Measure every BatchNorm layer's statistics again, as the plain mean over ``batches`` of each
     batch's mean and variance (the network's weights do not change; its dropout is off). Returns the
@@ -184,6 +174,9 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     was averaged. Returns the validation accuracy of the averaged model and of the last epoch."""
     from .architectures import build
     from .data import FER_LABELS, load_split
+    from .evaluate import evaluate_float
+    from .quantize import preprocess_for
+    from .sources import ModelSource
     from .train import Recipe, _stored_recipe, make_batches
 
     recipe_path = run_dir / "recipe.json"
@@ -194,16 +187,20 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     files = choose_epochs(run_dir, last, first)
     model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width,
                   dropout=recipe.dropout, stem_stride=recipe.stem_stride)
-    val = make_batches(load_split(data, recipe.val_split), recipe, training=False)
+    val, pre = load_split(data, recipe.val_split), preprocess_for(stored)
+
+    def accuracy() -> float:  # the scoring quantize reports as the float model's
+        return evaluate_float(ModelSource(run_dir, "keras", keras_model=model), val, pre).accuracy
+
     model.set_weights(mean_weights(model, files[-1:]))
-    last_acc = accuracy(model, val)
+    last_acc = accuracy()
 
     model.set_weights(mean_weights(model, files))
     train_split = load_split(data, recipe.train_split)
     calib = make_batches(train_split.subset(min(len(train_split), bn_batches * recipe.batch_size), recipe.seed),
                          recipe, training=False)
     n = recalibrate_batchnorm(model, calib, bn_batches)
-    acc = accuracy(model, val)
+    acc = accuracy()
     epochs = [int(_EPOCH_FILE.search(f.name).group(1)) for f in files]
     log.info("averaged epochs %s of %s; BatchNorm from %d batches; %s accuracy %.4f (last epoch alone %.4f)",
              epochs, run_dir, n, recipe.val_split, acc, last_acc)
