@@ -112,40 +112,30 @@ def recalibrate_batchnorm(model, batches, max_batches: int) -> int:
     number of batches read."""
     import keras
 
-    bns = [la for la in _all_layers(model) if isinstance(la, keras.layers.BatchNormalization)]
+    layers = list(_all_layers(model))
+    bns = [la for la in layers if isinstance(la, keras.layers.BatchNormalization)]
     if not bns:
         return 0
-    saved = [la.momentum for la in bns]
+    drops = [la for la in layers if isinstance(la, keras.layers.Dropout)]
+    saved_momentum, saved_rate = [la.momentum for la in bns], [la.rate for la in drops]
     for la in bns:
         la.moving_mean.assign(np.zeros(la.moving_mean.shape, np.float32))
         la.moving_variance.assign(np.ones(la.moving_variance.shape, np.float32))
+    for la in drops:
+        la.rate = 0.0  # training=True below is for BatchNorm only
     n = 0
     try:
         for i in range(min(max_batches, len(batches))):
-            x = batches[i][0]
             n += 1
             for la in bns:
                 la.momentum = 1.0 - 1.0 / n  # moving = running mean of the batch statistics
-            _forward_updating_bn(model, x)
+            model(batches[i][0], training=True)
     finally:
-        for la, m in zip(bns, saved, strict=True):
+        for la, m in zip(bns, saved_momentum, strict=True):
             la.momentum = m
-    return n
-
-
-def _forward_updating_bn(model, x) -> None:
-    """One forward pass in which BatchNorm layers update their statistics but dropout stays off."""
-    import keras
-
-    drops = [la for la in _all_layers(model) if isinstance(la, keras.layers.Dropout)]
-    rates = [la.rate for la in drops]
-    for la in drops:
-        la.rate = 0.0
-    try:
-        model(x, training=True)
-    finally:
-        for la, r in zip(drops, rates, strict=True):
+        for la, r in zip(drops, saved_rate, strict=True):
             la.rate = r
+    return n
 
 
 def _all_layers(model):

@@ -101,6 +101,7 @@ def test_batchnorm_statistics_are_the_mean_over_the_batches_read():
     np.testing.assert_allclose(np.asarray(bn.moving_variance), np.mean([b[0].var(0) for b in batches[:3]], 0),
                                rtol=1e-4)
     assert bn.momentum == pytest.approx(0.99)  # the layer's own setting is given back
+    assert model.layers[-1].rate == pytest.approx(0.9)  # and the dropout's
 
 
 def test_the_averaged_folder_quantizes_like_a_run_folder(trained_run, tmp_path):
