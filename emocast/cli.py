@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "judged from the first epoch; the count is stored in the recipe")
     tr.add_argument("--keep-epochs", type=int, default=0, metavar="N",
                     help="keep the weights of the last N epochs in RUN/epochs/ (for `convert average`)")
+    tr.add_argument("--camera-faults", type=float, default=1.0, metavar="SCALE",
+                    help="multiply the share of training faces given each camera fault (blur, down-scaling, "
+                         "JPEG, noise, low light) by SCALE: 0.5 for a last stage nearer clean faces, 0 for none")
 
     q = csub.add_parser("quantize", parents=[common],
                         help="Keras model -> TFLite (int8 by default) with its model card")

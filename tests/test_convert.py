@@ -233,6 +233,43 @@ def test_camera_faults_do_what_a_camera_does():
     assert np.array_equal(a, corrupt(face, params, np.random.default_rng(7)))
 
 
+def test_camera_faults_scale_scales_only_the_faults_and_is_recorded(tmp_path):
+    """--camera-faults multiplies each fault's share (capped at 1), leaves the geometric and photometric
+    augmentation alone, and the run's recipe stores the shares it trained with."""
+    pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
+    from emocast.cli import main
+    from emocast.convert.augment import CAMERA_FAULTS, augment_batch, scale_faults
+    from emocast.convert.train import Recipe
+
+    base = Recipe().augment
+    half = scale_faults(base, 0.5)
+    assert all(half[k] == pytest.approx(base[k] / 2) for k in CAMERA_FAULTS)
+    assert all(half[k] == base[k] for k in base if k not in CAMERA_FAULTS)
+    assert all(v == 1.0 for k, v in scale_faults(base, 10).items() if k in CAMERA_FAULTS)
+    none = scale_faults(base, 0.0)
+    assert all(none[k] == 0.0 for k in CAMERA_FAULTS)
+    with pytest.raises(ValueError, match="camera-faults"):
+        scale_faults(base, -1)
+
+    # the share of faces a fault reaches follows the scale: blur alone, on a sharp face
+    rng = np.random.default_rng(0)
+    face = cv2.resize(rng.integers(0, 256, (12, 12)).astype(np.uint8), (48, 48), interpolation=cv2.INTER_NEAREST)
+    faces = np.repeat(face[None], 400, axis=0)
+    sharp = float(cv2.Laplacian(face.astype(np.float32), cv2.CV_32F).var())
+
+    def blurred_share(params):
+        out = augment_batch(faces, params, np.random.default_rng(3))
+        return np.mean([cv2.Laplacian(f, cv2.CV_32F).var() < 0.5 * sharp for f in out])
+
+    full, halved = blurred_share({"blur": 0.5}), blurred_share(scale_faults({"blur": 0.5}, 0.5))
+    assert 0.4 < full < 0.6 and 0.15 < halved < 0.35
+    assert blurred_share(scale_faults({"blur": 0.5}, 0.0)) == 0.0
+
+    with pytest.raises(SystemExit, match="camera-faults"):
+        main(["convert", "train", "--run", str(tmp_path / "run"), "--camera-faults", "-0.5"])
+    assert not (tmp_path / "run").exists()
+
+
 def test_stem_stride_keeps_small_faces_at_full_resolution():
     """MobileNetV2's 224 px stem halves a 48 px face before any block; stem_stride 1 keeps it."""
     pytest.importorskip("keras")
