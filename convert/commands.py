@@ -82,7 +82,8 @@ def cmd_average(args: argparse.Namespace) -> int:
     _require_keras()
     from .weight_average import average_run
 
-    done = average_run(args.run, args.data, args.out, last=args.last, first=args.first, bn_batches=args.bn_batches)
+    done = average_run(args.run, args.data, args.out, last=args.last, first=args.first, bn_batches=args.bn_batches,
+                       bn_faces=args.bn_faces)
     print(f"averaged epochs {done['epochs']}: validation accuracy {done['val_accuracy']:.4f} "
           f"(last epoch alone {done['last_epoch_val_accuracy']:.4f}, best of them in history.csv "
           f"{done['best_single_epoch_val_accuracy']})\n"

@@ -86,6 +86,27 @@ def test_average_is_the_mean_of_the_epochs_with_batchnorm_measured_again(trained
     assert (out / "history.csv").read_text() == (run / "history.csv").read_text()
 
 
+def test_batchnorm_can_be_measured_on_faces_augmented_as_the_run_trained(trained_run, tmp_path):
+    """--bn-faces augmented: the same mean weights, BatchNorm from faces with the run's augmentation
+    (camera faults included), so other statistics than from clean faces; the choice is recorded."""
+    import keras
+
+    from emocast.convert.weight_average import average_run
+
+    data, run = trained_run
+    clean = average_run(run, data, tmp_path / "clean", last=2, bn_batches=4)
+    aug = average_run(run, data, tmp_path / "aug", last=2, bn_batches=4, bn_faces="augmented")
+    assert clean["bn_faces"] == "clean" and aug["bn_faces"] == "augmented" and aug["epochs"] == clean["epochs"]
+    a, c = (keras.saving.load_model(tmp_path / d / "best.keras", compile=False) for d in ("aug", "clean"))
+    np.testing.assert_allclose(np.asarray(a.get_layer("s1a_conv").kernel), np.asarray(c.get_layer("s1a_conv").kernel))
+    assert not np.allclose(np.asarray(a.get_layer("s1a_bn").moving_variance),
+                           np.asarray(c.get_layer("s1a_bn").moving_variance), rtol=1e-3)
+    assert json.loads((tmp_path / "aug" / "recipe.json").read_text())["averaged"]["bn_faces"] == "augmented"
+    with pytest.raises(ValueError, match="bn_faces"):
+        average_run(run, data, tmp_path / "bad", bn_faces="dark")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_batchnorm_statistics_are_the_mean_over_the_batches_read():
     import keras
 
