@@ -33,11 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .augment import scale_faults
     from .train import Recipe, train
 
-    try:
-        augment = scale_faults(Recipe().augment, args.camera_faults)
-    except ValueError as exc:
-        sys.exit(f"emocast convert train: {exc}")
-    recipe = Recipe(augment=augment, architecture=args.arch, width=args.width, input_size=args.size, color=args.color,
+    recipe = Recipe(augment=scale_faults(Recipe().augment, args.camera_faults),
+                    architecture=args.arch, width=args.width, input_size=args.size, color=args.color,
                     stem_stride=args.stem_stride, dropout=args.dropout, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_limit=args.limit,
                     early_stop_patience=args.patience, teacher=str(args.teacher or ""),

@@ -233,13 +233,14 @@ def test_camera_faults_do_what_a_camera_does():
     assert np.array_equal(a, corrupt(face, params, np.random.default_rng(7)))
 
 
-def test_camera_faults_scale_scales_only_the_faults_and_is_recorded(tmp_path):
+def test_camera_faults_scale_scales_only_the_faults_and_is_recorded(tmp_path, caplog):
     """--camera-faults multiplies each fault's share (capped at 1), leaves the geometric and photometric
     augmentation alone, and the run's recipe stores the shares it trained with."""
     pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
     from emocast.cli import main
     from emocast.convert.augment import CAMERA_FAULTS, augment_batch, scale_faults
     from emocast.convert.train import Recipe
+    from emocast.device import exit_codes
 
     base = Recipe().augment
     half = scale_faults(base, 0.5)
@@ -265,8 +266,8 @@ def test_camera_faults_scale_scales_only_the_faults_and_is_recorded(tmp_path):
     assert 0.4 < full < 0.6 and 0.15 < halved < 0.35
     assert blurred_share(scale_faults({"blur": 0.5}, 0.0)) == 0.0
 
-    with pytest.raises(SystemExit, match="camera-faults"):
-        main(["convert", "train", "--run", str(tmp_path / "run"), "--camera-faults", "-0.5"])
+    assert main(["convert", "train", "--run", str(tmp_path / "run"), "--camera-faults", "-0.5"]) == exit_codes.USAGE
+    assert "--camera-faults must be 0 or more" in caplog.text
     assert not (tmp_path / "run").exists()
 
 
