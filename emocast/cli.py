@@ -164,9 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--last", type=int, help="average the last N kept epochs (default: all kept)")
     av.add_argument("--first", type=int, help="average the kept epochs from this one on")
     av.add_argument("--bn-batches", type=int, default=200, help="training batches that measure BatchNorm")
-    av.add_argument("--bn-faces", choices=("clean", "augmented"), default="clean",
-                    help="measure BatchNorm on unaugmented training faces, or augmented as the run trained "
-                         "(camera faults included: keeps the robustness the run learned)")
+    av.add_argument("--bn-faces", choices=("clean", "augmented", "faults"), default="clean",
+                    help="measure BatchNorm on unaugmented training faces, on faces augmented as the run trained "
+                         "(camera faults included: keeps the robustness the run learned), or on faces with the "
+                         "run's camera faults only (no warps, flips or brightness changes)")
 
     ev = csub.add_parser("evaluate", parents=[common], help="score a .tflite model (with its card) on a FER2013 split")
     ev.add_argument("model", type=Path)

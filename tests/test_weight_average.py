@@ -4,6 +4,7 @@ written as a folder quantize reads; refusals with their exit code."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,42 @@ def test_batchnorm_can_be_measured_on_faces_augmented_as_the_run_trained(trained
     with pytest.raises(ValueError, match="bn_faces"):
         average_run(run, data, tmp_path / "bad", bn_faces="dark")
     assert not (tmp_path / "bad").exists()
+
+
+def test_batchnorm_on_camera_faults_only_leaves_out_the_runs_warps_and_flips(trained_run, tmp_path):
+    """--bn-faces faults: faces with the run's camera faults and nothing else. On a run that trained
+    with flips only there is nothing left, so the statistics are the clean ones; with blur added to the
+    recipe they differ from clean faces and from the fully augmented ones (blur and flips)."""
+    import keras
+
+    from emocast.convert.weight_average import _bn_recipe, average_run
+
+    data, run = trained_run
+    blurred = tmp_path / "blurred_run"
+    shutil.copytree(run, blurred)
+    recipe = json.loads((blurred / "recipe.json").read_text())
+    recipe["augment"] = {"flip": 1.0, "blur": 1.0, "noise": 0.0}
+    (blurred / "recipe.json").write_text(json.dumps(recipe))
+
+    def variance(name: str):
+        m = keras.saving.load_model(tmp_path / name / "best.keras", compile=False)
+        return np.asarray(m.get_layer("s1a_bn").moving_variance)
+
+    average_run(run, data, tmp_path / "clean", last=2, bn_batches=4)
+    done = average_run(run, data, tmp_path / "flips_only", last=2, bn_batches=4, bn_faces="faults")
+    assert done["bn_faces"] == "faults"
+    np.testing.assert_allclose(variance("flips_only"), variance("clean"), rtol=1e-5)
+
+    average_run(blurred, data, tmp_path / "faults", last=2, bn_batches=4, bn_faces="faults")
+    average_run(blurred, data, tmp_path / "augmented", last=2, bn_batches=4, bn_faces="augmented")
+    assert not np.allclose(variance("faults"), variance("clean"), rtol=1e-3)
+    assert not np.allclose(variance("faults"), variance("augmented"), rtol=1e-3)
+    assert variance("faults").sum() < variance("clean").sum()  # blur removes detail: less first-layer variance
+
+    from emocast.convert.train import Recipe
+
+    assert _bn_recipe(Recipe(augment={"flip": 1.0, "rotate_deg": 10.0, "blur": 0.3, "jpeg": 0.0}),
+                      "faults").augment == {"blur": 0.3}
 
 
 def test_batchnorm_statistics_are_the_mean_over_the_batches_read():
