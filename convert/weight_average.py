@@ -169,7 +169,7 @@ def _bn_recipe(recipe, bn_faces: str):
     faults = {k: v for k, v in recipe.augment.items() if k in CAMERA_FAULTS and v}
     if not faults:
         log.warning("the run trained without camera faults, so --bn-faces faults measures BatchNorm on clean faces")
-    return dataclasses.replace(recipe, augment=faults or {})
+    return dataclasses.replace(recipe, augment=faults)
 
 
 def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = None, first: int | None = None,
