@@ -78,7 +78,7 @@ class FacesSection:
 
 @dataclass
 class EmotionSection:
-    model: str = ""  # empty: the model shipped with emocast
+    model: str = ""  # empty: the default shipped with emocast; a bare name: another shipped model (emocnn); else a path
     emotion_hz: float = field(default=2.0, metadata=_rng(0.0, 60))  # per face; 0 turns emotion off
     smoothing: float = field(default=0.5, metadata=_rng(0.0, 0.99))  # weight of the past in the EMA
     min_confidence: float = field(default=0.35, metadata=_rng(0.0, 1.0))

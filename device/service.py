@@ -28,7 +28,7 @@ from .delivery.outbox import Outbox, OutboxError
 from .delivery.publish import MqttOptions, Publisher
 from .perception.capture import CaptureThread, LatestFrameSlot, SourceError, open_source
 from .perception.detectors import DetectorUnavailable, make_detector
-from .perception.emotion import EmotionModel, default_model_path
+from .perception.emotion import EmotionModel, model_path
 from .perception.model_card import ModelError
 from .perception.pipeline import Analyzer, Event
 
@@ -80,7 +80,7 @@ class Service:
     def _load_model(self) -> EmotionModel | None:
         if self.cfg.emotion.emotion_hz <= 0:
             return None
-        path = Path(self.cfg.emotion.model) if self.cfg.emotion.model else default_model_path()
+        path = model_path(self.cfg.emotion.model)
         return EmotionModel(path, threads=self.cfg.emotion.threads)
 
     def _outbox_path(self) -> Path:

@@ -231,7 +231,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from emocast.device import exit_codes
     from emocast.device.analyze import MediaError, RecordWriter, analyze, plot_timeline, summarize
     from emocast.device.perception.detectors import DetectorUnavailable
-    from emocast.device.perception.emotion import EmotionModel, ModelError, default_model_path
+    from emocast.device.perception.emotion import EmotionModel, ModelError, model_path
 
     try:
         cfg = cfgmod.load(args.config)
@@ -258,7 +258,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     model = None
     if not args.no_emotion and cfg.emotion.emotion_hz > 0:
         try:
-            model = EmotionModel(Path(cfg.emotion.model) if cfg.emotion.model else default_model_path(),
+            model = EmotionModel(model_path(cfg.emotion.model),
                                  threads=cfg.emotion.threads)
         except ModelError as exc:
             logging.getLogger("emocast").error("%s", exc)

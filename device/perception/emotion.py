@@ -21,7 +21,7 @@ from .model_card import ModelCard, ModelError, crop_face, load_card, to_model_in
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_FILE = "emotion_fer2013_emocnn_int8.tflite"
+DEFAULT_MODEL_FILE = "emotion_fer2013_mobilenetv2_int8.tflite"
 
 # (name shown in logs and info, module to import, attribute path to the Interpreter class).
 # TensorFlow's public ``tf.lite`` is an attribute of the package: importing the module
@@ -35,6 +35,20 @@ _RUNTIMES = (
 
 def default_model_path() -> Path:
     return Path(str(resources.files("emocast.models").joinpath(DEFAULT_MODEL_FILE)))
+
+
+def model_path(setting: str) -> Path:
+    """The file an ``[emotion] model`` setting names: empty for the default; a bare file name that is
+    not in the working folder but ships with emocast (``emotion_fer2013_emocnn_int8.tflite``, the
+    earlier default) from the installed package, so a kiosk can choose a shipped model without knowing
+    where pip put it; anything else as the path it is (a missing file is refused later, by name)."""
+    if not setting:
+        return default_model_path()
+    path = Path(setting)
+    if path.exists() or path.name != setting:
+        return path
+    shipped = Path(str(resources.files("emocast.models").joinpath(setting)))
+    return shipped if shipped.is_file() else path
 
 
 def interpreter_class() -> tuple[type, str]:
