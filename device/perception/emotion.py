@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ..native_output import native_stderr_to_log
-from .model_card import ModelCard, ModelError, crop_face, load_card, to_model_input
+from .model_card import ModelCard, ModelError, crop_face, load_card, shipped_model_file, to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ _RUNTIMES = (
 
 
 def default_model_path() -> Path:
-    return Path(str(resources.files("emocast.models").joinpath(DEFAULT_MODEL_FILE)))
+    return shipped_model_file(DEFAULT_MODEL_FILE)
 
 
 def model_path(setting: str) -> Path:
@@ -47,7 +46,7 @@ def model_path(setting: str) -> Path:
     path = Path(setting)
     if path.exists() or path.name != setting:
         return path
-    shipped = Path(str(resources.files("emocast.models").joinpath(setting)))
+    shipped = shipped_model_file(setting)
     return shipped if shipped.is_file() else path
 
 

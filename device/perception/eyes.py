@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -37,7 +36,7 @@ from .detectors import DetectorUnavailable
 from .detectors.blazeface import INSTALL_HINT, model_dir
 from .emotion import dequantize_output, load_interpreter, quantize_input
 from .face_geometry import upright_patch
-from .model_card import ModelError, sha256_of
+from .model_card import ModelError, sha256_of, shipped_model_file
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ class EyeStateModel:
 
 
 def default_eye_model_path() -> Path:
-    return Path(str(resources.files("emocast.models").joinpath(EYE_MODEL_FILE)))
+    return shipped_model_file(EYE_MODEL_FILE)
 
 
 class IrisEyes:

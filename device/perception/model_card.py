@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,12 @@ class ModelCard:
         }
         out.update(self.extra)
         return out
+
+
+def shipped_model_file(name: str) -> Path:
+    """Where the installed package keeps a model it ships (``emocast.models``), read at run time so
+    an installed wheel and a checkout find the same file."""
+    return Path(str(resources.files("emocast.models").joinpath(name)))
 
 
 def sha256_of(path: Path) -> str:
