@@ -99,7 +99,8 @@ def augment_batch(images: np.ndarray, params: Mapping[str, float], rng: np.rando
 
 
 class FaceBatches(keras.utils.PyDataset):
-    """Batches of (model input, one-hot labels[, sample weights]) from a FER split; with a
+    """Batches of (model input, targets[, sample weights]) from a FER split: one-hot labels, or the
+    split's vote shares where it carries people's votes (``Split.targets``); with a
     ``teacher`` (augmented faces -> probabilities) the targets are the one-hot labels mixed with
     the teacher's probabilities, ``teacher_weight`` of them (distillation, Hinton et al. 2015, T=1).
 
@@ -157,7 +158,10 @@ class FaceBatches(keras.utils.PyDataset):
             x = np.repeat(x, 3, axis=-1)
         x = x * self.pixel_scale + self.pixel_offset
         labels = self.split.labels[idx].astype(np.int64)
-        y = np.eye(self.n_classes, dtype=np.float32)[labels]
+        if self.split.targets is not None:  # people's vote shares (FER+ or a soft-label CSV)
+            y = self.split.targets[idx].astype(np.float32)
+        else:
+            y = np.eye(self.n_classes, dtype=np.float32)[labels]
         if self.teacher is not None and self.teacher_weight > 0:
             # knowledge distillation: the teacher's reading of this very (augmented) face, mixed in
             y = (1.0 - self.teacher_weight) * y + self.teacher_weight * self.teacher(faces).astype(np.float32)

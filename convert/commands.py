@@ -38,7 +38,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                     stem_stride=args.stem_stride, dropout=args.dropout, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_limit=args.limit,
                     early_stop_patience=args.patience, teacher=str(args.teacher or ""),
-                    teacher_weight=args.teacher_weight if args.teacher else 0.0, init=str(args.init or ""))
+                    teacher_weight=args.teacher_weight if args.teacher else 0.0, init=str(args.init or ""),
+                    votes=str(args.votes or ""), class_weight_power=args.class_weight_power,
+                    label_smoothing=(args.label_smoothing if args.label_smoothing is not None
+                                     else 0.0 if args.votes else Recipe.label_smoothing))
     best = train(args.data, args.run, recipe, threads=args.threads, workers=args.workers,
                  time_budget_s=args.time_budget, keep_epochs=args.keep_epochs)
     print(f"best checkpoint: {best}\ncurves: {args.run / 'curves.png'}")
@@ -89,48 +92,89 @@ def cmd_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_scores(title: str, ev, labels: tuple[str, ...]) -> None:
+    s = ev.scores
+    print(title)
+    print(f"  accuracy {s.accuracy:.4f}   macro-F1 {s.macro_f1:.4f}   size {ev.size_bytes / 1024:.0f} KiB")
+    if ev.latency_ms == ev.latency_ms:  # not NaN: measured
+        print(f"  latency per face (1 thread, median) {ev.latency_ms:.3f} ms")
+    if ev.tta_scores is not None:
+        t = ev.tta_scores
+        cost = f"   latency {ev.tta_latency_ms:.3f} ms per face (x{ev.tta_latency_ms / ev.latency_ms:.2f})" \
+            if ev.tta_latency_ms else ""
+        print(f"  with flip TTA: accuracy {t.accuracy:.4f}   macro-F1 {t.macro_f1:.4f}{cost}")
+    print(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+    for lab, row in s.per_class(labels).items():
+        print(f"  {lab:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..device.perception.model_card import load_card
-    from .evaluate import evaluate_tflite
+    from ..device.perception.model_card import card_path_for, load_card
+    from .evaluate import evaluate_tflite, people_record
     from .metrics import plot_confusion
 
     labels = load_card(args.model, verify_hash=False).labels
-    split, left_out = load_split(args.data, args.split).for_labels(labels)
+    full = load_split(args.data, args.split)
+    split, left_out = full.for_labels(labels)
     if left_out:
         print(f"  left out (classes the model does not have): {left_out}")
     if args.limit:
         split = split.subset(args.limit, 0)
     ev = evaluate_tflite(args.model, split, flip_tta=args.tta)
-    s = ev.scores
-    print(f"{args.model.name} on {split.name} ({len(split)} faces)")
-    print(f"  accuracy {s.accuracy:.4f}   macro-F1 {s.macro_f1:.4f}   size {ev.size_bytes / 1024:.0f} KiB")
-    print(f"  latency per face (1 thread, median) {ev.latency_ms:.3f} ms")
-    if ev.tta_scores is not None and ev.tta_latency_ms is not None:
-        t = ev.tta_scores
-        print(f"  with flip TTA: accuracy {t.accuracy:.4f}   macro-F1 {t.macro_f1:.4f}   "
-              f"latency {ev.tta_latency_ms:.3f} ms per face (x{ev.tta_latency_ms / ev.latency_ms:.2f})")
-    print(f"  {'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
-    for lab, row in s.per_class(labels).items():
-        print(f"  {lab:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
+    _print_scores(f"{args.model.name} on {split.name} ({len(split)} faces), FER2013's labels", ev, labels)
+    card_update: dict = {}
+    scored, scored_ev = split, ev  # what robustness and the confusion matrix are judged against
+    if args.votes:
+        from .votes import with_votes
+
+        people, left_people = with_votes(full, args.votes, scoring=True)
+        people = people.for_labels(labels)[0]
+        if args.limit:
+            people = people.subset(args.limit, 0)
+        pev = evaluate_tflite(args.model, people, flip_tta=args.tta, latency=False)
+        _print_scores(f"against people: the majority of {args.votes.name}'s votes ({len(people)} faces; left out "
+                      f"{left_people})", pev, labels)
+        card_update["ferplus_majority"] = people_record(pev, people, labels, args.votes, left_people)
+        scored, scored_ev = people, pev
+        if args.calibrate:
+            from .calibration import calibrate, plot_reliability
+
+            card = load_card(args.model, verify_hash=False)
+            from ..device.perception.emotion import card_temperature
+
+            before = card_temperature(card)  # the probabilities read already carry the card's temperature
+            cal = calibrate(pev.probs, people.targets, people.labels)
+            cal["temperature"] = round(before * cal["temperature"], 4)
+            cal.update({"split": people.name, "faces": len(people), "fitted_on": "vote shares of people's votes",
+                        "votes": args.votes.name})
+            card_update["calibration"] = cal
+            png = args.model.with_name(args.model.stem + "_reliability.png")
+            plot_reliability(pev.probs, people.labels, cal["temperature"] / before,
+                             f"{args.model.stem} on {people.name}", png)
+            print(f"  temperature {cal['temperature']}: expected calibration error {cal['ece_before']} -> "
+                  f"{cal['ece_after']}; reliability diagram {png}")
+    elif args.calibrate:
+        raise DataError("--calibrate needs --votes: the temperature is fitted to people's vote shares")
     if args.robustness:
         from .robustness import format_table, robustness
 
-        table = robustness(args.model, split)
-        print("  under a kiosk camera's faults (same faces):")
+        table = robustness(args.model, scored)
+        print(f"  under a kiosk camera's faults (same faces, {'people' if args.votes else 'FER2013'} labels):")
         print(format_table(table))
-        if args.update_card:
-            import json as _json
+        card_update["robustness"] = {**table, "split": scored.name, "images": len(scored),
+                                     "labels": "FER+ majority" if args.votes else "FER2013"}
+    if args.update_card and card_update:
+        import json as _json
 
-            from ..device.perception.model_card import card_path_for
-
-            path = card_path_for(args.model)
-            card = _json.loads(path.read_text())
-            card["robustness"] = {**table, "split": split.name, "images": len(split)}
-            path.write_text(_json.dumps(card, indent=2) + "\n")
-            print(f"  recorded in {path}")
+        path = card_path_for(args.model)
+        card = _json.loads(path.read_text())
+        card.update(card_update)
+        path.write_text(_json.dumps(card, indent=2) + "\n")
+        print(f"  recorded in {path}: {', '.join(card_update)}")
     if args.confusion:
-        plot_confusion(s.confusion, labels, f"{args.model.name} on {split.name}: acc {s.accuracy:.3f}",
-                       args.confusion)
+        s = scored_ev.scores
+        plot_confusion(s.confusion, labels, f"{args.model.name} on {scored.name}: acc {s.accuracy:.3f}"
+                       + (" (people's majority)" if args.votes else ""), args.confusion)
         print(f"  confusion matrix: {args.confusion}")
     return 0
 

@@ -63,6 +63,8 @@ class Split:
     labels: np.ndarray  # (N,) uint8, indices into ``classes``
     name: str
     classes: tuple[str, ...] = FER_LABELS
+    targets: np.ndarray | None = None  # (N, len(classes)) float32 vote shares, where people's votes are known
+    files: list[str] | None = None  # each image's path below the split's folder (image-tree layout only)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -75,7 +77,14 @@ class Split:
         if n >= len(self):
             return self
         idx = np.random.default_rng(seed).permutation(len(self))[:n]
-        return Split(self.images[idx], self.labels[idx], f"{self.name}[{n}]", self.classes)
+        return self.take(idx, f"{self.name}[{n}]")
+
+    def take(self, idx: np.ndarray, name: str | None = None) -> Split:
+        """The images at ``idx`` (indices or a mask), with their labels, targets and file names."""
+        idx = np.flatnonzero(idx) if idx.dtype == bool else idx
+        return Split(self.images[idx], self.labels[idx], name or self.name, self.classes,
+                     None if self.targets is None else self.targets[idx],
+                     None if self.files is None else [self.files[i] for i in idx])
 
     def for_labels(self, labels: tuple[str, ...]) -> tuple[Split, dict[str, int]]:
         """The images of the classes a model has, relabelled in the model's output order (names
@@ -88,7 +97,16 @@ class Split:
         keep = new >= 0
         counts = self.class_counts()
         left_out = {name: int(counts[c]) for c, name in enumerate(self.classes) if mapping[c] < 0 and counts[c]}
-        return Split(self.images[keep], new[keep].astype(np.uint8), self.name, tuple(labels)), left_out
+        targets = None
+        if self.targets is not None:  # the vote shares, in the model's order (its extra classes get none)
+            targets = np.zeros((len(self), len(labels)), np.float32)
+            for c in range(len(self.classes)):
+                if mapping[c] >= 0:
+                    targets[:, mapping[c]] = self.targets[:, c]
+            targets = targets[keep] / np.maximum(targets[keep].sum(axis=1, keepdims=True), 1e-12)
+        files = None if self.files is None else [f for f, k in zip(self.files, keep, strict=True) if k]
+        return Split(self.images[keep], new[keep].astype(np.uint8), self.name, tuple(labels), targets,
+                     files), left_out
 
 
 def _canonical_split(name: str) -> str:
@@ -178,7 +196,7 @@ def _from_folders(root: Path, split: str) -> Split:
     if not folders:
         raise DataError(f"{root}: no class folders")
     classes = tuple([c for c in FER_LABELS if c in folders] + sorted(c for c in folders if c not in FER_LABELS))
-    images, labels = [], []
+    images, labels, files = [], [], []
     for label, name in enumerate(classes):
         folder = folders[name]
         for file in sorted(folder.iterdir()):
@@ -191,10 +209,11 @@ def _from_folders(root: Path, split: str) -> Split:
                 img = cv2.resize(img, (FER_SIZE, FER_SIZE), interpolation=cv2.INTER_AREA)
             images.append(img)
             labels.append(label)
+            files.append(f"{folder.name}/{file.name}")
     if not images:
         raise DataError(f"{root}: no images found")
     log.info("loaded %s: %d images of %s from %s", split, len(labels), ", ".join(classes), root)
-    return Split(np.stack(images), np.array(labels, dtype=np.uint8), split, classes)
+    return Split(np.stack(images), np.array(labels, dtype=np.uint8), split, classes, files=files)
 
 
 def class_weights(labels: np.ndarray, n_classes: int, power: float = 0.5) -> dict[int, float]:

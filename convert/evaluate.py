@@ -82,3 +82,20 @@ def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: 
     lat = per_face_latency_ms(model, sample) if latency else float("nan")
     tta = per_face_latency_ms(model, sample, flip_tta=True) if flip_tta and latency else None
     return TfliteEvaluation(scores, probs, lat, tta_scores, tta, path.stat().st_size)
+
+
+def people_record(ev: TfliteEvaluation, split: Split, labels: tuple[str, ...], votes: Path,
+                  left_out: dict[str, int]) -> dict:
+    """What a card says of a model against people's majority: accuracy, macro-F1 and recall per class
+    (with and without the mirror view where it was scored), and which faces were left out."""
+    def block(s: Scores) -> dict:
+        return {"accuracy": round(s.accuracy, 4), "macro_f1": round(s.macro_f1, 4),
+                "recall": {lab: round(float(s.recall[i]), 4) for i, lab in enumerate(labels)}}
+
+    out = {"labels": f"majority of people's votes in {votes.name} (ties, unknown, not a face and classes "
+                     "the model lacks left out)",
+           "split": split.name, "images": len(split), "left_out": {k: v for k, v in left_out.items() if v},
+           "int8": block(ev.scores)}
+    if ev.tta_scores is not None:
+        out["int8_mirror_view"] = block(ev.tta_scores)
+    return out

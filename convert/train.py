@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import FER_LABELS, Split, canonical_label, class_weights, load_split
+from .votes import with_votes
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Recipe:
     teacher: str = ""  # a trained model (.keras with its recipe.json beside it) whose probabilities are learned too
     teacher_weight: float = 0.0  # the teacher's share of each target (0.5-0.9 usual with a teacher)
     init: str = ""  # a trained model of the same architecture whose weights start the run (a longer run in parts)
+    votes: str = ""  # people's votes per face (FER+ .npz or a soft-label CSV): targets are their shares (votes.py)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -318,10 +320,12 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: 
 
     keras.utils.set_random_seed(recipe.seed)
     train_split = load_split(data, recipe.train_split)
+    val_split = load_split(data, recipe.val_split)
+    if recipe.votes:  # learn the share of votes; validate against the majority of them
+        train_split, _ = with_votes(train_split, Path(recipe.votes))
+        val_split, _ = with_votes(val_split, Path(recipe.votes), scoring=True)
     if recipe.train_limit:
         train_split = train_split.subset(recipe.train_limit, recipe.seed)
-    val_split = load_split(data, recipe.val_split)
-    if recipe.train_limit:
         val_split = val_split.subset(max(64, recipe.train_limit // 4), recipe.seed)
     log.info("train %d images, validation %d; class counts %s", len(train_split), len(val_split),
              train_split.class_counts().tolist())

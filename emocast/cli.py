@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "judged from the first epoch; the count is stored in the recipe")
     tr.add_argument("--keep-epochs", type=int, default=0, metavar="N",
                     help="keep the weights of the last N epochs in RUN/epochs/ (for `convert average`)")
+    tr.add_argument("--votes", type=Path, help="learn the share of people's votes per face instead of one label: "
+                    "FER+'s ferplus_votes.npz or fer2013new.csv, or a soft-label CSV (column 'image', one column "
+                    "per class); validation then scores against the votes' majority")
+    tr.add_argument("--label-smoothing", type=float, default=None,
+                    help="share of each target spread evenly (default 0.1; 0 with --votes, which carry doubt)")
+    tr.add_argument("--class-weight-power", type=float, default=0.5,
+                    help="inverse class frequency to this power weights each face (0: no class weights)")
     tr.add_argument("--camera-faults", type=float, default=1.0, metavar="SCALE",
                     help="multiply the share of training faces given each camera fault (blur, down-scaling, "
                          "JPEG, noise, low light) by SCALE: 0.5 for a last stage nearer clean faces, 0 for none")
@@ -177,7 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--confusion", type=Path, help="write the confusion matrix as PNG here")
     ev.add_argument("--robustness", action="store_true", help="also score under blur, small faces, JPEG and loose "
                     "boxes (the table the card records)")
-    ev.add_argument("--update-card", action="store_true", help="with --robustness: record the table in the card")
+    ev.add_argument("--votes", type=Path, help="also score against the majority of people's votes (FER+'s "
+                    "ferplus_votes.npz or a soft-label CSV); robustness and the confusion matrix then use it")
+    ev.add_argument("--calibrate", action="store_true", help="with --votes: fit the temperature that makes the "
+                    "probabilities honest and draw the reliability diagram beside the model")
+    ev.add_argument("--update-card", action="store_true",
+                    help="record what was measured (people's scores, calibration, robustness) in the card")
     ev.add_argument("--limit", type=int, default=0)
     ey = csub.add_parser("eyes", parents=[common], help="train the eye-state classifier on FER2013 faces labelled "
                          "by eye, and quantize it to int8 (the device's eyes_closed check)")

@@ -18,7 +18,9 @@ Per bin (``bin_s``, from the lecture's start) that gives:
   summary's window);
 - ``devices``: how many devices had a face present in the bin.
 A bin with no face time has null shares. "Moments" pick the bins where the attentive share fell or
-rose most from the bin before, and where the emotion mix changed most.
+rose most from the bin before, and where the emotion mix changed most; a change counts only when it
+is large (``MIN_MOMENT_CHANGE`` of the share) and carried by enough face time (``MIN_MOMENT_FACE_S``
+seconds of faces that changed), so a few percent of one face is never called a moment.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from typing import Any
 
 PRESENT_STATES = ("attentive", "looking_away", "eyes_closed")
 LOOKBACK_S = 1800.0  # events this long before a lecture's start give the state its faces start in
-MIN_FACE_TIME_FOR_MOMENT_S = 5.0
+MIN_FACE_TIME_FOR_MOMENT_S = 5.0  # a bin with less face time than this is never compared
+MIN_MOMENT_CHANGE = 0.15  # a moment moves a share by at least this much (15 points)...
+MIN_MOMENT_FACE_S = 15.0  # ...and that move is at least this many seconds of face time
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
             "face_time_s": round(face_time, 3),
             **{f"{k}_share": (round(v / face_time, 4) if face_time > 0 else None) for k, v in state_time.items()},
             "emotion_shares": {k: round(v / read, 4) for k, v in sorted(emotion_time.items())} if read > 0 else {},
+            "emotion_face_time_s": round(read, 3),
             "blinks_per_min": round(blinks / (face_s / 60.0), 2) if face_s > 0 else None,
             "devices": len(devices),
         })
@@ -169,30 +174,46 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
     return out
 
 
-def moments(timeline: Sequence[dict[str, Any]], top: int = 3) -> dict[str, list[dict[str, Any]]]:
-    """The bins where the room's attention fell or recovered most, and where emotions swung most."""
+def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float = MIN_MOMENT_CHANGE,
+            min_face_s: float = MIN_MOMENT_FACE_S) -> dict[str, list[dict[str, Any]]]:
+    """The bins where the room's attention fell or recovered most, and where emotions swung most.
+
+    A change between two bins counts when it moves the share by at least ``min_change`` and the
+    face time that moved (the change times the smaller of the two bins' face time) is at least
+    ``min_face_s``: a 5% move of one face is noise, half of a room looking away for a minute is not.
+    Each moment says how many faces (mean present) and how much face time carried it."""
     changes = []
     swings = []
     prev = None
+
+    def carried(delta: float, now_s: float, before_s: float) -> float:
+        return abs(delta) * min(now_s, before_s)
+
     for b in timeline:
         if b["face_time_s"] < MIN_FACE_TIME_FOR_MOMENT_S or b["attentive_share"] is None:
             continue
         if prev is not None:
-            changes.append((b["attentive_share"] - prev["attentive_share"], b))
+            d = b["attentive_share"] - prev["attentive_share"]
+            moved = carried(d, b["face_time_s"], prev["face_time_s"])
+            if abs(d) >= min_change and moved >= min_face_s:
+                changes.append((d, moved, b))
             now, before = b["emotion_shares"], prev["emotion_shares"]
             if now and before:
                 labels = set(now) | set(before)
                 swing = sum(abs(now.get(k, 0.0) - before.get(k, 0.0)) for k in labels) / 2
                 grew = max(labels, key=lambda k: now.get(k, 0.0) - before.get(k, 0.0))
-                swings.append((swing, grew, b))
+                moved = carried(swing, b.get("emotion_face_time_s", 0.0), prev.get("emotion_face_time_s", 0.0))
+                if swing >= min_change and moved >= min_face_s:
+                    swings.append((swing, moved, grew, b))
         prev = b
 
-    def moment(delta: float, b: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {"t": b["t"], "start": b["start"], "change": round(delta, 4), **extra}
+    def moment(delta: float, moved: float, b: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"t": b["t"], "start": b["start"], "change": round(delta, 4), "faces": b["faces"],
+                "face_time_moved_s": round(moved, 1), **extra}
 
-    drops = [moment(d, b) for d, b in sorted(changes, key=lambda x: x[0]) if d < 0][:top]
-    rises = [moment(d, b) for d, b in sorted(changes, key=lambda x: -x[0]) if d > 0][:top]
-    emo = [moment(s, b, toward=k) for s, k, b in sorted(swings, key=lambda x: -x[0]) if s > 0][:top]
+    drops = [moment(d, m, b) for d, m, b in sorted(changes, key=lambda x: x[0]) if d < 0][:top]
+    rises = [moment(d, m, b) for d, m, b in sorted(changes, key=lambda x: -x[0]) if d > 0][:top]
+    emo = [moment(s, m, b, toward=k) for s, m, k, b in sorted(swings, key=lambda x: -x[0])][:top]
     return {"attention_drops": drops, "attention_recoveries": rises, "emotion_swings": emo}
 
 

@@ -100,14 +100,36 @@ def test_timeline_shares_match_the_hand_computed_case():
 
 
 def test_moments_find_the_drop_and_the_recovery():
-    timeline = [{"t": float(i * 60), "start": T0 + i * 60, "face_time_s": 600.0, "attentive_share": s,
-                 "emotion_shares": e} for i, (s, e) in enumerate([
-                     (0.9, {"neutral": 1.0}), (0.4, {"neutral": 1.0}), (0.5, {"happy": 0.8, "neutral": 0.2}),
-                     (0.95, {"happy": 0.8, "neutral": 0.2})])]
+    timeline = [{"t": float(i * 60), "start": T0 + i * 60, "face_time_s": 600.0, "faces": 10.0,
+                 "attentive_share": s, "emotion_shares": e, "emotion_face_time_s": 400.0}
+                for i, (s, e) in enumerate([
+                    (0.9, {"neutral": 1.0}), (0.4, {"neutral": 1.0}), (0.5, {"happy": 0.8, "neutral": 0.2}),
+                    (0.95, {"happy": 0.8, "neutral": 0.2})])]
     m = moments(timeline)
     assert m["attention_drops"][0]["t"] == 60.0 and m["attention_drops"][0]["change"] == pytest.approx(-0.5)
+    assert m["attention_drops"][0]["faces"] == 10.0 and m["attention_drops"][0]["face_time_moved_s"] == 300.0
     assert m["attention_recoveries"][0]["t"] == 180.0 and m["attention_recoveries"][0]["change"] == pytest.approx(0.45)
     assert m["emotion_swings"][0]["t"] == 120.0 and m["emotion_swings"][0]["toward"] == "happy"
+    # 0.4 -> 0.5 is ten points: under the threshold, so not among the recoveries
+    assert [r["t"] for r in m["attention_recoveries"]] == [180.0]
+
+
+def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
+    def timeline(face_time_s, shares):
+        return [{"t": float(i * 60), "start": T0 + i * 60, "face_time_s": face_time_s, "faces": face_time_s / 60,
+                 "attentive_share": s, "emotion_shares": e, "emotion_face_time_s": face_time_s * s}
+                for i, (s, e) in enumerate(shares)]
+
+    # a whole room moving 5 points, and its emotion mix moving 5 points: nothing to show
+    small = moments(timeline(1200.0, [(0.8, {"neutral": 1.0}), (0.75, {"neutral": 0.95, "happy": 0.05})]))
+    assert small == {"attention_drops": [], "attention_recoveries": [], "emotion_swings": []}
+    # one face for ten seconds of a bin: a 50-point move is 5 face-seconds, not a moment
+    brief = moments(timeline(10.0, [(1.0, {"neutral": 1.0}), (0.5, {"happy": 1.0})]))
+    assert brief["attention_drops"] == [] and brief["emotion_swings"] == []
+    # the same move carried by a room of twenty faces is one
+    room = moments(timeline(1200.0, [(1.0, {"neutral": 1.0}), (0.5, {"happy": 1.0})]))
+    assert room["attention_drops"][0]["change"] == pytest.approx(-0.5)
+    assert room["emotion_swings"][0]["toward"] == "happy"
 
 
 def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):

@@ -110,6 +110,31 @@ def dequantize_output(y: np.ndarray, dtype: np.dtype, quantization: tuple[float,
     return (y.astype(np.float32) - zero) * scale
 
 
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities as a softmax of logits divided by ``temperature`` would give them: ``p ** (1/T)``
+    renormalised (the same thing, computed from the probabilities an int8 model outputs). T > 1 softens
+    an over-confident model, T < 1 sharpens; the converter fits it (``convert/calibration.py``)."""
+    if temperature == 1.0:
+        return probs
+    p = np.power(np.clip(probs, 0.0, 1.0), 1.0 / temperature)
+    total = p.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, p / np.maximum(total, 1e-30), 1.0 / probs.shape[-1]).astype(np.float32)
+
+
+def card_temperature(card: ModelCard) -> float:
+    """The temperature a card's ``calibration`` names (1.0: the model is used as trained)."""
+    cal = card.extra.get("calibration")
+    if cal is None:
+        return 1.0
+    try:
+        t = float(cal["temperature"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{card.file}: its card's 'calibration' needs a numeric 'temperature'") from None
+    if not np.isfinite(t) or t <= 0:
+        raise ModelError(f"{card.file}: its card's calibration temperature must be above 0, not {t}")
+    return t
+
+
 @dataclass(frozen=True)
 class EmotionResult:
     probs: np.ndarray  # (n_labels,) float, sums to 1
@@ -144,7 +169,9 @@ class EmotionModel:
             raise ModelError(
                 f"{self.path}: {out['shape'][-1]} outputs but the card lists {len(self.card.labels)} labels"
             )
-        log.info("emotion model %s (%s, input %s) on %s", self.card.id, self.path.name, self.input_dtype, self.runtime)
+        self.temperature = card_temperature(self.card)
+        log.info("emotion model %s (%s, input %s, temperature %.3g) on %s", self.card.id, self.path.name,
+                 self.input_dtype, self.temperature, self.runtime)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -156,7 +183,8 @@ class EmotionModel:
         self._interp.invoke()
         probs = dequantize_output(self._interp.get_tensor(self._out_index)[0], self.output_dtype, self._out_q)
         total = float(probs.sum())
-        return probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
+        probs = probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
+        return apply_temperature(probs, self.temperature)
 
     def predict_batch(self, x: np.ndarray, flip_tta: bool = False) -> np.ndarray:
         """Probabilities for preprocessed inputs (N, H, W, C); with ``flip_tta`` averaged with the mirror."""
@@ -175,8 +203,12 @@ class EmotionModel:
 
 
 class EmotionSmoother:
-    """Exponential moving average of a face's probabilities, with a change only when the new
-    leader is confident enough; so one odd frame does not flip the reported emotion."""
+    """Exponential moving average of a face's probabilities. The reported emotion changes only when
+    the smoothed reading is confident (its top probability at least ``min_confidence``, on a
+    calibrated model's probabilities); a reading under it is *unsure*: the face keeps its last
+    emotion for events, and summaries count the reading as too unsure to call instead of
+    crediting either emotion with its time. So one odd frame does not flip the reported emotion,
+    and a face people would not agree on is not called."""
 
     def __init__(self, labels: tuple[str, ...], past_weight: float = 0.5, min_confidence: float = 0.35) -> None:
         self.labels = labels
@@ -185,6 +217,8 @@ class EmotionSmoother:
         self.probs: np.ndarray | None = None
         self.current: str | None = None
         self.samples = 0
+        self.unsure = False  # the latest smoothed reading is under min_confidence
+        self.unsure_samples = 0
 
     def update(self, probs: np.ndarray) -> tuple[str, str | None] | None:
         """Fold in one inference; returns (new, previous) when the smoothed emotion changes."""
@@ -195,10 +229,19 @@ class EmotionSmoother:
             self.probs = self.past_weight * self.probs + (1.0 - self.past_weight) * probs
         i = int(np.argmax(self.probs))
         label, conf = self.labels[i], float(self.probs[i])
-        if label != self.current and conf >= self.min_confidence:
+        self.unsure = conf < self.min_confidence
+        if self.unsure:
+            self.unsure_samples += 1
+            return None
+        if label != self.current:
             previous, self.current = self.current, label
             return label, previous
         return None
+
+    @property
+    def called(self) -> str | None:
+        """The emotion a summary credits now: the current one while the reading is confident."""
+        return None if self.unsure else self.current
 
     def as_dict(self) -> dict[str, float]:
         if self.probs is None:

@@ -87,6 +87,9 @@ class SummaryWindow:
     no_face: set[int] = field(default_factory=set)  # tracks whose boxes the landmark model found no face in
     frames: int = 0
     blinks: int = 0
+    readings: int = 0  # emotion inferences in the window
+    unsure_readings: int = 0  # of them, those whose smoothed reading was too unsure to call
+    unsure_s: float = 0.0  # face time whose smoothed reading was too unsure to call
 
 
 @dataclass
@@ -352,6 +355,9 @@ class Analyzer:
             self.timers["emotion"].add((time.perf_counter() - e0) * 1000)
             self.inferences += 1
             change = st.smoother.update(result.probs)
+            if self.window is not None:
+                self.window.readings += 1
+                self.window.unsure_readings += int(st.smoother.unsure)
             if change is not None:
                 label, previous = change
                 events.append((EMOTION, {
@@ -384,9 +390,10 @@ class Analyzer:
             "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),
             "attention": st.attention.state,
             "reason": st.reason,
-            "emotion": smoother.current if current else None,  # type: ignore[union-attr]
+            "emotion": smoother.called if current else None,  # type: ignore[union-attr]
             "probs": smoother.as_dict() if current and smoother.probs is not None else None,  # type: ignore[union-attr]
             "emotion_skipped": (st.unread or None) if smoother is not None else None,
+            "emotion_unsure": smoother.unsure if current and smoother.probs is not None else None,  # type: ignore[union-attr]
         }
 
     # -- summary -------------------------------------------------------------------------------
@@ -411,6 +418,9 @@ class Analyzer:
                 continue
             if st.unread:  # a turned or tiny face keeps its last reading, which is not what it shows now
                 w.unread[st.unread].add(tr.id)
+            elif st.smoother.unsure:
+                w.read.add(tr.id)
+                w.unsure_s += dt
             elif st.smoother.current is not None:
                 w.read.add(tr.id)
                 w.emotion_s[st.smoother.current] += dt
@@ -447,6 +457,10 @@ class Analyzer:
             if self.reader is not None and w.face_time_s >= 1.0 else None,
             "emotion_share": {lab: round(w.emotion_s.get(lab, 0.0) / total_emotion, 4) if total_emotion > 0 else 0.0
                               for lab in labels},
+            # readings under [emotion] min_confidence are not called: counted here, in no emotion's share
+            "emotion_readings": w.readings,
+            "emotion_unsure": w.unsure_readings,
+            "emotion_unsure_s": round(w.unsure_s, 3),
             **(extra or {}),
         }
         self.window = SummaryWindow(start_t=t)
