@@ -208,7 +208,8 @@ def quantize(
         _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
         q = evaluate_tflite(out_path, val)
         metrics[mode] = {"accuracy": round(q.scores.accuracy, 4), "macro_f1": round(q.scores.macro_f1, 4)}
-        metrics["validation"] = {"split": val.name, "images": len(val), **({"left_out": left_val} if left_val else {})}
+        metrics["validation"] = {"split": val.name, "labels": "FER2013", "images": len(val),
+                                 **({"left_out": left_val} if left_val else {})}
         metrics["latency_ms_median_1thread"] = round(q.latency_ms, 3)
         log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | %.2f ms/face",
                  fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, q.latency_ms)
@@ -266,6 +267,17 @@ def architecture_line(recipe: dict) -> str:
 FER_DATASET = "FER2013: train split for training and calibration, PublicTest for validation"
 
 
+def label_source(recipe: dict) -> str:
+    """What the model learned from: people's votes (``train --votes``) or one label per face, for
+    every member of an ensemble (a mix is named as one)."""
+    members = [m.get("recipe", {}) for m in recipe.get("members", [])] or [recipe]
+    votes = sorted({Path(m["votes"]).name for m in members if m.get("votes")})
+    if not votes:
+        return "FER2013's labels (one per face)"
+    plain = len(votes) < len(members) and any(not m.get("votes") for m in members)
+    return f"people's vote shares ({', '.join(votes)})" + (" and FER2013's labels" if plain else "")
+
+
 def _write_card(out_path: Path, pre: Preprocess, recipe: dict, mode: str, metrics: dict,
                 labels: tuple[str, ...] = FER_LABELS, dataset: str = FER_DATASET) -> ModelCard:
     card = ModelCard(
@@ -278,6 +290,7 @@ def _write_card(out_path: Path, pre: Preprocess, recipe: dict, mode: str, metric
         dataset=dataset,
         metrics={k: v for k, v in metrics.items() if k in ("float", "int8", "validation")},
         extra={
+            "label_source": label_source(recipe),
             "quantization": mode,
             "input_dtype": "int8" if mode == "int8" else "float32",
             "size_bytes": out_path.stat().st_size,

@@ -76,3 +76,24 @@ def test_turned_faces_are_counted_as_turned_and_not_read(shipped_model):
     summary = an.take_summary(3.0)[1]
     assert summary["faces_turned"] == 1 and summary["faces_read"] == 0
     assert all(v == 0.0 for v in summary["emotion_share"].values())
+
+
+def test_readings_too_unsure_to_call_are_counted_in_summaries_not_credited(shipped_model):
+    """The real int8 model on one face: with a bar no reading reaches, every reading is unsure, no
+    emotion is published or credited with face time, and the summary counts them; with no bar, none is."""
+    def summarise(min_confidence: float):
+        cfg = from_mapping({"attention": {"checks": False}, "faces": {"detect_hz": 10, "min_hits": 1},
+                            "emotion": {"emotion_hz": 10, "min_confidence": min_confidence}})
+        an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, None, EmotionModel(shipped_model))
+        return an.take_summary(3.0)[1], events, records
+
+    summary, events, records = summarise(0.999)
+    assert summary["emotion_readings"] >= 20 and summary["emotion_unsure"] == summary["emotion_readings"]
+    assert summary["emotion_unsure_s"] > 2.0 and set(summary["emotion_share"].values()) == {0.0}
+    assert not [e for kind, e in events if kind == "emotion"]
+    read = [r for r in records if r["probs"] is not None]
+    assert read and all(r["emotion"] is None and r["emotion_unsure"] for r in read)
+    summary, events, records = summarise(0.0)
+    assert summary["emotion_unsure"] == 0 and summary["emotion_unsure_s"] == 0.0
+    assert abs(sum(summary["emotion_share"].values()) - 1.0) < 1e-3
+    assert [e for kind, e in events if kind == "emotion"]
