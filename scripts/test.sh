@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Mosquitto, Chromium, the package with its [test,convert] extras, in .venv)
+# Installs what the tests need (Mosquitto, Chromium, PostgreSQL, the package with its [test,convert] extras, in .venv)
 # and runs ruff and the whole pytest suite. The README's second command; CI runs it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,28 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# PostgreSQL for the hub's tests (each creates and drops its own database): installed from apt where it
+# is missing, started where it is not running, with trust auth for 127.0.0.1 as these tests connect
+# (postgresql://postgres@127.0.0.1:5432); skipped when EMOCAST_TEST_PG names another server.
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if [ -z "${EMOCAST_TEST_PG:-}" ] && ! pg_ready; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  fi
+  version="$(ls /etc/postgresql | sort -V | tail -1)"
+  [ -n "$version" ] || { echo "no PostgreSQL cluster under /etc/postgresql" >&2; exit 1; }
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if ! $sudo grep -Eq '^host[[:space:]]+all[[:space:]]+(all|postgres)[[:space:]]+127\.0\.0\.1/32[[:space:]]+trust' "$hba"; then
+    # first match wins in pg_hba.conf: the test line goes on top
+    $sudo sed -i '1i host all postgres 127.0.0.1/32 trust  # emocast tests (scripts/test.sh)' "$hba"
+  fi
+  $sudo pg_ctlcluster "$version" main start 2>/dev/null || $sudo pg_ctlcluster "$version" main reload
+  for _ in $(seq 30); do pg_ready && break; sleep 1; done
+  pg_ready || { echo "PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
 venv="${EMOCAST_VENV:-.venv}"
