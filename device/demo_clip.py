@@ -4,9 +4,10 @@ matplotlib ships a portrait of Rear Admiral Grace Hopper (public domain, US Navy
 data; it is read from the installed package. The clip moves that head-and-shoulders crop across a
 640x480 frame, leaves the frame empty for stretches longer than the `absent` timeout, and brings
 the face back larger, so one run exercises detection, tracking, emotion, and the attentive ->
-absent -> new-track path. (It was scikit-image's astronaut photo until version 2 of the clip:
-scikit-image and scipy, about 60 MB of a board's download, came in for that one picture;
-matplotlib, which also draws `analyze --plot`, is a fraction of that.)
+absent -> new-track path. matplotlib is the ``[plot]`` extra (it also draws `analyze --plot`): a
+kiosk's base install leaves it out, runs on its camera, and is told how to get the demo if it asks for
+it (``DemoUnavailable``). The portrait is read from matplotlib, never copied into emocast: emocast
+ships only what it made.
 """
 
 from __future__ import annotations
@@ -50,8 +51,17 @@ def _background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
+class DemoUnavailable(RuntimeError):
+    """The demo clip cannot be made here (matplotlib, whose sample portrait it shows, is not installed)."""
+
+
 def _portrait_head() -> np.ndarray:
-    from matplotlib import cbook
+    try:
+        from matplotlib import cbook
+    except ImportError:
+        raise DemoUnavailable("the demo clip shows matplotlib's sample portrait (Grace Hopper, public domain), "
+                              "and matplotlib is not installed: pip install 'emocast[plot]', or set "
+                              "[source] uri to a camera or a video file") from None
 
     path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     bgr = cv2.imread(str(path))  # 600x512, the face about 210 px wide
@@ -91,8 +101,11 @@ def write_clip(path: Path, width: int = 640, height: int = 480, fps: float = 15.
     try:
         for frame in render_frames(width, height, fps, segments):
             writer.write(frame)
-    finally:
+    except BaseException:
         writer.release()
+        tmp.unlink(missing_ok=True)  # nothing half-made is left in the cache
+        raise
+    writer.release()
     os.replace(tmp, path)  # atomic: a concurrent reader never sees half a clip
     return path
 

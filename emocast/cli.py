@@ -367,9 +367,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_clip(args: argparse.Namespace) -> int:
-    from emocast.device.demo_clip import ensure_demo_clip, write_clip
+    from emocast.device import exit_codes
+    from emocast.device.demo_clip import DemoUnavailable, ensure_demo_clip, write_clip
 
-    path = write_clip(Path(args.path)) if args.path else ensure_demo_clip()
+    try:
+        path = write_clip(Path(args.path)) if args.path else ensure_demo_clip()
+    except DemoUnavailable as exc:
+        logging.getLogger("emocast").error("%s", exc)
+        return exit_codes.SOURCE
     print(path)
     return 0
 

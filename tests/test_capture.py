@@ -130,6 +130,24 @@ def test_picamera_without_picamera2_says_how_to_install_it():
         open_source("picamera").open()
 
 
+def test_the_demo_without_matplotlib_says_how_to_get_it_and_the_service_exits_5(tmp_path, monkeypatch, capsys):
+    """matplotlib is the [plot] extra: a kiosk's base install has no demo portrait. Asking for the demo
+    there is a source error that names the extra and the way around it, from `run` and `demo-clip`."""
+    import sys
+
+    from emocast.cli import main
+    from emocast.device import exit_codes
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no clip made before
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: importing it fails
+    with pytest.raises(SourceError, match=r"pip install 'emocast\[plot\]', or set \[source\] uri"):
+        open_source("demo")
+    assert main(["demo-clip"]) == exit_codes.SOURCE
+    assert main(["run", "--source", "demo", "--duration", "5", "--broker", "mqtt://127.0.0.1:1"]) == exit_codes.SOURCE
+    assert not list((tmp_path / "cache").rglob("*.avi"))  # nothing half-made is left behind
+
+
 def test_picamera2_built_for_another_numpy_says_how_to_fix_it(tmp_path, monkeypatch):
     """Raspberry Pi OS's simplejpeg is built for its numpy 1.24; under pip's numpy 2 importing picamera2
     raises ValueError ("numpy.dtype size changed"), not ImportError. A package that fails the same way

@@ -253,9 +253,12 @@ def open_source(uri: str, width: int = 640, height: int = 480, fps: float = 30.0
     if uri == "picamera":
         return PiCameraSource(width, height, fps)
     if uri == "demo":
-        from ..demo_clip import ensure_demo_clip
+        from ..demo_clip import DemoUnavailable, ensure_demo_clip
 
-        return VideoCaptureSource(str(ensure_demo_clip()))
+        try:
+            return VideoCaptureSource(str(ensure_demo_clip()))
+        except DemoUnavailable as exc:
+            raise SourceError(str(exc)) from None
     if uri.startswith(GST_PREFIX):
         return GStreamerSource(uri, width, height, fps, stall_timeout_s)
     return VideoCaptureSource(uri, width, height, fps, stall_timeout_s)
