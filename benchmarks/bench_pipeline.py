@@ -149,9 +149,9 @@ def main() -> int:
     for name, det, hz, checks, lm in (
             ("haar 10 Hz, emotion 2 Hz, no landmarks", "haar", 2.0, False, "facemesh"),
             ("blazeface+facemesh+eye model (default)", "blazeface", 2.0, True, "facemesh"),
-            ("blazeface+facemesh+iris (session 6)", "blazeface", 2.0, True, "facemesh/iris"),
-            ("blazeface+dlib+iris (session 5)", "blazeface", 2.0, True, "dlib/iris"),
-            ("haar+dlib+iris (when issue 10 was filed)", "haar", 2.0, True, "dlib/iris"),
+            ("blazeface+facemesh+iris every check", "blazeface", 2.0, True, "facemesh/iris"),
+            ("blazeface+dlib, iris until baseline", "blazeface", 2.0, True, "dlib/iris"),
+            ("haar@320+dlib, iris until baseline", "haar", 2.0, True, "dlib/iris"),
             ("haar+facemesh, emotion every frame", "haar", 1000.0, True, "facemesh"),
             ("hog+dlib+iris 10 Hz, emotion 2 Hz", "hog", 2.0, True, "dlib/iris")):
         an = make_analyzer(det, hz, model, checks, lm)

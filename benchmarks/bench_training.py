@@ -1,10 +1,10 @@
-"""What a training step costs on this machine: the student's step and each teacher's reading of a batch.
+"""What a training step costs on the machine it runs on: the student's step and each teacher's reading of a batch.
 
     python benchmarks/bench_training.py                      # MobileNetV2 w1.0 stem 1, shipped int8 teacher
     python benchmarks/bench_training.py --arch xception --width 0.5 --teacher runs/teacher/model.keras
 
-A CPU session has about two hours of two cores, and one machine has run the same step 2.3x slower than
-another (session 8: 325 ms a MobileNetV2 step on one, session 9: 480-500 ms on an AMD EPYC): measure before
+A CPU training run may have about two hours of two cores, and one build machine has run the same step
+1.5x slower than another (325 ms a MobileNetV2 step on one, 480-500 ms on an AMD EPYC): measure before
 choosing a network, a batch or a teacher, and read the epochs-in-budget line. Random faces: the cost of
 a step does not depend on what the faces show. Each setting is timed after three warm-up steps.
 """

@@ -102,7 +102,7 @@ def load_teacher(path: Path, threads: int = 0):
 
     A ``.tflite`` with its card (the shipped model, or any ``convert quantize`` output) teaches too, on
     the device's runtime: the int8 emocnn with its mirror view reads a batch of 64 in about a third of
-    the float ensemble's time on two cores (52 ms against 168, this machine), the same accuracy, and a
+    the float ensemble's time on two cores (52 ms against 168 on an AMD EPYC), the same accuracy, and a
     CPU run spends that time on every step."""
     if path.suffix == ".tflite":
         return _tflite_teacher(path, threads)
@@ -234,7 +234,7 @@ class EpochBudget:
     pays for start-up and compilation). From the last warm-up epoch on, each epoch's duration judges
     the count again, until half the budget is spent; then it stays. Judging once was not enough:
     runs started together slow each other's first epochs (one's XLA compile takes the CPUs from the
-    others), and on a lent H200 the pace after that was a third of the one judged (session 6), so the
+    others), and on a lent H200 the pace after that was a third of the one judged, so the
     runs ended at half their budget. A count that grows moves the cosine's later rates a little later;
     early in the run that is a small change. Each count chosen goes into the stored recipe, so the
     run can be repeated exactly without a budget."""

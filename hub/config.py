@@ -24,7 +24,7 @@ def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
 class HubMqttSection:
     url: str = "mqtt://127.0.0.1:1883"
     prefix: str = "emocast"
-    client_id: str = "emocast-hub"  # fixed: the broker keeps this session's queue while the hub is down
+    client_id: str = "emocast-hub"  # fixed: the broker keeps the hub's session queue while it is down
     share_group: str = ""  # set on every hub process of a group: MQTT 5 shared subscription $share/<group>/...
     username: str = ""
     password: str = ""

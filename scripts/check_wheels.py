@@ -32,7 +32,7 @@ BOARDS = {  # name: (Python, glibc minor version of the OS)
     "Jetson, Ubuntu 22.04 (JetPack 6)": ("3.10", 35),
 }
 KNOWN_SOURCE_ONLY: dict[str, str] = {
-    # none since session 6: dlib's 68-point model (face-recognition-models, a 100 MB source package)
+    # none: dlib's 68-point model (face-recognition-models, a 100 MB source package)
     # moved to the optional [dlib] extra when Face Mesh became the default landmark model
 }
 LIMIT_MB = 150.0

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, wait_port
+from tests.support import free_port, wait_port
 
 EMOCAST = [sys.executable, "-m", "emocast"]
 PG_ADMIN = os.environ.get("EMOCAST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

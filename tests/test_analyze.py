@@ -19,7 +19,7 @@ from emocast.device.delivery.events import load_schema
 from emocast.device.perception.detectors import make_detector
 from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.pipeline import Analyzer
-from tests.conftest import MEDIA, needs_media
+from tests.support import MEDIA, needs_media
 
 VIDEOS = MEDIA / "videos"
 RECORD_SCHEMA = load_schema("analyze_record")

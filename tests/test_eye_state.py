@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from emocast.device.perception.attention import EyeMonitor
-from tests.conftest import FER_DIR, MEDIA, needs_fer, needs_media
+from tests.support import FER_DIR, MEDIA, needs_fer, needs_media
 
 
 def astronaut_gray() -> np.ndarray:
@@ -205,7 +205,7 @@ def test_real_photos_open_closed_and_the_group_photos_smiles():
     from emocast.device.analyze import analyze
     from emocast.device.config import from_mapping
     from emocast.device.perception.face_reading import FaceReader
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_perception import BY_EYE, eyes_by_eye

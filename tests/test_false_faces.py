@@ -10,7 +10,7 @@ from emocast.device.perception.capture import Frame
 from emocast.device.perception.face_geometry import HeadPose
 from emocast.device.perception.face_reading import FaceReading
 from emocast.device.perception.pipeline import Analyzer
-from tests.conftest import MEDIA, ScriptedDetector, needs_media
+from tests.support import MEDIA, ScriptedDetector, needs_media
 
 
 class PresenceReader:

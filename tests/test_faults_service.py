@@ -10,7 +10,7 @@ from emocast.device import service as service_mod
 from emocast.device.config import from_mapping
 from emocast.device.perception.capture import SourceError, VideoCaptureSource
 from emocast.device.service import RunOptions, Service
-from tests.conftest import MEDIA, needs_media
+from tests.support import MEDIA, needs_media
 
 
 class CableOutCamera:

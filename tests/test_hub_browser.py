@@ -19,8 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.cli import main
 from emocast.device.delivery.events import SCHEMAS, utc_timestamp
-from tests.conftest import REPO, Broker, free_port
 from tests.hub_support import HubProcess
+from tests.support import REPO, Broker, free_port
 from tests.test_hub_timeline import analyze_records
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")

@@ -17,8 +17,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.device.delivery.events import SCHEMAS
-from tests.conftest import MEDIA, Broker, Recorder, free_port
 from tests.hub_support import HubProcess, pg_database, published_seqs, run_device
+from tests.support import MEDIA, Broker, Recorder, free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 pytestmark = pytest.mark.mqtt

@@ -290,7 +290,7 @@ def test_the_example_hub_config_lists_every_key_with_its_real_default():
     import dataclasses
     import sys
 
-    from tests.conftest import REPO
+    from tests.support import REPO
 
     if sys.version_info >= (3, 11):
         import tomllib

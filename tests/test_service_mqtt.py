@@ -209,7 +209,7 @@ def test_duration_stops_a_looping_run(broker, tmp_path, short_clip):
 
 
 def test_refused_login_exits_with_the_broker_code_and_says_why(tmp_path, short_clip):
-    from tests.conftest import Broker, free_port
+    from tests.support import Broker, free_port
 
     if shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto_passwd is not installed")

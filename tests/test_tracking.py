@@ -9,7 +9,7 @@ from emocast.device.config import from_mapping
 from emocast.device.perception.capture import Frame
 from emocast.device.perception.faces import FaceTracker, appearance, scene_changed, thumbnail
 from emocast.device.perception.pipeline import Analyzer
-from tests.conftest import MEDIA, ScriptedDetector, needs_media
+from tests.support import MEDIA, ScriptedDetector, needs_media
 
 
 def _look(seed: int) -> np.ndarray:

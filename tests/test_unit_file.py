@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 UNIT = REPO / "systemd" / "emocast.service"
 HUB_UNIT = REPO / "systemd" / "emocast-hub.service"

@@ -23,7 +23,7 @@ from emocast.convert.votes import (
     with_votes,
 )
 from emocast.device.perception.emotion import EmotionSmoother, apply_temperature
-from tests.conftest import FER_DIR, needs_fer
+from tests.support import FER_DIR, needs_fer
 
 # FER+ columns: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
 VOTES = np.array([

@@ -113,8 +113,8 @@ class AttentionStateMachine:
 POSE_HYSTERESIS_DEG = 3.0
 # Eyes that look down lower their upper lids until, seen from a camera above, they read closed. With
 # the head tilted down by more than this share of max_pitch_deg, "closed" eyes are read as a downward
-# glance (looking_away, reason gaze), not as eyes_closed (issue 10: a woman looking at her desk read
-# eyes_closed; with Face Mesh her head reads 19 degrees down on the first frame, just inside the limit).
+# glance (looking_away, reason gaze), not as eyes_closed (a woman looking down at her phone reads 19
+# degrees down with Face Mesh on the first frame, just inside the limit, and her eyes read closed).
 DOWNCAST_SHARE = 0.5
 REFERENCE_OPEN_EAR = 0.3  # a typical open eye, for openness before a track has its own baseline
 REFERENCE_OPEN_IRIS = 0.28  # the same for the iris model's lid gap over eye width

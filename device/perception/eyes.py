@@ -6,7 +6,7 @@ Both read the same crop of each eye (``eye_patch``): cut along the line through 
 the person's right eye is mirrored so that every crop looks like a left eye.
 
 ``EyeStateModel`` (default): a small int8 CNN that reads each eye as a 32x32 patch and says how likely
-it is shut. It was trained by ``emocast convert eyes`` on FER2013 faces whose eye state the team
+it is shut. It was trained by ``emocast convert eyes`` on FER2013 faces whose eye state was
 labelled by eye (``convert/labels/fer2013_eye_state.csv``: open and closed eyes from one source, so it
 cannot learn a crop style), and it tells squeezed-shut laughing eyes and lowered lids from the narrow
 open eyes of a smile better than a lid-gap threshold does: on the group photos it reads none of the

@@ -9,11 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 rm -rf /tmp/emocast-src && mkdir -p /tmp/emocast-src/emocast && cp emocast/*.py /tmp/emocast-src/emocast/
 for sub in device convert models hub; do ln -s "$PWD/$sub" "/tmp/emocast-src/emocast/$sub"; done
 # JAX: 2.7x faster a step than torch for these small nets on an H100 (XLA compiles the whole step;
-# measured in session 4, see sweeps/mnv2_xception.txt); KERAS_BACKEND=torch still works.
+# measured on an H100, see sweeps/mnv2_xception.txt); KERAS_BACKEND=torch still works.
 export PYTHONPATH=/tmp/emocast-src:/tmp/site${PYTHONPATH:+:$PYTHONPATH} KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
 python3 scripts/gpu/pack.py --unpack .gpu || exit $?
 # the teacher the sweeps distil from: the shipped emocnn averaged with its view of the mirrored face
-# (0.6846 on PublicTest against 0.6673 for the single view, measured in session 7)
+# (0.6846 on PublicTest against 0.6673 for the single view)
 [ -f .gpu/teacher/model.keras ] || python3 -P -m emocast convert ensemble checkpoints/emocnn_w1_e100/best.keras \
   --mirror --out .gpu/teacher
 python3 -c "import keras; print('keras', keras.__version__, 'on', keras.backend.backend())"

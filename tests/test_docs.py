@@ -1,0 +1,74 @@
+"""The README is a landing page and the manual lives in docs/; reference tables there are checked
+against the code they describe, and the product speaks about itself, never about who built it when."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from emocast.device import exit_codes
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+NARRATION = re.compile(r"\bsessions? \d+|\bsession \d+'s|\bissue \d+\b|\bthis session\b|\bthis machine\b", re.I)
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _table_rows(text: str, header: str) -> dict[int, str]:
+    """The rows of the markdown table that follows ``header``, keyed by their first cell's number."""
+    rows: dict[int, str] = {}
+    lines = text[text.index(header):].splitlines()[1:]
+    for line in lines:
+        if not line.startswith("|"):
+            if rows:
+                break
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0].isdigit():
+            rows[int(cells[0])] = cells[1]
+    return rows
+
+
+def test_the_readme_is_a_landing_page_that_links_every_manual_page():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) < 16 * 1024
+    for page in ("kiosk", "hub", "mqtt", "model-engineer", "benchmarks", "boards", "layout"):
+        assert f"(docs/{page}.md)" in readme and (DOCS / f"{page}.md").is_file()
+    # the two commands come first, the test command as CI runs it
+    assert readme.index("pip install '.[hub,plot]'") < readme.index("bash scripts/test.sh")
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_links_between_pages_point_at_files_that_exist():
+    for page in _pages():
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def test_no_page_or_source_narrates_who_built_what_when():
+    sources = [p for folder in ("emocast", "device", "convert", "hub", "benchmarks", "scripts", "models")
+               for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".sh", ".md", ".json", ".toml")]
+    found = []
+    for path in [*_pages(), *sources]:
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if NARRATION.search(line) and not (path.suffix != ".md" and "this machine" in line.lower()):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:90]}")
+    assert not found, "narration belongs in git history:\n" + "\n".join(found)
+
+
+def test_the_exit_code_tables_match_the_code():
+    kiosk = _table_rows((DOCS / "kiosk.md").read_text(), "| code | meaning |")
+    codes = {v: k for k, v in vars(exit_codes).items() if k.isupper() and isinstance(v, int)}
+    device_codes = {c for c in codes if c <= exit_codes.CALIBRATION}
+    assert set(kiosk) == device_codes, f"docs/kiosk.md lists {sorted(kiosk)}, the code has {sorted(device_codes)}"
+    for code, meaning in kiosk.items():
+        assert meaning, f"exit code {code} has no meaning in docs/kiosk.md"
+    hub = (DOCS / "hub.md").read_text()
+    for code in sorted(set(codes) - device_codes):
+        assert re.search(rf"\b{code} [a-z]", hub), f"the hub's exit code {code} is not in docs/hub.md"
+    assert set(exit_codes.DESCRIPTIONS) == set(codes)
