@@ -12,6 +12,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from .errors import Refusal
+
 
 @keras.saving.register_keras_serializable(package="emocast")
 class Mirror(layers.Layer):
@@ -156,6 +158,6 @@ def build(name: str, input_shape: tuple[int, int, int], n_classes: int, width: f
     try:
         builder = ARCHITECTURES[name]
     except KeyError:
-        raise ValueError(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}") from None
+        raise Refusal(f"unknown architecture {name!r}; choose from {', '.join(ARCHITECTURES)}") from None
     extra = {} if stem_stride is None else {"stem_stride": stem_stride}
     return builder(input_shape, n_classes, width=width, dropout=dropout, **extra)

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from .data import Split
+from .errors import Refusal
 
 # What a kiosk camera does to a face that FER2013's studio-like crops rarely show. Each key of the
 # recipe's ``augment`` names the share of faces that get it; the strength is drawn from these ranges.
@@ -35,7 +36,7 @@ def scale_faults(augment: Mapping[str, float], scale: float) -> dict[str, float]
     the accuracy bar is measured on are a minority of what the model sees; a last stage at a lower
     scale trades some robustness for clean accuracy, and the recipe records the shares it used."""
     if scale < 0:
-        raise ValueError(f"--camera-faults must be 0 or more, not {scale}")
+        raise Refusal(f"--camera-faults must be 0 or more, not {scale}")
     return {k: (min(1.0, v * scale) if k in CAMERA_FAULTS else v) for k, v in augment.items()}
 
 

@@ -8,7 +8,8 @@ import json
 import logging
 import sys
 
-from .data import DataError, load_split
+from .data import load_split
+from .errors import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  temperature {cal['temperature']}: expected calibration error {cal['ece_before']} -> "
                   f"{cal['ece_after']}; reliability diagram {png}")
     elif args.calibrate:
-        raise DataError("--calibrate needs --votes: the temperature is fitted to people's vote shares")
+        raise Refusal("--calibrate needs --votes: the temperature is fitted to people's vote shares")
     if args.robustness:
         from .robustness import format_table, robustness
 
@@ -190,22 +191,9 @@ def cmd_eyes(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    """One place that turns the converter's refusals into the documented exit codes: 3 the data,
+    """The converter's refusals carry their exit codes (``emocast.cli.main`` reports them): 3 the data,
     4 the model file (missing, unreadable, not ending in a softmax), 2 what the command asked for
     (flags or labels that do not fit the model, members that do not fit together, a refused drop)."""
-    from ..device import exit_codes
-    from .sources import ModelSourceError
-
     handlers = {"train": cmd_train, "quantize": cmd_quantize, "ensemble": cmd_ensemble,
                 "average": cmd_average, "evaluate": cmd_evaluate, "eyes": cmd_eyes}
-    try:
-        return handlers[args.convert_command](args)
-    except DataError as exc:
-        log.error("%s", exc)
-        return exit_codes.CONFIG
-    except (ModelSourceError, FileNotFoundError) as exc:
-        log.error("%s", exc)
-        return exit_codes.MODEL
-    except ValueError as exc:  # QuantizationError and the ensemble's refusals
-        log.error("%s", exc)
-        return exit_codes.USAGE
+    return handlers[args.convert_command](args)

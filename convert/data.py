@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 log = logging.getLogger(__name__)
 
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -53,8 +55,10 @@ def canonical_label(name: str) -> str:
     return SYNONYMS.get(key, key)
 
 
-class DataError(Exception):
+class DataError(EmocastError):
     """The data set is missing or not in a layout we read."""
+
+    exit_code = ExitCode.CONFIG
 
 
 @dataclass

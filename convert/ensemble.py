@@ -19,6 +19,8 @@ import keras
 from keras import layers
 
 from .architectures import Mirror
+from .errors import Refusal
+from .sources import MissingModelFile
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def member_recipe(keras_path: Path) -> dict:
     """The recipe stored in a member's run folder; without it the input's meaning is unknown."""
     stored = keras_path.parent / "recipe.json"
     if not stored.is_file():
-        raise ValueError(f"{keras_path}: no recipe.json beside it, so its preprocessing is unknown "
+        raise Refusal(f"{keras_path}: no recipe.json beside it, so its preprocessing is unknown "
                          "(combine the best.keras of a run folder)")
     return json.loads(stored.read_text())
 
@@ -52,19 +54,19 @@ def write_ensemble(members: list[Path], out_dir: Path, mirror: bool = True) -> P
     from .quantize import PREPROCESS_KEYS, preprocess_for, training_record
 
     if not members:
-        raise ValueError("name at least one .keras model to combine")
+        raise Refusal("name at least one .keras model to combine")
     if len(members) == 1 and not mirror:
-        raise ValueError("one model without --mirror is the model itself; nothing to combine")
+        raise Refusal("one model without --mirror is the model itself; nothing to combine")
     for p in members:
         if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such model file")
+            raise MissingModelFile(f"{p}: no such model file")
     recipes = [member_recipe(p) for p in members]
     # compared as the quantizer (and so the card and the device) will read them, defaults included
     pres = [preprocess_for(r) for r in recipes]
     for path, pre in zip(members[1:], pres[1:], strict=True):
         differs = [f.name for f in dataclasses.fields(pre) if getattr(pre, f.name) != getattr(pres[0], f.name)]
         if differs:
-            raise ValueError(f"{path}: its {', '.join(differs)} differ from {members[0]}'s; members must "
+            raise Refusal(f"{path}: its {', '.join(differs)} differ from {members[0]}'s; members must "
                              "read the same input")
     models = [keras.models.load_model(p, compile=False) for p in members]
     shape = (*pres[0].size, 1 if pres[0].color == "gray" else 3)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..device.perception.model_card import ModelCard, Preprocess, batch_to_model_input, card_path_for, sha256_of
 from .data import FER_LABELS, Split, canonical_label, load_split
+from .errors import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ FLAG_NAMES = {"input_size": "--size", "color": "--color", "pixel_scale": "--scal
               "crop_margin": "--crop-margin"}
 
 
-class QuantizationError(ValueError):
+class QuantizationError(Refusal):
     """The conversion was refused: the message says why, with the figures."""
 
 
@@ -87,7 +88,7 @@ def convert_keras(model, pre: Preprocess, mode: Mode, calib: np.ndarray | None) 
 def _configure_and_convert(conv, tf, pre: Preprocess, mode: Mode, calib: np.ndarray | None) -> bytes:
     if mode == "int8":
         if calib is None or not len(calib):
-            raise ValueError("int8 quantization needs representative images")
+            raise Refusal("int8 quantization needs representative images")
         x = batch_to_model_input(calib, pre)
 
         def rep() -> Iterator[list[np.ndarray]]:

@@ -18,11 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 log = logging.getLogger(__name__)
 
 
-class ModelSourceError(Exception):
+class ModelSourceError(EmocastError):
     """The file is not a model we can read; the message names it and says why."""
+
+    exit_code = ExitCode.MODEL
+
+
+class MissingModelFile(ModelSourceError, FileNotFoundError):
+    """A model file named on the command line does not exist."""
 
 
 @dataclass

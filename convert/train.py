@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import FER_LABELS, Split, canonical_label, class_weights, load_split
+from .errors import Refusal
 from .votes import with_votes
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,12 @@ def load_teacher(path: Path, threads: int = 0):
 
     stored = path.parent / "recipe.json"
     if not path.is_file() or not stored.is_file():
-        raise ValueError(f"teacher {path}: needs the model file and its run folder's recipe.json beside it "
+        raise Refusal(f"teacher {path}: needs the model file and its run folder's recipe.json beside it "
                          "(or a .tflite with its card)")
     model = keras.saving.load_model(path, compile=False)
     pre = preprocess_for(json.loads(stored.read_text()))
     if int(model.output_shape[-1]) != len(FER_LABELS):
-        raise ValueError(f"teacher {path}: {model.output_shape[-1]} outputs, the student learns {len(FER_LABELS)}")
+        raise Refusal(f"teacher {path}: {model.output_shape[-1]} outputs, the student learns {len(FER_LABELS)}")
     log.info("distilling from %s (%s), %d parameters", path, model.name, model.count_params())
     # The batch workers are threads, and a Keras model's predict state is not theirs to share: on the
     # JAX backend two concurrent predict_on_batch calls fail ("Buffer has been deleted or donated").
@@ -142,11 +143,11 @@ def _tflite_teacher(path: Path, threads: int):
     try:
         model = EmotionModel(path, threads=threads or min(4, os.cpu_count() or 1))
     except (ModelError, OSError) as e:
-        raise ValueError(f"teacher {path}: {e}") from e
+        raise Refusal(f"teacher {path}: {e}") from e
     names = [canonical_label(label) for label in model.labels]
     missing = [label for label in FER_LABELS if label not in names]
     if missing:
-        raise ValueError(f"teacher {path}: its card has no {', '.join(missing)} (labels {list(model.labels)}); "
+        raise Refusal(f"teacher {path}: its card has no {', '.join(missing)} (labels {list(model.labels)}); "
                          f"the student learns {list(FER_LABELS)}")
     order = [names.index(label) for label in FER_LABELS]
     log.info("distilling from %s (%s, int8 on %s)", path, model.card.id, model.runtime)
@@ -173,12 +174,12 @@ def init_weights(model, path: Path) -> None:
     from . import architectures  # noqa: F401  (custom layers)
 
     if not path.is_file():
-        raise ValueError(f"--init {path}: no such model file")
+        raise Refusal(f"--init {path}: no such model file")
     source = keras.saving.load_model(path, compile=False)
     ours = [tuple(w.shape) for w in model.weights]
     theirs = [tuple(w.shape) for w in source.weights]
     if ours != theirs:
-        raise ValueError(f"--init {path}: {source.name} ({source.count_params()} parameters) does not match "
+        raise Refusal(f"--init {path}: {source.name} ({source.count_params()} parameters) does not match "
                          f"{model.name} ({model.count_params()} parameters): same --arch, --width, --stem-stride, "
                          "--size and --color needed")
     model.set_weights(source.get_weights())
@@ -311,7 +312,7 @@ def train(data: Path, run_dir: Path, recipe: Recipe, threads: int = 0, workers: 
             recipe.epochs = stored["epochs"]
         if stored != asdict(recipe):
             diff = sorted(k for k in stored if stored.get(k) != asdict(recipe).get(k))
-            raise ValueError(f"{run_dir} holds a run with another recipe (differs in {diff}); use a new folder")
+            raise Refusal(f"{run_dir} holds a run with another recipe (differs in {diff}); use a new folder")
         log.info("resuming the run in %s", run_dir)
     else:
         recipe_path.write_text(json.dumps(asdict(recipe), indent=2) + "\n")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import Refusal
+
 log = logging.getLogger(__name__)
 
 EPOCHS_DIR = "epochs"
@@ -78,12 +80,12 @@ def choose_epochs(run_dir: Path, last: int | None = None, first: int | None = No
     """The kept epochs to average: all of them, those from ``first`` on, or the ``last`` N."""
     kept = kept_epochs(run_dir)
     if not kept:
-        raise ValueError(f"{run_dir / EPOCHS_DIR}: no epoch weights to average (train with --keep-epochs N)")
+        raise Refusal(f"{run_dir / EPOCHS_DIR}: no epoch weights to average (train with --keep-epochs N)")
     numbers = sorted(n for n in kept if first is None or n >= first)
     if last is not None:
         numbers = numbers[-last:] if last > 0 else []
     if len(numbers) < 2:
-        raise ValueError(f"{run_dir / EPOCHS_DIR}: {len(numbers)} epoch(s) chosen from {sorted(kept)}; "
+        raise Refusal(f"{run_dir / EPOCHS_DIR}: {len(numbers)} epoch(s) chosen from {sorted(kept)}; "
                          "averaging needs two or more")
     return [kept[n] for n in numbers]
 
@@ -97,9 +99,9 @@ def mean_weights(model, files: list[Path]) -> list[np.ndarray]:
         try:
             ws = load_epoch(f)
         except (ValueError, OSError, EOFError) as e:
-            raise ValueError(f"{f}: not readable as epoch weights ({e})") from e
+            raise Refusal(f"{f}: not readable as epoch weights ({e})") from e
         if [w.shape for w in ws] != shapes:
-            raise ValueError(f"{f}: {len(ws)} weights of other shapes than {model.name}'s {len(shapes)}; "
+            raise Refusal(f"{f}: {len(ws)} weights of other shapes than {model.name}'s {len(shapes)}; "
                              "not an epoch of this run's network")
         for t, w in zip(total, ws, strict=True):
             t += w
@@ -185,7 +187,7 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     brightness changes, which a kiosk's aligned face crop does not show: the statistics of the faces
     the device sees, for the clean accuracy of one and the robustness of the other."""
     if bn_faces not in BN_FACES:
-        raise ValueError(f"bn_faces must be one of {', '.join(BN_FACES)}, not {bn_faces!r}")
+        raise Refusal(f"bn_faces must be one of {', '.join(BN_FACES)}, not {bn_faces!r}")
     from .architectures import build
     from .data import FER_LABELS, load_split
     from .evaluate import evaluate_float
@@ -195,7 +197,7 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
 
     recipe_path = run_dir / "recipe.json"
     if not recipe_path.is_file():
-        raise ValueError(f"{run_dir}: no recipe.json, so not a run folder of `convert train`")
+        raise Refusal(f"{run_dir}: no recipe.json, so not a run folder of `convert train`")
     stored = _stored_recipe(recipe_path)
     recipe = Recipe(**{f.name: stored[f.name] for f in dataclasses.fields(Recipe)})  # an averaged folder's too
     files = choose_epochs(run_dir, last, first)

@@ -22,6 +22,8 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 from .config import Config, with_overrides
 from .perception.attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
 from .perception.capture import Frame, SourceError, VideoCaptureSource
@@ -39,8 +41,10 @@ CSV_COLUMNS = ["t", "frame", "track", "box_x", "box_y", "box_w", "box_h", "yaw",
 STATE_COLOURS = {ATTENTIVE: "#2e7d32", LOOKING_AWAY: "#f9a825", EYES_CLOSED: "#6a1b9a", ABSENT: "#9e9e9e"}
 
 
-class MediaError(Exception):
+class MediaError(EmocastError):
     """The file cannot be read as a video or a photo."""
+
+    exit_code = ExitCode.SOURCE
 
 
 @dataclass

@@ -20,14 +20,18 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from emocast.core.errors import EmocastError, ExitCode
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(Exception):
+class ConfigError(EmocastError):
     """The configuration is invalid; the message names the file and the key."""
+
+    exit_code = ExitCode.CONFIG
 
 
 def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 log = logging.getLogger(__name__)
 
 CLIP_VERSION = 2
@@ -51,8 +53,10 @@ def _background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
-class DemoUnavailable(RuntimeError):
+class DemoUnavailable(EmocastError, RuntimeError):
     """The demo clip cannot be made here (matplotlib, whose sample portrait it shows, is not installed)."""
+
+    exit_code = ExitCode.SOURCE
 
 
 def _portrait_head() -> np.ndarray:

@@ -26,10 +26,9 @@ from .delivery.events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envel
 from .delivery.homeassistant import discovery_messages
 from .delivery.outbox import Outbox, OutboxError
 from .delivery.publish import MqttOptions, Publisher
-from .perception.capture import CaptureThread, LatestFrameSlot, SourceError, open_source
-from .perception.detectors import DetectorUnavailable, make_detector
+from .perception.capture import CaptureThread, LatestFrameSlot, open_source
+from .perception.detectors import make_detector
 from .perception.emotion import EmotionModel, model_path
-from .perception.model_card import ModelError
 from .perception.pipeline import Analyzer, Event
 
 log = logging.getLogger(__name__)
@@ -126,31 +125,21 @@ class Service:
         )
 
     def run(self) -> int:
+        """Run until the input ends, --duration, a signal or a fatal broker refusal; returns the exit
+        code. What cannot start (a missing password file, model, landmark model, source or outbox)
+        raises its ``EmocastError`` before anything is opened after it."""
         mqtt_options = self._mqtt_options()  # a missing password file is a config error: before opening anything
-        try:
-            model = self._load_model()
-        except ModelError as exc:
-            log.error("%s", exc)
-            return exit_codes.MODEL
+        model = self._load_model()
         detector = make_detector(self.cfg.faces.detector)
-        try:
-            analyzer = Analyzer(self.cfg, detector, model)
-        except DetectorUnavailable as exc:  # no landmark model installed for the attention checks
-            log.error("%s", exc)
-            return exit_codes.MODEL
-        try:
-            s = self.cfg.source
-            source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
-            source.open()
-        except SourceError as exc:
-            log.error("%s", exc)
-            return exit_codes.SOURCE
+        analyzer = Analyzer(self.cfg, detector, model)
+        s = self.cfg.source
+        source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
+        source.open()
         try:
             self.outbox = Outbox(self._outbox_path(), self.topics, self.cfg.outbox.max_events)
-        except OutboxError as exc:
+        except OutboxError:
             source.close()
-            log.error("%s", exc)
-            return exit_codes.OUTBOX
+            raise
         retained = []
         if self.cfg.mqtt.homeassistant:
             retained = discovery_messages(self.topics, self.cfg.mqtt.discovery_prefix, __version__,

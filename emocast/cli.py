@@ -209,72 +209,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from emocast.device import config as cfgmod
-    from emocast.device import exit_codes
     from emocast.device.service import RunOptions, Service
 
-    try:
-        cfg = cfgmod.load(args.config)
-        cfg = cfgmod.with_overrides(cfg, "source", uri=args.source, loop=args.loop,
-                                    realtime=False if args.fast else None)
-        cfg = cfgmod.with_overrides(cfg, "mqtt", url=args.broker)
-        cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id)
-        cfg = cfgmod.with_overrides(cfg, "outbox", path=args.outbox)
-        cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s, metrics_s=args.metrics_s)
-        if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
-            raise cfgmod.ConfigError(f"command line: --duration {args.duration} must be a positive number of seconds")
-        cfgmod.check_for_run(cfg)
-    except cfgmod.ConfigError as exc:
-        _setup_logging(args.log_level or "INFO")
-        logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.CONFIG
+    cfg = cfgmod.load(args.config)
+    cfg = cfgmod.with_overrides(cfg, "source", uri=args.source, loop=args.loop,
+                                realtime=False if args.fast else None)
+    cfg = cfgmod.with_overrides(cfg, "mqtt", url=args.broker)
+    cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id)
+    cfg = cfgmod.with_overrides(cfg, "outbox", path=args.outbox)
+    cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s, metrics_s=args.metrics_s)
+    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+        raise cfgmod.ConfigError(f"command line: --duration {args.duration} must be a positive number of seconds")
+    cfgmod.check_for_run(cfg)
     _setup_logging(args.log_level or cfg.device.log_level)
-    try:
-        code = Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration)).run()
-    except cfgmod.ConfigError as exc:
-        logging.getLogger("emocast").error("%s", exc)
-        code = exit_codes.CONFIG
-    if code != exit_codes.OK:  # one line that says why, for `journalctl -u emocast`
-        logging.getLogger("emocast").error("exiting with code %d (%s)", code, exit_codes.DESCRIPTIONS[code])
-    return code
+    return Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration)).run()
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from emocast.core.errors import UsageError
     from emocast.device import config as cfgmod
-    from emocast.device import exit_codes
-    from emocast.device.analyze import MediaError, RecordWriter, analyze, plot_timeline, summarize
-    from emocast.device.perception.detectors import DetectorUnavailable
-    from emocast.device.perception.emotion import EmotionModel, ModelError, model_path
+    from emocast.device.analyze import RecordWriter, analyze, plot_timeline, summarize
+    from emocast.device.perception.emotion import EmotionModel, model_path
 
-    try:
-        cfg = cfgmod.load(args.config)
-    except cfgmod.ConfigError as exc:
-        logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.CONFIG
-    try:
-        if args.hz is not None:
-            cfg = cfgmod.with_overrides(cfg, "faces", detect_hz=240.0 if args.hz == 0 else args.hz)
-        cfg = cfgmod.with_overrides(cfg, "faces", detector=args.detector)
-    except cfgmod.ConfigError as exc:  # a value out of range is a config error wherever it was written
-        logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.CONFIG
+    cfg = cfgmod.load(args.config)
+    if args.hz is not None:  # a value out of range is a config error wherever it was written
+        cfg = cfgmod.with_overrides(cfg, "faces", detect_hz=240.0 if args.hz == 0 else args.hz)
+    cfg = cfgmod.with_overrides(cfg, "faces", detector=args.detector)
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            logging.getLogger("emocast").error("--plot needs matplotlib: pip install 'emocast[plot]'")
-            return exit_codes.USAGE
+            raise UsageError("--plot needs matplotlib: pip install 'emocast[plot]'") from None
     for flag, path in (("--out", args.out), ("--csv", args.csv), ("--plot", args.plot)):
         if path is not None and not path.parent.is_dir():  # said before any work, not after it
-            logging.getLogger("emocast").error("%s %s: the folder %s does not exist", flag, path, path.parent)
-            return exit_codes.USAGE
+            raise UsageError(f"{flag} {path}: the folder {path.parent} does not exist")
     model = None
     if not args.no_emotion and cfg.emotion.emotion_hz > 0:
-        try:
-            model = EmotionModel(model_path(cfg.emotion.model),
-                                 threads=cfg.emotion.threads)
-        except ModelError as exc:
-            logging.getLogger("emocast").error("%s", exc)
-            return exit_codes.MODEL
+        model = EmotionModel(model_path(cfg.emotion.model), threads=cfg.emotion.threads)
     # Outputs are written beside their final names and renamed only when the analysis succeeds: a typo
     # in the input path must not truncate yesterday's results.
     partial = {p: p.with_name(p.name + ".partial") for p in (args.out, args.csv) if p is not None}
@@ -282,15 +253,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     csv_file = partial[args.csv].open("w", newline="") if args.csv else None
     writer = RecordWriter(out, csv_file, keep=args.plot is not None or not args.quiet)
     ok = False
-    try:
+    try:  # a file that cannot be read, or no landmark model installed, raises with its exit code
         result = analyze(args.path, cfg, model, writer, progress=not args.quiet)
         ok = True
-    except MediaError as exc:
-        logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.SOURCE
-    except DetectorUnavailable as exc:  # no landmark model installed for the attention checks
-        logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.MODEL
     finally:
         if args.out:
             out.close()
@@ -308,38 +273,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         tmp_plot.replace(args.plot)
     if not args.quiet:
         print(summarize(writer.kept, result), file=sys.stderr)
-    return exit_codes.OK
+    return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Exit 0 with the file written; 3 bad config; 4 no landmark model; 5 source; 8 too few readings
     (nothing written)."""
-    from emocast.device import calibrate, exit_codes
+    from emocast.device import calibrate
     from emocast.device import config as cfgmod
-    from emocast.device.perception.capture import SourceError, open_source
-    from emocast.device.perception.detectors import DetectorUnavailable
+    from emocast.device.perception.capture import open_source
 
-    log = logging.getLogger("emocast")
-    try:
-        cfg = cfgmod.with_overrides(cfgmod.load(args.config), "source", uri=args.source)
-    except cfgmod.ConfigError as exc:
-        log.error("%s", exc)
-        return exit_codes.CONFIG
+    cfg = cfgmod.with_overrides(cfgmod.load(args.config), "source", uri=args.source)
     s = cfg.source
     source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
-    try:
-        source.open()
-    except SourceError as exc:
-        log.error("%s", exc)
-        return exit_codes.SOURCE
-    try:
+    source.open()
+    try:  # no landmark model installed (no pose or gaze to calibrate) raises with its exit code
         cal = calibrate.record(cfg, source, args.settle_s, args.record_s)
     except calibrate.CalibrationError as exc:
-        log.error("calibration failed, nothing written: %s", exc)
-        return exit_codes.CALIBRATION
-    except DetectorUnavailable as exc:  # no landmark model installed: no pose or gaze to calibrate
-        log.error("%s", exc)
-        return exit_codes.MODEL
+        raise calibrate.CalibrationError(f"calibration failed, nothing written: {exc}") from None
     finally:
         source.close()
     out = args.out or cfgmod.default_state_dir() / "calibration.json"
@@ -348,7 +299,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"wrote {out}: yaw offset {cal.yaw_offset_deg} deg, pitch offset {cal.pitch_offset_deg} deg, "
           f"gaze h {list(cal.gaze_h)}, v {list(cal.gaze_v)} from {cal.samples} readings\n"
           f"use it with, in the config: [attention] calibration = \"{out}\"")
-    return exit_codes.OK
+    return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -367,15 +318,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_clip(args: argparse.Namespace) -> int:
-    from emocast.device import exit_codes
-    from emocast.device.demo_clip import DemoUnavailable, ensure_demo_clip, write_clip
+    from emocast.device.demo_clip import ensure_demo_clip, write_clip
 
-    try:
-        path = write_clip(Path(args.path)) if args.path else ensure_demo_clip()
-    except DemoUnavailable as exc:
-        logging.getLogger("emocast").error("%s", exc)
-        return exit_codes.SOURCE
-    print(path)
+    print(write_clip(Path(args.path)) if args.path else ensure_demo_clip())
     return 0
 
 
@@ -392,13 +337,26 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a fault it raises (``EmocastError``) becomes one log line and its exit code,
+    here and nowhere else."""
+    from emocast.core.errors import EmocastError, ExitCode
+
     args = build_parser().parse_args(argv)
     if args.command != "run":
         _setup_logging(args.log_level or "INFO", opencv=args.command in OPENCV_COMMANDS)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "calibrate": cmd_calibrate,
                 "check-config": cmd_check_config, "demo-clip": cmd_demo_clip, "convert": cmd_convert,
                 "hub": cmd_hub}
-    return handlers[args.command](args)
+    try:
+        code = ExitCode(handlers[args.command](args))
+    except EmocastError as exc:
+        if not logging.getLogger().handlers:  # a fault before the command set logging up
+            _setup_logging(args.log_level or "INFO")
+        logging.getLogger("emocast").error("%s", exc)
+        code = exc.exit_code
+    if args.command == "run" and code != ExitCode.OK:  # one line that says why, for `journalctl -u emocast`
+        logging.getLogger("emocast").error("exiting with code %d (%s)", code, code.description)
+    return int(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emocast.device import exit_codes
-from emocast.device.config import ConfigError
+from emocast.core.errors import UsageError
 
 log = logging.getLogger("emocast.hub")
 
@@ -67,28 +66,19 @@ def _config(args: argparse.Namespace):
 
 
 def run_hub(args: argparse.Namespace) -> int:
+    """A bad config, a database that cannot be opened and a file that is not analyze output raise
+    their ``EmocastError`` (exit 3, 9, 10: ``emocast.cli.main`` reports them)."""
     try:
         import fastapi  # noqa: F401
         import jsonschema  # noqa: F401
     except ImportError as exc:
-        log.error("the hub needs its extra: pip install 'emocast[hub]' (%s)", exc)
-        return exit_codes.USAGE
-    from .store import StoreError
-
-    try:
-        cfg = _config(args)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return exit_codes.CONFIG
-    try:
-        if args.hub_command in (None, "serve"):
-            return _serve(cfg)
-        if args.hub_command == "import":
-            return _import(cfg, args)
-        return _lecture(cfg, args)
-    except StoreError as exc:
-        log.error("%s", exc)
-        return exit_codes.STORE
+        raise UsageError(f"the hub needs its extra: pip install 'emocast[hub]' ({exc})") from None
+    cfg = _config(args)
+    if args.hub_command in (None, "serve"):
+        return _serve(cfg)
+    if args.hub_command == "import":
+        return _import(cfg, args)
+    return _lecture(cfg, args)
 
 
 def _serve(cfg) -> int:
@@ -120,7 +110,7 @@ def _serve(cfg) -> int:
     finally:
         ingest.stop()
         log.info("hub stopped: %s", json.dumps(ingest.stats.as_dict()))
-    return exit_codes.OK
+    return 0
 
 
 def _import(cfg, args: argparse.Namespace) -> int:
@@ -128,15 +118,13 @@ def _import(cfg, args: argparse.Namespace) -> int:
     from .store import Batch, Store
 
     if args.device and len(args.files) > 1:
-        log.error("--device names one file's device; %d files were given", len(args.files))
-        return exit_codes.USAGE
+        raise UsageError(f"--device names one file's device; {len(args.files)} files were given")
     store = Store(cfg.db_url())
     try:
         if args.lecture:
             lecture = store.lecture(args.lecture)
             if lecture is None:
-                log.error("no lecture %s (emocast hub lecture list)", args.lecture)
-                return exit_codes.USAGE
+                raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
         else:
             lecture = store.create_lecture(args.title, [], args.start, args.video_offset)
         results = []
@@ -145,8 +133,7 @@ def _import(cfg, args: argparse.Namespace) -> int:
             try:
                 results.append(events_from_records(path, device, lecture["start"], lecture["video_offset_s"]))
             except ImportFileError as exc:
-                log.error("%s; nothing imported", exc)
-                return exit_codes.IMPORT
+                raise ImportFileError(f"{exc}; nothing imported") from None
         for r in results:
             batch = Batch.empty()
             batch.messages = r.events
@@ -159,7 +146,7 @@ def _import(cfg, args: argparse.Namespace) -> int:
             store.stop_lecture(lecture["id"], max(last, lecture["start"] + 1.0))
     finally:
         store.close()
-    return exit_codes.OK
+    return 0
 
 
 def _lecture(cfg, args: argparse.Namespace) -> int:
@@ -173,14 +160,13 @@ def _lecture(cfg, args: argparse.Namespace) -> int:
         elif args.lecture_command == "stop":
             out = store.stop_lecture(args.id)
             if out is None:
-                log.error("no lecture %s", args.id)
-                return exit_codes.USAGE
+                raise UsageError(f"no lecture {args.id}")
         else:
             for lecture in store.lectures():
                 print(json.dumps(lecture))
-            return exit_codes.OK
+            return 0
         print(json.dumps(out))
     finally:
         store.close()
     sys.stdout.flush()
-    return exit_codes.OK
+    return 0

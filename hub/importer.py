@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emocast.core.errors import EmocastError, ExitCode
 from emocast.device.delivery.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
 
 from .store import StoredMessage
@@ -28,8 +29,10 @@ from .validation import Validator
 NAMESPACE = uuid.UUID("6f1d6f52-8f7c-4c1e-9a0e-0c8a1f5d2b11")
 
 
-class ImportFileError(Exception):
+class ImportFileError(EmocastError):
     """The file is not `emocast analyze` output; the message names the file, the line and the key."""
+
+    exit_code = ExitCode.IMPORT
 
 
 @dataclass(frozen=True)

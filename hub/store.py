@@ -19,13 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emocast.core.errors import EmocastError, ExitCode
+
 from .migrations import LATEST, MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 
-class StoreError(Exception):
+class StoreError(EmocastError):
     """The database cannot be opened or migrated; the message names it."""
+
+    exit_code = ExitCode.STORE
 
 
 @dataclass(frozen=True)

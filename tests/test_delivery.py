@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import Broker, Recorder, free_port
 
-pytestmark = pytest.mark.mqtt
+pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 
 def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):

@@ -29,7 +29,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = REPO / "test-artifacts"
-pytestmark = [pytest.mark.mqtt, pytest.mark.skipif(
+pytestmark = [pytest.mark.mqtt, pytest.mark.e2e, pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="Debian's chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)")]
 

@@ -21,7 +21,7 @@ from tests.hub_support import HubProcess, pg_database, published_seqs, run_devic
 from tests.support import MEDIA, Broker, Recorder, free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
-pytestmark = pytest.mark.mqtt
+pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from emocast.device import exit_codes
 from tests.support import Broker, Recorder, free_port
 from tests.test_service_mqtt import config, event_payloads, run_cli, validate
 
-pytestmark = pytest.mark.mqtt
+pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 needs_tools = pytest.mark.skipif(
     shutil.which("openssl") is None or shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None,

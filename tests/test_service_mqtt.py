@@ -18,7 +18,7 @@ import pytest
 from emocast.device import exit_codes
 from emocast.device.delivery.events import SCHEMAS, load_schema
 
-pytestmark = pytest.mark.mqtt
+pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 EMOCAST = [sys.executable, "-m", "emocast"]
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emocast.core.errors import EmocastError, ExitCode
+
 from .events import Topics, encode, envelope
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,10 @@ def _corrupt(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
-class OutboxError(Exception):
+class OutboxError(EmocastError):
     """The outbox file cannot be opened or written."""
+
+    exit_code = ExitCode.OUTBOX
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 SCHEMA = "emocast.calibration/1"
 TARGETS = ("centre", "top-left", "top-right", "bottom-right", "bottom-left")
 GAZE_MARGIN = 0.05  # added on each side of the span seen on the corners
 MIN_SAMPLES = 3  # per target
 
 
-class CalibrationError(Exception):
-    pass
+class CalibrationError(EmocastError):
+    """A calibration that cannot be made (too few readable faces for a target) or read (a bad file:
+    ``config.py`` reports that one as a config error, naming the key)."""
+
+    exit_code = ExitCode.CALIBRATION
 
 
 @dataclass(frozen=True)

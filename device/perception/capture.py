@@ -19,11 +19,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 log = logging.getLogger(__name__)
 
 
-class SourceError(Exception):
+class SourceError(EmocastError):
     """A source cannot be opened or read (file missing, not a video, camera absent)."""
+
+    exit_code = ExitCode.SOURCE
 
 
 @dataclass(frozen=True)

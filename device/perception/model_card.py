@@ -18,11 +18,15 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 CARD_SCHEMA = "emocast.model_card/1"
 
 
-class ModelError(Exception):
+class ModelError(EmocastError):
     """A model file or its card is missing, corrupt, or they disagree."""
+
+    exit_code = ExitCode.MODEL
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from emocast.core.errors import EmocastError, ExitCode
+
 from .boxes import Box, suppress_duplicates
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,10 @@ class FaceDetector(Protocol):
     def detect(self, gray: np.ndarray, min_size: int) -> list[Box]: ...
 
 
-class DetectorUnavailable(RuntimeError):
+class DetectorUnavailable(EmocastError, RuntimeError):
     """A backend's model or library is not installed; the message says how to install it."""
+
+    exit_code = ExitCode.MODEL
 
 
 def _haar() -> FaceDetector:
