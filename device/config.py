@@ -10,32 +10,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import socket
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
-from emocast.core.errors import EmocastError, ExitCode
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-class ConfigError(EmocastError):
-    """The configuration is invalid; the message names the file and the key."""
-
-    exit_code = ExitCode.CONFIG
-
-
-def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
-    return {"min": lo, "max": hi}
+from emocast.core.broker import BrokerAddress as BrokerAddress
+from emocast.core.broker import check_mqtt, password_of
+from emocast.core.broker import parse_broker_url as parse_broker_url
+from emocast.core.broker import tls_context as tls_context
+from emocast.core.settings import ConfigError as ConfigError
+from emocast.core.settings import build_section as build_section
+from emocast.core.settings import build_sections, state_dir
+from emocast.core.settings import read_secret as read_secret
+from emocast.core.settings import read_toml as read_toml
+from emocast.core.settings import rng as _rng
 
 
 @dataclass
@@ -182,86 +173,10 @@ class Config:
 SECTIONS: dict[str, type] = {name: hint for name, hint in typing.get_type_hints(Config).items() if name != "origin"}
 
 
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _check_value(where: str, hint: Any, value: Any, meta: typing.Mapping[str, Any]) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise ConfigError(f"{where}: must be one of {', '.join(map(repr, choices))}, not {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {_type_name(value)} {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {_type_name(value)} {value!r}")
-    elif hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {_type_name(value)} {value!r}")
-        value = float(value)
-        if not math.isfinite(value):  # TOML has nan and inf; every setting here needs a real number
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-    elif hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {_type_name(value)} {value!r}")
-        problem = meta.get("check", lambda _v: None)(value)
-        if problem:
-            raise ConfigError(f"{where}: {problem}")
-        return value
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo:
-        raise ConfigError(f"{where}: {value!r} is below the minimum {lo!r}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{where}: {value!r} is above the maximum {hi!r}")
-    return value
-
-
-def build_section(cls: type, table: Any, origin: str, name: str) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{origin}: [{name}] must be a table, got {_type_name(table)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in table.items():
-        where = f"{origin}: [{name}] {key}"
-        if key not in fields:
-            raise ConfigError(f"{origin}: unknown key [{name}] {key} (known: {', '.join(fields)})")
-        values[key] = _check_value(where, hints[key], value, fields[key].metadata)
-    return cls(**values)
-
-
 def from_mapping(data: dict[str, Any], origin: str = "<config>") -> Config:
-    sections = {}
-    for name, table in data.items():
-        if name not in SECTIONS:
-            raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
-        sections[name] = build_section(SECTIONS[name], table, origin, name)
-    cfg = Config(**sections, origin=origin)
+    cfg = Config(**build_sections(SECTIONS, data, origin), origin=origin)
     validate_cross(cfg)
     return cfg
-
-
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A TOML file as a mapping; a ConfigError naming the file for every way it can fail (missing,
-    unreadable, not UTF-8, not TOML). The device's config and the hub's both come through here."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from exc
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:
@@ -283,80 +198,9 @@ def with_overrides(cfg: Config, section: str, **values: Any) -> Config:
     return out
 
 
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-    username: str
-    password: str
-
-    def redacted(self) -> str:
-        user = f"{self.username}:***@" if self.username else ""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
-
-
-def parse_broker_url(url: str, where: str = "[mqtt] url") -> BrokerAddress:
-    """``mqtt://[user:pass@]host[:port]`` or ``mqtts://...``; 1883 and 8883 are the default ports."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ConfigError(f"{where}: broker URL must start with mqtt:// or mqtts://, not {url!r}")
-    tls = parts.scheme in ("mqtts", "ssl")
-    if not parts.hostname:
-        raise ConfigError(f"{where}: broker URL {url!r} has no host")
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ConfigError(f"{where}: broker URL {url!r} has a bad port") from None
-    return BrokerAddress(
-        host=parts.hostname,
-        port=port,
-        tls=tls,
-        username=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-    )
-
-
-def tls_context(ca_file: str, cert_file: str, key_file: str, where: str = "[mqtt]"):
-    """The client's TLS context: ``ca_file`` (or the system CAs) and an optional client certificate.
-    A missing or non-PEM file is a ConfigError naming the key."""
-    import ssl
-
-    for key, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
-        if path and not Path(path).is_file():
-            raise ConfigError(f"{where} {key}: no such file {path}")
-    try:
-        ctx = ssl.create_default_context(cafile=ca_file or None)
-    except (ssl.SSLError, ValueError) as exc:
-        raise ConfigError(f"{where} ca_file: {ca_file} is not a PEM CA certificate ({exc})") from None
-    try:
-        if cert_file:
-            ctx.load_cert_chain(cert_file, key_file or None)
-    except (ssl.SSLError, ValueError) as exc:
-        raise ConfigError(f"{where} cert_file/key_file: {cert_file} and {key_file} "
-                          f"are not a matching PEM certificate and key ({exc})") from None
-    return ctx
-
-
-def _check_tls_files(cfg: Config) -> None:
-    """Build the TLS context once at load, so a wrong path or a non-PEM file is a config error at
-    start (exit 3) naming the key, not a TLS failure later."""
-    m = cfg.mqtt
-    if m.ca_file or m.cert_file or m.key_file:
-        tls_context(m.ca_file, m.cert_file, m.key_file, f"{cfg.origin}: [mqtt]")
-
-
 def validate_cross(cfg: Config) -> None:
     """Checks that span keys; run after every load and override."""
-    parse_broker_url(cfg.mqtt.url, f"{cfg.origin}: [mqtt] url")
-    if cfg.mqtt.password and cfg.mqtt.password_file:
-        raise ConfigError(f"{cfg.origin}: [mqtt] password and password_file are exclusive; keep one")
-    if bool(cfg.mqtt.cert_file) != bool(cfg.mqtt.key_file):
-        raise ConfigError(f"{cfg.origin}: [mqtt] cert_file and key_file go together")
-    _check_tls_files(cfg)
-    prefix = cfg.mqtt.prefix
-    if not prefix or any(ch in prefix for ch in "+#") or prefix.startswith("/") or prefix.endswith("/"):
-        raise ConfigError(f"{cfg.origin}: [mqtt] prefix {prefix!r} must be non-empty, without + # or edge slashes")
+    check_mqtt(cfg.mqtt, cfg.origin)
     a = cfg.attention
     for axis in ("h", "v"):
         lo, hi = getattr(a, f"gaze_{axis}_min"), getattr(a, f"gaze_{axis}_max")
@@ -377,33 +221,18 @@ def validate_cross(cfg: Config) -> None:
         raise ConfigError(f"{cfg.origin}: [device] id {dev!r} must not contain + # or /")
 
 
-def read_secret(path: str, where: str) -> str:
-    """A secret kept in a file (a password, a token), stripped; a ConfigError naming ``where`` (the
-    config file and key) and the file when it cannot be read."""
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"{where} {path}: {why}") from None
-
-
-def password_from_file(cfg: Config) -> str:
-    """The secret in ``[mqtt] password_file``; a ConfigError naming the file when it cannot be read."""
-    return read_secret(cfg.mqtt.password_file, f"{cfg.origin}: [mqtt] password_file")
+def broker_password(cfg: Config) -> str:
+    """The broker password (``password_file`` read now, else ``password``, else the URL's)."""
+    return password_of(cfg.mqtt, cfg.origin)
 
 
 def check_for_run(cfg: Config) -> None:
     """What the service needs of the config's files beyond the checks every load makes: run calls it
     before opening anything, and check-config calls it too, so the two never disagree."""
-    if cfg.mqtt.password_file:
-        password_from_file(cfg)
+    broker_password(cfg)
 
 
 def default_state_dir() -> Path:
-    """systemd's StateDirectory= sets $STATE_DIRECTORY; elsewhere the XDG state directory."""
-    env = os.environ.get("STATE_DIRECTORY")
-    if env:
-        return Path(env.split(":")[0])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "emocast"
+    """The outbox's and calibration's folder (``emocast.core.settings.state_dir``)."""
+    return state_dir()
 

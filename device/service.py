@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from . import exit_codes
-from .config import Config, default_state_dir, parse_broker_url, password_from_file
+from .config import Config, broker_password, default_state_dir, parse_broker_url
 from .delivery.events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
 from .delivery.homeassistant import discovery_messages
 from .delivery.outbox import Outbox, OutboxError
@@ -48,12 +48,6 @@ def cpu_temperature_c() -> float | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-def resolve_password(cfg: Config) -> str:
-    if cfg.mqtt.password_file:
-        return password_from_file(cfg)
-    return cfg.mqtt.password or parse_broker_url(cfg.mqtt.url).password
 
 
 BEHIND_WARN_INTERVAL_S = 600.0
@@ -118,7 +112,7 @@ class Service:
             client_id=m.client_id or f"emocast-{self.device_id}",
             keepalive_s=m.keepalive_s,
             protocol=m.protocol,
-            password=resolve_password(self.cfg),
+            password=broker_password(self.cfg),
             ca_file=m.ca_file,
             cert_file=m.cert_file,
             key_file=m.key_file,

@@ -2,7 +2,8 @@
 unknown key is an error naming the file, the section and the key; numbers are range-checked).
 
 MQTT credentials and TLS are given exactly as on a device (``url`` with ``mqtt://`` or ``mqtts://``,
-``username``, ``password_file``, ``ca_file``, ``cert_file``/``key_file``), parsed by the same code.
+``username``, ``password_file``, ``ca_file``, ``cert_file``/``key_file``), read and checked by the same
+code (``emocast.core``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emocast.device.config import ConfigError, build_section, parse_broker_url, read_secret, read_toml, tls_context
-
-
-def _rng(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
-    return {"min": lo, "max": hi}
+from emocast.core.broker import check_mqtt, password_of
+from emocast.core.settings import ConfigError, build_sections, read_secret, read_toml, state_dir
+from emocast.core.settings import rng as _rng
 
 
 @dataclass
@@ -63,8 +62,7 @@ class HubConfig:
     def db_url(self) -> str:
         if self.store.url:
             return self.store.url
-        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-        folder = Path(state) if state else Path.home() / ".local" / "state" / "emocast"
+        folder = state_dir()
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / "hub.sqlite")
 
@@ -74,9 +72,7 @@ class HubConfig:
         return self.web.token
 
     def password(self) -> str:
-        if self.mqtt.password_file:
-            return read_secret(self.mqtt.password_file, f"{self.origin}: [mqtt] password_file")
-        return self.mqtt.password or parse_broker_url(self.mqtt.url).password
+        return password_of(self.mqtt, self.origin)
 
 
 SECTIONS: dict[str, type] = {n: h for n, h in typing.get_type_hints(HubConfig).items() if n != "origin"}
@@ -96,15 +92,7 @@ def is_loopback(host: str) -> bool:
 def validate(cfg: HubConfig) -> HubConfig:
     """Cross-key checks, everything ``emocast hub`` would otherwise find only once running."""
     m = cfg.mqtt
-    parse_broker_url(m.url, f"{cfg.origin}: [mqtt] url")
-    if m.password and m.password_file:
-        raise ConfigError(f"{cfg.origin}: [mqtt] password and password_file are exclusive; keep one")
-    if bool(m.cert_file) != bool(m.key_file):
-        raise ConfigError(f"{cfg.origin}: [mqtt] cert_file and key_file go together")
-    if m.ca_file or m.cert_file or m.key_file:
-        tls_context(m.ca_file, m.cert_file, m.key_file, f"{cfg.origin}: [mqtt]")
-    if not m.prefix or any(c in m.prefix for c in "+#") or m.prefix.strip("/") != m.prefix:
-        raise ConfigError(f"{cfg.origin}: [mqtt] prefix {m.prefix!r} must be non-empty, without + # or edge slashes")
+    check_mqtt(m, cfg.origin)
     if m.share_group and any(c in m.share_group for c in "/+#"):
         raise ConfigError(f"{cfg.origin}: [mqtt] share_group {m.share_group!r} must not contain / + #")
     if not m.client_id:
@@ -124,12 +112,7 @@ def validate(cfg: HubConfig) -> HubConfig:
 
 
 def from_mapping(data: dict[str, Any], origin: str = "<config>") -> HubConfig:
-    sections = {}
-    for name, table in data.items():
-        if name not in SECTIONS:
-            raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
-        sections[name] = build_section(SECTIONS[name], table, origin, name)
-    return validate(HubConfig(**sections, origin=origin))
+    return validate(HubConfig(**build_sections(SECTIONS, data, origin), origin=origin))
 
 
 def load(path: str | os.PathLike[str] | None, overrides: dict[str, dict[str, Any]] | None = None) -> HubConfig:

@@ -29,11 +29,10 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from emocast.device.config import parse_broker_url, tls_context
+from emocast.core.broker import make_client, parse_broker_url, tls_context
 from emocast.device.delivery.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY
 
 from .config import HubConfig
@@ -100,15 +99,10 @@ class Ingest:
     # -- MQTT ------------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         m = self.cfg.mqtt
-        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=m.client_id,
-                             protocol=mqtt.MQTTv5)
-        client.manual_ack_set(True)
         broker = parse_broker_url(m.url)
-        user = m.username or broker.username
-        if user:
-            client.username_pw_set(user, self.cfg.password() or None)
-        if broker.tls:
-            client.tls_set_context(tls_context(m.ca_file, m.cert_file, m.key_file))
+        client = make_client(m.client_id, broker, m.username, self.cfg.password(),
+                             tls_context(m.ca_file, m.cert_file, m.key_file) if broker.tls else None)
+        client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -69,7 +69,7 @@ def test_a_missing_password_file_is_a_config_error_before_anything_opens(tmp_pat
 def test_reconnect_backoff_grows_with_jitter_and_resets():
     import random
 
-    from emocast.device.delivery.publish import Backoff
+    from emocast.core.broker import Backoff
 
     b = Backoff(1.0, 30.0, random.Random(7))
     waits = [b.next() for _ in range(8)]

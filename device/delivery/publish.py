@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -20,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..config import BrokerAddress, tls_context
+from emocast.core.broker import Backoff, BrokerAddress, make_client, tls_context
+
 from .events import Topics
 from .outbox import Outbox
 
@@ -38,25 +37,6 @@ _FATAL_REASONS = {
     "Bad authentication method",
     "Unsupported protocol version",
 }
-
-
-class Backoff:
-    """Exponential back-off with "equal jitter": the n-th consecutive wait is drawn from
-    [cap/2, cap], cap = min(max_s, base_s * 2**n). paho's own back-off doubles deterministically, so
-    a school's kiosks that lost the same broker would all knock again at the same instants."""
-
-    def __init__(self, base_s: float = 1.0, max_s: float = 30.0, rng: random.Random | None = None) -> None:
-        self.base_s, self.max_s = base_s, max_s
-        self.failures = 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        cap = min(self.max_s, self.base_s * 2 ** min(self.failures, 30))
-        self.failures += 1
-        return self._rng.uniform(cap / 2, cap)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class BrokerRefused(Exception):
@@ -115,18 +95,9 @@ class Publisher(threading.Thread):
     # -- setup ---------------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         o = self.opts
-        proto = mqtt.MQTTv5 if o.protocol == "5" else mqtt.MQTTv311
-        kwargs: dict[str, Any] = {"callback_api_version": CallbackAPIVersion.VERSION2, "client_id": o.client_id,
-                                  "protocol": proto}
-        if proto == mqtt.MQTTv311:
-            kwargs["clean_session"] = True
-        client = mqtt.Client(**kwargs)
+        client = make_client(o.client_id, o.broker, o.broker.username, o.password,
+                             self._tls_context() if o.broker.tls else None, o.protocol, clean_session=True)
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
-        user = o.broker.username
-        if user:
-            client.username_pw_set(user, o.password or None)
-        if o.broker.tls:
-            client.tls_set_context(self._tls_context())
         client.reconnect_delay_set(min_delay=1, max_delay=1)  # replaced by a jittered wait at each failure
         client.max_inflight_messages_set(o.window)
         client.on_connect = self._on_connect
