@@ -47,7 +47,7 @@ def main() -> int:
     import keras
 
     from emocast.convert.architectures import build
-    from emocast.convert.train import load_teacher
+    from emocast.convert.teachers import load_teacher
 
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 256, (args.batch_size, args.size, args.size)).astype(np.float32)

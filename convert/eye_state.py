@@ -193,7 +193,7 @@ def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Pa
 
     from ..device.perception.model_card import Preprocess, sha256_of
     from .quantize import convert_keras
-    from .train import plot_curves, slim_checkpoint
+    from .run_folder import plot_curves, slim_checkpoint
 
     split = load_split(data, "train")
     labels = read_labels(labels_path)

@@ -17,63 +17,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from .errors import Refusal
+from .recipe import Recipe, make_batches, stored_recipe
+from .run_folder import EPOCHS_DIR, epoch_number, kept_epochs, load_epoch
 
 log = logging.getLogger(__name__)
-
-EPOCHS_DIR = "epochs"
-_EPOCH_FILE = re.compile(r"epoch_(\d+)\.weights\.npz$")
-
-
-def epoch_file(run_dir: Path, epoch: int) -> Path:
-    """Where ``--keep-epochs`` keeps the weights after ``epoch`` (counted from 1, as the logs do)."""
-    return run_dir / EPOCHS_DIR / f"epoch_{epoch:03d}.weights.npz"
-
-
-def kept_epochs(run_dir: Path) -> dict[int, Path]:
-    """The epoch weights a run folder holds, by epoch number."""
-    found = {}
-    for p in sorted((run_dir / EPOCHS_DIR).glob("epoch_*.weights.npz")):
-        m = _EPOCH_FILE.search(p.name)
-        if m:
-            found[int(m.group(1))] = p
-    return found
-
-
-def save_epoch(model, path: Path) -> None:
-    """The network's weights alone, in ``model.weights`` order (Keras' own ``save_weights`` also
-    writes the optimizer's slots: three times the size, and nothing an average needs)."""
-    tmp = path.with_name(path.name.replace(".weights.npz", ".tmp.npz"))
-    with tmp.open("wb") as fh:  # a kill mid-write leaves no half file under the real name
-        np.savez(fh, *[np.asarray(w) for w in model.weights])
-    tmp.replace(path)
-
-
-def load_epoch(path: Path) -> list[np.ndarray]:
-    with np.load(path) as z:
-        return [z[f"arr_{i}"] for i in range(len(z.files))]
-
-
-def keep_epochs_callback(run_dir: Path, keep: int):
-    """A Keras callback that saves each epoch's weights and deletes all but the last ``keep``."""
-    import keras
-
-    class KeepEpochs(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            path = epoch_file(run_dir, epoch + 1)
-            path.parent.mkdir(exist_ok=True)
-            save_epoch(self.model, path)
-            kept = kept_epochs(run_dir)
-            for old in sorted(kept)[:-keep]:
-                kept[old].unlink()
-
-    return KeepEpochs()
 
 
 def choose_epochs(run_dir: Path, last: int | None = None, first: int | None = None) -> list[Path]:
@@ -193,12 +146,11 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     from .evaluate import evaluate_float
     from .quantize import preprocess_for
     from .sources import ModelSource
-    from .train import Recipe, _stored_recipe, make_batches
 
     recipe_path = run_dir / "recipe.json"
     if not recipe_path.is_file():
         raise Refusal(f"{run_dir}: no recipe.json, so not a run folder of `convert train`")
-    stored = _stored_recipe(recipe_path)
+    stored = stored_recipe(recipe_path)
     recipe = Recipe(**{f.name: stored[f.name] for f in dataclasses.fields(Recipe)})  # an averaged folder's too
     files = choose_epochs(run_dir, last, first)
     model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width,
@@ -217,7 +169,7 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
                          _bn_recipe(recipe, bn_faces), training=bn_faces != "clean")
     n = recalibrate_batchnorm(model, calib, bn_batches)
     acc = accuracy()
-    epochs = [int(_EPOCH_FILE.search(f.name).group(1)) for f in files]
+    epochs = [epoch_number(f) for f in files]
     log.info("averaged epochs %s of %s; BatchNorm from %d batches of %s faces; %s accuracy %.4f (last epoch "
              "alone %.4f)", epochs, run_dir, n, bn_faces, recipe.val_split, acc, last_acc)
 

@@ -239,7 +239,7 @@ def test_camera_faults_scale_scales_only_the_faults_and_is_recorded(tmp_path, ca
     pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
     from emocast.cli import main
     from emocast.convert.augment import CAMERA_FAULTS, augment_batch, scale_faults
-    from emocast.convert.train import Recipe
+    from emocast.convert.recipe import Recipe
     from emocast.device import exit_codes
 
     base = Recipe().augment
@@ -286,13 +286,14 @@ def test_stem_stride_keeps_small_faces_at_full_resolution():
 
 
 def test_epoch_budget_judges_the_count_from_warm_up_until_half_the_budget_and_records_it(tmp_path, monkeypatch):
-    from emocast.convert import train as trainmod
-    from emocast.convert.train import EpochBudget, Recipe, lr_at
+    from emocast.convert import run_folder
+    from emocast.convert.recipe import Recipe, lr_at
+    from emocast.convert.run_folder import EpochBudget
 
     # start; epoch 0 takes 30 s (start-up), epoch 1 20 s (slowed by a neighbour), epoch 2 10 s,
     # epoch 3 5 s but after half the budget: the count stays
     clock = iter([0.0, 0.0, 30.0, 30.0, 50.0, 50.0, 60.0, 130.0, 135.0])
-    monkeypatch.setattr(trainmod.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(run_folder.time, "monotonic", lambda: next(clock))
     recipe = Recipe(epochs=100, warmup_epochs=2)
     warm = [lr_at(e, recipe) for e in range(2)]
     budget = EpochBudget(recipe, 250.0, tmp_path / "recipe.json")
@@ -315,11 +316,12 @@ def test_epoch_budget_judges_the_count_from_warm_up_until_half_the_budget_and_re
 
 
 def test_epoch_budget_never_exceeds_the_asked_count_nor_ends_before_the_next_epoch(tmp_path, monkeypatch):
-    from emocast.convert import train as trainmod
-    from emocast.convert.train import EpochBudget, Recipe
+    from emocast.convert import run_folder
+    from emocast.convert.recipe import Recipe
+    from emocast.convert.run_folder import EpochBudget
 
     clock = iter([0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 90.0])
-    monkeypatch.setattr(trainmod.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(run_folder.time, "monotonic", lambda: next(clock))
     recipe = Recipe(epochs=12, warmup_epochs=2)
     budget = EpochBudget(recipe, 200.0, tmp_path / "recipe.json")
     budget.epoch_begin()
@@ -337,7 +339,7 @@ def test_slim_checkpoint_drops_the_optimizer_and_keeps_the_weights(tmp_path):
     import keras
 
     from emocast.convert.architectures import build
-    from emocast.convert.train import slim_checkpoint
+    from emocast.convert.run_folder import slim_checkpoint
 
     model = build("emocnn", (48, 48, 1), 7, width=0.25)
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
@@ -481,7 +483,7 @@ def _tiny_run(folder: Path, seed: int, **recipe_changes) -> Path:
     import keras
 
     from emocast.convert.architectures import build
-    from emocast.convert.train import Recipe
+    from emocast.convert.recipe import Recipe
 
     recipe = dataclasses.replace(Recipe(width=0.25, seed=seed), **recipe_changes)
     keras.utils.set_random_seed(seed)
@@ -591,7 +593,7 @@ def test_distillation_targets_mix_labels_with_the_teachers_reading_of_the_same_f
     x, y = feed[0]
     assert np.allclose(y.sum(1), 1.0) and np.allclose(y.max(1), 0.4 + 0.6 / 7)
     assert seen and np.allclose(seen[0] / 255.0, x[..., 0])  # the teacher saw the very faces the student got
-    from emocast.convert.train import Recipe, make_batches
+    from emocast.convert.recipe import Recipe, make_batches
 
     val = make_batches(split, Recipe(batch_size=8, teacher="t.keras", teacher_weight=0.6), training=False,
                        teacher=teacher)
@@ -617,7 +619,7 @@ def test_training_with_a_teacher_runs_and_records_it(tmp_path):
 def test_an_int8_model_with_its_card_teaches_with_its_labels_matched_by_name(tmp_path):
     import shutil
 
-    from emocast.convert.train import load_teacher
+    from emocast.convert.teachers import load_teacher
     from emocast.device.perception.emotion import EmotionModel, default_model_path
     from emocast.device.perception.model_card import batch_to_model_input
 

@@ -44,7 +44,7 @@ def trained_run(tmp_path_factory):
 
 
 def test_train_keeps_only_the_last_epochs_asked_for(trained_run):
-    from emocast.convert.weight_average import kept_epochs
+    from emocast.convert.run_folder import kept_epochs
 
     _, run = trained_run
     assert sorted(kept_epochs(run)) == [2, 3, 4]
@@ -56,7 +56,8 @@ def test_train_keeps_only_the_last_epochs_asked_for(trained_run):
 def test_average_is_the_mean_of_the_epochs_with_batchnorm_measured_again(trained_run, tmp_path):
     import keras
 
-    from emocast.convert.weight_average import average_run, kept_epochs, load_epoch
+    from emocast.convert.run_folder import kept_epochs, load_epoch
+    from emocast.convert.weight_average import average_run
 
     data, run = trained_run
     out = tmp_path / "avg"
@@ -138,7 +139,7 @@ def test_batchnorm_on_camera_faults_only_leaves_out_the_runs_warps_and_flips(tra
     assert not np.allclose(variance("faults"), variance("augmented"), rtol=1e-3)
     assert variance("faults").sum() < variance("clean").sum()  # blur removes detail: less first-layer variance
 
-    from emocast.convert.train import Recipe
+    from emocast.convert.recipe import Recipe
 
     assert _bn_recipe(Recipe(augment={"flip": 1.0, "rotate_deg": 10.0, "blur": 0.3, "jpeg": 0.0}),
                       "faults").augment == {"blur": 0.3}

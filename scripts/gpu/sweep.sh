@@ -35,7 +35,7 @@ for name in "${names[@]}"; do
   run=".gpu/runs/$name"; cp "$run.log" "$run/train.log" 2>/dev/null || true
   # a run cut off by the timeout still has its optimizer state in best.keras: drop it here
   [ -f "$run/DONE" ] || [ ! -f "$run/best.keras" ] || python3 -P -c \
-    "from pathlib import Path; from emocast.convert.train import slim_checkpoint; slim_checkpoint(Path('$run/best.keras'))"
+    "from pathlib import Path; from emocast.convert.run_folder import slim_checkpoint; slim_checkpoint(Path('$run/best.keras'))"
   tail -n 3 "$run/history.csv" 2>/dev/null | sed "s/^/$name: /" || true
   XZ_OPT=-1 tar -cJf "$out/$name.tar.xz" -C .gpu/runs --exclude backup "$name"
 done
