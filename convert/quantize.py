@@ -128,6 +128,69 @@ def _norm(v):
     return float(v) if isinstance(v, (int, float)) else v
 
 
+def _recipe_and_labels(model_path: Path, recipe: dict | None, labels: tuple[str, ...] | None,
+                       preprocess: dict | None) -> tuple[dict, tuple[str, ...]]:
+    """The recipe the model is converted with (given, or its run folder's, with the flags merged in)
+    and its labels; flags or labels that contradict the run folder are refused, naming both."""
+    recipe = dict(recipe or {})
+    where = "the given recipe"
+    stored = Path(model_path).parent / "recipe.json"
+    if not recipe and Path(model_path).is_file() and stored.is_file():
+        recipe, where = json.loads(stored.read_text()), str(stored)
+    recipe = merge_flags(recipe, dict(preprocess or {}), where)
+    if labels and recipe.get("labels") and list(map(canonical_label, recipe["labels"])) != list(
+            map(canonical_label, labels)):
+        raise QuantizationError(f"--labels {','.join(labels)} contradicts {where}'s labels "
+                                f"{','.join(recipe['labels'])}")
+    return recipe, tuple(labels or recipe.get("labels") or FER_LABELS)
+
+
+def _check_shapes(source, model_path: Path, labels: tuple[str, ...], pre: Preprocess) -> None:
+    """The model's outputs must be the labels and its input the preprocessing's."""
+    if source.outputs != len(labels):
+        raise QuantizationError(f"{model_path}: {source.outputs} outputs, but {len(labels)} labels "
+                                f"({', '.join(labels)}); give the model's classes in output order with --labels")
+    want = (*pre.size, 1 if pre.color == "gray" else 3)
+    have = source.input_shape[1:]
+    if len(have) != 3 or any(h is not None and h != w for h, w in zip(have, want, strict=True)):
+        raise QuantizationError(f"{model_path}: input {tuple(have)} does not match the preprocessing "
+                                f"{want[0]}x{want[1]}x{want[2]} (set --size and --color to the model's input)")
+
+
+def _score_and_gate(source, out_path: Path, data: Path, recipe: dict, labels: tuple[str, ...], pre: Preprocess,
+                    mode: str, metrics: dict, card_recipe: dict, eval_limit: int, robust: bool,
+                    accept_drop: bool, max_drop: float) -> None:
+    """Score the float model and the written file on the validation split (into ``metrics``); a drop
+    over ``max_drop`` removes the file and its card and is refused, unless ``accept_drop``."""
+    from .evaluate import evaluate_float, evaluate_tflite
+
+    val, left_val = load_split(data, recipe.get("val_split", "public_test")).for_labels(labels)
+    if eval_limit:
+        val = val.subset(eval_limit, 0)
+    fl = evaluate_float(source, val, pre)
+    metrics["float"] = {"accuracy": round(fl.accuracy, 4), "macro_f1": round(fl.macro_f1, 4)}
+    _write_card(out_path, pre, card_recipe, mode, metrics, labels)  # the device-side loader reads the file's card
+    q = evaluate_tflite(out_path, val)
+    metrics[mode] = {"accuracy": round(q.scores.accuracy, 4), "macro_f1": round(q.scores.macro_f1, 4)}
+    metrics["validation"] = {"split": val.name, "labels": "FER2013", "images": len(val),
+                             **({"left_out": left_val} if left_val else {})}
+    metrics["latency_ms_median_1thread"] = round(q.latency_ms, 3)
+    log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | %.2f ms/face",
+             fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, q.latency_ms)
+    if robust:
+        from .robustness import robustness
+
+        metrics["robustness"] = robustness(out_path, val)
+    drop = fl.accuracy - q.scores.accuracy
+    if drop > max_drop and not accept_drop:
+        out_path.unlink(missing_ok=True)
+        card_path_for(out_path).unlink(missing_ok=True)
+        raise QuantizationError(
+            f"{mode} accuracy {q.scores.accuracy:.4f} is {100 * drop:.1f} points under the float model's "
+            f"{fl.accuracy:.4f} on {val.name} ({len(val)} faces), more than {100 * max_drop:.0f}: nothing "
+            f"written; --accept-drop keeps it anyway, or calibrate on more images (--calib)")
+
+
 def quantize(
     model_path: Path,
     data: Path,
@@ -149,30 +212,12 @@ def quantize(
     ``accept_drop``; with ``robust`` also under a kiosk camera's faults (``robustness``), in the
     card. ``labels`` and ``preprocess`` (PREPROCESS_KEYS) describe a model without a run folder;
     they must agree with a run folder's recipe where there is one."""
-    from .evaluate import evaluate_float, evaluate_tflite
     from .sources import check_probabilities, load_source
 
     source = load_source(model_path)
-    recipe = dict(recipe or {})
-    where = "the given recipe"
-    stored = Path(model_path).parent / "recipe.json"
-    if not recipe and Path(model_path).is_file() and stored.is_file():
-        recipe, where = json.loads(stored.read_text()), str(stored)
-    recipe = merge_flags(recipe, dict(preprocess or {}), where)
-    if labels and recipe.get("labels") and list(map(canonical_label, recipe["labels"])) != list(
-            map(canonical_label, labels)):
-        raise QuantizationError(f"--labels {','.join(labels)} contradicts {where}'s labels "
-                                f"{','.join(recipe['labels'])}")
-    labels = tuple(labels or recipe.get("labels") or FER_LABELS)
-    if source.outputs != len(labels):
-        raise QuantizationError(f"{model_path}: {source.outputs} outputs, but {len(labels)} labels "
-                                f"({', '.join(labels)}); give the model's classes in output order with --labels")
+    recipe, labels = _recipe_and_labels(model_path, recipe, labels, preprocess)
     pre = preprocess_for(recipe)
-    want = (*pre.size, 1 if pre.color == "gray" else 3)
-    have = source.input_shape[1:]
-    if len(have) != 3 or any(h is not None and h != w for h, w in zip(have, want, strict=True)):
-        raise QuantizationError(f"{model_path}: input {tuple(have)} does not match the preprocessing "
-                                f"{want[0]}x{want[1]}x{want[2]} (set --size and --color to the model's input)")
+    _check_shapes(source, model_path, labels, pre)
     training = training_record(Path(model_path).parent / "history.csv") if Path(model_path).is_file() else {}
     calib = None
     left_out: dict[str, int] = {}
@@ -192,7 +237,6 @@ def quantize(
     card_recipe = {**recipe, "labels": list(labels)}
     if source.kind != "keras" or "architecture" not in recipe:
         card_recipe.setdefault("source", {"file": Path(model_path).name, "format": source.kind})
-
     dataset = FER_DATASET if tuple(labels) == FER_LABELS and "source" not in card_recipe else (
         f"{Path(data).name}: {recipe.get('train_split', 'train')} split for calibration, "
         f"{recipe.get('val_split', 'public_test')} for validation; classes matched by name to {', '.join(labels)}")
@@ -200,32 +244,8 @@ def quantize(
     if left_out:
         metrics["left_out_images"] = left_out
     if evaluate:
-        val, left_val = load_split(data, recipe.get("val_split", "public_test")).for_labels(labels)
-        if eval_limit:
-            val = val.subset(eval_limit, 0)
-        fl = evaluate_float(source, val, pre)
-        metrics["float"] = {"accuracy": round(fl.accuracy, 4), "macro_f1": round(fl.macro_f1, 4)}
-        # Write a provisional card so the device-side loader can open the file it checks.
-        _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
-        q = evaluate_tflite(out_path, val)
-        metrics[mode] = {"accuracy": round(q.scores.accuracy, 4), "macro_f1": round(q.scores.macro_f1, 4)}
-        metrics["validation"] = {"split": val.name, "labels": "FER2013", "images": len(val),
-                                 **({"left_out": left_val} if left_val else {})}
-        metrics["latency_ms_median_1thread"] = round(q.latency_ms, 3)
-        log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | %.2f ms/face",
-                 fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, q.latency_ms)
-        if robust:
-            from .robustness import robustness
-
-            metrics["robustness"] = robustness(out_path, val)
-        drop = fl.accuracy - q.scores.accuracy
-        if drop > max_drop and not accept_drop:
-            out_path.unlink(missing_ok=True)
-            card_path_for(out_path).unlink(missing_ok=True)
-            raise QuantizationError(
-                f"{mode} accuracy {q.scores.accuracy:.4f} is {100 * drop:.1f} points under the float model's "
-                f"{fl.accuracy:.4f} on {val.name} ({len(val)} faces), more than {100 * max_drop:.0f}: nothing "
-                f"written; --accept-drop keeps it anyway, or calibrate on more images (--calib)")
+        _score_and_gate(source, out_path, data, recipe, labels, pre, mode, metrics, card_recipe, eval_limit,
+                        robust, accept_drop, max_drop)
     return _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
 
 
