@@ -1,0 +1,191 @@
+"""The hub's REST API and pages as FastAPI routers, each route taking what it needs as a dependency:
+the calling worker's database connection (``StorePool``) and the hub's settings (``HubState``).
+
+Every page and script is served by the hub itself from ``hub/web/`` (no CDN: a school's network may
+have no internet)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from emocast import __version__
+
+from .store import Store
+from .timeline import PRESENT_STATES, lecture_timeline
+
+WEB = resources.files("emocast.hub").joinpath("web")
+CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
+              "absent_share", "blinks_per_min", "devices"]
+STATIC = {"app.js", "chart.js", "style.css"}
+
+
+class StorePool:
+    """One database connection per worker thread (ingest writes through its own). When a request
+    fails on the database, ``reset`` makes every worker reconnect: a restarted PostgreSQL closes the
+    old connections for good."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self._local = threading.local()
+        self._generation = 0
+
+    def get(self) -> Store:
+        local = self._local
+        s = getattr(local, "store", None)
+        if s is None or getattr(local, "generation", None) != self._generation:
+            if s is not None:
+                with contextlib.suppress(Exception):  # a broken connection may not close cleanly
+                    s.close()
+            s = local.store = Store(self.db_url)
+            local.generation = self._generation
+        return s
+
+    def reset(self) -> None:
+        self._generation += 1
+
+
+@dataclass
+class HubState:
+    """What the routes read of the running hub (``app.state.hub``)."""
+
+    stores: StorePool
+    token: str = ""
+    ingest_stats: Callable[[], dict[str, Any]] | None = None
+    default_bin_s: float = 60.0
+    started: float = field(default_factory=time.time)
+
+
+def hub_state(request: Request) -> HubState:
+    return request.app.state.hub
+
+
+def store(state: Annotated[HubState, Depends(hub_state)]) -> Store:
+    return state.stores.get()
+
+
+StoreDep = Annotated[Store, Depends(store)]
+StateDep = Annotated[HubState, Depends(hub_state)]
+BinS = Annotated[float | None, Query(ge=1, le=86400, description="bin length in seconds; default [web] default_bin_s")]
+
+
+class LectureIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    devices: list[str] = Field(default_factory=list)
+    start: float | None = Field(default=None, description="epoch seconds; default now")
+    end: float | None = Field(default=None, description="epoch seconds, for a lecture already over (imports)")
+    video_offset_s: float = Field(default=0.0, ge=0, description="the lecture's start, in seconds of its video")
+
+
+def lecture_or_404(s: Store, lecture_id: str) -> dict[str, Any]:
+    lecture = s.lecture(lecture_id)
+    if lecture is None:
+        raise HTTPException(404, f"no lecture {lecture_id}")
+    return lecture
+
+
+status = APIRouter(prefix="/api", tags=["status"])
+
+
+@status.get("/health")
+def health(s: StoreDep, state: StateDep) -> dict[str, Any]:
+    return {"ok": True, "version": __version__, "database": s.dialect, "schema_version": s.schema_version(),
+            "ingest": state.ingest_stats() if state.ingest_stats else None, "time": time.time()}
+
+
+@status.get("/devices")
+def devices(s: StoreDep) -> list[dict[str, Any]]:
+    return s.devices()
+
+
+@status.get("/rejects")
+def rejects(s: StoreDep) -> list[dict[str, Any]]:
+    return s.rejects()
+
+
+lectures = APIRouter(prefix="/api/lectures", tags=["lectures"])
+
+
+@lectures.get("")
+def list_lectures(s: StoreDep) -> list[dict[str, Any]]:
+    return s.lectures()
+
+
+@lectures.post("", status_code=201)
+def create_lecture(body: LectureIn, s: StoreDep) -> dict[str, Any]:
+    if body.end is not None and body.start is not None and body.end <= body.start:
+        raise HTTPException(422, "end must be after start")
+    return s.create_lecture(body.title, body.devices, body.start, body.video_offset_s, body.end)
+
+
+@lectures.get("/{lecture_id}")
+def get_lecture(lecture_id: str, s: StoreDep) -> dict[str, Any]:
+    return lecture_or_404(s, lecture_id)
+
+
+@lectures.post("/{lecture_id}/stop")
+def stop_lecture(lecture_id: str, s: StoreDep) -> dict[str, Any]:
+    lecture_or_404(s, lecture_id)
+    lecture = s.stop_lecture(lecture_id)
+    assert lecture is not None
+    return lecture
+
+
+@lectures.get("/{lecture_id}/timeline")
+def timeline(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None,
+             per_device: bool = False) -> dict[str, Any]:
+    return lecture_timeline(s, lecture_or_404(s, lecture_id), bin_s or state.default_bin_s, time.time(), per_device)
+
+
+def _csv(value: Any) -> Any:
+    return "" if value is None else value
+
+
+@lectures.get("/{lecture_id}/export.csv", response_class=PlainTextResponse)
+def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> Response:
+    data = lecture_timeline(s, lecture_or_404(s, lecture_id), bin_s or state.default_bin_s, time.time())
+    labels = sorted({k for b in data["bins"] for k in b["emotion_shares"]})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_FIELDS + [f"emotion_{k}" for k in labels])
+    for b in data["bins"]:
+        writer.writerow([_csv(b[f]) for f in CSV_FIELDS] + [_csv(b["emotion_shares"].get(k)) for k in labels])
+    name = f"emocast-lecture-{lecture_id}.csv"
+    return Response(buf.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@lectures.get("/{lecture_id}/export.json")
+def export_json(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> JSONResponse:
+    data = lecture_timeline(s, lecture_or_404(s, lecture_id), bin_s or state.default_bin_s, time.time(),
+                            per_device=True)
+    return JSONResponse(data, headers={
+        "Content-Disposition": f'attachment; filename="emocast-lecture-{lecture_id}.json"'})
+
+
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get("/")
+@pages.get("/lectures/{lecture_id}")
+def page(lecture_id: str | None = None) -> FileResponse:
+    return FileResponse(str(WEB.joinpath("index.html")), media_type="text/html")
+
+
+@pages.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise HTTPException(404)
+    media = "text/css" if name.endswith(".css") else "text/javascript"
+    return FileResponse(str(WEB.joinpath(name)), media_type=media)
