@@ -182,6 +182,76 @@ def scores(p_closed: np.ndarray, closed: np.ndarray, threshold: float) -> dict[s
             "open_recall": round(float(np.mean(~said[~truth])), 4) if (~truth).any() else float("nan")}
 
 
+def eye_batches(x: np.ndarray, y: np.ndarray, w: np.ndarray, rng: np.random.Generator, batch_size: int = 64):
+    """Training eyes for ``fit``: shuffled and augmented afresh each epoch (``augment``), with their
+    sample weights."""
+    import keras
+
+    class EyeBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return -(-len(x) // batch_size)
+
+        def on_epoch_end(self) -> None:
+            order = rng.permutation(len(x))
+            self.x, self.y, self.w = augment(x[order], rng)[..., None], y[order], w[order]
+
+        def __getitem__(self, i: int):
+            part = slice(i * batch_size, (i + 1) * batch_size)
+            return self.x[part], self.y[part], self.w[part]
+
+    return EyeBatches()
+
+
+def held_out_scores(xv: np.ndarray, yv: np.ndarray, threshold: float):
+    """A callback that adds the held-out eyes' accuracy and each class's recall to each epoch's logs
+    (and so to ``history.csv`` through ``CSVLogger``)."""
+    import keras
+
+    class HeldOut(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pv = self.model.predict(xv[..., None], verbose=0).reshape(-1)
+            if logs is not None:
+                logs.update({f"val_{k}": v for k, v in scores(pv, yv, threshold).items()})
+
+    return HeldOut()
+
+
+def _eyes_of(x: np.ndarray, closed: np.ndarray, idx: np.ndarray, hard_open: set[int], mask: np.ndarray,
+             size: int, hard_open_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two eyes a face, each with the face's label; hard open faces weigh more (they are few)."""
+    xs = x[mask].reshape(-1, size, size)
+    ys = np.repeat(closed[mask], 2).astype(np.float32)
+    ws = np.repeat(np.where(np.isin(idx[mask], list(hard_open)), hard_open_weight, 1.0), 2)
+    return xs, ys, ws
+
+
+def _write_int8(model, out: Path, xt: np.ndarray, rng: np.random.Generator, size: int, card: dict,
+                xv: np.ndarray, yv: np.ndarray, threshold: float) -> dict:
+    """Quantize to int8 (calibrated on training eyes), write ``out`` and its card, and score the file
+    through the device's own class and quantization on the held-out eyes."""
+    from ..device.perception.eyes import EyeStateModel
+    from ..device.perception.model_card import Preprocess, sha256_of
+    from .quantize import convert_keras
+
+    pre = Preprocess(color="gray", size=(size, size), pixel_scale=1.0 / 255.0, pixel_offset=0.0, crop_margin=0.0)
+    calib = (xt[rng.permutation(len(xt))[:400]] * 255.0).round().astype(np.uint8)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(convert_keras(model, pre, "int8", calib))
+    card = {"schema": "emocast.eye_model/1", "file": out.name, "sha256": sha256_of(out), "input_size": size,
+            "closed_p": threshold, **card}
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    device_model = EyeStateModel(out)
+    p8 = np.array([device_model.closed_of(cv2.resize((e * 255).round().astype(np.uint8), (64, 64),
+                                                     interpolation=cv2.INTER_NEAREST)) for e in xv])
+    card["int8"] = scores(p8, yv, threshold)
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
 def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Path = LABELS_FILE,
                     epochs: int = 30, size: int = 32, seed: int = 1, held_out: float = 0.15,
                     hard_open_weight: float = 3.0, threshold: float = 0.5, progress: bool = True) -> dict:
@@ -191,8 +261,6 @@ def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Pa
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from ..device.perception.model_card import Preprocess, sha256_of
-    from .quantize import convert_keras
     from .run_folder import plot_curves, slim_checkpoint
 
     split = load_split(data, "train")
@@ -201,67 +269,27 @@ def train_eye_state(data: Path, out: Path, checkpoint_dir: Path, labels_path: Pa
     hard_open = {lab.index for lab in labels if lab.how == "by_eye" and lab.state == "open"}
     log.info("%d labelled faces: %d closed, %d open (%d of them narrow-looking, labelled by eye)",
              len(idx), int(closed.sum()), int((closed == 0).sum()), len(hard_open))
-    faces = split.images[idx]
-    x = eye_inputs(faces, size, progress).astype(np.float32) / 255.0
-
+    x = eye_inputs(split.images[idx], size, progress).astype(np.float32) / 255.0
     rng = np.random.default_rng(seed)
     keras.utils.set_random_seed(seed)
     test = rng.random(len(idx)) < held_out
-    # two eyes a face, each with the face's label; hard open faces weigh more (they are few)
-    def eyes_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        xs = x[mask].reshape(-1, size, size)
-        ys = np.repeat(closed[mask], 2).astype(np.float32)
-        ws = np.repeat(np.where(np.isin(idx[mask], list(hard_open)), hard_open_weight, 1.0), 2)
-        return xs, ys, ws
-
-    xt, yt, wt = eyes_of(~test)
-    xv, yv, _ = eyes_of(test)
+    xt, yt, wt = _eyes_of(x, closed, idx, hard_open, ~test, size, hard_open_weight)
+    xv, yv, _ = _eyes_of(x, closed, idx, hard_open, test, size, hard_open_weight)
     wt = wt * np.where(yt == 1, (yt == 0).sum() / max(1, (yt == 1).sum()), 1.0)  # classes balanced
     model = build_model(size)
     steps = epochs * (len(xt) // 64 + 1)
     model.compile(keras.optimizers.AdamW(keras.optimizers.schedules.CosineDecay(2e-3, steps), weight_decay=1e-3),
                   "binary_crossentropy", metrics=["accuracy"])
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    history = []
-    from tqdm import trange
-
-    for epoch in trange(epochs, desc="eye-state epochs", disable=not progress):
-        h = model.fit(augment(xt, rng)[..., None], yt, sample_weight=wt, batch_size=64, epochs=1, verbose=0)
-        pv = model.predict(xv[..., None], verbose=0).reshape(-1)
-        row = {"epoch": epoch, "loss": float(h.history["loss"][0]),
-               **{f"val_{k}": v for k, v in scores(pv, yv, threshold).items()}}
-        history.append(row)
-        log.debug("epoch %d: %s", epoch, row)
+    (checkpoint_dir / "history.csv").unlink(missing_ok=True)
+    model.fit(eye_batches(xt, yt, wt, rng), epochs=epochs, verbose=1 if progress and os.isatty(2) else 0,
+              callbacks=[held_out_scores(xv, yv, threshold),
+                         keras.callbacks.CSVLogger(str(checkpoint_dir / "history.csv"))])
     model.save(checkpoint_dir / "best.keras")
     slim_checkpoint(checkpoint_dir / "best.keras")  # the weights are what the repository keeps
-    with (checkpoint_dir / "history.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, list(history[0]))
-        w.writeheader()
-        w.writerows(history)
     plot_curves(checkpoint_dir / "history.csv", checkpoint_dir / "curves.png")
-
-    pre = Preprocess(color="gray", size=(size, size), pixel_scale=1.0 / 255.0, pixel_offset=0.0, crop_margin=0.0)
-    calib = (xt[rng.permutation(len(xt))[:400]] * 255.0).round().astype(np.uint8)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(convert_keras(model, pre, "int8", calib))
-
-    from ..device.perception.eyes import EyeStateModel
-
-    card = {
-        "schema": "emocast.eye_model/1",
-        "file": out.name,
-        "sha256": sha256_of(out),
-        "input_size": size,
-        "closed_p": threshold,
-        "labels": f"{labels_path.name}: {int(closed.sum())} closed and {int((closed == 0).sum())} open FER2013 "
-                  f"train faces ({len(hard_open)} narrow-looking open ones labelled by eye)",
-        "held_out_faces": int(test.sum()),
-        "float": scores(pv, yv, threshold),
-    }
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    device_model = EyeStateModel(out)  # scored through the device's own class and quantization
-    p8 = np.array([device_model.closed_of(cv2.resize((e * 255).round().astype(np.uint8), (64, 64),
-                                                     interpolation=cv2.INTER_NEAREST)) for e in xv])
-    card["int8"] = scores(p8, yv, threshold)
-    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    pv = model.predict(xv[..., None], verbose=0).reshape(-1)
+    card = {"labels": f"{labels_path.name}: {int(closed.sum())} closed and {int((closed == 0).sum())} open FER2013 "
+                      f"train faces ({len(hard_open)} narrow-looking open ones labelled by eye)",
+            "held_out_faces": int(test.sum()), "float": scores(pv, yv, threshold)}
+    return _write_int8(model, out, xt, rng, size, card, xv, yv, threshold)
