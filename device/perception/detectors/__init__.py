@@ -13,28 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
-from emocast.core.errors import EmocastError, ExitCode
-
+from .base import DetectorUnavailable as DetectorUnavailable
+from .base import FaceDetector as FaceDetector
 from .boxes import Box, suppress_duplicates
 
 log = logging.getLogger(__name__)
-
-
-class FaceDetector(Protocol):
-    name: str
-    full_frame: bool  # True: give it the frame at its own resolution; it handles scale itself
-
-    def detect(self, gray: np.ndarray, min_size: int) -> list[Box]: ...
-
-
-class DetectorUnavailable(EmocastError, RuntimeError):
-    """A backend's model or library is not installed; the message says how to install it."""
-
-    exit_code = ExitCode.MODEL
 
 
 def _haar() -> FaceDetector:

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import DetectorUnavailable
+from .base import DetectorUnavailable
 from .boxes import Box, cover, same_face
 
 log = logging.getLogger(__name__)

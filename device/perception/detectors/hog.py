@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import DetectorUnavailable
+from .base import DetectorUnavailable
 from .boxes import Box
 
 

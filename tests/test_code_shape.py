@@ -1,0 +1,88 @@
+"""The house stays easy to find one's way in: no function over 70 lines (argparse builders aside, a
+list of options read top to bottom), no import cycle between the package's modules, and the hub
+imports nothing from the device but the contract (events and their schemas)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"emocast": "emocast", "emocast.device": "device", "emocast.convert": "convert", "emocast.hub": "hub"}
+MAX_LINES = 70
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package, folder in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join((package, *parts))] = path
+    return found
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``name`` imports, at any depth of its code (a function-level import is a
+    dependency too)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            candidates = [target] + [f"{target}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            candidates = [a.name for a in node.names]
+        else:
+            continue
+        for c in candidates:
+            while c and c not in known:
+                c = c.rpartition(".")[0]
+            if c and c != name:
+                out.add(c)
+    return out
+
+
+def test_no_function_is_over_seventy_lines():
+    long = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_LINES and not node.name.endswith(("_parser", "parser")):
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, "split these by responsibility:\n" + "\n".join(long)
+
+
+def test_no_import_cycle_between_modules():
+    modules = _modules()
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    cycles = set()
+
+    def visit(node: str, stack: list[str], done: set[str]) -> None:
+        for dep in graph.get(node, ()):
+            if dep in stack:
+                cycle = stack[stack.index(dep):]
+                if all(not m.endswith(("emocast", "emocast.device", "emocast.hub", "emocast.convert")) for m in cycle):
+                    cycles.add(" -> ".join([*cycle, dep]))
+            elif dep not in done:
+                done.add(dep)
+                visit(dep, [*stack, dep], done)
+
+    for name in graph:
+        visit(name, [name], set())
+    assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))
+
+
+def test_the_hub_imports_from_the_device_only_the_contract():
+    modules = _modules()
+    allowed = {"emocast.device.delivery.events"}
+    for name, path in modules.items():
+        if name.startswith("emocast.hub"):
+            device = {m for m in _imports(name, path, set(modules)) if m.startswith("emocast.device")}
+            assert device <= allowed, f"{name} imports {sorted(device - allowed)} from the device"
