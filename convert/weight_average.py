@@ -142,10 +142,11 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     if bn_faces not in BN_FACES:
         raise Refusal(f"bn_faces must be one of {', '.join(BN_FACES)}, not {bn_faces!r}")
     from .architectures import build
-    from .data import FER_LABELS, load_split
+    from .data import FER_LABELS
     from .evaluate import evaluate_float
     from .quantize import preprocess_for
     from .sources import ModelSource
+    from .train import run_splits
 
     recipe_path = run_dir / "recipe.json"
     if not recipe_path.is_file():
@@ -155,7 +156,8 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     files = choose_epochs(run_dir, last, first)
     model = build(recipe.architecture, recipe.input_shape, len(FER_LABELS), width=recipe.width,
                   dropout=recipe.dropout, stem_stride=recipe.stem_stride)
-    val, pre = load_split(data, recipe.val_split), preprocess_for(stored)
+    train_split, val = run_splits(data, recipe)  # a run that learned votes is scored on their majority
+    pre = preprocess_for(stored)
 
     def accuracy() -> float:  # the scoring quantize reports as the float model's
         return evaluate_float(ModelSource(run_dir, "keras", keras_model=model), val, pre).accuracy
@@ -164,7 +166,6 @@ def average_run(run_dir: Path, data: Path, out_dir: Path, last: int | None = Non
     last_acc = accuracy()
 
     model.set_weights(mean_weights(model, files))
-    train_split = load_split(data, recipe.train_split)
     calib = make_batches(train_split.subset(min(len(train_split), bn_batches * recipe.batch_size), recipe.seed),
                          _bn_recipe(recipe, bn_faces), training=bn_faces != "clean")
     n = recalibrate_batchnorm(model, calib, bn_batches)
