@@ -2,10 +2,12 @@
 
 A network trained with cross-entropy is usually over- or under-confident; the device decides whether a
 face's emotion is clear enough to report from the top probability (``[emotion] min_confidence``), so a
-0.6 must be right about 60% of the time. One temperature ``T`` is fitted on the validation split's
-people's votes (their shares: the doubt people had is what the model should have); the device applies
-it to every reading (``device/perception/emotion.py::apply_temperature``). Argmax, and so accuracy, does
-not change; the card records ``T`` and the expected calibration error before and after.
+0.6 must mean that about 60% of people see that emotion. One temperature ``T`` is fitted on the
+validation faces' people's votes (their shares: the doubt people had is what the model should have,
+ties and split votes included); the device applies it to every reading
+(``device/perception/emotion.py::apply_temperature``). Argmax, and so accuracy, does not change; the
+card records ``T`` and the expected calibration error before and after, where a face's "agreement"
+is the share of its votes for the model's top class (with one label per face: 1 if it is right).
 """
 
 from __future__ import annotations
@@ -61,10 +63,11 @@ class Reliability:
     ece: float
 
 
-def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> Reliability:
-    """Top-class confidence against how often the top class is the label, in equal-width bins."""
+def reliability(probs: np.ndarray, targets: np.ndarray, bins: int = 10) -> Reliability:
+    """Top-class confidence against the share of people who see the top class (the target's share
+    for it: 1 or 0 with one label per face), in equal-width bins."""
     conf = probs.max(axis=1)
-    right = (probs.argmax(axis=1) == labels).astype(np.float64)
+    right = targets[np.arange(len(targets)), probs.argmax(axis=1)].astype(np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
     counts = np.bincount(which, minlength=bins)
@@ -74,10 +77,10 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> Reliab
     return Reliability(mean_conf, acc, counts, ece)
 
 
-def calibrate(probs: np.ndarray, targets: np.ndarray, labels: np.ndarray) -> dict:
+def calibrate(probs: np.ndarray, targets: np.ndarray) -> dict:
     """Fit T on (probabilities, target distributions), and say what it did for the card."""
     t = fit_temperature(probs, targets)
-    before, after = reliability(probs, labels), reliability(apply_temperature(probs, t), labels)
+    before, after = reliability(probs, targets), reliability(apply_temperature(probs, t), targets)
     out = {"temperature": round(t, 4),
            "nll_before": round(nll(probs, targets), 4),
            "nll_after": round(nll(apply_temperature(probs, t), targets), 4),
@@ -87,7 +90,7 @@ def calibrate(probs: np.ndarray, targets: np.ndarray, labels: np.ndarray) -> dic
     return out
 
 
-def plot_reliability(probs: np.ndarray, labels: np.ndarray, temperature: float, title: str, out_png: Path) -> None:
+def plot_reliability(probs: np.ndarray, targets: np.ndarray, temperature: float, title: str, out_png: Path) -> None:
     """The reliability diagram before and after the temperature, as a PNG beside the card."""
     import matplotlib
 
@@ -96,12 +99,12 @@ def plot_reliability(probs: np.ndarray, labels: np.ndarray, temperature: float, 
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", label="perfectly calibrated")
-    for p, name, style in ((probs, "as trained", "o--"),
-                           (apply_temperature(probs, temperature), f"temperature {temperature:.2f}", "s-")):
-        r = reliability(p, labels)
+    for p, name, style in ((probs, "before", "o--"),
+                           (apply_temperature(probs, temperature), f"after (temperature x{temperature:.2f})", "s-")):
+        r = reliability(p, targets)
         used = r.counts > 0
         ax.plot(r.confidence[used], r.accuracy[used], style, label=f"{name} (ECE {r.ece:.3f})")
-    ax.set(xlabel="confidence of the top emotion", ylabel="share of faces where people agree with it",
+    ax.set(xlabel="confidence of the top emotion", ylabel="share of people who see that emotion",
            xlim=(0, 1), ylim=(0, 1), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left")

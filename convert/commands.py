@@ -109,6 +109,31 @@ def _print_scores(title: str, ev, labels: tuple[str, ...]) -> None:
         print(f"  {lab:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9d}")
 
 
+def _calibrate(args: argparse.Namespace, full, labels: tuple[str, ...]) -> dict:
+    """Fit the temperature on every validation face with usable votes (ties and split votes too: the
+    doubt is what calibration is about) and draw the reliability diagram beside the model."""
+    from ..device.perception.emotion import card_temperature
+    from ..device.perception.model_card import load_card
+    from .calibration import calibrate, plot_reliability
+    from .evaluate import evaluate_tflite
+    from .votes import with_votes
+
+    voted = with_votes(full, args.votes)[0].for_labels(labels)[0]
+    if args.limit:
+        voted = voted.subset(args.limit, 0)
+    probs = evaluate_tflite(args.model, voted, latency=False, progress=False).probs
+    before = card_temperature(load_card(args.model, verify_hash=False))  # the readings carry the card's already
+    cal = calibrate(probs, voted.targets)
+    cal["temperature"] = round(before * cal["temperature"], 4)
+    cal.update({"split": voted.name, "faces": len(voted), "fitted_on": "the share of people's votes per class",
+                "votes": args.votes.name})
+    png = args.model.with_name(args.model.stem + "_reliability.png")
+    plot_reliability(probs, voted.targets, cal["temperature"] / before, f"{args.model.stem} on {voted.name}", png)
+    print(f"  temperature {cal['temperature']}: expected calibration error {cal['ece_before']} -> "
+          f"{cal['ece_after']} on {len(voted)} voted faces; reliability diagram {png}")
+    return cal
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..device.perception.model_card import card_path_for, load_card
     from .evaluate import evaluate_tflite, people_record
@@ -138,22 +163,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         card_update["ferplus_majority"] = people_record(pev, people, labels, args.votes, left_people)
         scored, scored_ev = people, pev
         if args.calibrate:
-            from .calibration import calibrate, plot_reliability
-
-            card = load_card(args.model, verify_hash=False)
-            from ..device.perception.emotion import card_temperature
-
-            before = card_temperature(card)  # the probabilities read already carry the card's temperature
-            cal = calibrate(pev.probs, people.targets, people.labels)
-            cal["temperature"] = round(before * cal["temperature"], 4)
-            cal.update({"split": people.name, "faces": len(people), "fitted_on": "vote shares of people's votes",
-                        "votes": args.votes.name})
-            card_update["calibration"] = cal
-            png = args.model.with_name(args.model.stem + "_reliability.png")
-            plot_reliability(pev.probs, people.labels, cal["temperature"] / before,
-                             f"{args.model.stem} on {people.name}", png)
-            print(f"  temperature {cal['temperature']}: expected calibration error {cal['ece_before']} -> "
-                  f"{cal['ece_after']}; reliability diagram {png}")
+            card_update["calibration"] = _calibrate(args, full, labels)
     elif args.calibrate:
         raise Refusal("--calibrate needs --votes: the temperature is fitted to people's vote shares")
     if args.robustness:

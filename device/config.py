@@ -76,7 +76,7 @@ class EmotionSection:
     model: str = ""  # empty: the default shipped with emocast; a bare name: another shipped model (emocnn); else a path
     emotion_hz: float = field(default=2.0, metadata=_rng(0.0, 60))  # per face; 0 turns emotion off
     smoothing: float = field(default=0.5, metadata=_rng(0.0, 0.99))  # weight of the past in the EMA
-    min_confidence: float = field(default=0.35, metadata=_rng(0.0, 1.0))
+    min_confidence: float = field(default=0.5, metadata=_rng(0.0, 1.0))  # calibrated: half of people agree
     threads: int = field(default=1, metadata=_rng(1, 16))
     min_face_px: int = field(default=32, metadata=_rng(8, 2048))  # smaller faces are not read (counted as too_small)
 

@@ -167,7 +167,7 @@ def test_temperature_recovers_the_softening_that_made_a_model_overconfident():
     overconfident = apply_temperature(honest, 0.5)  # as if its logits were doubled
     t = fit_temperature(overconfident, np.eye(k)[labels])
     assert t == pytest.approx(2.0, rel=0.15)
-    result = calibrate(overconfident, np.eye(k)[labels], labels)
+    result = calibrate(overconfident, np.eye(k)[labels])
     assert result["ece_after"] < result["ece_before"] / 2 and result["nll_after"] < result["nll_before"]
     # temperature never changes the top class, so accuracy stays what it was
     assert (apply_temperature(overconfident, t).argmax(1) == overconfident.argmax(1)).all()
@@ -177,11 +177,15 @@ def test_temperature_recovers_the_softening_that_made_a_model_overconfident():
 def test_reliability_bins_and_diagram(tmp_path):
     probs = np.array([[0.95, 0.05], [0.9, 0.1], [0.55, 0.45], [0.65, 0.35]])
     labels = np.array([0, 0, 1, 0])
-    r = reliability(probs, labels, bins=10)
+    r = reliability(probs, np.eye(2)[labels], bins=10)
     assert r.counts.sum() == 4 and r.counts[9] == 2 and r.accuracy[9] == 1.0
     assert r.ece == pytest.approx((2 * 0.075 + 1 * 0.55 + 1 * 0.35) / 4)
     png = tmp_path / "rel.png"
-    plot_reliability(probs, labels, 1.3, "test", png)
+    plot_reliability(probs, np.eye(2)[labels], 1.3, "test", png)
+    # with vote shares, a bin's agreement is the mean share of votes for the top class
+    shares = np.array([[0.7, 0.3], [0.6, 0.4]])
+    soft = reliability(np.array([[0.95, 0.05], [0.91, 0.09]]), shares, bins=10)
+    assert soft.accuracy[9] == pytest.approx(0.65) and soft.ece == pytest.approx(0.93 - 0.65)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -210,7 +210,7 @@ class EmotionSmoother:
     crediting either emotion with its time. So one odd frame does not flip the reported emotion,
     and a face people would not agree on is not called."""
 
-    def __init__(self, labels: tuple[str, ...], past_weight: float = 0.5, min_confidence: float = 0.35) -> None:
+    def __init__(self, labels: tuple[str, ...], past_weight: float = 0.5, min_confidence: float = 0.5) -> None:
         self.labels = labels
         self.past_weight = past_weight
         self.min_confidence = min_confidence
