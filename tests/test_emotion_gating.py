@@ -40,7 +40,7 @@ def run(cfg, script, reader, model, frames: int = 30):
 
 def test_faces_too_small_for_the_model_are_counted_not_read(shipped_model):
     cfg = from_mapping({"attention": {"checks": False}, "faces": {"detect_hz": 10, "min_hits": 1},
-                        "emotion": {"emotion_hz": 10, "min_face_px": 32}})
+                        "emotion": {"emotion_hz": 10, "min_face_px": 32, "min_confidence": 0.0}})
     boxes = [(20, 20, 80, 80), (200, 40, 20, 20)]
     an, _, records = run(cfg, [boxes] * 30, None, EmotionModel(shipped_model))
     summary = an.take_summary(3.0)[1]
@@ -57,7 +57,7 @@ def test_closed_eyes_do_not_stop_the_emotion_reading(shipped_model):
     """A laugh squeezes the eyes shut: the face is still read (it faces the camera)."""
     cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 1},
                         "attention": {"eyes_closed_s": 0.6, "attentive_s": 0.0},
-                        "emotion": {"emotion_hz": 10}})
+                        "emotion": {"emotion_hz": 10, "min_confidence": 0.0}})
     an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, FixedReader(yaw=0.0, ear=0.05),
                               EmotionModel(shipped_model))
     assert any(b.get("state") == EYES_CLOSED for k, b in events if k == "attention")
@@ -68,7 +68,7 @@ def test_closed_eyes_do_not_stop_the_emotion_reading(shipped_model):
 
 
 def test_turned_faces_are_counted_as_turned_and_not_read(shipped_model):
-    cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 1}, "emotion": {"emotion_hz": 10}})
+    cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 1}, "emotion": {"emotion_hz": 10, "min_confidence": 0.0}})
     an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, FixedReader(yaw=55.0, ear=0.3),
                               EmotionModel(shipped_model))
     assert not any(k == "emotion" for k, _ in events)
