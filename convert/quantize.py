@@ -240,6 +240,8 @@ def quantize(
     dataset = FER_DATASET if tuple(labels) == FER_LABELS and "source" not in card_recipe else (
         f"{Path(data).name}: {recipe.get('train_split', 'train')} split for calibration, "
         f"{recipe.get('val_split', 'public_test')} for validation; classes matched by name to {', '.join(labels)}")
+    if "vote" in label_source(card_recipe):
+        dataset += f"; trained on {label_source(card_recipe)}"
     metrics: dict = {"training": training} if training else {}
     if left_out:
         metrics["left_out_images"] = left_out

@@ -68,7 +68,8 @@ def test_closed_eyes_do_not_stop_the_emotion_reading(shipped_model):
 
 
 def test_turned_faces_are_counted_as_turned_and_not_read(shipped_model):
-    cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 1}, "emotion": {"emotion_hz": 10, "min_confidence": 0.0}})
+    cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 1},
+                        "emotion": {"emotion_hz": 10, "min_confidence": 0.0}})
     an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, FixedReader(yaw=55.0, ear=0.3),
                               EmotionModel(shipped_model))
     assert not any(k == "emotion" for k, _ in events)

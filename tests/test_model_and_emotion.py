@@ -49,21 +49,32 @@ def test_card_matches_the_shipped_file(shipped_model):
 
 @needs_fer()
 def test_shipped_model_scores_what_its_card_says_and_meets_the_bar(shipped_model):
-    """The issue's bar, re-measured on every CI run: PublicTest accuracy of the shipped int8 file
-    through the device's interpreter equals the card's, at least emocnn's 0.6843 (the default it
-    replaced), within a point of the float model, in at most 4 MB, every member MobileNetV2 or Xception."""
+    """The bar, re-measured on every CI run through the device's interpreter: against what people see
+    (the FER+ majority on PublicTest) the shipped int8 file scores what its card says, at least 0.84,
+    neutral read as neutral at least 80% of the time, within a point of the float model on FER2013's
+    labels, calibrated, in at most 4 MB, every member MobileNetV2 or Xception, trained on votes."""
     from emocast.convert.data import load_split
     from emocast.convert.evaluate import evaluate_tflite
+    from emocast.convert.votes import with_votes
 
+    votes = FER_DIR / "ferplus_votes.npz"
+    if not votes.is_file():
+        pytest.skip(f"{votes} is absent: the FER+ votes come with ../shared/data/fer2013")
     card = json.loads(card_path_for(shipped_model).read_text())
-    ev = evaluate_tflite(shipped_model, load_split(FER_DIR, "public_test"), progress=False)
+    split = load_split(FER_DIR, "public_test")
+    ev = evaluate_tflite(shipped_model, split, progress=False, latency=False)
     assert ev.scores.accuracy == pytest.approx(card["int8"]["accuracy"], abs=6e-4)
-    assert ev.scores.macro_f1 == pytest.approx(card["int8"]["macro_f1"], abs=6e-4)
-    assert ev.scores.accuracy >= 0.6843
     assert abs(card["float"]["accuracy"] - card["int8"]["accuracy"]) <= 0.01
+    people = evaluate_tflite(shipped_model, with_votes(split, votes, scoring=True)[0], progress=False, latency=False)
+    recorded = card["ferplus_majority"]["int8"]
+    assert people.scores.accuracy == pytest.approx(recorded["accuracy"], abs=6e-4)
+    assert people.scores.accuracy >= 0.84
+    assert people.scores.recall[FER.index("neutral")] >= 0.80
+    assert 0.5 < card["calibration"]["temperature"] < 2.0 and card["calibration"]["ece_after"] < 0.02
     assert shipped_model.stat().st_size <= 4_000_000
-    members = [m["recipe"]["architecture"] for m in card["recipe"]["members"]]  # what quantize recorded
-    assert members and all(a in ("mobilenetv2", "xception") for a in members), members
+    members = [m["recipe"] for m in card["recipe"]["members"]]  # what quantize recorded
+    assert members and all(m["architecture"] in ("mobilenetv2", "xception") and m["votes"] for m in members)
+    assert "vote" in card["label_source"]
 
 
 def test_shipped_model_sees_a_face_and_its_mirror_alike(shipped_model):

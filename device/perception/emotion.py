@@ -20,7 +20,7 @@ from .model_card import ModelCard, ModelError, crop_face, load_card, shipped_mod
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_FILE = "emotion_fer2013_mobilenetv2_int8.tflite"
+DEFAULT_MODEL_FILE = "emotion_ferplus_mobilenetv2_int8.tflite"
 
 # (name shown in logs and info, module to import, attribute path to the Interpreter class).
 # TensorFlow's public ``tf.lite`` is an attribute of the package: importing the module
