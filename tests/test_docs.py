@@ -52,7 +52,8 @@ def test_links_between_pages_point_at_files_that_exist():
 
 def test_no_page_or_source_narrates_who_built_what_when():
     folders = ("emocast", "device", "convert", "hub", "benchmarks", "scripts", "models", "checkpoints")
-    sources = [p for folder in folders for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".sh", ".md", ".json", ".toml")]
+    kinds = (".py", ".sh", ".md", ".json", ".toml")
+    sources = [p for folder in folders for p in (ROOT / folder).rglob("*") if p.suffix in kinds]
     found = []
     for path in [*_pages(), *sources]:
         for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
