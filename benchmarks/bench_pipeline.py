@@ -141,7 +141,9 @@ def main() -> int:
           f"{cores} core(s) allowed; model {model.card.id} on {model.runtime}")
     print(f"emotion model: {model_latency(model):.3f} ms per face (median, 1 thread, preprocessing included); "
           f"card: int8 accuracy {model.card.metrics.get('int8', {}).get('accuracy')} "
-          f"macro-F1 {model.card.metrics.get('int8', {}).get('macro_f1')} on FER2013 PublicTest")
+          f"macro-F1 {model.card.metrics.get('int8', {}).get('macro_f1')} on FER2013 PublicTest"
+          + (f", {model.card.extra['ferplus_majority']['int8']['accuracy']} against the FER+ majority"
+             if "ferplus_majority" in model.card.extra else ""))
     print()
     print(f"{'configuration':<44}{'fps 1 thread':>13}{'cpu ms/frame':>13}{'detect p50':>11}{'detect p95':>11}"
           f"{'attention p50':>14}{'emotion p50':>12}{'frame p50':>10}{'frame p95':>10}")
