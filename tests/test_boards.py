@@ -19,6 +19,7 @@ def index_reachable() -> bool:
     return res.returncode == 0
 
 
+@pytest.mark.slow  # builds the wheel and resolves three boards' wheel sets
 def test_the_base_install_resolves_as_aarch64_wheels_for_every_board():
     if not index_reachable():
         pytest.skip("the package index is not reachable from here")

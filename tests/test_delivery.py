@@ -14,6 +14,7 @@ from tests.support import Broker, Recorder, free_port
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 
+@pytest.mark.slow  # a wall-clock run with the broker stopped and started
 def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
     from emocast.device.demo_clip import Segment, write_clip
 
@@ -49,6 +50,7 @@ def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
     assert "disconnected from the broker" in err
 
 
+@pytest.mark.slow  # a wall-clock run while the broker is away
 def test_outbox_cap_while_the_broker_is_away_is_counted_and_reported(tmp_path, request):
     """The broker is away long enough for the outbox cap to drop the oldest events; when it is back,
     the next summary and the metrics say how many were dropped, and what is left arrives in order."""

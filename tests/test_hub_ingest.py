@@ -112,6 +112,7 @@ def test_three_devices_every_event_stored_exactly_once(mosquitto, db_url, tmp_pa
         assert hub.stop() == 0
 
 
+@pytest.mark.slow  # three services on a clip, a fault mid-run, in wall-clock time
 @pytest.mark.parametrize("fault", ["hub SIGKILLed", "broker restarted"])
 def test_a_fault_mid_run_loses_nothing(mosquitto, db_url, tmp_path, demo_clip, fault):
     """Two kiosks publish for 14 s; 5 s in, the hub is SIGKILLed (no chance to flush or acknowledge)
