@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     early_stop_patience=args.patience, teacher=str(args.teacher or ""),
                     teacher_weight=args.teacher_weight if args.teacher else 0.0, init=str(args.init or ""),
                     votes=str(args.votes or ""), class_weight_power=args.class_weight_power,
+                    label_weight=args.label_weight if args.votes else 0.0,
                     label_smoothing=(args.label_smoothing if args.label_smoothing is not None
                                      else 0.0 if args.votes else Recipe.label_smoothing))
     best = train(args.data, args.run, recipe, threads=args.threads, workers=args.workers,

@@ -55,6 +55,7 @@ class Recipe:
     teacher_weight: float = 0.0  # the teacher's share of each target (0.5-0.9 usual with a teacher)
     init: str = ""  # a trained model of the same architecture whose weights start the run (a longer run in parts)
     votes: str = ""  # people's votes per face (FER+ .npz or a soft-label CSV): targets are their shares (votes.py)
+    label_weight: float = 0.0  # with votes: the share of each target given to the data set's own label
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -88,7 +88,7 @@ def run_splits(data: Path, recipe: Recipe) -> tuple[Split, Split]:
     train_split = load_split(data, recipe.train_split)
     val_split = load_split(data, recipe.val_split)
     if recipe.votes:  # learn the share of votes; validate against the majority of them
-        train_split, _ = with_votes(train_split, Path(recipe.votes))
+        train_split, _ = with_votes(train_split, Path(recipe.votes), label_weight=recipe.label_weight)
         val_split, _ = with_votes(val_split, Path(recipe.votes), scoring=True)
     if recipe.train_limit:
         train_split = train_split.subset(recipe.train_limit, recipe.seed)

@@ -217,12 +217,19 @@ def majority_labels(votes: Votes, classes: tuple[str, ...] = FER_LABELS) -> np.n
     return np.where(single, to_ours[winner], -1)
 
 
-def with_votes(split, votes_path: Path, scoring: bool = False):
+def with_votes(split, votes_path: Path, scoring: bool = False, label_weight: float = 0.0):
     """``split`` with people's votes as its targets: for training, the rows with usable votes and
     their vote shares (labels = the most-voted class); for ``scoring``, only the rows with a clear
-    majority among the split's classes (labels = that majority). Returns the split and what was left out."""
+    majority among the split's classes (labels = that majority). ``label_weight`` mixes the split's
+    own one label per face into the training targets at that share (FER2013's keyword labels carry
+    what the votes lack on some faces, fear most). Returns the split and what was left out."""
+    if not 0.0 <= label_weight <= 1.0:
+        raise VoteError(f"the given labels' share of the targets must be 0 to 1, not {label_weight}")
     votes = load_votes(votes_path, split.name.split("[")[0], len(split), split.files)
     targets, keep, left_out = targets_for(votes, split.classes)
+    if label_weight and not scoring:
+        own = np.eye(len(split.classes), dtype=np.float32)[split.labels.astype(np.int64)]
+        targets = ((1.0 - label_weight) * targets + label_weight * own).astype(np.float32)
     if scoring:
         majority = majority_labels(votes, split.classes)
         ties = int((keep & (majority < 0)).sum())

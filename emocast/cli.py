@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--votes", type=Path, help="learn the share of people's votes per face instead of one label: "
                     "FER+'s ferplus_votes.npz or fer2013new.csv, or a soft-label CSV (column 'image', one column "
                     "per class); validation then scores against the votes' majority")
+    tr.add_argument("--label-weight", type=float, default=0.0, metavar="SHARE",
+                    help="with --votes: give this share of each target to the data set's own label (0-1)")
     tr.add_argument("--label-smoothing", type=float, default=None,
                     help="share of each target spread evenly (default 0.1; 0 with --votes, which carry doubt)")
     tr.add_argument("--class-weight-power", type=float, default=0.5,

@@ -73,6 +73,20 @@ def test_with_votes_trains_on_shares_and_scores_on_clear_majorities_only(tmp_pat
     np.testing.assert_array_equal(scored.images[1], split_of(6, "public_test").images[5])
 
 
+def test_the_data_sets_own_label_can_take_a_share_of_each_training_target(tmp_path):
+    path = ferplus_npz(tmp_path / "v.npz")
+    split = split_of(6)
+    split.labels = np.full(6, FER_LABELS.index("fear"), np.uint8)  # FER2013 said fear on every face
+    mixed, _ = with_votes(split, path, label_weight=0.25)
+    neutral, fear = FER_LABELS.index("neutral"), FER_LABELS.index("fear")
+    assert mixed.targets[0, neutral] == pytest.approx(0.75 * 0.8) and mixed.targets[0, fear] == pytest.approx(0.25)
+    assert np.allclose(mixed.targets.sum(axis=1), 1.0)
+    scored, _ = with_votes(split_of(6, "public_test"), path, scoring=True, label_weight=0.25)
+    assert scored.targets[0, neutral] == pytest.approx(0.8)  # scoring is against people alone
+    with pytest.raises(VoteError, match="must be 0 to 1"):
+        with_votes(split, path, label_weight=1.5)
+
+
 def test_vote_tables_that_do_not_fit_are_refused_naming_the_file(tmp_path):
     path = ferplus_npz(tmp_path / "v.npz")
     with pytest.raises(VoteError, match=r"v\.npz: 6 rows of votes for train, but the split has 7"):
