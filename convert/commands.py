@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 
 from .data import load_split
@@ -98,7 +99,7 @@ def _print_scores(title: str, ev, labels: tuple[str, ...]) -> None:
     s = ev.scores
     print(title)
     print(f"  accuracy {s.accuracy:.4f}   macro-F1 {s.macro_f1:.4f}   size {ev.size_bytes / 1024:.0f} KiB")
-    if ev.latency_ms == ev.latency_ms:  # not NaN: measured
+    if not math.isnan(ev.latency_ms):  # NaN: not measured
         print(f"  latency per face (1 thread, median) {ev.latency_ms:.3f} ms")
     if ev.tta_scores is not None:
         t = ev.tta_scores

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,15 +66,16 @@ def _canonical_columns(names, path: Path) -> tuple[str, ...]:
     return cols
 
 
-def _check_rows(counts: np.ndarray, path: Path, first_row: int = 0) -> None:
-    """Refuse what no target can come from: NaN, negative values. All-zero rows mean "no votes" in
-    FER+'s table (no match was found) and are left out later, so they pass here."""
-    bad = ~np.isfinite(counts).all(axis=1)
+def _check_rows(counts: np.ndarray, path: Path, where: Callable[[int], str] = "row {}".format) -> None:
+    """Refuse what no target can come from: NaN, negative values; the first faulty row is named by
+    ``where`` (its row in an array, its line in a CSV). All-zero rows mean "no votes" in FER+'s table
+    (no match was found) and are left out later, so they pass here."""
+    not_number = ~np.isfinite(counts).all(axis=1)
+    bad = not_number | (np.nan_to_num(counts) < 0).any(axis=1)
     if bad.any():
-        raise VoteError(f"{path}: row {first_row + int(np.argmax(bad))} holds a value that is not a number")
-    neg = (counts < 0).any(axis=1)
-    if neg.any():
-        raise VoteError(f"{path}: row {first_row + int(np.argmax(neg))} holds a negative vote")
+        i = int(np.argmax(bad))
+        why = "a value that is not a number" if not_number[i] else "a negative vote"
+        raise VoteError(f"{path}: {where(i)} holds {why}")
 
 
 def load_votes(path: Path, split: str, n_images: int, image_names: list[str] | None = None) -> Votes:
@@ -145,10 +147,7 @@ def _from_csv(path: Path, split: str, n_images: int, image_names: list[str] | No
             counts[j] = [float(row[i]) for i in value_cols]
         except ValueError:
             raise VoteError(f"{path}: line {line} holds a value that is not a number") from None
-        if not np.isfinite(counts[j]).all():
-            raise VoteError(f"{path}: line {line} holds a value that is not a number")
-        if (counts[j] < 0).any():
-            raise VoteError(f"{path}: line {line} holds a negative vote")
+        _check_rows(counts[j:j + 1], path, lambda _i, line=line: f"line {line}")
         if keys is not None and not counts[j].any():
             raise VoteError(f"{path}: line {line} ({keys[j]}) has no votes: every class is 0")
     if keys is not None:

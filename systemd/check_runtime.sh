@@ -29,5 +29,5 @@ if "$venv/bin/pip" install -q "ai-edge-litert<2" && runtime=$(try); then
   exit 0
 fi
 tail -n 3 "$err" >&2
-echo "no TFLite runtime runs the emotion model on this machine; see docs/boards.md" >&2
+echo "no TFLite runtime runs the emotion model on this CPU; see docs/boards.md" >&2
 exit 4
