@@ -35,7 +35,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from emocast.device.delivery.events import SCHEMAS, utc_timestamp
+from emocast.contract.events import SCHEMAS, utc_timestamp
 from emocast.hub.store import Store
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,12 +22,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from emocast.contract.model_card import ModelCard, Preprocess, card_path_for, sha256_of
 from emocast.convert.data import FER_LABELS, load_split
 from emocast.convert.evaluate import TfliteEvaluation, evaluate_tflite
 from emocast.convert.robustness import robustness
 from emocast.convert.votes import with_votes
 from emocast.device.perception.emotion import default_model_path
-from emocast.device.perception.model_card import ModelCard, Preprocess, card_path_for, sha256_of
 
 FER_MEMBER = "fer/data/emotion_model_quantized.tflite"
 

@@ -103,7 +103,7 @@ def realtime_share(clip: Path, an: Analyzer, seconds: float) -> dict:
 def model_latency(model: EmotionModel, repeats: int = 300) -> float:
     import numpy as np
 
-    from emocast.device.perception.model_card import to_model_input
+    from emocast.contract.model_card import to_model_input
 
     face = np.random.default_rng(0).integers(0, 255, (120, 120), dtype=np.uint8)
     for _ in range(20):

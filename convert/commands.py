@@ -114,8 +114,9 @@ def _print_scores(title: str, ev, labels: tuple[str, ...]) -> None:
 def _calibrate(args: argparse.Namespace, full, labels: tuple[str, ...]) -> dict:
     """Fit the temperature on every validation face with usable votes (ties and split votes too: the
     doubt is what calibration is about) and draw the reliability diagram beside the model."""
+    from emocast.contract.model_card import load_card
+
     from ..device.perception.emotion import card_temperature
-    from ..device.perception.model_card import load_card
     from .calibration import calibrate, plot_reliability
     from .evaluate import evaluate_tflite
     from .votes import with_votes
@@ -137,7 +138,8 @@ def _calibrate(args: argparse.Namespace, full, labels: tuple[str, ...]) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..device.perception.model_card import card_path_for, load_card
+    from emocast.contract.model_card import card_path_for, load_card
+
     from .evaluate import evaluate_tflite, people_record
     from .metrics import plot_confusion
 

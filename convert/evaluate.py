@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from emocast.contract.model_card import Preprocess, batch_to_model_input
+
 from ..device.perception.emotion import EmotionModel
-from ..device.perception.model_card import Preprocess, batch_to_model_input
 from .data import Split
 from .metrics import Scores, score
 
@@ -38,7 +39,7 @@ def evaluate_float(source, split: Split, pre: Preprocess, batch_size: int = 256)
 
 def per_face_latency_ms(model: EmotionModel, image: np.ndarray, repeats: int = 200, flip_tta: bool = False) -> float:
     """Median wall time of crop -> input -> invoke -> probabilities for one 48x48 face."""
-    from ..device.perception.model_card import to_model_input
+    from emocast.contract.model_card import to_model_input
 
     pre = model.card.preprocess
     for _ in range(10):
@@ -59,7 +60,7 @@ def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: 
     """Score a .tflite file (with its card) on ``split`` with one interpreter thread; with
     ``flip_tta`` the same pass also scores the average with each mirrored face. The split's classes
     are matched to the card's labels by name (``Split.for_labels``)."""
-    from ..device.perception.model_card import to_model_input
+    from emocast.contract.model_card import to_model_input
 
     model = EmotionModel(path, threads=1)
     if tuple(split.classes) != tuple(model.labels):

@@ -233,8 +233,9 @@ def _write_int8(model, out: Path, xt: np.ndarray, rng: np.random.Generator, size
                 xv: np.ndarray, yv: np.ndarray, threshold: float) -> dict:
     """Quantize to int8 (calibrated on training eyes), write ``out`` and its card, and score the file
     through the device's own class and quantization on the held-out eyes."""
+    from emocast.contract.model_card import Preprocess, sha256_of
+
     from ..device.perception.eyes import EyeStateModel
-    from ..device.perception.model_card import Preprocess, sha256_of
     from .quantize import convert_keras
 
     pre = Preprocess(color="gray", size=(size, size), pixel_scale=1.0 / 255.0, pixel_offset=0.0, crop_margin=0.0)

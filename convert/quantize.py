@@ -16,7 +16,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..device.perception.model_card import ModelCard, Preprocess, batch_to_model_input, card_path_for, sha256_of
+from emocast.contract.model_card import ModelCard, Preprocess, batch_to_model_input, card_path_for, sha256_of
+
 from .data import FER_LABELS, Split, canonical_label, load_split
 from .errors import Refusal
 

@@ -29,7 +29,8 @@ def load_teacher(path: Path, threads: int = 0):
         return _tflite_teacher(path, threads)
     import keras
 
-    from ..device.perception.model_card import batch_to_model_input
+    from emocast.contract.model_card import batch_to_model_input
+
     from . import architectures  # noqa: F401  (the Mirror layer of ensembles)
     from .quantize import preprocess_for
 
@@ -57,8 +58,9 @@ def load_teacher(path: Path, threads: int = 0):
 def _tflite_teacher(path: Path, threads: int):
     """An int8 model and its card as a teacher: its labels are matched to the student's by name
     (synonyms included), so a card in another order still teaches; one it lacks is refused."""
+    from emocast.contract.model_card import ModelError, batch_to_model_input
+
     from ..device.perception.emotion import EmotionModel
-    from ..device.perception.model_card import ModelError, batch_to_model_input
 
     try:
         model = EmotionModel(path, threads=threads or min(4, os.cpu_count() or 1))

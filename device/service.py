@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from emocast.contract.events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
+
 from .. import __version__
 from . import exit_codes
 from .config import Config, broker_password, default_state_dir, parse_broker_url
-from .delivery.events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
 from .delivery.homeassistant import discovery_messages
 from .delivery.outbox import Outbox, OutboxError
 from .delivery.publish import MqttOptions, Publisher

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emocast.contract.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
 from emocast.core.errors import EmocastError, ExitCode
-from emocast.device.delivery.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
 
 from .store import StoredMessage
 from .validation import Validator

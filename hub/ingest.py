@@ -32,8 +32,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from emocast.contract.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY
 from emocast.core.broker import make_client, parse_broker_url, tls_context
-from emocast.device.delivery.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY
 
 from .config import HubConfig
 from .store import Batch, Store, StoredMessage, redact

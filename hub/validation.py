@@ -1,4 +1,4 @@
-"""Payloads held against the JSON Schemas the device ships (``device/delivery/schemas``), compiled
+"""Payloads held against the JSON Schemas the device ships (``emocast/contract/schemas``), compiled
 once: live MQTT messages (ingest) and `emocast analyze` records (import) are checked by the same code.
 ``jsonschema`` is the hub's dependency, not the device's."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from emocast.device.delivery.events import load_schema
+from emocast.contract.events import load_schema
 
 
 class Validator:

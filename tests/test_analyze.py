@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 
 from emocast.cli import main
+from emocast.contract.events import load_schema
 from emocast.device import exit_codes
 from emocast.device.analyze import CSV_COLUMNS, MediaError, analyze
 from emocast.device.config import from_mapping
-from emocast.device.delivery.events import load_schema
 from emocast.device.perception.detectors import make_detector
 from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.pipeline import Analyzer

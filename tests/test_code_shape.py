@@ -1,6 +1,7 @@
 """The house stays easy to find one's way in: no function over 70 lines (argparse builders aside, a
-list of options read top to bottom), no import cycle between the package's modules, and the hub
-imports nothing from the device but the contract (events and their schemas)."""
+list of options read top to bottom), no import cycle between the package's modules, the hub
+imports nothing from the device (what it shares with it is the contract and the core), and the contract
+and the core import none of the parts."""
 
 from __future__ import annotations
 
@@ -79,10 +80,18 @@ def test_no_import_cycle_between_modules():
     assert not cycles, "import cycles:\n" + "\n".join(sorted(cycles))
 
 
-def test_the_hub_imports_from_the_device_only_the_contract():
+def test_the_hub_imports_nothing_from_the_device():
     modules = _modules()
-    allowed = {"emocast.device.delivery.events"}
     for name, path in modules.items():
         if name.startswith("emocast.hub"):
             device = {m for m in _imports(name, path, set(modules)) if m.startswith("emocast.device")}
-            assert device <= allowed, f"{name} imports {sorted(device - allowed)} from the device"
+            assert not device, f"{name} imports {sorted(device)} from the device (the contract is emocast.contract)"
+
+
+def test_the_contract_and_the_core_import_none_of_the_parts():
+    modules = _modules()
+    parts = ("emocast.device", "emocast.hub", "emocast.convert", "emocast.cli")
+    for name, path in modules.items():
+        if name.startswith(("emocast.contract", "emocast.core")):
+            found = {m for m in _imports(name, path, set(modules)) if m.startswith(parts)}
+            assert not found, f"{name} imports {sorted(found)}: the contract and the core sit below every part"

@@ -87,11 +87,11 @@ def test_reads_the_npz_layout():
 def test_tiny_train_quantize_evaluate(tmp_path):
     tf = pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
     assert tf is not None
+    from emocast.contract.model_card import batch_to_model_input, load_card, sha256_of
     from emocast.convert.evaluate import evaluate_tflite
     from emocast.convert.quantize import quantize
     from emocast.convert.train import Recipe, train
     from emocast.device.perception.emotion import EmotionModel
-    from emocast.device.perception.model_card import batch_to_model_input, load_card, sha256_of
 
     run = tmp_path / "run"
     # mild augmentation: with the full set, a few dozen steps leave the net near uniform outputs (the
@@ -136,9 +136,9 @@ def test_int8_agrees_with_the_trained_float_model_it_came_from(tmp_path):
     pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
     import keras
 
+    from emocast.contract.model_card import batch_to_model_input
     from emocast.convert.evaluate import evaluate_tflite
     from emocast.convert.quantize import quantize
-    from emocast.device.perception.model_card import batch_to_model_input
 
     best = Path(__file__).resolve().parents[1] / "checkpoints" / "emocnn_w1_e100" / "best.keras"
     out = tmp_path / "w1_int8.tflite"
@@ -498,10 +498,10 @@ def test_ensemble_averages_members_and_mirror_views_and_quantizes_to_one_int8_fi
     pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
     import keras
 
+    from emocast.contract.model_card import batch_to_model_input, load_card
     from emocast.convert.ensemble import write_ensemble
     from emocast.convert.quantize import quantize
     from emocast.device.perception.emotion import EmotionModel
-    from emocast.device.perception.model_card import batch_to_model_input, load_card
 
     a, b = _tiny_run(tmp_path / "a", 1), _tiny_run(tmp_path / "b", 2)
     path = write_ensemble([a, b], tmp_path / "ens", mirror=True)
@@ -619,9 +619,9 @@ def test_training_with_a_teacher_runs_and_records_it(tmp_path):
 def test_an_int8_model_with_its_card_teaches_with_its_labels_matched_by_name(tmp_path):
     import shutil
 
+    from emocast.contract.model_card import batch_to_model_input
     from emocast.convert.teachers import load_teacher
     from emocast.device.perception.emotion import EmotionModel, default_model_path
-    from emocast.device.perception.model_card import batch_to_model_input
 
     shipped = default_model_path()
     faces = np.random.default_rng(3).integers(0, 256, (5, 48, 48)).astype(np.float32)

@@ -23,9 +23,9 @@ def astronaut_gray() -> np.ndarray:
 
 
 def test_the_shipped_model_is_int8_with_its_card_and_reads_open_eyes_open():
+    from emocast.contract.model_card import sha256_of
     from emocast.device.perception.eyes import EyeStateModel, default_eye_model_path
     from emocast.device.perception.face_reading import FaceReader
-    from emocast.device.perception.model_card import sha256_of
 
     model = EyeStateModel()
     assert model.path == default_eye_model_path()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from emocast.contract.model_card import ModelError, load_card
 from emocast.device import config as cfgmod
 from emocast.device import exit_codes
-from emocast.device.perception.model_card import ModelError, load_card
 
 EMOCAST = [sys.executable, "-m", "emocast"]
 

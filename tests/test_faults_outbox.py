@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emocast.device.delivery.events import Topics
+from emocast.contract.events import Topics
 from emocast.device.delivery.outbox import SEQ_BLOCK, Outbox
 
 TOPICS = Topics("emocast", "kiosk1")

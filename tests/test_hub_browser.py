@@ -18,7 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.cli import main
-from emocast.device.delivery.events import SCHEMAS, utc_timestamp
+from emocast.contract.events import SCHEMAS, utc_timestamp
 from tests.hub_support import HubProcess
 from tests.support import REPO, Broker, free_port
 from tests.test_hub_timeline import analyze_records

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from emocast.device.delivery.events import SCHEMAS
+from emocast.contract.events import SCHEMAS
 from tests.hub_support import HubProcess, pg_database, published_seqs, run_device
 from tests.support import MEDIA, Broker, Recorder, free_port
 

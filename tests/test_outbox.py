@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from emocast.device.delivery.events import Topics
+from emocast.contract.events import Topics
 from emocast.device.delivery.outbox import Outbox, OutboxError
 
 TOPICS = Topics("emocast", "kiosk1")

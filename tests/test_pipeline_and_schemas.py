@@ -8,8 +8,8 @@ import json
 import jsonschema
 import pytest
 
+from emocast.contract.events import SCHEMAS, Topics, load_schema
 from emocast.device import config as cfgmod
-from emocast.device.delivery.events import SCHEMAS, Topics, load_schema
 from emocast.device.delivery.outbox import Outbox
 from emocast.device.demo_clip import SEGMENTS, render_frames
 from emocast.device.perception.capture import Frame

@@ -184,7 +184,7 @@ def test_an_acl_that_forbids_the_device_topic_is_reported_and_loses_nothing(tmp_
                        "--broker", broker.url, "--outbox", str(outbox)], timeout=90)
         assert res.returncode == exit_codes.BROKER_REFUSED, res.stderr[-2000:]
         assert "Not authorized" in res.stderr and "emocast/kiosk2/" in res.stderr and "ACL" in res.stderr
-        from emocast.device.delivery.events import Topics
+        from emocast.contract.events import Topics
         from emocast.device.delivery.outbox import Outbox
 
         kept = Outbox(outbox, Topics("emocast", "kiosk2"), 1000)

@@ -15,8 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from emocast.contract.events import SCHEMAS, load_schema
 from emocast.device import exit_codes
-from emocast.device.delivery.events import SCHEMAS, load_schema
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
@@ -163,8 +163,8 @@ def test_no_broker_events_are_kept_and_delivered_at_the_next_start(broker, recor
 
 
 def test_corrupt_model_exits_with_the_model_code_and_names_the_file(tmp_path, short_clip):
+    from emocast.contract.model_card import card_path_for
     from emocast.device.perception.emotion import default_model_path
-    from emocast.device.perception.model_card import card_path_for
 
     bad = tmp_path / default_model_path().name
     shutil.copy(card_path_for(default_model_path()), card_path_for(bad))

@@ -204,8 +204,8 @@ def test_reliability_bins_and_diagram(tmp_path):
 
 
 def test_a_card_temperature_reaches_every_reading_and_a_bad_one_is_refused(tmp_path):
+    from emocast.contract.model_card import ModelError
     from emocast.device.perception.emotion import EmotionModel, default_model_path
-    from emocast.device.perception.model_card import ModelError
 
     src = default_model_path()
     model, card = tmp_path / src.name, tmp_path / src.with_suffix(".json").name

@@ -1,2 +1,2 @@
-"""Delivery: the MQTT contract (topics, envelope, schemas), the durable outbox, the publisher
-and Home Assistant discovery. Nothing here sees an image."""
+"""Delivery: the durable outbox, the publisher and Home Assistant discovery, speaking the contract
+in ``emocast.contract.events``. Nothing here sees an image."""

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from .events import METRICS, SUMMARY, Topics
+from emocast.contract.events import METRICS, SUMMARY, Topics
 
 DOMINANT_EMOTION = (
     "{% set s = value_json.emotion_share %}"

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emocast.contract.events import Topics, encode, envelope
 from emocast.core.errors import EmocastError, ExitCode
-
-from .events import Topics, encode, envelope
 
 log = logging.getLogger(__name__)
 

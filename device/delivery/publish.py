@@ -21,9 +21,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from emocast.contract.events import Topics
 from emocast.core.broker import Backoff, BrokerAddress, make_client, tls_context
 
-from .events import Topics
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from emocast.contract.model_card import ModelCard, ModelError, crop_face, load_card, shipped_model_file, to_model_input
+
 from ..native_output import native_stderr_to_log
-from .model_card import ModelCard, ModelError, crop_face, load_card, shipped_model_file, to_model_input
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emocast.contract.model_card import ModelError, sha256_of, shipped_model_file
+
 from .detectors import DetectorUnavailable
 from .detectors.blazeface import INSTALL_HINT, model_dir
 from .emotion import dequantize_output, load_interpreter, quantize_input
 from .face_geometry import upright_patch
-from .model_card import ModelError, sha256_of, shipped_model_file
 
 log = logging.getLogger(__name__)
 

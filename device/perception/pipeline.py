@@ -16,8 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from emocast.contract.events import ATTENTION, EMOTION, SUMMARY
+
 from ..config import Config
-from ..delivery.events import ATTENTION, EMOTION, SUMMARY
 from . import calibration
 from .attention import (
     ABSENT,

@@ -82,5 +82,5 @@ def encode(payload: dict[str, Any]) -> bytes:
 
 def load_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema file for a payload kind, as shipped in the package."""
-    text = resources.files("emocast.device.delivery").joinpath("schemas", f"{kind}.schema.json").read_text()
+    text = resources.files("emocast.contract").joinpath("schemas", f"{kind}.schema.json").read_text()
     return json.loads(text)
