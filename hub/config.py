@@ -34,6 +34,9 @@ class HubMqttSection:
     keepalive_s: int = field(default=30, metadata=_rng(5, 3600))
     session_expiry_s: int = field(default=7 * 86400, metadata=_rng(60, 2**32 - 1))
     receive_maximum: int = field(default=200, metadata=_rng(1, 65535))
+    max_payload_bytes: int = field(default=65536, metadata=_rng(1024, 16 * 2**20))  # larger: rejected
+    max_clock_skew_s: float = field(default=300.0, metadata=_rng(1, 86400 * 365))  # ts further ahead: rejected
+    queue_max: int = field(default=10_000, metadata=_rng(100, 10_000_000))  # QoS 0 beyond it: dropped, counted
 
 
 @dataclass
@@ -42,6 +45,8 @@ class HubStoreSection:
     retention_days: float = field(default=365.0, metadata=_rng(0, 36500))  # 0: keep for ever
     batch_max: int = field(default=500, metadata=_rng(1, 100_000))
     batch_wait_s: float = field(default=0.05, metadata=_rng(0, 10))
+    quarantine_keep: int = field(default=1000, metadata=_rng(10, 1_000_000))  # rejected messages kept to look at
+    stall_s: float = field(default=60.0, metadata=_rng(5, 86400))  # messages waiting, none stored this long: unhealthy
 
 
 @dataclass

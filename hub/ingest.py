@@ -19,13 +19,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,6 +34,7 @@ from emocast.contract.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY
 from emocast.core.broker import make_client, parse_broker_url, tls_context
 
 from .config import HubConfig
+from .payloads import PayloadError, check_columns, check_time, check_values, load_json, parse_ts, printable
 from .store import Batch, Store, StoredMessage, redact
 from .validation import Validator
 
@@ -46,11 +45,7 @@ KIND_OF_SUFFIX = {"events/attention": ATTENTION, "events/emotion": EMOTION, "sum
 RETAINED_SUFFIXES = ("status", "info")
 SHARED_SUFFIXES = ("events/#", "summary", "metrics")
 PURGE_EVERY_S = 3600.0
-
-
-def parse_ts(text: str) -> float:
-    """The contract's UTC ISO-8601 timestamp (``2026-11-27T12:00:00.123Z``) as epoch seconds."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+MAX_DEVICE = 128  # characters of a device id (the topic level)
 
 
 @dataclass
@@ -69,15 +64,23 @@ class IngestStats:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    dropped: int = 0  # QoS 0 messages dropped while the queue was full
     batches: int = 0
     db_errors: int = 0
+    db_error: str = ""  # the latest failed write's error, until a write succeeds
     connected: bool = False
+    connection_changed_at: float = field(default_factory=time.time)
+    last_stored_at: float = field(default_factory=time.time)  # the latest committed batch (start: now)
     last_commit_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
-                "rejected": self.rejected, "batches": self.batches, "db_errors": self.db_errors,
-                "mqtt_connected": self.connected, "last_commit_ms": round(self.last_commit_ms, 2)}
+                "rejected": self.rejected, "dropped": self.dropped, "batches": self.batches,
+                "db_errors": self.db_errors, "mqtt_connected": self.connected,
+                "last_commit_ms": round(self.last_commit_ms, 2), "last_stored_at": round(self.last_stored_at, 3)}
+
+
+BROKER_GRACE_S = 30.0  # a broker away this long makes the hub unhealthy (a restart takes seconds)
 
 
 class Ingest:
@@ -91,6 +94,7 @@ class Ingest:
         self.prefix = cfg.mqtt.prefix
         self._queue: queue.Queue[Received] = queue.Queue()
         self._generation = 0
+        self._pending = 0  # messages taken from the queue, not yet committed
         self._logged_rejects: set[tuple[str, str]] = set()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self.store = Store(cfg.db_url())
@@ -119,7 +123,7 @@ class Ingest:
             log.error("broker refused the hub's connection: %s", reason_code)
             return
         self._generation += 1
-        self.stats.connected = True
+        self.stats.connected, self.stats.connection_changed_at = True, time.time()
         log.info("connected to %s as %s (session %s)", parse_broker_url(self.cfg.mqtt.url).redacted(),
                  self.cfg.mqtt.client_id, "resumed" if flags.session_present else "new")
         client.subscribe([(t, mqtt.SubscribeOptions(qos=1)) for t in self.topics()])
@@ -128,10 +132,14 @@ class Ingest:
         self._generation += 1  # acknowledgements for what came before are not sent: it will come again
         if self.stats.connected:
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+            self.stats.connection_changed_at = time.time()
         self.stats.connected = False
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
+        if msg.qos == 0 and self._queue.qsize() >= self.cfg.mqtt.queue_max:
+            self.stats.dropped += 1  # best-effort metrics while the store is slow; QoS 1 is bounded by the broker
+            return
         self._queue.put(Received(msg.topic, msg.payload, msg.qos, msg.mid, self._generation, time.time()))
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -154,6 +162,22 @@ class Ingest:
         self.client.loop_stop()
         self.store.close()
 
+    def health(self) -> dict[str, Any]:
+        """The counters, the messages waiting, and ``problems``: why the hub is not doing its job now
+        (nothing stored for ``[store] stall_s`` with messages waiting, the database failing, the broker
+        away); an empty list is healthy. ``/api/health`` and the unit's watchdog read it."""
+        now, st = time.time(), self.stats
+        waiting = self._queue.qsize() + self._pending
+        problems = []
+        if st.db_error:
+            problems.append(f"database: {st.db_error}")
+        idle = now - st.last_stored_at
+        if waiting and idle > self.cfg.store.stall_s:
+            problems.append(f"ingest: {waiting} messages waiting and nothing stored for {idle:.0f} s")
+        if not st.connected and now - st.connection_changed_at > BROKER_GRACE_S:
+            problems.append(f"broker: not connected for {now - st.connection_changed_at:.0f} s")
+        return {**st.as_dict(), "waiting": waiting, "problems": problems}
+
     # -- writer ----------------------------------------------------------------------------------
     def _write_loop(self) -> None:
         last_purge = 0.0
@@ -161,13 +185,15 @@ class Ingest:
         while not (self.stop_event.is_set() and self._queue.empty() and not pending):
             if not pending:
                 pending = self._gather()
+                self._pending = len(pending)
                 if not pending:
                     continue
             try:
                 self._commit(pending)
-                pending = []
+                pending, self._pending = [], 0
             except Exception as exc:  # the database is down or full: keep the batch, unacknowledged
                 self.stats.db_errors += 1
+                self.stats.db_error = printable(f"{type(exc).__name__}: {exc}", 200)
                 log.error("cannot write %d messages to %s: %s; retrying", len(pending), redact(self.store.url), exc)
                 if self.stop_event.wait(1.0):
                     break
@@ -205,21 +231,76 @@ class Ingest:
         return items
 
     def _commit(self, items: list[Received]) -> None:
-        batch = Batch.empty()
-        for item in items:
-            self._parse_into(item, batch)
+        """Write and acknowledge ``items``. A batch the database refuses while it answers is split until
+        the message it cannot take is alone, and that one is quarantined: only a database that does not
+        answer keeps the batch (unacknowledged, retried)."""
         t0 = time.perf_counter()
-        new = self.store.write_batch(batch)
+        try:
+            new, written = self._write(items), len(items)
+        except Exception as exc:
+            if not self._database_answers():
+                raise
+            self.stats.db_errors += 1
+            try:  # a dropped connection, replaced by a fresh one: the same batch again
+                new, written = self._write(items), len(items)
+            except Exception:
+                if not self._database_answers():
+                    raise
+                log.warning("the database refused a batch of %d while it answers (%s): writing it in parts",
+                            len(items), printable(str(exc), 200))
+                new, written = self._write_in_parts(items)
         self.stats.last_commit_ms = (time.perf_counter() - t0) * 1000
         self.stats.batches += 1
         self.stats.stored += new
-        self.stats.duplicates += len(batch.messages) - new
+        self.stats.last_stored_at = time.time()
+        self.stats.db_error = ""
         generation = self._generation
         for item in items:
             if item.qos > 0 and item.generation == generation:
                 self.client.ack(item.mid, item.qos)
-        log.debug("batch of %d: %d new, %d duplicate, commit %.1f ms", len(items), new,
-                  len(batch.messages) - new, self.stats.last_commit_ms)
+        log.debug("batch of %d: %d new, %d duplicate, commit %.1f ms", len(items), new, written - new,
+                  self.stats.last_commit_ms)
+
+    def _write(self, items: list[Received]) -> int:
+        batch = Batch.empty()
+        for item in items:
+            self._parse_into(item, batch)
+        new = self.store.write_batch(batch, quarantine_keep=self.cfg.store.quarantine_keep)
+        self.stats.duplicates += len(batch.messages) - new
+        return new
+
+    def _write_in_parts(self, items: list[Received]) -> tuple[int, int]:
+        """(new, written) after halving until each refused message stands alone and is quarantined.
+        A database that stops answering meanwhile raises, and the whole batch is retried (what was
+        written is then dropped as duplicates)."""
+        if len(items) == 1:
+            try:
+                return self._write(items), 1
+            except Exception as exc:
+                if not self._database_answers():
+                    raise
+                item = items[0]
+                batch = Batch.empty()
+                parts = self._split_topic(item.topic) or ("?", "?")
+                self._reject(batch, parts[0], parts[1], f"the database refused it: {exc}", item)
+                self.store.write_batch(batch, quarantine_keep=self.cfg.store.quarantine_keep)
+                return 0, 0
+        half = len(items) // 2
+        a, b = self._write_in_parts(items[:half]), self._write_in_parts(items[half:])
+        return a[0] + b[0], a[1] + b[1]
+
+    def _database_answers(self) -> bool:
+        """Whether the database answers a trivial query, on a fresh connection if the old one broke."""
+        try:
+            self.store.ping()
+            return True
+        except Exception:
+            self._reconnect()
+        try:
+            self.store.ping()
+            return True
+        except Exception:
+            return False
 
     def _purge(self) -> None:
         days = self.cfg.store.retention_days
@@ -240,9 +321,12 @@ class Ingest:
         kind = KIND_OF_SUFFIX.get(suffix)
         return (device, kind) if device and kind else None
 
-    def _reject(self, batch: Batch, device: str, kind: str, error: str, at: float) -> None:
+    def _reject(self, batch: Batch, device: str, kind: str, error: str, item: Received) -> None:
+        """Counted per device and kind, kept in quarantine with its error, logged once per device and
+        kind; acknowledged with its batch (sending it again cannot make it valid)."""
         self.stats.rejected += 1
-        batch.rejects.append((device, kind, error, at))
+        device, error = printable(device, 64), printable(error, 300)
+        batch.rejects.append((device, kind, error, item.at, printable(item.payload)))
         if (device, kind) not in self._logged_rejects:
             self._logged_rejects.add((device, kind))
             log.warning("invalid %s payload from %s: %s (counted; further ones from it are not logged)",
@@ -258,28 +342,39 @@ class Ingest:
             if text in ("online", "offline"):
                 batch.statuses[device] = (text, item.at)
             else:
-                self._reject(batch, device, "status", f"status must be online or offline, not {text[:40]!r}", item.at)
+                self._reject(batch, device, "status", f"status must be online or offline, not {text[:40]!r}", item)
             return
         try:
-            payload = json.loads(item.payload)
-        except (UnicodeDecodeError, ValueError) as exc:
-            self._reject(batch, device, kind, f"not JSON: {exc}", item.at)
-            return
-        problem = self.validator.problem(kind, payload)
-        if problem is None and payload.get("device") != device:
-            problem = f"device: payload says {payload.get('device')!r}, topic says {device!r}"
-        if problem:
-            self._reject(batch, device, kind, problem, item.at)
+            payload, text = self._checked(item, device, kind)
+        except PayloadError as exc:
+            self._reject(batch, device, kind, str(exc), item)
             return
         ts = parse_ts(payload["ts"])
-        batch.last_seen[device] = max(batch.last_seen.get(device, 0.0), ts)
+        batch.last_seen[device] = max(batch.last_seen.get(device, 0.0), item.at)  # the hub's clock, not the kiosk's
         if kind == INFO:
-            batch.infos[device] = (item.payload.decode(), ts)
+            batch.infos[device] = (text, ts)
         elif kind == METRICS:
-            batch.metrics[device] = (item.payload.decode(), ts)
+            batch.metrics[device] = (text, ts)
         else:
             value = payload.get("state") if kind == ATTENTION else payload.get("emotion")
             batch.messages.append(StoredMessage(payload["id"], device, kind, int(payload["seq"]), ts,
-                                                payload.get("track"), value, item.payload.decode()))
+                                                payload.get("track"), value, text))
 
-
+    def _checked(self, item: Received, device: str, kind: str) -> tuple[dict[str, Any], str]:
+        """The payload and its text, once everything the schema and the database need holds
+        (``payloads.py``); PayloadError naming what does not."""
+        if len(device) > MAX_DEVICE or printable(device) != device:
+            raise PayloadError("topic: the device id is too long or has characters outside printable ASCII")
+        payload, text = load_json(item.payload, self.cfg.mqtt.max_payload_bytes)
+        check_values(payload)
+        try:
+            problem = self.validator.problem(kind, payload)
+        except RecursionError:  # not reachable under MAX_DEPTH; a validator must never stop ingest
+            problem = "payload: too deep to validate"
+        if problem is None and payload.get("device") != device:
+            problem = f"device: payload says {payload.get('device')!r}, topic says {device!r}"
+        if problem:
+            raise PayloadError(problem)
+        check_columns(payload)
+        check_time(parse_ts(payload["ts"]), time.time(), self.cfg.mqtt.max_clock_skew_s)
+        return payload, text

@@ -56,6 +56,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             PRIMARY KEY (device, kind)
         )""",
     ]),
+    (2, "quarantine", [
+        # rejected messages themselves (ASCII excerpts), newest kept ([store] quarantine_keep), for
+        # GET /api/rejects: what a kiosk sent that the hub would not store, and why
+        """CREATE TABLE quarantine (
+            id TEXT PRIMARY KEY,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            error TEXT NOT NULL,
+            excerpt TEXT NOT NULL,
+            received DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX quarantine_received ON quarantine (received)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -99,9 +99,15 @@ status = APIRouter(prefix="/api", tags=["status"])
 
 
 @status.get("/health")
-def health(s: StoreDep, state: StateDep) -> dict[str, Any]:
-    return {"ok": True, "version": __version__, "database": s.dialect, "schema_version": s.schema_version(),
-            "ingest": state.ingest_stats() if state.ingest_stats else None, "time": time.time()}
+def health(s: StoreDep, state: StateDep) -> JSONResponse:
+    """``ok`` false, with ``problems`` naming why, when ingest is not doing its job (see
+    ``Ingest.health``); 503 then, so a probe or the unit's watchdog needs no JSON to tell. A database
+    that fails this very query answers 503 through the app's guard."""
+    ingest = state.ingest_stats() if state.ingest_stats else None
+    problems = list(ingest.get("problems", [])) if ingest else []
+    body = {"ok": not problems, "problems": problems, "version": __version__, "database": s.dialect,
+            "schema_version": s.schema_version(), "ingest": ingest, "time": time.time()}
+    return JSONResponse(body, status_code=503 if problems else 200)
 
 
 @status.get("/devices")

@@ -56,7 +56,7 @@ class Batch:
     statuses: dict[str, tuple[str, float]]
     infos: dict[str, tuple[str, float]]
     metrics: dict[str, tuple[str, float]]
-    rejects: list[tuple[str, str, str, float]]  # device, kind, error, ts
+    rejects: list[tuple[str, str, str, float, str]]  # device, kind, error, received, excerpt (all ASCII)
 
     @classmethod
     def empty(cls) -> Batch:
@@ -178,9 +178,14 @@ class Store:
         return int(self._query("SELECT MAX(version) FROM schema_version")[0][0] or 0)
 
     # -- ingest ----------------------------------------------------------------------------------
-    def write_batch(self, batch: Batch, received: float | None = None) -> int:
+    def ping(self) -> None:
+        """A trivial query: raises when the database does not answer."""
+        self._query("SELECT 1")
+
+    def write_batch(self, batch: Batch, received: float | None = None, quarantine_keep: int = 1000) -> int:
         """Commit a batch in one transaction; returns how many messages were new (the rest were
-        duplicates, dropped on their id)."""
+        duplicates, dropped on their id). Rejected messages are counted per device and kind and kept
+        in quarantine, the newest ``quarantine_keep`` of them."""
         received = time.time() if received is None else received
         statements: list[tuple[str, Sequence[Any]]] = [(
             "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
@@ -200,11 +205,16 @@ class Store:
         for device, (metrics, ts) in batch.metrics.items():
             statements.append(("UPDATE devices SET metrics = ?, metrics_ts = ? WHERE device = ? AND "
                                "(metrics_ts IS NULL OR metrics_ts <= ?)", (metrics, ts, device, ts)))
-        for device, kind, error, ts in batch.rejects:
+        for device, kind, error, ts, excerpt in batch.rejects:
             statements.append((
                 "INSERT INTO rejects (device, kind, count, last_error, last_ts) VALUES (?, ?, 1, ?, ?) "
                 "ON CONFLICT (device, kind) DO UPDATE SET count = rejects.count + 1, "
                 "last_error = excluded.last_error, last_ts = excluded.last_ts", (device, kind, error, ts)))
+            statements.append(("INSERT INTO quarantine (id, device, kind, error, excerpt, received) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", (uuid.uuid4().hex, device, kind, error, excerpt, ts)))
+        if batch.rejects:
+            statements.append(("DELETE FROM quarantine WHERE received < (SELECT received FROM quarantine "
+                               "ORDER BY received DESC LIMIT 1 OFFSET ?)", (quarantine_keep,)))
         if len(statements) == 1 and not batch.messages:
             return 0
         return max(0, self._transaction(statements)[0])
@@ -252,8 +262,17 @@ class Store:
             })
         return out
 
-    def rejects(self) -> list[dict[str, Any]]:
-        return [{"device": d, "kind": k, "count": int(c), "last_error": e, "last_ts": t}
+    def rejects(self, per_kind: int = 20) -> list[dict[str, Any]]:
+        """Per device and kind: how many messages were rejected, the latest error, and the newest
+        ``per_kind`` of them as kept in quarantine (an ASCII excerpt of each, with its error)."""
+        kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for d, k, e, x, t in self._query("SELECT device, kind, error, excerpt, received FROM quarantine "
+                                         "ORDER BY received DESC"):
+            rows = kept.setdefault((d, k), [])
+            if len(rows) < per_kind:
+                rows.append({"error": e, "excerpt": x, "received": t})
+        return [{"device": d, "kind": k, "count": int(c), "last_error": e, "last_ts": t,
+                 "quarantined": kept.get((d, k), [])}
                 for d, k, c, e, t in self._query("SELECT device, kind, count, last_error, last_ts FROM rejects "
                                                  "ORDER BY device, kind")]
 

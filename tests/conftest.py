@@ -25,6 +25,31 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 @pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """A broker that keeps sessions across its own restarts (a hub's queued messages survive them)."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+    b = Broker(tmp_path, free_port(), persistent=True)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path) -> Iterator[str]:
+    """The hub's database, once on SQLite and once on a PostgreSQL database of the test's own."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "hub.sqlite")
+    else:
+        from tests.hub_support import pg_database
+
+        with pg_database() as url:
+            yield url
+
+
+@pytest.fixture
 def recorder_factory():
     made: list[Recorder] = []
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -85,8 +86,11 @@ class HubProcess:
             return json.loads(r.read())
 
     def health(self) -> dict:
+        """/api/health's body, whether it says ok (200) or not (503); {} while nothing answers."""
         try:
             return self.get("/api/health")
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read() or b"{}") if exc.code == 503 else {}
         except OSError:
             return {}
 

@@ -24,25 +24,6 @@ pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip ins
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 
-@pytest.fixture
-def mosquitto(tmp_path):
-    if shutil.which("mosquitto") is None:
-        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
-    b = Broker(tmp_path, free_port(), persistent=True)
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "hub.sqlite")
-    else:
-        with pg_database() as url:
-            yield url
-
-
 def stored_seqs(db: str, device: str) -> list[int]:
     from emocast.hub.store import Store
 

@@ -21,6 +21,7 @@ from emocast.device.config import ConfigError  # noqa: E402
 from emocast.hub import config as hubconfig  # noqa: E402
 from emocast.hub.api import create_app  # noqa: E402
 from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E402
+from emocast.hub.migrations import LATEST  # noqa: E402
 from emocast.hub.store import Batch, Store, StoredMessage  # noqa: E402
 from emocast.hub.timeline import Row, bins, build_stories, lecture_timeline, moments  # noqa: E402
 
@@ -135,7 +136,7 @@ def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
 def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):
     url = str(tmp_path / "hub.sqlite")
     store = Store(url)
-    assert store.schema_version() == 1
+    assert store.schema_version() == LATEST == 2
     msgs = hand_case()
     batch = Batch.empty()
     batch.messages = msgs[:4] + msgs[6:]  # seq 5 and 6 never arrived
