@@ -2,8 +2,10 @@
 at /openapi.json; FastAPI's /docs and /redoc pages are off, as they load their scripts from a CDN).
 
 Listening beyond loopback requires a token (``[web] token_file``), checked on every request as a
-Bearer token or as the password of HTTP Basic auth (so a browser simply asks). A request that fails
-on the database answers 503 and makes every worker reconnect.
+Bearer token or as the password of HTTP Basic auth (so a browser simply asks), in constant time. Only
+the configured host names are served, changes must come from the hub's own page, and every answer
+carries a strict Content-Security-Policy. A request that fails on the database answers 503 and makes
+every worker reconnect.
 """
 
 from __future__ import annotations
@@ -24,31 +26,85 @@ from .routes import HubState, StorePool, lectures, pages, status
 log = logging.getLogger(__name__)
 
 
+SECURITY_HEADERS = {
+    # every script and style is the hub's own file; nothing inline, nothing framed, no other origin
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+CHANGES = ("POST", "PUT", "PATCH", "DELETE")
+MAX_BODY = 64 * 1024  # bytes of a request body: a lecture is a title and a few device ids
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str, Any]] | None = None,
-               default_bin_s: float = 60.0) -> FastAPI:
+               default_bin_s: float = 60.0, allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
+               max_bins: int = 5000) -> FastAPI:
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")
-    state = app.state.hub = HubState(StorePool(db_url), token, ingest_stats, default_bin_s)
+    state = app.state.hub = HubState(StorePool(db_url), token, ingest_stats, default_bin_s, max_bins)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        """The token, when one is set; and a request that fails on the database answers 503, with
-        the workers' connections dropped so the next requests reconnect (a restarted PostgreSQL
-        closes them for good)."""
-        if state.token and not authorised(request, state.token):
-            return Response("a token is required", status_code=401,
-                            headers={"WWW-Authenticate": 'Basic realm="emocast hub"'})
-        try:
-            return await call_next(request)
-        except Exception as exc:  # sqlite3.Error, psycopg.Error: the database, not the request
-            state.stores.reset()
-            log.warning("%s %s failed on the database: %s: %s", request.method, request.url.path,
-                        type(exc).__name__, exc)
-            return JSONResponse({"detail": f"the database failed: {type(exc).__name__}"}, status_code=503)
+        """Refuse what a hostile page or client could send (``refusal``); then the token, when one is
+        set; and a request that fails on the database answers 503, with the workers' connections
+        dropped so the next requests reconnect (a restarted PostgreSQL closes them for good). Every
+        answer carries the security headers."""
+        response = refusal(request, allowed_hosts)
+        if response is None and state.token and not authorised(request, state.token):
+            response = Response("a token is required", status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="emocast hub"'})
+        if response is None:
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # sqlite3.Error, psycopg.Error: the database, not the request
+                state.stores.reset()
+                log.warning("%s %s failed on the database: %s: %s", request.method, request.url.path,
+                            type(exc).__name__, exc)
+                response = JSONResponse({"detail": f"the database failed: {type(exc).__name__}"}, status_code=503)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
     for router in (status, lectures, pages):
         app.include_router(router)
     return app
+
+
+def host_name(value: str) -> str:
+    """``host[:port]`` or ``[v6]:port`` as the bare lower-case host."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.rpartition(":")[0] if value.count(":") == 1 else value
+
+
+def refusal(request: Request, allowed_hosts: frozenset[str]) -> Response | None:
+    """Why a request is refused before anything reads it, or None: a Host the hub is not reached by
+    (DNS rebinding), a change from another origin or without a JSON body type (CSRF: a cross-site form
+    cannot send one), a body over ``MAX_BODY`` or of unknown length."""
+    host = host_name(request.headers.get("host", ""))
+    if host not in allowed_hosts:
+        return Response(f"host {host[:60]!r} is not served here ([web] allowed_hosts)", status_code=421)
+    if request.method not in CHANGES:
+        return None
+    origin = request.headers.get("origin")
+    if origin is not None and host_name(origin.partition("://")[2]) != host:
+        return Response("a change from another origin is refused", status_code=403)
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return Response("a change from another site is refused", status_code=403)
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
+        return Response("a change needs Content-Type: application/json", status_code=415)
+    length = request.headers.get("content-length")
+    if length is None and request.headers.get("transfer-encoding"):
+        return Response("a body needs its Content-Length", status_code=411)
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        return Response(f"a body of at most {MAX_BODY} bytes", status_code=413)
+    return None
 
 
 def authorised(request: Request, token: str) -> bool:

@@ -90,7 +90,7 @@ def _serve(cfg) -> int:
     from .store import redact
 
     ingest = Ingest(cfg)
-    app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s)
+    app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s, cfg.hosts(), cfg.web.max_bins)
     host, port = parse_listen(cfg.web.listen)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="off"))

@@ -8,6 +8,7 @@ code (``emocast.core``).
 
 from __future__ import annotations
 
+import logging
 import os
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 from emocast.core.broker import check_mqtt, password_of
 from emocast.core.settings import ConfigError, build_sections, read_secret, read_toml, state_dir
 from emocast.core.settings import rng as _rng
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,6 +58,8 @@ class HubWebSection:
     token: str = ""  # required for any address but loopback; or token_file
     token_file: str = ""
     default_bin_s: float = field(default=60.0, metadata=_rng(1, 86400))
+    allowed_hosts: str = ""  # host names the page is reached by, comma-separated (loopback always); needed with 0.0.0.0
+    max_bins: int = field(default=5000, metadata=_rng(10, 1_000_000))  # a timeline asking for more: 422
 
 
 @dataclass
@@ -76,6 +81,13 @@ class HubConfig:
             return read_secret(self.web.token_file, f"{self.origin}: [web] token_file")
         return self.web.token
 
+    def hosts(self) -> frozenset[str]:
+        """The Host names requests may carry (a DNS-rebinding page's Host is its own name): loopback,
+        the listen address unless it is a wildcard, and ``[web] allowed_hosts``."""
+        host, _ = parse_listen(self.web.listen)
+        named = {h.strip().lower() for h in self.web.allowed_hosts.split(",") if h.strip()}
+        return frozenset(LOOPBACK_NAMES | named | ({host.lower()} if host not in WILDCARDS else set()))
+
     def password(self) -> str:
         return password_of(self.mqtt, self.origin)
 
@@ -88,6 +100,11 @@ def parse_listen(value: str, where: str = "[web] listen") -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{where}: expected HOST:PORT, not {value!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+WILDCARDS = ("0.0.0.0", "::")
+MIN_TOKEN = 16  # characters: a token is a password nobody types often; make it long
 
 
 def is_loopback(host: str) -> bool:
@@ -105,15 +122,35 @@ def validate(cfg: HubConfig) -> HubConfig:
     host, _ = parse_listen(cfg.web.listen, f"{cfg.origin}: [web] listen")
     if cfg.web.token and cfg.web.token_file:
         raise ConfigError(f"{cfg.origin}: [web] token and token_file are exclusive; keep one")
-    if not is_loopback(host) and not (cfg.web.token or cfg.web.token_file):
-        raise ConfigError(f"{cfg.origin}: [web] listen {cfg.web.listen} is not a loopback address: set [web] "
-                          "token_file (or token) so only those who hold it can read the room")
+    _check_token(cfg, host)
+    if host in WILDCARDS and not cfg.web.allowed_hosts.strip():
+        raise ConfigError(f"{cfg.origin}: [web] listen {cfg.web.listen} takes any address: set [web] allowed_hosts "
+                          "to the names the page is reached by (e.g. \"hub.school.lan\"), so no other site's name "
+                          "is served")
     url = cfg.store.url
     if url and not url.startswith(("postgresql://", "postgres://", "sqlite://", "/", ".")):
         raise ConfigError(f"{cfg.origin}: [store] url must be a postgresql:// URL or an SQLite file path, not {url!r}")
-    cfg.token()
     cfg.password()
     return cfg
+
+
+def _check_token(cfg: HubConfig, host: str) -> None:
+    """A token is required off loopback, at least ``MIN_TOKEN`` characters wherever one is set (an
+    empty token file must not switch authentication off), and its file readable by no other user."""
+    where = f"{cfg.origin}: [web] " + ("token_file " + cfg.web.token_file if cfg.web.token_file else "token")
+    token = cfg.token()
+    if cfg.web.token_file and not token:
+        raise ConfigError(f"{where}: the file is empty; put a token of {MIN_TOKEN} or more characters in it")
+    if not is_loopback(host) and not token:
+        raise ConfigError(f"{cfg.origin}: [web] listen {cfg.web.listen} is not a loopback address: set [web] "
+                          "token_file (or token) so only those who hold it can read the room")
+    if token and len(token) < MIN_TOKEN:
+        raise ConfigError(f"{where}: a token of {len(token)} characters; use {MIN_TOKEN} or more "
+                          "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(24))')")
+    if cfg.web.token_file:
+        mode = os.stat(cfg.web.token_file).st_mode
+        if mode & 0o007:
+            log.warning("%s is readable by other users (mode %o): chmod 600 it", where, mode & 0o777)
 
 
 def from_mapping(data: dict[str, Any], origin: str = "<config>") -> HubConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,17 +19,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from emocast import __version__
 
 from .store import Store
-from .timeline import PRESENT_STATES, lecture_timeline
+from .timeline import MAX_LECTURE_S, PRESENT_STATES, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
               "absent_share", "blinks_per_min", "devices"]
-STATIC = {"app.js", "chart.js", "style.css"}
+STATIC = {"app.js", "chart.js", "dom.js", "style.css"}
 
 
 class StorePool:
@@ -64,6 +65,7 @@ class HubState:
     token: str = ""
     ingest_stats: Callable[[], dict[str, Any]] | None = None
     default_bin_s: float = 60.0
+    max_bins: int = 5000
     started: float = field(default_factory=time.time)
 
 
@@ -80,12 +82,18 @@ StateDep = Annotated[HubState, Depends(hub_state)]
 BinS = Annotated[float | None, Query(ge=1, le=86400, description="bin length in seconds; default [web] default_bin_s")]
 
 
+EPOCH_MIN, EPOCH_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
 class LectureIn(BaseModel):
     title: str = Field(min_length=1, max_length=200)
-    devices: list[str] = Field(default_factory=list)
-    start: float | None = Field(default=None, description="epoch seconds; default now")
-    end: float | None = Field(default=None, description="epoch seconds, for a lecture already over (imports)")
-    video_offset_s: float = Field(default=0.0, ge=0, description="the lecture's start, in seconds of its video")
+    devices: list[DeviceId] = Field(default_factory=list, max_length=500)
+    start: float | None = Field(default=None, ge=EPOCH_MIN, le=EPOCH_MAX, description="epoch seconds; default now")
+    end: float | None = Field(default=None, ge=EPOCH_MIN, le=EPOCH_MAX,
+                              description="epoch seconds, for a lecture already over (imports)")
+    video_offset_s: float = Field(default=0.0, ge=0, le=MAX_LECTURE_S,
+                                  description="the lecture's start, in seconds of its video")
 
 
 def lecture_or_404(s: Store, lecture_id: str) -> dict[str, Any]:
@@ -130,9 +138,27 @@ def list_lectures(s: StoreDep) -> list[dict[str, Any]]:
 
 @lectures.post("", status_code=201)
 def create_lecture(body: LectureIn, s: StoreDep) -> dict[str, Any]:
-    if body.end is not None and body.start is not None and body.end <= body.start:
+    now = time.time()
+    start = body.start if body.start is not None else now
+    if start > now + 86400:
+        raise HTTPException(422, "start is more than a day ahead")
+    if body.end is not None and body.end <= start:
         raise HTTPException(422, "end must be after start")
-    return s.create_lecture(body.title, body.devices, body.start, body.video_offset_s, body.end)
+    if body.end is not None and body.end - start > MAX_LECTURE_S:
+        raise HTTPException(422, f"a lecture spans at most {MAX_LECTURE_S / 86400:g} days")
+    return s.create_lecture(body.title, body.devices, start, body.video_offset_s, body.end)
+
+
+def checked_bins(lecture: dict[str, Any], bin_s: float, state: HubState) -> float:
+    """``bin_s``, when the lecture (a live one up to now) needs no more than ``[web] max_bins`` of
+    them; else 422 naming the shortest bin that fits."""
+    end = lecture["end"] if lecture["end"] is not None else max(lecture["start"], time.time())
+    span = min(MAX_LECTURE_S, end - lecture["start"])
+    if span / bin_s > state.max_bins:
+        shortest = math.ceil(span / state.max_bins)
+        raise HTTPException(422, f"{span / bin_s:.0f} bins of {bin_s:g} s; at most {state.max_bins}: "
+                                 f"ask for bin_s={shortest} or more")
+    return bin_s
 
 
 @lectures.get("/{lecture_id}")
@@ -151,7 +177,9 @@ def stop_lecture(lecture_id: str, s: StoreDep) -> dict[str, Any]:
 @lectures.get("/{lecture_id}/timeline")
 def timeline(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None,
              per_device: bool = False) -> dict[str, Any]:
-    return lecture_timeline(s, lecture_or_404(s, lecture_id), bin_s or state.default_bin_s, time.time(), per_device)
+    lecture = lecture_or_404(s, lecture_id)
+    return lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
+                            per_device)
 
 
 def _csv(value: Any) -> Any:
@@ -160,7 +188,8 @@ def _csv(value: Any) -> Any:
 
 @lectures.get("/{lecture_id}/export.csv", response_class=PlainTextResponse)
 def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> Response:
-    data = lecture_timeline(s, lecture_or_404(s, lecture_id), bin_s or state.default_bin_s, time.time())
+    lecture = lecture_or_404(s, lecture_id)
+    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time())
     labels = sorted({k for b in data["bins"] for k in b["emotion_shares"]})
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -174,7 +203,8 @@ def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None
 
 @lectures.get("/{lecture_id}/export.json")
 def export_json(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> JSONResponse:
-    data = lecture_timeline(s, lecture_or_404(s, lecture_id), bin_s or state.default_bin_s, time.time(),
+    lecture = lecture_or_404(s, lecture_id)
+    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
                             per_device=True)
     return JSONResponse(data, headers={
         "Content-Disposition": f'attachment; filename="emocast-lecture-{lecture_id}.json"'})

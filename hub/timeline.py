@@ -36,6 +36,7 @@ LOOKBACK_S = 1800.0  # events this long before a lecture's start give the state 
 MIN_FACE_TIME_FOR_MOMENT_S = 5.0  # a bin with less face time than this is never compared
 MIN_MOMENT_CHANGE = 0.15  # a moment moves a share by at least this much (15 points)...
 MIN_MOMENT_FACE_S = 15.0  # ...and that move is at least this many seconds of face time
+MAX_LECTURE_S = 7 * 86400.0  # a lecture's timeline covers at most a week from its start
 
 
 @dataclass(frozen=True)
@@ -118,60 +119,107 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
+@dataclass
+class _Grid:
+    """Bins of ``bin_s`` from ``start`` to ``end``; ``spread`` walks only the bins an interval covers,
+    so a timeline costs segments plus bins, not segments times bins."""
+
+    start: float
+    end: float
+    bin_s: float
+
+    @property
+    def n(self) -> int:
+        return max(1, int(-(-(self.end - self.start) // self.bin_s)))
+
+    def bounds(self, i: int) -> tuple[float, float]:
+        b0 = self.start + i * self.bin_s
+        return b0, min(self.end, b0 + self.bin_s)
+
+    def spread(self, a0: float, a1: float) -> Iterable[tuple[int, float]]:
+        """(bin index, seconds of [a0, a1] in it) for every bin the interval overlaps."""
+        a0, a1 = max(a0, self.start), min(a1, self.end)
+        if a1 <= a0:
+            return
+        first = max(0, int((a0 - self.start) // self.bin_s))
+        last = min(self.n - 1, int((a1 - self.start) // self.bin_s))
+        for i in range(first, last + 1):
+            ov = _overlap(a0, a1, *self.bounds(i))
+            if ov > 0:
+                yield i, ov
+
+
+def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, float, float]]:
+    """(label, start, end) of each stretch where a face was attentive with an emotion: per face, its
+    emotion and attentive segments (each in time order, none overlapping) merged in one pass."""
+    attentive: dict[tuple[str, int], list[Segment]] = defaultdict(list)
+    for a in stories.attention:
+        if a.value == "attentive":
+            attentive[(a.device, a.track)].append(a)
+    emotions: dict[tuple[str, int], list[Segment]] = defaultdict(list)
+    for e in stories.emotion:
+        emotions[(e.device, e.track)].append(e)
+    for key, es in emotions.items():
+        att = sorted(attentive.get(key, ()), key=lambda x: x.start)
+        es.sort(key=lambda x: x.start)
+        i = j = 0
+        while i < len(es) and j < len(att):
+            e, a = es[i], att[j]
+            lo, hi = max(e.start, a.start), min(e.end, a.end)
+            if hi > lo:
+                yield e.value, lo, hi
+            if e.end < a.end:
+                i += 1
+            else:
+                j += 1
+
+
 def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0) -> list[dict[str, Any]]:
     """The timeline's bins between ``start`` and ``end`` (epoch seconds)."""
-    n = max(1, int(-(-(end - start) // bin_s)))
-    out = []
-    attentive_by_track: dict[tuple[str, int], list[Segment]] = defaultdict(list)
-    for s in stories.attention:
-        if s.value == "attentive":
-            attentive_by_track[(s.device, s.track)].append(s)
-    for i in range(n):
-        b0 = start + i * bin_s
-        b1 = min(end, b0 + bin_s)
-        length = max(1e-9, b1 - b0)
-        state_time = dict.fromkeys(PRESENT_STATES, 0.0)
-        devices: set[str] = set()
-        for s in stories.attention:
-            ov = _overlap(s.start, s.end, b0, b1)
-            if ov > 0:
-                state_time[s.value] += ov
-                devices.add(s.device)
-        face_time = sum(state_time.values())
-        emotion_time: dict[str, float] = defaultdict(float)
-        for e in stories.emotion:
-            if _overlap(e.start, e.end, b0, b1) <= 0:
-                continue
-            for a in attentive_by_track.get((e.device, e.track), ()):
-                ov = _overlap(max(e.start, a.start), min(e.end, a.end), b0, b1)
-                if ov > 0:
-                    emotion_time[e.value] += ov
-        read = sum(emotion_time.values())
-        blinks = face_s = 0.0
-        for r in stories.summaries:
-            window = float(r.payload.get("window_s") or 0.0)
-            if window <= 0:
-                continue
-            share = _overlap(r.ts - window, r.ts, b0, b1) / window
-            if share > 0:
-                blinks += share * float(r.payload.get("blinks") or 0)
-                face_s += share * float(r.payload.get("face_time_s") or 0.0)
-        out.append({
-            "t": round(b0 - start + video_offset_s, 3),
-            "start": b0,
-            "length_s": round(b1 - b0, 3),
-            "faces": round(face_time / length, 3),
-            "face_time_s": round(face_time, 3),
-            **{f"{k}_share": (round(v / face_time, 4) if face_time > 0 else None) for k, v in state_time.items()},
-            "emotion_shares": {k: round(v / read, 4) for k, v in sorted(emotion_time.items())} if read > 0 else {},
-            "emotion_face_time_s": round(read, 3),
-            "blinks_per_min": round(blinks / (face_s / 60.0), 2) if face_s > 0 else None,
-            "devices": len(devices),
-        })
+    grid = _Grid(start, end, bin_s)
+    state_time = [dict.fromkeys(PRESENT_STATES, 0.0) for _ in range(grid.n)]
+    devices: list[set[str]] = [set() for _ in range(grid.n)]
+    for seg in stories.attention:
+        for i, ov in grid.spread(seg.start, seg.end):
+            state_time[i][seg.value] += ov
+            devices[i].add(seg.device)
+    emotion_time: list[dict[str, float]] = [defaultdict(float) for _ in range(grid.n)]
+    for label, lo, hi in _attentive_emotions(stories):
+        for i, ov in grid.spread(lo, hi):
+            emotion_time[i][label] += ov
+    blinks, blink_face_s = [0.0] * grid.n, [0.0] * grid.n
+    for r in stories.summaries:
+        window = float(r.payload.get("window_s") or 0.0)
+        if window <= 0:
+            continue
+        for i, ov in grid.spread(r.ts - window, r.ts):
+            blinks[i] += ov / window * float(r.payload.get("blinks") or 0)
+            blink_face_s[i] += ov / window * float(r.payload.get("face_time_s") or 0.0)
+    out = [_bin(grid, i, state_time[i], emotion_time[i], blinks[i], blink_face_s[i], len(devices[i]), video_offset_s)
+           for i in range(grid.n)]
     peak = max((b["faces"] for b in out), default=0.0)
     for b in out:
         b["absent_share"] = round(1.0 - b["faces"] / peak, 4) if peak > 0 else None
     return out
+
+
+def _bin(grid: _Grid, i: int, state_time: dict[str, float], emotion_time: dict[str, float], blinks: float,
+         face_s: float, devices: int, video_offset_s: float) -> dict[str, Any]:
+    b0, b1 = grid.bounds(i)
+    face_time = sum(state_time.values())
+    read = sum(emotion_time.values())
+    return {
+        "t": round(b0 - grid.start + video_offset_s, 3),
+        "start": b0,
+        "length_s": round(b1 - b0, 3),
+        "faces": round(face_time / max(1e-9, b1 - b0), 3),
+        "face_time_s": round(face_time, 3),
+        **{f"{k}_share": (round(v / face_time, 4) if face_time > 0 else None) for k, v in state_time.items()},
+        "emotion_shares": {k: round(v / read, 4) for k, v in sorted(emotion_time.items())} if read > 0 else {},
+        "emotion_face_time_s": round(read, 3),
+        "blinks_per_min": round(blinks / (face_s / 60.0), 2) if face_s > 0 else None,
+        "devices": devices,
+    }
 
 
 def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float = MIN_MOMENT_CHANGE,
@@ -222,6 +270,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float,
     """The whole answer for one lecture: its bins (and each device's, if asked) and its moments."""
     start = float(lecture["start"])
     end = float(lecture["end"]) if lecture["end"] is not None else max(start, now)
+    end = min(end, start + MAX_LECTURE_S)  # a lecture left live (or dated 1970) is not years of bins
     devices = list(lecture["devices"])
     rows = rows_from_store(store.messages(devices, start - LOOKBACK_S, end))
     horizon = store.horizons(devices, end)

@@ -132,8 +132,8 @@ def test_lecture_page_offline_chart_hover_live_updates_and_export(tmp_path, brow
         broker.stop()
 
 
-def publish_live_face(port: int, device: str) -> None:
-    """What a kiosk publishes when one face arrives attentive and happy, stamped now."""
+def publish_live_face(port: int, device: str, emotion: str = "happy") -> None:
+    """What a kiosk publishes when one face arrives attentive and ``emotion``, stamped now."""
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"fake-{device}")
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -141,10 +141,55 @@ def publish_live_face(port: int, device: str) -> None:
     common = {"ts": utc_timestamp(now), "device": device, "track": 1, "source_t": 1.0}
     for seq, (kind, body) in enumerate([
         ("attention", {"state": "attentive", "previous": None, "previous_duration_s": 0.0}),
-        ("emotion", {"emotion": "happy", "previous": None, "confidence": 0.9, "probs": {"happy": 0.9, "sad": 0.1}}),
+        ("emotion", {"emotion": emotion, "previous": None, "confidence": 0.9, "probs": {emotion: 0.9, "sad": 0.1}}),
     ], 1):
         payload = {"schema": SCHEMAS[kind], "id": str(uuid.uuid4()), "seq": seq, **common, **body}
         client.publish(f"emocast/{device}/events/{kind}", json.dumps(payload), qos=1).wait_for_publish(5)
     client.publish(f"emocast/{device}/status", "online", qos=1, retain=True).wait_for_publish(5)
     client.loop_stop()
     client.disconnect()
+
+
+XSS = '<img src=x onerror="window.__xss=1">'
+
+
+def test_what_kiosks_and_users_send_is_shown_as_text_never_run(tmp_path, browser):
+    """A hostile publisher's emotion label and device id, and a lecture title, each carrying markup
+    that would run script: the page shows them as text, in the tables, the heading and the chart's
+    tooltip, and nothing runs (the strict CSP would refuse inline script too)."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    hub = HubProcess(tmp_path, broker.url, str(tmp_path / "hub.sqlite"))
+    hub.start()
+    device = 'k<b onmouseover="window.__xss=2">1'
+    try:
+        lecture = hub.post("/api/lectures", {"title": XSS, "devices": [device]})
+        publish_live_face(broker.port, device, emotion=XSS)
+        wait(lambda: [d for d in hub.get("/api/devices") if d["device"] == device and d["events"] == 2],
+             what="the hostile kiosk's events")
+        base = f"http://127.0.0.1:{hub.port}"
+        browser.get(f"{base}/lectures/{lecture['id']}")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#emotion-chart g.bin rect[data-key]"), what="the chart")
+        assert browser.find_element(By.ID, "lecture-title").text.startswith(XSS)
+        column = [g for g in browser.find_elements(By.CSS_SELECTOR, "#emotion-chart g.bin")
+                  if g.find_elements(By.CSS_SELECTOR, "rect[data-key]")][-1]
+        ActionChains(browser).move_to_element(column).perform()
+        tip = wait(lambda: [t for t in browser.find_elements(By.CSS_SELECTOR, "#emotion-chart .tooltip")
+                            if t.is_displayed()], what="the tooltip")[0]
+        assert XSS in tip.text
+        browser.get(base + "/")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr[data-device]"), what="devices")
+        assert device in browser.find_element(By.ID, "devices").text
+        assert XSS in browser.find_element(By.ID, "lectures").text
+        for el in browser.find_elements(By.CSS_SELECTOR, "#devices td"):
+            ActionChains(browser).move_to_element(el).perform()
+        assert browser.execute_script("return window.__xss") is None
+        assert not browser.find_elements(By.CSS_SELECTOR, "#view img, #view b[onmouseover]")
+    finally:
+        hub.stop()
+        broker.stop()

@@ -156,11 +156,11 @@ def test_lecture_timeline_and_api(tmp_path):
     batch.messages = hand_case()
     batch.last_seen = {"k1": T0 + 120}
     store.write_batch(batch)
-    client = TestClient(create_app(url))
+    client = TestClient(create_app(url), base_url="http://127.0.0.1")
     assert client.get("/api/health").json()["ok"] is True
     live = client.post("/api/lectures", json={"title": "Now", "devices": ["k1"]})
     assert live.status_code == 201 and live.json()["live"]
-    stopped = client.post(f"/api/lectures/{live.json()['id']}/stop").json()
+    stopped = client.post(f"/api/lectures/{live.json()['id']}/stop", json={}).json()
     assert stopped["end"] is not None and not stopped["live"]
     created = client.post("/api/lectures", json={"title": "Biology", "devices": ["k1"], "start": T0,
                                                  "end": T0 + 120, "video_offset_s": 300})
@@ -185,13 +185,13 @@ def test_lecture_timeline_and_api(tmp_path):
             "/api/lectures/{lecture_id}/export.csv", "/api/lectures/{lecture_id}/stop"} <= set(spec["paths"])
     page = client.get(f"/lectures/{lid}")
     assert page.status_code == 200 and "/static/app.js" in page.text
-    for name in ("app.js", "chart.js", "style.css"):
+    for name in ("app.js", "chart.js", "dom.js", "style.css"):
         body = client.get(f"/static/{name}").text.replace("http://www.w3.org/2000/svg", "")  # a name, not a fetch
         assert "http://" not in body and "https://" not in body  # nothing from a CDN: a school may have no internet
 
 
 def test_a_token_guards_every_route(tmp_path):
-    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="s3cret"))
+    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="s3cret"), base_url="http://127.0.0.1")
     assert client.get("/api/health").status_code == 401
     assert client.get("/").status_code == 401
     assert client.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -274,8 +274,10 @@ def test_hub_config_is_checked_like_the_devices(tmp_path):
     with pytest.raises(ConfigError, match=r"\[web\] listen 0.0.0.0:8080 is not a loopback address"):
         hubconfig.load(None, {"web": {"listen": "0.0.0.0:8080"}})
     token = tmp_path / "token"
-    token.write_text("abc\n")
-    assert hubconfig.load(None, {"web": {"listen": "0.0.0.0:8080", "token_file": str(token)}}).token() == "abc"
+    token.write_text("abcdefghijklmnop\n")
+    token.chmod(0o600)
+    cfg = hubconfig.load(None, {"web": {"listen": "10.0.0.5:8080", "token_file": str(token)}})
+    assert cfg.token() == "abcdefghijklmnop"
     p = tmp_path / "hub.toml"
     p.write_text("[store]\nretention_days = -1\n")
     with pytest.raises(ConfigError, match=r"hub.toml: \[store\] retention_days: -1(.0)? is below"):

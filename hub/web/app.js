@@ -12,7 +12,7 @@ const SPARE = ["#00897b", "#d81b60", "#3949ab", "#7cb342", "#8d6e63", "#546e7a"]
 const POLL_MS = 3000;
 
 const view = document.getElementById("view");
-const esc = s => String(s ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const { h, replace } = window.emocastDom;
 const when = ts => ts ? new Date(ts * 1000).toLocaleString() : "–";
 
 async function api(path, options) {
@@ -22,47 +22,62 @@ async function api(path, options) {
 }
 
 async function health() {
+  const out = document.getElementById("health");
   try {
-    const h = await api("/api/health");
-    const i = h.ingest;
-    document.getElementById("health").textContent = `v${h.version} · ${h.database}` +
-      (i ? ` · broker ${i.mqtt_connected ? "connected" : "not connected"} · ${i.stored} stored` : "");
-  } catch (e) { document.getElementById("health").textContent = String(e); }
+    const res = await fetch("/api/health");
+    const hl = await res.json();
+    const i = hl.ingest;
+    out.textContent = `v${hl.version} · ${hl.database}` +
+      (i ? ` · broker ${i.mqtt_connected ? "connected" : "not connected"} · ${i.stored} stored` : "") +
+      (hl.ok ? "" : ` · not ok: ${(hl.problems || []).join("; ")}`);
+  } catch (e) { out.textContent = String(e); }
+}
+
+function table(id, headers, rows, empty) {
+  return h("table", { id },
+    h("thead", null, h("tr", null, headers.map(t => h("th", null, t)))),
+    h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: headers.length, class: "muted" }, empty))));
+}
+
+function deviceRow(d) {
+  return h("tr", { "data-device": d.device },
+    h("td", null, d.device), h("td", { class: d.status }, d.status), h("td", null, when(d.last_seen)),
+    [d.events, d.missing_seq, d.outbox_depth ?? "–", d.dropped_events ?? "–", d.rejected].map(v => h("td", null, v)));
+}
+
+function lectureRow(l) {
+  return h("tr", { "data-lecture": l.id },
+    h("td", null, h("a", { href: `/lectures/${encodeURIComponent(l.id)}` }, l.title)),
+    h("td", null, l.devices.join(", ")), h("td", null, when(l.start)),
+    h("td", null, l.live ? h("span", { class: "pill" }, "live") : when(l.end)));
+}
+
+function newLectureForm(devices) {
+  const form = h("form", { class: "inline", id: "new-lecture" },
+    h("label", null, "Title ", h("input", { name: "title", required: true, maxlength: 200, placeholder: "Biology, period 3" })),
+    h("label", null, "Devices ", h("select", { name: "devices", multiple: true, size: Math.min(4, Math.max(1, devices.length)) },
+      devices.map(d => h("option", { value: d.device }, d.device)))),
+    h("label", null, "Video offset (s) ", h("input", { name: "video_offset_s", type: "number", min: 0, value: 0, step: 1 })),
+    h("button", { type: "submit" }, "Start lecture"));
+  form.addEventListener("submit", async ev => {
+    ev.preventDefault();
+    const body = { title: form.title.value, devices: [...form.devices.selectedOptions].map(o => o.value),
+                   video_offset_s: Number(form.video_offset_s.value || 0) };
+    const lecture = await api("/api/lectures", { method: "POST", body: JSON.stringify(body) });
+    location.href = `/lectures/${encodeURIComponent(lecture.id)}`;
+  });
+  return form;
 }
 
 async function home() {
   document.title = "emocast hub";
   const [devices, lectures] = await Promise.all([api("/api/devices"), api("/api/lectures")]);
-  const devRows = devices.map(d => `<tr data-device="${esc(d.device)}">
-      <td>${esc(d.device)}</td><td class="${esc(d.status)}">${esc(d.status)}</td><td>${when(d.last_seen)}</td>
-      <td>${d.events}</td><td>${d.missing_seq}</td><td>${d.outbox_depth ?? "–"}</td><td>${d.dropped_events ?? "–"}</td>
-      <td>${d.rejected}</td></tr>`).join("");
-  const lecRows = lectures.map(l => `<tr data-lecture="${esc(l.id)}">
-      <td><a href="/lectures/${esc(l.id)}">${esc(l.title)}</a></td><td>${esc(l.devices.join(", "))}</td>
-      <td>${when(l.start)}</td><td>${l.live ? '<span class="pill">live</span>' : when(l.end)}</td></tr>`).join("");
-  const options = devices.map(d => `<option value="${esc(d.device)}">${esc(d.device)}</option>`).join("");
-  view.innerHTML = `
-    <h2>Devices</h2>
-    <table id="devices"><thead><tr><th>device</th><th>status</th><th>last seen</th><th>events</th>
-      <th>missing</th><th>outbox</th><th>dropped</th><th>invalid</th></tr></thead>
-      <tbody>${devRows || '<tr><td colspan="8" class="muted">No device has reported yet.</td></tr>'}</tbody></table>
-    <h2>Lectures</h2>
-    <form class="inline" id="new-lecture">
-      <label>Title <input name="title" required placeholder="Biology, period 3"></label>
-      <label>Devices <select name="devices" multiple size="${Math.min(4, Math.max(1, devices.length))}">${options}</select></label>
-      <label>Video offset (s) <input name="video_offset_s" type="number" min="0" value="0" step="1"></label>
-      <button type="submit">Start lecture</button>
-    </form>
-    <table id="lectures"><thead><tr><th>title</th><th>devices</th><th>start</th><th>end</th></tr></thead>
-      <tbody>${lecRows || '<tr><td colspan="4" class="muted">No lecture yet.</td></tr>'}</tbody></table>`;
-  document.getElementById("new-lecture").addEventListener("submit", async ev => {
-    ev.preventDefault();
-    const f = ev.target;
-    const body = { title: f.title.value, devices: [...f.devices.selectedOptions].map(o => o.value),
-                   video_offset_s: Number(f.video_offset_s.value || 0) };
-    const lecture = await api("/api/lectures", { method: "POST", body: JSON.stringify(body) });
-    location.href = `/lectures/${lecture.id}`;
-  });
+  replace(view,
+    h("h2", null, "Devices"),
+    table("devices", ["device", "status", "last seen", "events", "missing", "outbox", "dropped", "invalid"],
+          devices.map(deviceRow), "No device has reported yet."),
+    h("h2", null, "Lectures"), newLectureForm(devices),
+    table("lectures", ["title", "devices", "start", "end"], lectures.map(lectureRow), "No lecture yet."));
 }
 
 function emotionSeries(bins) {
@@ -73,13 +88,31 @@ function emotionSeries(bins) {
 }
 
 function legend(series) {
-  return `<div class="legend">${series.map(s => `<span style="--c:${s.color}">${esc(s.label)}</span>`).join("")}</div>`;
+  return h("div", { class: "legend" }, series.map(s => h("span", { style: { "--c": s.color } }, s.label)));
 }
 
 function momentList(items, verb) {
   const { clock, pct } = window.emocastChart;
-  return items.map(m => `<li>${clock(m.t)}: ${verb} ${pct(Math.abs(m.change))}${m.toward ? ` toward ${esc(m.toward)}` : ""}</li>`).join("")
-    || '<li class="muted">none</li>';
+  const rows = items.map(m => h("li", null, `${clock(m.t)}: ${verb} ${pct(Math.abs(m.change))}` +
+                                            (m.toward ? ` toward ${m.toward}` : "")));
+  return h("ul", null, rows.length ? rows : h("li", { class: "muted" }, "none"));
+}
+
+function lectureHeader(l, binS, id, render) {
+  const exportLink = (kind, text) => h("a", { id: `export-${kind}`, download: true,
+    href: `/api/lectures/${encodeURIComponent(l.id)}/export.${kind}?bin_s=${binS}` }, text);
+  const bin = h("select", { id: "bin", on: { change: ev => { location.search = `?bin_s=${ev.target.value}`; } } },
+    [10, 30, 60, 120, 300].map(v => h("option", { selected: v === binS }, v)));
+  const stop = l.live && h("button", { id: "stop", on: { click: async () => {
+    await api(`/api/lectures/${encodeURIComponent(id)}/stop`, { method: "POST" });
+    render();
+  } } }, "End lecture");
+  return [
+    h("h2", { id: "lecture-title" }, `${l.title} `,
+      l.live ? h("span", { class: "pill", id: "live" }, "live") : h("span", { class: "pill ended" }, "ended")),
+    h("p", { class: "muted" }, `Devices: ${l.devices.join(", ") || "none"} · ${when(l.start)} – ${l.live ? "now" : when(l.end)}`,
+      " · bins of ", bin, " s · ", exportLink("csv", "CSV"), " · ", exportLink("json", "JSON"), stop ? [" · ", stop] : null),
+  ];
 }
 
 async function lecturePage(id) {
@@ -93,35 +126,20 @@ async function lecturePage(id) {
     const attention = STATES.map(s => Object.assign({ value: b => b[`${s.key}_share`] ?? 0 }, s));
     const emotions = emotionSeries(data.bins);
     const mo = data.moments;
-    view.innerHTML = `
-      <h2 id="lecture-title">${esc(l.title)} ${l.live ? '<span class="pill" id="live">live</span>' : '<span class="pill ended">ended</span>'}</h2>
-      <p class="muted">Devices: ${esc(l.devices.join(", ") || "none")} · ${when(l.start)} – ${l.live ? "now" : when(l.end)}
-        · bins of <select id="bin">${[10, 30, 60, 120, 300].map(v => `<option ${v === binS ? "selected" : ""}>${v}</option>`).join("")}</select> s
-        · <a id="export-csv" href="/api/lectures/${esc(l.id)}/export.csv?bin_s=${binS}" download>CSV</a>
-        · <a id="export-json" href="/api/lectures/${esc(l.id)}/export.json?bin_s=${binS}" download>JSON</a>
-        ${l.live ? '· <button id="stop">End lecture</button>' : ""}</p>
-      <h3>Attention of the faces present</h3>${legend(attention)}<div id="attention-chart"></div>
-      <h3>Emotions while attentive</h3>${legend(emotions)}<div id="emotion-chart"></div>
-      <h3>Moments</h3>
-      <div class="moments" id="moments">
-        <p>Attention dropped</p><ul>${momentList(mo.attention_drops, "attentive share fell by")}</ul>
-        <p>Attention recovered</p><ul>${momentList(mo.attention_recoveries, "attentive share rose by")}</ul>
-        <p>Emotion swings</p><ul>${momentList(mo.emotion_swings, "mix changed by")}</ul>
-      </div>`;
+    const charts = { attention: h("div", { id: "attention-chart" }), emotion: h("div", { id: "emotion-chart" }) };
+    replace(view, lectureHeader(l, binS, id, render),
+      h("h3", null, "Attention of the faces present"), legend(attention), charts.attention,
+      h("h3", null, "Emotions while attentive"), legend(emotions), charts.emotion,
+      h("h3", null, "Moments"),
+      h("div", { class: "moments", id: "moments" },
+        h("p", null, "Attention dropped"), momentList(mo.attention_drops, "attentive share fell by"),
+        h("p", null, "Attention recovered"), momentList(mo.attention_recoveries, "attentive share rose by"),
+        h("p", null, "Emotion swings"), momentList(mo.emotion_swings, "mix changed by")));
     const info = b => `· ${b.faces.toFixed(1)} faces · ${b.devices} device(s)` +
       (b.blinks_per_min !== null ? ` · ${b.blinks_per_min} blinks/min` : "");
-    window.emocastChart.drawStacked(document.getElementById("attention-chart"), data.bins, attention,
-                                    { title: "attention shares per bin", info });
-    window.emocastChart.drawStacked(document.getElementById("emotion-chart"), data.bins, emotions,
+    window.emocastChart.drawStacked(charts.attention, data.bins, attention, { title: "attention shares per bin", info });
+    window.emocastChart.drawStacked(charts.emotion, data.bins, emotions,
                                     { title: "emotion shares of attentive face time", info, height: 180 });
-    document.getElementById("bin").addEventListener("change", ev => {
-      location.search = `?bin_s=${ev.target.value}`;
-    });
-    const stop = document.getElementById("stop");
-    if (stop) stop.addEventListener("click", async () => {
-      await api(`/api/lectures/${encodeURIComponent(id)}/stop`, { method: "POST" });
-      render();
-    });
     view.dataset.updated = String(Date.now());
     view.dataset.bins = String(data.bins.length);
     clearTimeout(timer);
@@ -130,7 +148,7 @@ async function lecturePage(id) {
   await render();
 }
 
-function showError(e) { view.innerHTML = `<p class="offline">${esc(e.message || e)}</p>`; }
+function showError(e) { replace(view, h("p", { class: "offline" }, e.message || String(e))); }
 
 async function route() {
   health();

@@ -24,7 +24,7 @@ function pct(v) { return v === null || v === undefined ? "–" : `${Math.round(v
 // series: [{key, label, color, value: bin => number|null}]
 function drawStacked(container, bins, series, opts) {
   const o = Object.assign({ height: 220, title: "", info: () => "" }, opts || {});
-  container.innerHTML = "";
+  container.replaceChildren();
   container.classList.add("chart");
   const width = Math.max(320, container.clientWidth || 900);
   const m = { l: 40, r: 10, t: 10, b: 26 };
@@ -60,8 +60,9 @@ function drawStacked(container, bins, series, opts) {
       svgEl("text", { x: x + colW / 2, y: o.height - 8, "text-anchor": "middle" }, axis).textContent = clock(b.t);
     }
     g.addEventListener("mousemove", ev => {
-      const rows = series.map(s => `<div><b style="color:${s.color}">■</b> ${s.label}: ${pct(s.value(b))}</div>`);
-      tip.innerHTML = `<div><b>${clock(b.t)}</b> ${o.info(b)}</div>${rows.join("")}`;
+      const { h, replace } = window.emocastDom;  // labels come from kiosks: text nodes, never markup
+      replace(tip, h("div", null, h("b", null, clock(b.t)), " ", o.info(b)),
+              series.map(s => h("div", null, h("b", { style: { color: s.color } }, "■"), ` ${s.label}: ${pct(s.value(b))}`)));
       tip.hidden = false;
       const box = container.getBoundingClientRect();
       tip.style.left = `${Math.min(ev.clientX - box.left + 12, box.width - 180)}px`;

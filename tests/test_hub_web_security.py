@@ -1,0 +1,116 @@
+"""The hub's web side as a hostile page or client would try it: another site's Host name (DNS
+rebinding), a change posted from another origin or as a plain form (CSRF), framing, huge bodies,
+lectures dated 1970 or spanning years, timelines of millions of bins; and tokens that would switch
+authentication off. The app runs for real on SQLite (FastAPI's TestClient); the same checks guard
+PostgreSQL, as they run before any route reads the store."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from emocast.core.settings import ConfigError  # noqa: E402
+from emocast.hub import config as hubconfig  # noqa: E402
+from emocast.hub.api import create_app  # noqa: E402
+
+LOCAL = "http://127.0.0.1"
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def client(tmp_path):
+    return TestClient(create_app(str(tmp_path / "hub.sqlite"), max_bins=5000), base_url=LOCAL)
+
+
+def live_lecture(client) -> str:
+    res = client.post("/api/lectures", json={"title": "Live", "devices": ["k1"]})
+    assert res.status_code == 201, res.text
+    return res.json()["id"]
+
+
+def test_only_the_hubs_own_host_names_are_served(tmp_path):
+    app = create_app(str(tmp_path / "hub.sqlite"), allowed_hosts=frozenset({"127.0.0.1", "hub.school.lan"}))
+    assert TestClient(app, base_url=LOCAL).get("/api/health").status_code == 200
+    assert TestClient(app, base_url="http://hub.school.lan:8080").get("/").status_code == 200
+    rebound = TestClient(app, base_url="http://attacker.example").get("/api/devices")
+    assert rebound.status_code == 421 and "attacker.example" in rebound.text
+
+
+def test_a_change_from_another_origin_or_as_a_form_is_refused(client):
+    lid = live_lecture(client)
+    stop = f"/api/lectures/{lid}/stop"
+    assert client.post(stop, json={}, headers={"Origin": "http://attacker.example"}).status_code == 403
+    assert client.post(stop, json={}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    form = client.post(stop, data={"x": "1"})  # what a cross-site <form> can send
+    assert form.status_code == 415
+    assert client.get(f"/api/lectures/{lid}").json()["live"] is True  # none of them stopped it
+    same = client.post(stop, json={}, headers={"Origin": LOCAL, "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 200 and same.json()["live"] is False
+
+
+def test_every_answer_carries_the_security_headers(client):
+    for res in (client.get("/"), client.get("/api/health"), client.get("/static/nope.js"),
+                client.post("/api/lectures", content="x", headers={"Content-Type": "text/plain"})):
+        csp = res.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp
+        assert res.headers["x-frame-options"] == "DENY" and res.headers["x-content-type-options"] == "nosniff"
+
+
+def test_bodies_titles_spans_and_bins_are_bounded(client):
+    assert client.post("/api/lectures", json={"title": "x" * 201}).status_code == 422
+    huge = client.post("/api/lectures", content=b'{"title": "' + b"x" * 70_000 + b'"}', headers=JSON)
+    assert huge.status_code == 413
+    assert client.post("/api/lectures", json={"title": "1970", "start": 0}).status_code == 422
+    assert client.post("/api/lectures", json={"title": "t", "devices": ["d" * 129]}).status_code == 422
+    many = [f"k{i}" for i in range(501)]
+    assert client.post("/api/lectures", json={"title": "t", "devices": many}).status_code == 422
+    now = time.time()
+    years = client.post("/api/lectures", json={"title": "years", "start": now - 86400 * 800, "end": now})
+    assert years.status_code == 422 and "at most 7 days" in years.text
+    week = client.post("/api/lectures", json={"title": "week", "start": now - 86400 * 7, "end": now}).json()
+    refused = client.get(f"/api/lectures/{week['id']}/timeline", params={"bin_s": 1})
+    assert refused.status_code == 422 and "bin_s=121" in refused.text  # 604,800 s in at most 5000 bins
+    t0 = time.perf_counter()
+    fits = client.get(f"/api/lectures/{week['id']}/timeline", params={"bin_s": 121})
+    assert fits.status_code == 200 and len(fits.json()["bins"]) <= 5000
+    assert time.perf_counter() - t0 < 60  # a sweep over segments: seconds at most even on a slow machine
+
+
+def test_tokens_that_would_switch_authentication_off_are_refused(tmp_path, caplog):
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match=r"token_file .*empty: the file is empty"):
+        hubconfig.load(None, {"web": {"listen": "10.0.0.5:8080", "token_file": str(empty)}})
+    with pytest.raises(ConfigError, match=r"empty: the file is empty"):  # on loopback too: it was meant to guard
+        hubconfig.load(None, {"web": {"token_file": str(empty)}})
+    short = tmp_path / "short"
+    short.write_text("x")
+    short.chmod(0o600)
+    with pytest.raises(ConfigError, match=r"a token of 1 characters; use 16 or more"):
+        hubconfig.load(None, {"web": {"listen": "10.0.0.5:8080", "token_file": str(short)}})
+    with pytest.raises(ConfigError, match=r"\[web\] token: a token of 6 characters"):
+        hubconfig.load(None, {"web": {"token": "s3cret"}})
+    shared = tmp_path / "shared"
+    shared.write_text("a-long-enough-token-0123")
+    shared.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="emocast.hub.config"):
+        hubconfig.load(None, {"web": {"listen": "10.0.0.5:8080", "token_file": str(shared)}})
+    assert "readable by other users (mode 644)" in caplog.text
+    with pytest.raises(ConfigError, match=r"takes any address: set \[web\] allowed_hosts"):
+        hubconfig.load(None, {"web": {"listen": "0.0.0.0:8080", "token_file": str(shared)}})
+    cfg = hubconfig.load(None, {"web": {"listen": "0.0.0.0:8080", "token_file": str(shared),
+                                        "allowed_hosts": "hub.school.lan, 10.0.0.5"}})
+    assert cfg.hosts() == {"127.0.0.1", "localhost", "::1", "hub.school.lan", "10.0.0.5"}
+
+
+def test_a_token_is_compared_whole(tmp_path):
+    app = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="a-long-enough-token-0123"), base_url=LOCAL)
+    assert app.get("/api/health", headers={"Authorization": "Bearer a-long-enough-token-0123"}).status_code == 200
+    for wrong in ("a", "a-long-enough-token-012", "a-long-enough-token-01234", ""):
+        assert app.get("/api/health", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
