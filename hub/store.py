@@ -25,6 +25,10 @@ from .migrations import LATEST, MIGRATIONS
 
 log = logging.getLogger(__name__)
 
+# A kiosk publishes metrics every 10 s by default: one silent this long is not holding faces, whatever
+# its retained status says.
+ONLINE_SILENCE_S = 300.0
+
 
 class StoreError(EmocastError):
     """The database cannot be opened or migrated; the message names it."""
@@ -298,17 +302,24 @@ class Store:
 
     def horizons(self, devices: Sequence[str], end: float) -> dict[str, float]:
         """Until when each device's open face states hold: ``end`` while it is online (its last will
-        has not fired), else the latest time it was heard from (any message, stored or not)."""
+        has not fired) and was heard within ``ONLINE_SILENCE_S`` of ``end``; else the latest time it
+        was heard from (any message, stored or not, on the hub's clock), plus that grace if its
+        retained status still says online (a forged or stale ``online`` cannot hold a face present for
+        a whole lecture)."""
         out = {}
         for d in devices:
             rows = self._query("SELECT status, last_seen FROM devices WHERE device = ?", (d,))
-            if rows and rows[0][0] == "online":
+            online = bool(rows) and rows[0][0] == "online"
+            seen = rows[0][1] if rows else None
+            if online and seen is not None and seen >= end - ONLINE_SILENCE_S:
                 out[d] = end
                 continue
             top = self._query("SELECT MAX(ts) FROM messages WHERE device = ?", (d,))[0][0]
-            vals = [v for v in ((rows[0][1] if rows else None), top) if v is not None]
+            vals = [v for v in (seen, top) if v is not None]
             if vals:
-                out[d] = min(end, max(vals))
+                out[d] = min(end, max(vals) + (ONLINE_SILENCE_S if online else 0.0))
+            elif online:
+                out[d] = end
         return out
 
     # -- lectures ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ seconds of faces that changed), so a few percent of one face is never called a m
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -71,44 +72,101 @@ def rows_from_store(raw: Iterable[tuple]) -> list[Row]:
     return [Row(d, k, float(ts), tr, v, json.loads(p)) for d, k, ts, tr, v, p in raw]
 
 
+def _lives(events: list[Row]) -> list[list[Row]]:
+    """One track number's attention events, in time order, cut into the faces that carried it: a
+    kiosk that restarts numbers its faces from 1 again, so a track's first state (``previous`` null)
+    starts a new face, as does any event after an ``absent``."""
+    lives: list[list[Row]] = []
+    for ev in events:
+        new_face = not lives or ev.payload.get("previous") is None or lives[-1][-1].value == "absent"
+        if new_face:
+            lives.append([ev])
+        else:
+            lives[-1].append(ev)
+    return lives
+
+
+def _attention_segments(device: str, track: int, events: list[Row], horizon: float) -> tuple[list[Segment], float]:
+    """One face's attention segments and when its story ends (its ``absent``, trimmed by the unseen
+    tail, or the device's horizon)."""
+    out = []
+    end_of_track = horizon
+    for i, ev in enumerate(events):
+        if ev.value == "absent":
+            return out, ev.ts
+        if i + 1 < len(events):
+            nxt = events[i + 1]
+            end = nxt.ts
+            dur = float(nxt.payload.get("previous_duration_s") or 0.0)
+            if nxt.value == "absent" and dur > 0:
+                end = min(end, ev.ts + dur)
+        else:
+            end = max(ev.ts, horizon)
+        if ev.value in PRESENT_STATES and end > ev.ts:
+            out.append(Segment(device, track, ev.value, ev.ts, end))
+        end_of_track = end
+    return out, end_of_track
+
+
+def _restarts(lives: dict[str, list[tuple[float, int]]]) -> dict[str, list[float]]:
+    """When each device restarted, as its events tell: within one run a tracker gives each face a new
+    number, so a number that starts a second life means the kiosk started again and counts from 1."""
+    out: dict[str, list[float]] = {}
+    for device, starts in lives.items():
+        seen: set[int] = set()
+        for t, track in sorted(starts):
+            if track in seen:
+                out.setdefault(device, []).append(t)
+                seen = set()
+            seen.add(track)
+    return out
+
+
+def _heard_before(times: list[float], t: float) -> float:
+    """The latest of a device's message times before ``t`` (``t`` itself when there is none)."""
+    i = bisect.bisect_left(times, t)
+    return times[i - 1] if i else t
+
+
 def build_stories(rows: Sequence[Row], horizon: dict[str, float]) -> Stories:
-    """Segments per face from time-ordered rows; ``horizon[device]`` ends what is still open."""
+    """Segments per face from time-ordered rows; ``horizon[device]`` ends what is still open. A face
+    is a (device, track) and the stretch of that track number's life (``_lives``); a face still open
+    when its kiosk restarted (``_restarts``) ends when the kiosk was last heard from before it. Its
+    emotions hold until the next emotion or the end of the life they fall in."""
     out = Stories()
     by_track: dict[tuple[str, int], list[Row]] = defaultdict(list)
     emotions: dict[tuple[str, int], list[Row]] = defaultdict(list)
+    heard: dict[str, list[float]] = defaultdict(list)
     for r in rows:
+        heard[r.device].append(r.ts)
         if r.kind == "summary":
             out.summaries.append(r)
         elif r.kind == "attention" and r.track is not None:
             by_track[(r.device, r.track)].append(r)
         elif r.kind == "emotion" and r.track is not None:
             emotions[(r.device, r.track)].append(r)
-    track_end: dict[tuple[str, int], float] = {}
-    for key, events in by_track.items():
-        device, track = key
+    for times in heard.values():
+        times.sort()
+    split = {key: _lives(sorted(events, key=lambda r: r.ts)) for key, events in by_track.items()}
+    starts: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for (device, track), lives_of in split.items():
+        starts[device].extend((life[0].ts, track) for life in lives_of)
+    restarts = _restarts(starts)
+    spans: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)  # (start, end) per life
+    for (device, track), lives_of in split.items():
+        for life in lives_of:
+            until = horizon.get(device, life[-1].ts)
+            restart = next((t for t in restarts.get(device, ()) if t > life[0].ts), None)
+            if restart is not None:
+                until = min(until, max(life[-1].ts, _heard_before(heard[device], restart)))
+            segments, end = _attention_segments(device, track, life, until)
+            out.attention.extend(segments)
+            spans[(device, track)].append((life[0].ts, end))
+    for (device, track), events in emotions.items():
         events.sort(key=lambda r: r.ts)
-        end_of_track = horizon.get(device, events[-1].ts)
+        lives_of = spans.get((device, track)) or [(events[0].ts, horizon.get(device, events[-1].ts))]
         for i, ev in enumerate(events):
-            if ev.value == "absent":
-                end_of_track = ev.ts
-                break
-            if i + 1 < len(events):
-                nxt = events[i + 1]
-                end = nxt.ts
-                dur = float(nxt.payload.get("previous_duration_s") or 0.0)
-                if nxt.value == "absent" and dur > 0:
-                    end = min(end, ev.ts + dur)
-            else:
-                end = max(ev.ts, horizon.get(device, ev.ts))
-            if ev.value in PRESENT_STATES and end > ev.ts:
-                out.attention.append(Segment(device, track, ev.value, ev.ts, end))
-            end_of_track = end
-        track_end[key] = end_of_track
-    for key, events in emotions.items():
-        device, track = key
-        events.sort(key=lambda r: r.ts)
-        stop = track_end.get(key, horizon.get(device, events[-1].ts))
-        for i, ev in enumerate(events):
+            stop = next((e for s0, e in reversed(lives_of) if s0 <= ev.ts), lives_of[0][1])
             end = min(events[i + 1].ts, stop) if i + 1 < len(events) else stop
             if end > ev.ts and ev.value:
                 out.emotion.append(Segment(device, track, ev.value, ev.ts, end))

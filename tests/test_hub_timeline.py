@@ -100,6 +100,46 @@ def test_timeline_shares_match_the_hand_computed_case():
     assert first["absent_share"] == 0.0 and second["absent_share"] == pytest.approx(0.5)
 
 
+def test_a_kiosk_restarted_mid_lecture_keeps_its_faces():
+    """Track numbers start again at 1 when a kiosk restarts: the faces after it are new faces, not the
+    end of the story. Stopped cleanly (absent published) or killed (nothing published: its open faces
+    end when it was last heard from before the restart)."""
+    d = "k1"
+    clean = [attention(d, 1, T0, 1, "attentive"),
+             attention(d, 2, T0 + 50, 1, "absent", "attentive", 40.0),   # stopped: gone at 40
+             attention(d, 3, T0 + 70, 1, "attentive"),                    # the restarted kiosk's first face
+             attention(d, 4, T0 + 100, 1, "looking_away", "attentive", 30.0)]
+    b = bins(build_stories(rows(clean), {d: T0 + 120}), T0, T0 + 120, 60.0)
+    assert b[0]["face_time_s"] == pytest.approx(40 + 0) and b[1]["face_time_s"] == pytest.approx(50.0)
+    assert b[1]["attentive_share"] == pytest.approx(30 / 50) and b[1]["looking_away_share"] == pytest.approx(20 / 50)
+    killed = [attention(d, 1, T0, 1, "attentive"), attention(d, 2, T0 + 5, 2, "attentive"),
+              emotion(d, 3, T0 + 5, 2, "happy"),
+              event("summary", d, 4, T0 + 30, window_s=30.0, blinks=0, face_time_s=55.0),  # last heard at 30
+              attention(d, 5, T0 + 80, 1, "attentive"),                    # restarted: track 1 again
+              emotion(d, 6, T0 + 80, 1, "neutral")]
+    stories = build_stories(rows(killed), {d: T0 + 120})
+    faces = sorted((s.track, s.start - T0, s.end - T0) for s in stories.attention)
+    assert faces == [(1, 0.0, 30.0), (1, 80.0, 120.0), (2, 5.0, 30.0)]
+    assert sorted((s.value, s.start - T0, s.end - T0) for s in stories.emotion) == [("happy", 5.0, 30.0),
+                                                                                    ("neutral", 80.0, 120.0)]
+
+
+def test_a_silent_online_kiosk_does_not_hold_its_faces_to_the_end(tmp_path):
+    """A retained ``online`` (stale, or forged by another client) holds a kiosk's open faces only
+    ``ONLINE_SILENCE_S`` past when it was last heard from, not until the lecture ends."""
+    from emocast.hub.store import ONLINE_SILENCE_S
+
+    store = Store(str(tmp_path / "hub.sqlite"))
+    batch = Batch.empty()
+    batch.messages = [attention("k1", 1, T0, 1, "attentive"), attention("k2", 1, T0, 1, "attentive")]
+    batch.statuses = {"k1": ("online", T0), "k2": ("online", T0)}
+    batch.last_seen = {"k1": T0 + 3500, "k2": T0 + 10}
+    store.write_batch(batch)
+    horizon = store.horizons(["k1", "k2"], T0 + 3600)
+    assert horizon == {"k1": T0 + 3600, "k2": T0 + 10 + ONLINE_SILENCE_S}
+    store.close()
+
+
 def test_moments_find_the_drop_and_the_recovery():
     timeline = [{"t": float(i * 60), "start": T0 + i * 60, "face_time_s": 600.0, "faces": 10.0,
                  "attentive_share": s, "emotion_shares": e, "emotion_face_time_s": 400.0}
