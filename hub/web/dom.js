@@ -2,7 +2,9 @@
 // labels, titles) becomes a text node, so no payload can become markup or script in the educator's
 // page. h(tag, attrs, ...children): attrs set as attributes ("on" maps events to handlers, "style"
 // maps custom properties and styles through the CSSOM, which the page's CSP allows); children are
-// nodes, strings (text) or arrays of them; null and false are skipped.
+// nodes, strings (text) or arrays of them; null and false are skipped. Its own scope: the page's
+// scripts share one global scope, where app.js names its own h.
+(() => {
 "use strict";
 
 function h(tag, attrs, ...children) {
@@ -31,3 +33,4 @@ function replace(el, ...children) {
 }
 
 window.emocastDom = { h, append, replace };
+})();
