@@ -9,30 +9,43 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from emocast.core import sdnotify
 from emocast.core.errors import UsageError
+
+from .config import SYSTEM_CONFIG
 
 log = logging.getLogger("emocast.hub")
 
 
+
+
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     opts = argparse.ArgumentParser(add_help=False)
-    opts.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="hub.toml")
+    opts.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                      help=f"hub.toml (default: $EMOCAST_HUB_CONFIG, else {SYSTEM_CONFIG} where it exists)")
     opts.add_argument("--db", default=argparse.SUPPRESS,
-                      help="an SQLite file or postgresql://user@host/db (default: hub.sqlite in the state folder)")
-    hub = sub.add_parser("hub", parents=[common, opts], help="the classroom hub: collect kiosks' events, serve "
-                         "lecture timelines (needs emocast[hub])")
-    hub.add_argument("--broker", default=None, help="mqtt://[user:pass@]host[:port] or mqtts://...")
-    hub.add_argument("--listen", default=None, help="HOST:PORT for the web page and API (default 127.0.0.1:8080)")
-    hub.add_argument("--client-id", default=None, help="MQTT client id (fixed: its session survives restarts; "
-                     "unique per process of a share group)")
-    hub.add_argument("--share-group", default=None, help="MQTT 5 shared subscription group, for several hubs")
+                      help="an SQLite file or postgresql://user@host/db (default: the config's, else hub.sqlite in "
+                           "the state folder)")
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument("--broker", default=argparse.SUPPRESS, help="mqtt://[user:pass@]host[:port] or mqtts://...")
+    serving.add_argument("--listen", default=argparse.SUPPRESS,
+                         help="HOST:PORT for the web page and API (default 127.0.0.1:8080)")
+    serving.add_argument("--client-id", default=argparse.SUPPRESS, help="MQTT client id (fixed: its session "
+                         "survives restarts; unique per process of a share group)")
+    serving.add_argument("--share-group", default=argparse.SUPPRESS,
+                         help="MQTT 5 shared subscription group, for several hubs")
+    hub = sub.add_parser("hub", parents=[common, opts, serving], help="the classroom hub: collect kiosks' events, "
+                         "serve lecture timelines (needs emocast[hub])")
     hsub = hub.add_subparsers(dest="hub_command")
-    hsub.add_parser("serve", parents=[common, opts], help="ingest and serve (the default)")
+    hsub.add_parser("serve", parents=[common, opts, serving], help="ingest and serve (the default)")
     imp = hsub.add_parser("import", parents=[common, opts], help="load `emocast analyze` JSON-lines files into a "
                           "lecture (one file per student's recording)")
     imp.add_argument("files", nargs="+", type=Path)
@@ -54,15 +67,30 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     lsub.add_parser("list", parents=[common, opts], help="all lectures, as JSON lines")
 
 
+def config_path(args: argparse.Namespace) -> Path | None:
+    """The hub config every ``emocast hub`` command reads, so that ``hub lecture`` and ``hub import``
+    see the database ``hub serve`` writes: ``--config``, else ``$EMOCAST_HUB_CONFIG`` (empty: none),
+    else the installed ``/etc/emocast/hub.toml`` where it exists."""
+    if getattr(args, "config", None) is not None:
+        return args.config
+    env = os.environ.get("EMOCAST_HUB_CONFIG")
+    if env is not None:
+        return Path(env) if env else None
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.is_file() else None
+
+
 def _config(args: argparse.Namespace):
     from .config import load
 
-    return load(getattr(args, "config", None), {
+    path = config_path(args)
+    cfg = load(path, {
         "mqtt": {"url": getattr(args, "broker", None), "client_id": getattr(args, "client_id", None),
                  "share_group": getattr(args, "share_group", None)},
         "store": {"url": getattr(args, "db", None)},
         "web": {"listen": getattr(args, "listen", None)},
     })
+    log.info("config %s", path or "(defaults)")
+    return cfg
 
 
 def run_hub(args: argparse.Namespace) -> int:
@@ -89,6 +117,7 @@ def _serve(cfg) -> int:
     from .ingest import Ingest
     from .store import redact
 
+    wait_for_database(cfg.db_url(), cfg.store.connect_wait_s)
     ingest = Ingest(cfg)
     app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s, cfg.hosts(), cfg.web.max_bins)
     host, port = parse_listen(cfg.web.listen)
@@ -105,15 +134,56 @@ def _serve(cfg) -> int:
     log.info("hub: database %s, web http://%s:%d/, topics %s", redact(ingest.store.url), host, port,
              ", ".join(ingest.topics()))
     ingest.start()
+    threading.Thread(target=_tell_systemd, args=(server, ingest), name="hub-sdnotify", daemon=True).start()
     try:
         server.run()
     finally:
+        sdnotify.notify("STOPPING=1")
         ingest.stop()
         log.info("hub stopped: %s", json.dumps(ingest.stats.as_dict()))
     return 0
 
 
+def wait_for_database(url: str, wait_s: float) -> None:
+    """Open the store, retrying with back-off while the database does not answer (a PostgreSQL still
+    starting at boot) for up to ``wait_s``; then, or at once for a fault no wait can fix (a missing
+    folder, a newer schema), StoreError (exit 9)."""
+    from emocast.core.broker import Backoff
+
+    from .store import Store, StoreError, redact
+
+    deadline, backoff = time.monotonic() + wait_s, Backoff(1.0, 30.0)
+    while True:
+        try:
+            Store(url).close()
+            return
+        except StoreError as exc:
+            retry = type(exc.__cause__).__name__ in ("OperationalError", "ConnectionTimeout")
+            pause = backoff.next()
+            if not retry or time.monotonic() + pause > deadline:
+                raise
+            log.warning("database %s does not answer (%s); retrying in %.0f s", redact(url), exc, pause)
+            time.sleep(pause)
+
+
+def _tell_systemd(server, ingest) -> None:
+    """``READY=1`` once the web server listens, then ``WATCHDOG=1`` every half ``WatchdogSec`` while
+    the writer thread runs and is not stalled: a wedged hub is restarted by systemd; a broker or
+    database outage is not (a restart cannot fix it, and the hub reconnects by itself)."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.1)
+    sdnotify.notify("READY=1")
+    interval = sdnotify.watchdog_interval_s()
+    while interval and not server.should_exit:
+        if ingest.writer_alive() and not any(p.startswith("ingest:") for p in ingest.health()["problems"]):
+            sdnotify.notify("WATCHDOG=1")
+        time.sleep(interval)
+
+
 def _import(cfg, args: argparse.Namespace) -> int:
+    """Every file read and checked before anything is written: a file that is not analyze output
+    creates no lecture (exit 10), and with ``--title`` files whose every event is already stored create
+    none either (exit 2, naming the lecture that holds them)."""
     from .importer import ImportFileError, events_from_records
     from .store import Batch, Store
 
@@ -121,19 +191,22 @@ def _import(cfg, args: argparse.Namespace) -> int:
         raise UsageError(f"--device names one file's device; {len(args.files)} files were given")
     store = Store(cfg.db_url())
     try:
+        lecture = None
         if args.lecture:
             lecture = store.lecture(args.lecture)
             if lecture is None:
                 raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
-        else:
-            lecture = store.create_lecture(args.title, [], args.start, args.video_offset)
+        start = lecture["start"] if lecture else (args.start if args.start is not None else time.time())
+        offset = lecture["video_offset_s"] if lecture else args.video_offset
         results = []
         for path in args.files:
-            device = args.device or path.stem
             try:
-                results.append(events_from_records(path, device, lecture["start"], lecture["video_offset_s"]))
+                results.append(events_from_records(path, args.device or path.stem, start, offset))
             except ImportFileError as exc:
                 raise ImportFileError(f"{exc}; nothing imported") from None
+        if lecture is None:
+            _refuse_repeats(store, results)
+            lecture = store.create_lecture(args.title, [], start, offset)
         for r in results:
             batch = Batch.empty()
             batch.messages = r.events
@@ -147,6 +220,24 @@ def _import(cfg, args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _refuse_repeats(store, results) -> None:
+    """UsageError when every event of every file is already stored: a new lecture would be empty
+    (events keep their first import's times); the message names the lectures that hold them."""
+    events = [e for r in results for e in r.events]
+    stored = store.stored_times([e.id for e in events])
+    if not events or len(stored) < len(events):
+        return
+    holders: dict[str, str] = {}
+    for r in results:
+        times = [stored[e.id] for e in r.events]
+        for lec in store.lectures():
+            if r.device in lec["devices"] and lec["start"] <= max(times) and (lec["end"] or max(times)) >= min(times):
+                holders[lec["id"]] = lec["title"]
+    where = ", ".join(f"lecture {i} ({t!r})" for i, t in holders.items()) or "no lecture"
+    names = ", ".join(str(r.path) for r in results)
+    raise UsageError(f"every event of {names} is already stored, in {where}; nothing imported")
 
 
 def _lecture(cfg, args: argparse.Namespace) -> int:

@@ -21,6 +21,9 @@ from emocast.core.settings import rng as _rng
 
 log = logging.getLogger(__name__)
 
+SYSTEM_CONFIG = Path("/etc/emocast/hub.toml")  # installed by systemd/install.sh --hub, read by the unit
+SERVICE_STATE = Path("/var/lib/emocast-hub")  # the unit's StateDirectory=emocast-hub
+
 
 @dataclass
 class HubMqttSection:
@@ -49,6 +52,7 @@ class HubStoreSection:
     batch_max: int = field(default=500, metadata=_rng(1, 100_000))
     batch_wait_s: float = field(default=0.05, metadata=_rng(0, 10))
     quarantine_keep: int = field(default=1000, metadata=_rng(10, 1_000_000))  # rejected messages kept to look at
+    connect_wait_s: float = field(default=300.0, metadata=_rng(0, 86400))  # a database down at start: retried
     stall_s: float = field(default=60.0, metadata=_rng(5, 86400))  # messages waiting, none stored this long: unhealthy
 
 
@@ -70,8 +74,13 @@ class HubConfig:
     origin: str = "<defaults>"
 
     def db_url(self) -> str:
+        """``[store] url``, else hub.sqlite in the state folder: the unit's ``$STATE_DIRECTORY``, the
+        same folder for a command run by hand with the installed config (so it sees the running hub's
+        database), else the user's XDG state folder."""
         if self.store.url:
             return self.store.url
+        if not os.environ.get("STATE_DIRECTORY") and self.origin == str(SYSTEM_CONFIG):
+            return str(SERVICE_STATE / "hub.sqlite")
         folder = state_dir()
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder / "hub.sqlite")

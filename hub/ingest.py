@@ -162,6 +162,9 @@ class Ingest:
         self.client.loop_stop()
         self.store.close()
 
+    def writer_alive(self) -> bool:
+        return self._writer.is_alive()
+
     def health(self) -> dict[str, Any]:
         """The counters, the messages waiting, and ``problems``: why the hub is not doing its job now
         (nothing stored for ``[store] stall_s`` with messages waiting, the database failing, the broker

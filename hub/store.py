@@ -285,6 +285,16 @@ class Store:
             return [r[0] for r in self._query("SELECT id FROM messages")]
         return [r[0] for r in self._query("SELECT id FROM messages WHERE device = ?", (device,))]
 
+    def stored_times(self, ids: Sequence[str]) -> dict[str, float]:
+        """The stored ``ts`` of those of ``ids`` the store holds."""
+        out: dict[str, float] = {}
+        for i in range(0, len(ids), 500):
+            part = list(ids[i:i + 500])
+            marks = ", ".join("?" for _ in part)
+            out.update({r[0]: float(r[1]) for r in self._query(f"SELECT id, ts FROM messages WHERE id IN ({marks})",
+                                                                part)})
+        return out
+
     def count_messages(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM messages")[0][0])
 

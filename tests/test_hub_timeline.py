@@ -281,7 +281,7 @@ def test_import_turns_records_into_the_events_a_device_would_publish(tmp_path):
     assert [e.id for e in again.events] == [e.id for e in result.events]
 
 
-def test_import_cli_builds_a_lecture_and_refuses_other_files(tmp_path, capsys):
+def test_import_cli_builds_a_lecture_and_refuses_other_files(tmp_path, capsys, caplog):
     db = str(tmp_path / "hub.sqlite")
     a = analyze_records(tmp_path / "alice.jsonl", {1: [(t / 10, "attentive", "happy") for t in range(1200)]})
     b = analyze_records(tmp_path / "bob.jsonl", {
@@ -306,6 +306,13 @@ def test_import_cli_builds_a_lecture_and_refuses_other_files(tmp_path, capsys):
     assert main(["hub", "import", str(bad), "--lecture", lecture["id"], "--db", db]) == exit_codes.IMPORT
     with pytest.raises(ImportFileError, match=r"notes.jsonl:1: .*frame"):
         events_from_records(bad, "x", T0)
+    # a failed import, or one under a new title of files already stored, leaves no lecture behind
+    assert main(["hub", "import", str(a), str(bad), "--title", "Broken", "--db", db]) == exit_codes.IMPORT
+    caplog.clear()
+    assert main(["hub", "import", str(a), "--title", "Again", "--db", db]) == exit_codes.USAGE
+    said = caplog.text
+    assert f"already stored, in lecture {lecture['id']} ('Recorded lecture')" in said and "nothing imported" in said
+    assert [x["id"] for x in store.lectures()] == [lecture["id"]]
 
 
 def test_hub_config_is_checked_like_the_devices(tmp_path):
