@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from emocast.core.broker import BrokerAddress as BrokerAddress
-from emocast.core.broker import check_mqtt, password_of
+from emocast.core.broker import check_mqtt, password_of, redact_url
 from emocast.core.broker import parse_broker_url as parse_broker_url
 from emocast.core.broker import tls_context as tls_context
 from emocast.core.settings import ConfigError as ConfigError
@@ -165,7 +165,9 @@ class Config:
         """A short hash of the effective settings, published in `info` so hubs can spot drift."""
         data = dataclasses.asdict(self)
         data.pop("origin", None)
-        data["mqtt"].pop("password", None)
+        data["mqtt"].pop("password", None)  # secrets change nothing a hub should see, and their hash
+        data["mqtt"]["url"] = redact_url(data["mqtt"]["url"])  # must not leave the device either
+        data["source"]["uri"] = redact_url(data["source"]["uri"])
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

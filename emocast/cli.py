@@ -305,17 +305,28 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """A device config, or a hub config (one with a [store] or [web] table), checked as ``run`` or
+    ``hub`` would check it; nothing is opened. Secrets are never printed."""
+    from emocast.core.broker import parse_broker_url, redact_url
+    from emocast.core.settings import ConfigError, read_toml
     from emocast.device import config as cfgmod
     from emocast.device import exit_codes
 
     try:
+        if {"store", "web"} & set(read_toml(args.config)):
+            from emocast.hub import config as hubcfg
+
+            hub = hubcfg.load(args.config)
+            print(f"{args.config}: valid hub config (database {redact_url(hub.db_url())}, web {hub.web.listen}, "
+                  f"broker {parse_broker_url(hub.mqtt.url).redacted()})")
+            return exit_codes.OK
         cfg = cfgmod.load(args.config)
         cfgmod.check_for_run(cfg)  # everything `run` checks before it opens anything
-    except cfgmod.ConfigError as exc:
+    except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
         return exit_codes.CONFIG
-    print(f"{args.config}: valid (device {cfg.device_id}, source {cfg.source.uri}, broker "
-          f"{cfgmod.parse_broker_url(cfg.mqtt.url).redacted()}, digest {cfg.digest()})")
+    print(f"{args.config}: valid (device {cfg.device_id}, source {redact_url(cfg.source.uri)}, broker "
+          f"{parse_broker_url(cfg.mqtt.url).redacted()}, digest {cfg.digest()})")
     return exit_codes.OK
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emocast.core.broker import redact_url
 from emocast.core.errors import EmocastError, ExitCode
 
 from .migrations import LATEST, MIGRATIONS
@@ -69,12 +70,7 @@ class Batch:
 
 def redact(url: str) -> str:
     """A database URL fit for a log line (no password)."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user, has_password, _ = creds.partition(":")
-        return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
-    return url
+    return redact_url(url)
 
 
 class Store:

@@ -242,3 +242,27 @@ def test_home_assistant_discovery_describes_sensors_that_read_real_summaries(bro
              "blink_rate_per_min": None}
     assert float(render("attentive_share", empty)) == 0.0 and render("dominant_emotion", empty) == "none"
     assert render("blink_rate", empty) == "0"
+
+
+def test_credentials_never_reach_logs_messages_or_the_digest(tmp_path, broker):
+    """A camera's and a broker's passwords inside their URLs: check-config (the unit's ExecStartPre,
+    so the journal), the service's start and "lost" lines and the published config digest show
+    neither, and the digest does not change with them (a hash of a short password can be guessed)."""
+    from emocast.device import config as cfgmod
+
+    secret = "hunter2-secret"
+    cam = f"rtsp://cam:{secret}@127.0.0.1:{free_port()}/live"  # nothing listens: the source is lost
+    url = f"mqtt://kiosk:{secret}@127.0.0.1:{broker.port}"
+    path = config(tmp_path, source={"uri": cam, "stall_timeout_s": 1.0, "reopen_backoff_max_s": 1.0},
+                  mqtt={"url": url})
+    checked = run_cli(["check-config", str(path)], timeout=60)
+    assert checked.returncode == exit_codes.OK, checked.stderr
+    assert secret not in checked.stdout + checked.stderr and "rtsp://cam:***@127.0.0.1" in checked.stdout
+    ran = run_cli(["run", "--config", str(path), "--duration", "4", "--log-level", "DEBUG"], timeout=90)
+    said = ran.stdout + ran.stderr
+    assert "rtsp://cam:***@" in said and secret not in said, said[-2000:]
+    one = cfgmod.from_mapping({"source": {"uri": cam}, "mqtt": {"url": url}})
+    other = cfgmod.from_mapping({"source": {"uri": cam.replace(secret, "x")},
+                                 "mqtt": {"url": url.replace(secret, "y")}})
+    assert one.digest() == other.digest()
+    assert cfgmod.from_mapping({"source": {"uri": cam.replace("cam:", "cam2:")}}).digest() != one.digest()

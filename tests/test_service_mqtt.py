@@ -193,10 +193,17 @@ def test_bad_config_exits_with_the_config_code_and_names_the_key(tmp_path):
     assert chk.returncode == 3 and "emotion_hz" in chk.stderr
 
 
-def test_check_config_accepts_the_shipped_example():
+def test_check_config_accepts_the_shipped_examples_of_device_and_hub(tmp_path):
     example = Path(__file__).resolve().parents[1] / "systemd" / "emocast.toml"
     res = run_cli(["check-config", str(example)])
     assert res.returncode == 0 and "valid" in res.stdout
+    hub = Path(__file__).resolve().parents[1] / "systemd" / "hub.toml"
+    res = run_cli(["check-config", str(hub)])
+    assert res.returncode == 0 and "valid hub config" in res.stdout and "web 127.0.0.1:8080" in res.stdout
+    bad = tmp_path / "hub.toml"
+    bad.write_text(hub.read_text().replace('listen = "127.0.0.1:8080"', 'listen = "0.0.0.0:8080"'))
+    res = run_cli(["check-config", str(bad)])
+    assert res.returncode == 3 and "[web] listen 0.0.0.0:8080" in res.stderr
 
 
 def test_duration_stops_a_looping_run(broker, tmp_path, short_clip):

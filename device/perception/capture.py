@@ -19,6 +19,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from emocast.core.broker import redact_url
 from emocast.core.errors import EmocastError, ExitCode
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class VideoCaptureSource:
     def __init__(self, uri: str, width: int = 0, height: int = 0, fps: float = 0.0,
                  stall_timeout_s: float = 5.0) -> None:
         self.uri = uri
-        self.name = uri
+        self.name = redact_url(uri)  # what logs and errors show: never a camera's password
         self.is_index = uri.isdigit()
         self.is_url = "://" in uri
         self.live = self.is_index or self.is_url
@@ -84,7 +85,7 @@ class VideoCaptureSource:
         if not cap.isOpened():
             cap.release()
             kind = "camera" if self.is_index else "stream" if self.is_url else "video file (not a video?)"
-            raise SourceError(f"cannot open {kind}: {self.uri}")
+            raise SourceError(f"cannot open {kind}: {self.name}")
         if self.is_index:
             w, h, f = self._want
             if w and h:
@@ -103,7 +104,7 @@ class VideoCaptureSource:
             first = self.read()
             if first is None:
                 self.close()
-                raise SourceError(f"video file has no decodable frame: {self.uri}")
+                raise SourceError(f"video file has no decodable frame: {self.name}")
             self._first = first
 
     def read(self) -> np.ndarray | None:
@@ -116,7 +117,7 @@ class VideoCaptureSource:
         if not ok or image is None:
             if not self.live and self.frame_count and self._read < self.frame_count - 1:
                 log.warning("%s ended early: %d of %d frames decoded (truncated file?)",
-                            self.uri, self._read, self.frame_count)
+                            self.name, self._read, self.frame_count)
             return None
         self._read += 1
         if image.ndim == 2:

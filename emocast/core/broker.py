@@ -30,6 +30,20 @@ class BrokerAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
+def redact_url(url: str) -> str:
+    """Any URL fit for a log line, a message or a digest: the password of ``user:password@`` (an RTSP
+    camera's, a broker's, a database's) replaced by ``***``; anything without one as it is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    if "@" not in authority:
+        return url
+    creds, _, host = authority.rpartition("@")
+    user, has_password, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}{slash}{tail}"
+
+
 def parse_broker_url(url: str, where: str = "[mqtt] url") -> BrokerAddress:
     """``mqtt://[user:pass@]host[:port]`` or ``mqtts://...``; 1883 and 8883 are the default ports."""
     parts = urlsplit(url)
