@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.contract.events import SCHEMAS
 from tests.hub_support import HubProcess, pg_database, published_seqs, run_device
-from tests.support import MEDIA, Broker, Recorder, free_port
+from tests.support import MEDIA, REPO, Broker, Recorder, free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
@@ -220,17 +220,17 @@ def test_hub_takes_tls_and_a_client_certificate_like_a_device(tmp_path, demo_cli
         broker.stop()
 
 
-README_ACL = """# devices: user name = device id
-pattern write emocast/%u/#
-# hubs
-user hub
-topic read emocast/#
-"""
+def kiosk_doc_block(first_line: str) -> str:
+    """A code block of docs/kiosk.md, found by its first line: the test runs what the manual says."""
+    text = (REPO / "docs" / "kiosk.md").read_text()
+    start = text.index("```\n" + first_line) + 4
+    return text[start:text.index("```", start)]
 
 
-def test_hub_reads_as_the_readme_acls_read_only_user_with_a_password_file(tmp_path, demo_clip):
-    """The README's ACL: each kiosk writes only under its own topic, the hub's user only reads; the
-    hub's password comes from a file, as a device's does."""
+def test_hub_reads_as_the_manuals_broker_settings_and_no_client_takes_its_session(tmp_path, demo_clip):
+    """docs/kiosk.md's broker settings and ACL: each kiosk writes only under its own topic, the hub's
+    user only reads, with its password from a file as a device's; and a client that connects with
+    the hub's client id while the hub is down is not handed the hub's queued events."""
     if shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto_passwd is not installed")
     import subprocess
@@ -239,9 +239,10 @@ def test_hub_reads_as_the_readme_acls_read_only_user_with_a_password_file(tmp_pa
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "kiosk1", "k-secret"], check=True)
     subprocess.run(["mosquitto_passwd", "-b", str(pw), "hub", "h-secret"], check=True)
     pw.chmod(0o600)
-    (tmp_path / "acl").write_text(README_ACL)
-    broker = Broker(tmp_path, free_port(), anonymous=False, persistent=True,
-                    extra_conf=f"password_file {pw}\nacl_file {tmp_path / 'acl'}\n")
+    (tmp_path / "acl").write_text(kiosk_doc_block("# devices: user name = device id"))
+    conf = kiosk_doc_block("# mosquitto.conf").replace("/etc/mosquitto/passwd", str(pw))
+    conf = conf.replace("/etc/mosquitto/acl", str(tmp_path / "acl")).replace("persistence true\n", "")
+    broker = Broker(tmp_path, free_port(), anonymous=False, persistent=True, extra_conf=conf)
     broker.start()
     (tmp_path / "hub-secret").write_text("h-secret\n")
     (tmp_path / "kiosk-secret").write_text("k-secret\n")
@@ -251,10 +252,23 @@ def test_hub_reads_as_the_readme_acls_read_only_user_with_a_password_file(tmp_pa
     dev_conf.write_text(f'[mqtt]\nusername = "kiosk1"\npassword_file = "{tmp_path / "kiosk-secret"}"\n')
     db = str(tmp_path / "hub.sqlite")
     hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(hub_conf)])
+    thief = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="emocast-hub",
+                        protocol=mqtt.MQTTv5)
+    stolen: list[bytes] = []
     try:
-        hub.start()
+        hub.start()  # its session (and subscriptions) exist on the broker
+        assert hub.stop() == 0
         result = run_device(broker.url, "kiosk1", demo_clip, tmp_path, "--fast", "--config", str(dev_conf))
         assert result.returncode == 0, result.stderr[-2000:]
+        thief.username_pw_set("kiosk1", "k-secret")
+        thief.on_message = lambda c, u, m: stolen.append(m.payload)
+        thief.connect("127.0.0.1", broker.port, clean_start=False)
+        thief.loop_start()
+        time.sleep(2.0)
+        thief.loop_stop()
+        thief.disconnect()
+        assert stolen == []
+        hub.start()
         n = published_seqs(tmp_path, "kiosk1")
         wait_stored(hub, {"kiosk1": n})
         assert stored_seqs(db, "kiosk1") == list(range(1, n + 1))
