@@ -1,8 +1,7 @@
 """The hub's web side as a hostile page or client would try it: another site's Host name (DNS
 rebinding), a change posted from another origin or as a plain form (CSRF), framing, huge bodies,
 lectures dated 1970 or spanning years, timelines of millions of bins; and tokens that would switch
-authentication off. The app runs for real on SQLite (FastAPI's TestClient); the same checks guard
-PostgreSQL, as they run before any route reads the store."""
+authentication off. The app runs for real (FastAPI's TestClient) on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -24,8 +23,8 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def client(tmp_path):
-    return TestClient(create_app(str(tmp_path / "hub.sqlite"), max_bins=5000), base_url=LOCAL)
+def client(db_url):
+    return TestClient(create_app(db_url, max_bins=5000), base_url=LOCAL)
 
 
 def live_lecture(client) -> str:
