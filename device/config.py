@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import socket
 import typing
@@ -27,6 +28,8 @@ from emocast.core.settings import build_sections, state_dir
 from emocast.core.settings import read_secret as read_secret
 from emocast.core.settings import read_toml as read_toml
 from emocast.core.settings import rng as _rng
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -146,6 +149,13 @@ class OutboxSection:
 
 
 @dataclass
+class PrivacySection:
+    # false: no emotion model is opened, nothing emotional is published, logged or written (EU AI Act
+    # Art. 5(1)(f): no emotion inference in schools and workplaces); wins over every [emotion] key
+    emotion: bool = True
+
+
+@dataclass
 class Config:
     device: DeviceSection = field(default_factory=DeviceSection)
     source: SourceSection = field(default_factory=SourceSection)
@@ -155,7 +165,14 @@ class Config:
     events: EventsSection = field(default_factory=EventsSection)
     mqtt: MqttSection = field(default_factory=MqttSection)
     outbox: OutboxSection = field(default_factory=OutboxSection)
+    privacy: PrivacySection = field(default_factory=PrivacySection)
     origin: str = "<defaults>"  # where it was read from, for messages
+
+    @property
+    def emotion_on(self) -> bool:
+        """Whether this kiosk infers emotion at all: ``[privacy] emotion`` and a non-zero
+        ``[emotion] emotion_hz`` (the older switch, kept as an alias)."""
+        return self.privacy.emotion and self.emotion.emotion_hz > 0
 
     @property
     def device_id(self) -> str:
@@ -218,6 +235,9 @@ def validate_cross(cfg: Config) -> None:
             load(a.calibration)
         except CalibrationError as exc:
             raise ConfigError(f"{cfg.origin}: [attention] calibration: {exc}") from None
+    if not cfg.privacy.emotion and cfg.emotion != EmotionSection():
+        log.warning("%s: [privacy] emotion = false wins: the [emotion] settings are ignored, no model is opened",
+                    cfg.origin)
     dev = cfg.device.id
     if dev and any(ch in dev for ch in "+#/"):
         raise ConfigError(f"{cfg.origin}: [device] id {dev!r} must not contain + # or /")

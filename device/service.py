@@ -72,7 +72,7 @@ class Service:
 
     # -- set-up, each failure mapped to its exit code -------------------------------------------------
     def _load_model(self) -> EmotionModel | None:
-        if self.cfg.emotion.emotion_hz <= 0:
+        if not self.cfg.emotion_on:  # [privacy] emotion = false (or emotion_hz = 0): no model file is opened
             return None
         path = model_path(self.cfg.emotion.model)
         return EmotionModel(path, threads=self.cfg.emotion.threads)
@@ -91,13 +91,14 @@ class Service:
             "model_sha256": model.card.sha256 if model else None,
             "labels": list(model.labels) if model else [],
             "config_digest": self.cfg.digest(),
+            "privacy": {"emotion": self.cfg.emotion_on},
             "capabilities": {
                 "attention_states": ["attentive", "looking_away", "eyes_closed", "absent"]
                 if self.cfg.attention.checks else ["attentive", "absent"],
                 "attention_checks": self.cfg.attention.checks,
                 "gaze": self.cfg.attention.checks and self.cfg.attention.gaze,
                 "emotion": model is not None,
-                "emotion_hz": self.cfg.emotion.emotion_hz,
+                "emotion_hz": self.cfg.emotion.emotion_hz if model is not None else 0.0,
                 "detector": detector or self.cfg.faces.detector,  # the one running (after a fallback)
                 "summary_s": self.cfg.events.summary_s,
             },
@@ -270,8 +271,9 @@ class Service:
             "frames_dropped": slot.dropped,
             "source_ok": capture.stats.source_ok,
             "source_reopens": capture.stats.reopens,
-            "inferences": analyzer.inferences,
-            "stage_ms": {name: timer.percentiles() for name, timer in analyzer.timers.items()},
+            **({"inferences": analyzer.inferences} if analyzer.model is not None else {}),
+            "stage_ms": {name: timer.percentiles() for name, timer in analyzer.timers.items()
+                         if analyzer.model is not None or name != "emotion"},
             "outbox_depth": self.outbox.depth(),
             "outbox_oldest_s": round(self.outbox.oldest_age_s(), 3),
             "events_dropped": self.outbox.dropped_total(),

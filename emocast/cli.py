@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--print", action="store_true", dest="print_events", help="also write each event to stdout")
     run.add_argument("--duration", type=float, help="stop after this many seconds")
     run.add_argument("--loop", action="store_true", default=None, help="repeat a file source")
+    run.add_argument("--no-emotion", action="store_true", help="no emotion inference at all, as [privacy] emotion = "
+                     "false: no model opened, nothing emotional published")
     run.add_argument("--fast", action="store_true", help="read a file source as fast as analysis allows, "
                      "every frame (default: at the file's own frame rate, like a camera)")
     run.add_argument("--outbox", help="outbox SQLite file (default: $STATE_DIRECTORY or ~/.local/state/emocast)")
@@ -75,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "detect_hz; 0: every frame)")
     an.add_argument("--detector", help="face detector: blazeface, haar, hog, profile, or a union joined by '+' "
                     "(default: the config's, for photos and videos alike)")
-    an.add_argument("--no-emotion", action="store_true", help="skip the emotion model")
+    an.add_argument("--no-emotion", action="store_true", help="no emotion model and no emotion in the records "
+                    "(as [privacy] emotion = false)")
     an.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
 
     cal = sub.add_parser("calibrate", parents=[common],
@@ -220,6 +223,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id)
     cfg = cfgmod.with_overrides(cfg, "outbox", path=args.outbox)
     cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s, metrics_s=args.metrics_s)
+    if args.no_emotion:
+        cfg = cfgmod.with_overrides(cfg, "privacy", emotion=False)
     if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
         raise cfgmod.ConfigError(f"command line: --duration {args.duration} must be a positive number of seconds")
     cfgmod.check_for_run(cfg)
@@ -246,7 +251,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if path is not None and not path.parent.is_dir():  # said before any work, not after it
             raise UsageError(f"{flag} {path}: the folder {path.parent} does not exist")
     model = None
-    if not args.no_emotion and cfg.emotion.emotion_hz > 0:
+    if not args.no_emotion and cfg.emotion_on:
         model = EmotionModel(model_path(cfg.emotion.model), threads=cfg.emotion.threads)
     # Outputs are written beside their final names and renamed only when the analysis succeeds: a typo
     # in the input path must not truncate yesterday's results.

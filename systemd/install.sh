@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install or upgrade emocast as a systemd service on a Raspberry Pi / Jetson / any Debian-like box.
-# Run as root from a checkout:  sudo systemd/install.sh [--pi | --hub]
+# Run as root from a checkout:  sudo systemd/install.sh [--pi | --hub] [--no-emotion]
 #   --pi   the Raspberry Pi camera: apt's python3-picamera2 (libcamera is not on PyPI), seen from the
 #          venv, with numpy and OpenCV that match apt's simplejpeg (numpy 1.x on Bookworm)
 #   --hub  the classroom hub instead of the device service (emocast[hub], user emocast-hub,
 #          /etc/emocast/hub.toml, emocast-hub.service, its own venv under /opt/emocast-hub)
+#   --no-emotion  [privacy] emotion = false in the installed config: no emotion inference on the kiosk,
+#          no emotion stored or shown by the hub (a school or workplace in the EU, docs/privacy.md)
 # A first install enables the service but does not start it: the operator names the camera and the
 # broker in /etc/emocast/emocast.toml first. An upgrade builds a new venv beside the old one, checks
 # the config with the new code, then switches and restarts a running service: never half-upgraded.
@@ -12,13 +14,27 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 pi=""
 hub=""
+no_emotion=""
 for arg in "$@"; do
   case "$arg" in
     --pi) pi=yes ;;
     --hub) hub=yes ;;
-    *) echo "usage: sudo $0 [--pi | --hub]" >&2; exit 2 ;;
+    --no-emotion) no_emotion=yes ;;
+    *) echo "usage: sudo $0 [--pi | --hub] [--no-emotion]" >&2; exit 2 ;;
   esac
 done
+
+# [privacy] emotion = false in a config file: the key set where the section has it, the section added
+# where the file has none (a config from an older install)
+privacy_off() {
+  local file="$1"
+  if grep -q '^\[privacy\]' "$file"; then
+    sed -i '/^\[privacy\]/,/^\[/ s/^emotion *= *true/emotion = false/' "$file"
+    grep -A20 '^\[privacy\]' "$file" | grep -q '^emotion *= *false' || sed -i '/^\[privacy\]/a emotion = false' "$file"
+  else
+    printf '\n[privacy]\nemotion = false\n' >> "$file"
+  fi
+}
 
 if [ "$(id -u)" -ne 0 ]; then echo "run as root: sudo $0 $*" >&2; exit 1; fi
 
@@ -49,6 +65,7 @@ if [ -n "$hub" ]; then
     install -m 0640 -g emocast-hub "$here/systemd/hub.toml" /etc/emocast/hub.toml
     first=yes
   fi
+  [ -z "$no_emotion" ] || privacy_off /etc/emocast/hub.toml
   # the new code must accept the config before anything is switched (`lecture list` reads it and
   # opens the database, as the service will)
   install -d -o emocast-hub -g emocast-hub -m 0750 /var/lib/emocast-hub
@@ -106,6 +123,7 @@ if [ ! -f /etc/emocast/emocast.toml ]; then
   install -m 0640 -g emocast "$here/systemd/emocast.toml" /etc/emocast/emocast.toml
   first=yes
 fi
+[ -z "$no_emotion" ] || privacy_off /etc/emocast/emocast.toml
 # the new code must accept the config before anything is switched (a failure leaves the old one running)
 "$new/bin/emocast" check-config /etc/emocast/emocast.toml || { rm -rf "$new"; exit 3; }
 

@@ -391,10 +391,12 @@ class Analyzer:
             "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),
             "attention": st.attention.state,
             "reason": st.reason,
-            "emotion": smoother.called if current else None,  # type: ignore[union-attr]
-            "probs": smoother.as_dict() if current and smoother.probs is not None else None,  # type: ignore[union-attr]
-            "emotion_skipped": (st.unread or None) if smoother is not None else None,
-            "emotion_unsure": smoother.unsure if current and smoother.probs is not None else None,  # type: ignore[union-attr]
+            **({} if self.model is None else {  # emotion off: not a key of it, not even a null
+                "emotion": smoother.called if current else None,  # type: ignore[union-attr]
+                "probs": smoother.as_dict() if current and smoother.probs is not None else None,  # type: ignore[union-attr]
+                "emotion_skipped": (st.unread or None) if smoother is not None else None,
+                "emotion_unsure": smoother.unsure if current and smoother.probs is not None else None,  # type: ignore[union-attr]
+            }),
         }
 
     # -- summary -------------------------------------------------------------------------------
@@ -456,12 +458,14 @@ class Analyzer:
             "blinks": w.blinks,
             "blink_rate_per_min": round(w.blinks / (w.face_time_s / 60.0), 2)
             if self.reader is not None and w.face_time_s >= 1.0 else None,
-            "emotion_share": {lab: round(w.emotion_s.get(lab, 0.0) / total_emotion, 4) if total_emotion > 0 else 0.0
-                              for lab in labels},
-            # readings under [emotion] min_confidence are not called: counted here, in no emotion's share
-            "emotion_readings": w.readings,
-            "emotion_unsure": w.unsure_readings,
-            "emotion_unsure_s": round(w.unsure_s, 3),
+            **({} if self.model is None else {  # emotion off: no emotion key at all
+                "emotion_share": {lab: round(w.emotion_s.get(lab, 0.0) / total_emotion, 4) if total_emotion > 0
+                                  else 0.0 for lab in labels},
+                # readings under [emotion] min_confidence are not called: counted here, in no emotion's share
+                "emotion_readings": w.readings,
+                "emotion_unsure": w.unsure_readings,
+                "emotion_unsure_s": round(w.unsure_s, 3),
+            }),
             **(extra or {}),
         }
         self.window = SummaryWindow(start_t=t)
