@@ -38,6 +38,7 @@ PHOTO_MIN_SIDE = 240  # smaller photos (tight face crops) are enlarged so detect
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 CSV_COLUMNS = ["t", "frame", "track", "box_x", "box_y", "box_w", "box_h", "yaw", "pitch", "roll", "eye_openness",
                "ear", "eyes_closed", "gaze_h", "gaze_v", "attention", "reason", "emotion", "confidence"]
+EMOTION_COLUMNS = ("emotion", "confidence")  # left out of the CSV when emotion is off
 STATE_COLOURS = {ATTENTIVE: "#2e7d32", LOOKING_AWAY: "#f9a825", EYES_CLOSED: "#6a1b9a", ABSENT: "#9e9e9e"}
 
 
@@ -160,11 +161,12 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
 class RecordWriter:
     """JSON lines (stdout or a file), optionally a CSV beside them, and what the plot needs."""
 
-    def __init__(self, jsonl: IO[str] | None, csv_file: IO[str] | None, keep: bool) -> None:
+    def __init__(self, jsonl: IO[str] | None, csv_file: IO[str] | None, keep: bool, emotion: bool = True) -> None:
         self.jsonl = jsonl
         self.csv = csv.writer(csv_file) if csv_file is not None else None
+        self.columns = CSV_COLUMNS if emotion else [c for c in CSV_COLUMNS if c not in EMOTION_COLUMNS]
         if self.csv is not None:
-            self.csv.writerow(CSV_COLUMNS)
+            self.csv.writerow(self.columns)
         self.kept: list[dict[str, Any]] = []  # only with keep (for the plot)
         self.keep = keep
 
@@ -172,7 +174,7 @@ class RecordWriter:
         if self.jsonl is not None:
             self.jsonl.write(json.dumps(rec, separators=(",", ":")) + "\n")
         if self.csv is not None:
-            self.csv.writerow(csv_row(rec))
+            self.csv.writerow(csv_row(rec)[:len(self.columns)])  # the emotion columns come last
         if self.keep:
             self.kept.append(rec)
 
@@ -180,11 +182,12 @@ class RecordWriter:
 def csv_row(rec: dict[str, Any]) -> list[Any]:
     pose = rec["head_pose"] or {}
     gaze = rec["gaze"] or {}
-    probs = rec["probs"] or {}
+    probs = rec.get("probs") or {}
+    emotion = rec.get("emotion")
     x, y, w, h = rec["box"]
     return [rec["t"], rec["frame"], rec["track"], x, y, w, h, pose.get("yaw"), pose.get("pitch"), pose.get("roll"),
             rec["eye_openness"], rec["ear"], rec["eyes_closed"], gaze.get("h"), gaze.get("v"), rec["attention"],
-            rec["reason"], rec["emotion"], probs.get(rec["emotion"]) if rec["emotion"] else None]
+            rec["reason"], emotion, probs.get(emotion) if emotion else None]
 
 
 def plot_timeline(records: list[dict[str, Any]], labels: tuple[str, ...], title: str, out: Path) -> None:
@@ -211,9 +214,9 @@ def plot_timeline(records: list[dict[str, Any]], labels: tuple[str, ...], title:
     bins = np.linspace(0.0, t_end + step, min(60, max(2, int((t_end + step) / max(step, 1e-3)))) + 1)
     shares = np.zeros((len(labels), len(bins) - 1))
     for r in records:
-        if r["emotion"] in labels:
+        if r.get("emotion") in labels:
             b = min(len(bins) - 2, int(np.searchsorted(bins, r["t"], side="right") - 1))
-            shares[labels.index(r["emotion"]), b] += 1
+            shares[labels.index(r.get("emotion")), b] += 1
     totals = shares.sum(axis=0)
     shares = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
     centres = (bins[:-1] + bins[1:]) / 2

@@ -258,7 +258,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     partial = {p: p.with_name(p.name + ".partial") for p in (args.out, args.csv) if p is not None}
     out = partial[args.out].open("w") if args.out else sys.stdout
     csv_file = partial[args.csv].open("w", newline="") if args.csv else None
-    writer = RecordWriter(out, csv_file, keep=args.plot is not None or not args.quiet)
+    writer = RecordWriter(out, csv_file, keep=args.plot is not None or not args.quiet, emotion=model is not None)
     ok = False
     try:  # a file that cannot be read, or no landmark model installed, raises with its exit code
         result = analyze(args.path, cfg, model, writer, progress=not args.quiet)

@@ -66,10 +66,13 @@ def test_run_no_emotion_and_emotion_hz_0_are_the_same_switch(tmp_path):
 
 
 def test_analyze_without_emotion_writes_no_emotion(tmp_path, short_clip):
-    out = tmp_path / "records.jsonl"
+    out, table = tmp_path / "records.jsonl", tmp_path / "records.csv"
     cfg = config(tmp_path, privacy={"emotion": False})
-    res = run_cli(["analyze", str(short_clip), "--config", str(cfg), "--out", str(out), "--quiet"])
+    res = run_cli(["analyze", str(short_clip), "--config", str(cfg), "--out", str(out), "--csv", str(table),
+                   "--quiet"])
     assert res.returncode == exit_codes.OK, res.stderr[-2000:]
+    header = table.read_text().splitlines()[0].split(",")
+    assert "attention" in header and "emotion" not in header and "confidence" not in header
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and not any(keys_of(r) & EMOTION_KEYS for r in records)
     import jsonschema
