@@ -7,6 +7,7 @@ cannot be opened or written, 10 an import file is not analyze output (nothing of
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -65,6 +66,11 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     lt = lsub.add_parser("stop", parents=[common, opts], help="end a lecture now")
     lt.add_argument("id")
     lsub.add_parser("list", parents=[common, opts], help="all lectures, as JSON lines")
+    fg = hsub.add_parser("forget", parents=[common, opts], help="delete everything stored for a device or a "
+                         "lecture (a family that withdraws consent); prints what was removed")
+    what = fg.add_mutually_exclusive_group(required=True)
+    what.add_argument("--device", help="a device id: all its events, its health, its rejected messages")
+    what.add_argument("--lecture", help="a lecture id: the lecture and its devices' events during it")
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
@@ -106,6 +112,8 @@ def run_hub(args: argparse.Namespace) -> int:
         return _serve(cfg)
     if args.hub_command == "import":
         return _import(cfg, args)
+    if args.hub_command == "forget":
+        return _forget(cfg, args)
     return _lecture(cfg, args)
 
 
@@ -119,7 +127,8 @@ def _serve(cfg) -> int:
 
     wait_for_database(cfg.db_url(), cfg.store.connect_wait_s)
     ingest = Ingest(cfg)
-    app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s, cfg.hosts(), cfg.web.max_bins)
+    app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s, cfg.hosts(), cfg.web.max_bins,
+                     cfg.privacy.emotion, cfg.privacy.min_faces)
     host, port = parse_listen(cfg.web.listen)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="off"))
@@ -184,6 +193,8 @@ def _import(cfg, args: argparse.Namespace) -> int:
     """Every file read and checked before anything is written: a file that is not analyze output
     creates no lecture (exit 10), and with ``--title`` files whose every event is already stored create
     none either (exit 2, naming the lecture that holds them)."""
+    from emocast.contract.events import EMOTION
+
     from .importer import ImportFileError, events_from_records
     from .store import Batch, Store
 
@@ -201,7 +212,10 @@ def _import(cfg, args: argparse.Namespace) -> int:
         results = []
         for path in args.files:
             try:
-                results.append(events_from_records(path, args.device or path.stem, start, offset))
+                found = events_from_records(path, args.device or path.stem, start, offset)
+                if not cfg.privacy.emotion:  # [privacy] emotion = false: the log's emotion is not imported
+                    found = dataclasses.replace(found, events=[e for e in found.events if e.kind != EMOTION])
+                results.append(found)
             except ImportFileError as exc:
                 raise ImportFileError(f"{exc}; nothing imported") from None
         if lecture is None:
@@ -238,6 +252,26 @@ def _refuse_repeats(store, results) -> None:
     where = ", ".join(f"lecture {i} ({t!r})" for i, t in holders.items()) or "no lecture"
     names = ", ".join(str(r.path) for r in results)
     raise UsageError(f"every event of {names} is already stored, in {where}; nothing imported")
+
+
+def _forget(cfg, args: argparse.Namespace) -> int:
+    from .store import Store
+
+    store = Store(cfg.db_url())
+    try:
+        if args.device:
+            removed = store.forget_device(args.device)
+            log.info("forgot device %s: %s", args.device, removed)
+        else:
+            found = store.forget_lecture(args.lecture)
+            if found is None:
+                raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
+            removed = found
+            log.info("forgot lecture %s: %s", args.lecture, removed)
+        print(json.dumps({"forgot": args.device or args.lecture, **removed}))
+    finally:
+        store.close()
+    return 0
 
 
 def _lecture(cfg, args: argparse.Namespace) -> int:

@@ -67,10 +67,20 @@ class HubWebSection:
 
 
 @dataclass
+class HubPrivacySection:
+    # false: emotion events and emotion fields are dropped before storage and never shown (EU AI Act
+    # Art. 5(1)(f): no emotion inference in schools and workplaces); see docs/privacy.md
+    emotion: bool = True
+    # a bin, a device's view or an export with fewer faces present shows no shares (1: off)
+    min_faces: int = field(default=3, metadata=_rng(1, 1000))
+
+
+@dataclass
 class HubConfig:
     mqtt: HubMqttSection = field(default_factory=HubMqttSection)
     store: HubStoreSection = field(default_factory=HubStoreSection)
     web: HubWebSection = field(default_factory=HubWebSection)
+    privacy: HubPrivacySection = field(default_factory=HubPrivacySection)
     origin: str = "<defaults>"
 
     def db_url(self) -> str:

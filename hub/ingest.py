@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -30,7 +31,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from emocast.contract.events import ATTENTION, EMOTION, INFO, METRICS, SUMMARY
+from emocast.contract.events import ATTENTION, EMOTION, EMOTION_FIELDS, INFO, METRICS, SUMMARY, without_emotion
 from emocast.core.broker import make_client, parse_broker_url, tls_context
 
 from .config import HubConfig
@@ -65,6 +66,7 @@ class IngestStats:
     duplicates: int = 0
     rejected: int = 0
     dropped: int = 0  # QoS 0 messages dropped while the queue was full
+    policy_dropped: int = 0  # emotion events not stored: [privacy] emotion = false
     batches: int = 0
     db_errors: int = 0
     db_error: str = ""  # the latest failed write's error, until a write succeeds
@@ -75,7 +77,8 @@ class IngestStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
-                "rejected": self.rejected, "dropped": self.dropped, "batches": self.batches,
+                "rejected": self.rejected, "dropped": self.dropped, "policy_dropped": self.policy_dropped,
+                "batches": self.batches,
                 "db_errors": self.db_errors, "mqtt_connected": self.connected,
                 "last_commit_ms": round(self.last_commit_ms, 2), "last_stored_at": round(self.last_stored_at, 3)}
 
@@ -354,6 +357,14 @@ class Ingest:
             return
         ts = parse_ts(payload["ts"])
         batch.last_seen[device] = max(batch.last_seen.get(device, 0.0), item.at)  # the hub's clock, not the kiosk's
+        if not self.cfg.privacy.emotion:  # [privacy] emotion = false: nothing emotional is written
+            if kind == EMOTION:
+                self.stats.policy_dropped += 1
+                batch.policy_dropped[device] = batch.policy_dropped.get(device, 0) + 1
+                return
+            if any(k in payload for k in EMOTION_FIELDS.get(kind, ())):
+                payload = without_emotion(kind, payload)
+                text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         if kind == INFO:
             batch.infos[device] = (text, ts)
         elif kind == METRICS:

@@ -69,6 +69,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         )""",
         "CREATE INDEX quarantine_received ON quarantine (received)",
     ]),
+    (3, "policy_dropped", [
+        # emotion messages acknowledged and dropped by [privacy] emotion = false: a count, never content
+        "ALTER TABLE devices ADD COLUMN policy_dropped BIGINT NOT NULL DEFAULT 0",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -28,7 +28,7 @@ from .timeline import MAX_LECTURE_S, PRESENT_STATES, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
-              "absent_share", "blinks_per_min", "devices"]
+              "absent_share", "blinks_per_min", "devices", "withheld"]
 STATIC = {"app.js", "chart.js", "dom.js", "style.css"}
 
 
@@ -66,6 +66,8 @@ class HubState:
     ingest_stats: Callable[[], dict[str, Any]] | None = None
     default_bin_s: float = 60.0
     max_bins: int = 5000
+    emotion: bool = True  # [privacy] emotion
+    min_faces: int = 1  # [privacy] min_faces
     started: float = field(default_factory=time.time)
 
 
@@ -114,13 +116,23 @@ def health(s: StoreDep, state: StateDep) -> JSONResponse:
     ingest = state.ingest_stats() if state.ingest_stats else None
     problems = list(ingest.get("problems", [])) if ingest else []
     body = {"ok": not problems, "problems": problems, "version": __version__, "database": s.dialect,
+            "privacy": {"emotion": state.emotion, "min_faces": state.min_faces},
             "schema_version": s.schema_version(), "ingest": ingest, "time": time.time()}
     return JSONResponse(body, status_code=503 if problems else 200)
 
 
 @status.get("/devices")
-def devices(s: StoreDep) -> list[dict[str, Any]]:
-    return s.devices()
+def devices(s: StoreDep, state: StateDep) -> list[dict[str, Any]]:
+    """Every device; with ``[privacy] emotion = false``, ``emotion_conflict`` marks a kiosk whose info
+    says it infers emotion all the same (its emotion is dropped here, but it still infers it)."""
+    out = s.devices()
+    for d in out:
+        info = d.get("info") or {}
+        infers = (info.get("privacy") or {}).get("emotion", (info.get("capabilities") or {}).get("emotion", False))
+        d["emotion_conflict"] = bool(not state.emotion and infers)
+        if not state.emotion and info:
+            d["info"] = {k: v for k, v in info.items() if k not in ("labels",)}
+    return out
 
 
 @status.get("/rejects")
@@ -179,7 +191,7 @@ def timeline(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None,
              per_device: bool = False) -> dict[str, Any]:
     lecture = lecture_or_404(s, lecture_id)
     return lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
-                            per_device)
+                            per_device, state.emotion, state.min_faces)
 
 
 def _csv(value: Any) -> Any:
@@ -189,13 +201,14 @@ def _csv(value: Any) -> Any:
 @lectures.get("/{lecture_id}/export.csv", response_class=PlainTextResponse)
 def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> Response:
     lecture = lecture_or_404(s, lecture_id)
-    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time())
-    labels = sorted({k for b in data["bins"] for k in b["emotion_shares"]})
+    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
+                            emotion=state.emotion, min_faces=state.min_faces)
+    labels = sorted({k for b in data["bins"] for k in b.get("emotion_shares", {})})
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_FIELDS + [f"emotion_{k}" for k in labels])
     for b in data["bins"]:
-        writer.writerow([_csv(b[f]) for f in CSV_FIELDS] + [_csv(b["emotion_shares"].get(k)) for k in labels])
+        writer.writerow([_csv(b.get(f)) for f in CSV_FIELDS] + [_csv(b["emotion_shares"].get(k)) for k in labels])
     name = f"emocast-lecture-{lecture_id}.csv"
     return Response(buf.getvalue(), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -205,7 +218,7 @@ def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None
 def export_json(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> JSONResponse:
     lecture = lecture_or_404(s, lecture_id)
     data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
-                            per_device=True)
+                            True, state.emotion, state.min_faces)
     return JSONResponse(data, headers={
         "Content-Disposition": f'attachment; filename="emocast-lecture-{lecture_id}.json"'})
 

@@ -15,7 +15,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class Batch:
     infos: dict[str, tuple[str, float]]
     metrics: dict[str, tuple[str, float]]
     rejects: list[tuple[str, str, str, float, str]]  # device, kind, error, received, excerpt (all ASCII)
+    policy_dropped: dict[str, int] = field(default_factory=dict)  # per device: emotion messages not stored
 
     @classmethod
     def empty(cls) -> Batch:
@@ -192,12 +193,15 @@ class Store:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)
              for m in batch.messages])]
-        devices = set(batch.last_seen) | set(batch.statuses) | set(batch.infos) | set(batch.metrics)
+        devices = (set(batch.last_seen) | set(batch.statuses) | set(batch.infos) | set(batch.metrics)
+                   | set(batch.policy_dropped))
         for device in sorted(devices):
             statements.append(("INSERT INTO devices (device) VALUES (?) ON CONFLICT (device) DO NOTHING", (device,)))
         for device, seen in batch.last_seen.items():
             statements.append(("UPDATE devices SET last_seen = ? WHERE device = ? AND "
                                "(last_seen IS NULL OR last_seen < ?)", (seen, device, seen)))
+        for device, n in batch.policy_dropped.items():
+            statements.append(("UPDATE devices SET policy_dropped = policy_dropped + ? WHERE device = ?", (n, device)))
         for device, (status, ts) in batch.statuses.items():
             statements.append(("UPDATE devices SET status = ?, status_ts = ? WHERE device = ?", (status, ts, device)))
         for device, (info, _ts) in batch.infos.items():
@@ -237,10 +241,11 @@ class Store:
         for device, count in self._query("SELECT device, SUM(count) FROM rejects GROUP BY device"):
             rejects[device] = int(count)
         out = []
-        rows = self._query("SELECT device, status, status_ts, last_seen, info, metrics, metrics_ts FROM devices")
+        rows = self._query("SELECT device, status, status_ts, last_seen, info, metrics, metrics_ts, policy_dropped "
+                           "FROM devices")
         known = {r[0] for r in rows}
-        rows += [(d, None, None, None, None, None, None) for d in sorted((set(counts) | set(imported)) - known)]
-        for device, status, status_ts, last_seen, info, metrics, metrics_ts in sorted(rows):
+        rows += [(d, None, None, None, None, None, None, 0) for d in sorted((set(counts) | set(imported)) - known)]
+        for device, status, status_ts, last_seen, info, metrics, metrics_ts, dropped in sorted(rows):
             n, distinct, lo, hi = counts.get(device, (0, 0, None, None))
             m = json.loads(metrics) if metrics else {}
             out.append({
@@ -259,6 +264,7 @@ class Store:
                 "frames_dropped": m.get("frames_dropped"),
                 "source_ok": m.get("source_ok"),
                 "metrics_ts": metrics_ts,
+                "policy_dropped": int(dropped or 0),
             })
         return out
 
@@ -327,6 +333,36 @@ class Store:
             elif online:
                 out[d] = end
         return out
+
+    # -- erasure -----------------------------------------------------------------------------------
+    def forget_device(self, device: str) -> dict[str, int]:
+        """Everything stored for one device, gone in one transaction (a family that withdraws consent):
+        its events, its health row, its rejected messages, and its name in every lecture."""
+        lectures = [lec for lec in self.lectures() if device in lec["devices"]]
+        counts = self._transaction([
+            ("DELETE FROM messages WHERE device = ?", (device,)),
+            ("DELETE FROM devices WHERE device = ?", (device,)),
+            ("DELETE FROM rejects WHERE device = ?", (device,)),
+            ("DELETE FROM quarantine WHERE device = ?", (device,)),
+            *[("UPDATE lectures SET devices = ? WHERE id = ?",
+               (json.dumps([d for d in lec["devices"] if d != device]), lec["id"])) for lec in lectures]])
+        return {"messages": counts[0], "devices": counts[1], "rejects": counts[2], "quarantined": counts[3],
+                "lectures_updated": len(lectures)}
+
+    def forget_lecture(self, lecture_id: str, now: float | None = None) -> dict[str, int] | None:
+        """A lecture and every event of its devices between its start and its end (now, if live);
+        None when there is no such lecture."""
+        lecture = self.lecture(lecture_id)
+        if lecture is None:
+            return None
+        end = lecture["end"] if lecture["end"] is not None else (time.time() if now is None else now)
+        devices = lecture["devices"]
+        marks = ", ".join("?" for _ in devices) or "NULL"
+        counts = self._transaction([
+            (f"DELETE FROM messages WHERE device IN ({marks}) AND ts >= ? AND ts <= ?",
+             (*devices, lecture["start"], end)),
+            ("DELETE FROM lectures WHERE id = ?", (lecture_id,))])
+        return {"messages": counts[0], "lectures": counts[1]}
 
     # -- lectures ----------------------------------------------------------------------------------
     def create_lecture(self, title: str, devices: Sequence[str], start_ts: float | None = None,

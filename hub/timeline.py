@@ -323,24 +323,47 @@ def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float 
     return {"attention_drops": drops, "attention_recoveries": rises, "emotion_swings": emo}
 
 
-def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float,
-                     per_device: bool = False) -> dict[str, Any]:
-    """The whole answer for one lecture: its bins (and each device's, if asked) and its moments."""
+def private(timeline: list[dict[str, Any]], emotion: bool, min_faces: int) -> list[dict[str, Any]]:
+    """The bins as the hub may show them (``[privacy]``): a bin where fewer than ``min_faces`` faces
+    were present (their mean over the bin: two faces glimpsed beside one that stays are that one's
+    record) keeps its face count and says why, but shows no share, so no one's own minute-by-minute
+    record appears; ``min_faces = 1`` withholds nothing. With ``emotion`` off no bin carries an
+    emotion key."""
+    shares = [f"{k}_share" for k in PRESENT_STATES]
+    for b in timeline:
+        if min_faces > 1 and b["faces"] + 1e-6 < min_faces and b["face_time_s"] > 0:
+            b.update(dict.fromkeys(shares), blinks_per_min=None, emotion_shares={}, emotion_face_time_s=0.0,
+                     withheld=f"fewer than {min_faces} faces present")
+        if not emotion:
+            b.pop("emotion_shares", None)
+            b.pop("emotion_face_time_s", None)
+    return timeline
+
+
+def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, per_device: bool = False,
+                     emotion: bool = True, min_faces: int = 1) -> dict[str, Any]:
+    """The whole answer for one lecture: its bins (and each device's, if asked) and its moments, as
+    ``[privacy]`` lets them be shown (``private``)."""
     start = float(lecture["start"])
     end = float(lecture["end"]) if lecture["end"] is not None else max(start, now)
     end = min(end, start + MAX_LECTURE_S)  # a lecture left live (or dated 1970) is not years of bins
     devices = list(lecture["devices"])
-    rows = rows_from_store(store.messages(devices, start - LOOKBACK_S, end))
+    kinds = ("attention", "emotion", "summary") if emotion else ("attention", "summary")
+    rows = rows_from_store(store.messages(devices, start - LOOKBACK_S, end, kinds))
     horizon = store.horizons(devices, end)
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)
-    timeline = bins(stories, start, end, bin_s, offset)
+    timeline = private(bins(stories, start, end, bin_s, offset), emotion, min_faces)
+    found = moments(timeline)
+    if not emotion:
+        found.pop("emotion_swings")
     out: dict[str, Any] = {"lecture": lecture, "bin_s": bin_s, "start": start, "end": end, "bins": timeline,
-                           "moments": moments(timeline)}
+                           "moments": found, "privacy": {"emotion": emotion, "min_faces": min_faces}}
     if per_device:
         out["per_device"] = {
-            d: bins(Stories([s for s in stories.attention if s.device == d],
-                            [s for s in stories.emotion if s.device == d],
-                            [r for r in stories.summaries if r.device == d]), start, end, bin_s, offset)
+            d: private(bins(Stories([s for s in stories.attention if s.device == d],
+                                    [s for s in stories.emotion if s.device == d],
+                                    [r for r in stories.summaries if r.device == d]), start, end, bin_s, offset),
+                       emotion, min_faces)
             for d in devices}
     return out

@@ -57,6 +57,14 @@ def browser(tmp_path):
         driver.quit()
 
 
+def small_rooms(tmp_path: Path) -> Path:
+    """A hub config that shows rooms of one or two faces ([privacy] min_faces = 1; the default 3
+    withholds them, tested in test_privacy_hub.py): these tests look at the chart itself."""
+    conf = tmp_path / "hub.toml"
+    conf.write_text("[privacy]\nmin_faces = 1\n")
+    return conf
+
+
 def wait(predicate, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,7 +92,7 @@ def test_lecture_page_offline_chart_hover_live_updates_and_export(tmp_path, brow
                                                      for t in range(0, 600)]})
     assert main(["hub", "import", str(a), str(b), "--title", "Photosynthesis (recorded)", "--start", str(start),
                  "--db", db]) == 0
-    hub = HubProcess(tmp_path, broker.url, db)
+    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(small_rooms(tmp_path))])
     hub.start()
     try:
         (recorded,) = hub.get("/api/lectures")
@@ -164,7 +172,7 @@ def test_what_kiosks_and_users_send_is_shown_as_text_never_run(tmp_path, browser
 
     broker = Broker(tmp_path, free_port())
     broker.start()
-    hub = HubProcess(tmp_path, broker.url, str(tmp_path / "hub.sqlite"))
+    hub = HubProcess(tmp_path, broker.url, str(tmp_path / "hub.sqlite"), extra=["--config", str(small_rooms(tmp_path))])
     hub.start()
     device = 'k<b onmouseover="window.__xss=2">1'
     try:
@@ -190,6 +198,36 @@ def test_what_kiosks_and_users_send_is_shown_as_text_never_run(tmp_path, browser
             ActionChains(browser).move_to_element(el).perform()
         assert browser.execute_script("return window.__xss") is None
         assert not browser.find_elements(By.CSS_SELECTOR, "#view img, #view b[onmouseover]")
+    finally:
+        hub.stop()
+        broker.stop()
+
+
+def test_a_hub_without_emotion_shows_attention_only_and_says_so(tmp_path, browser):
+    """[privacy] emotion = false: a kiosk's emotion never reaches the page; the footer states the
+    hub's privacy settings."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+    from selenium.webdriver.common.by import By
+
+    conf = tmp_path / "hub.toml"
+    conf.write_text("[privacy]\nemotion = false\nmin_faces = 1\n")
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    hub = HubProcess(tmp_path, broker.url, str(tmp_path / "hub.sqlite"), extra=["--config", str(conf)])
+    hub.start()
+    try:
+        lecture = hub.post("/api/lectures", {"title": "Maths", "devices": ["calm-1"]})
+        publish_live_face(broker.port, "calm-1")
+        wait(lambda: [d for d in hub.get("/api/devices") if d["device"] == "calm-1" and d["policy_dropped"] == 1],
+             what="the kiosk's events")
+        browser.get(f"http://127.0.0.1:{hub.port}/lectures/{lecture['id']}")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention-chart rect[data-key=attentive]"),
+             what="the attention chart")
+        assert not browser.find_elements(By.ID, "emotion-chart")
+        assert "Emotion" not in browser.find_element(By.ID, "view").text
+        footer = wait(lambda: browser.find_element(By.ID, "privacy").text, what="the privacy footer")
+        assert "emotion off" in footer
     finally:
         hub.stop()
         broker.stop()

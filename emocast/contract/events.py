@@ -40,6 +40,21 @@ _TOPIC_SUFFIX = {
 # Events that must reach the hub go through the durable outbox at QoS 1; metrics are best-effort.
 DURABLE_KINDS = (ATTENTION, EMOTION, SUMMARY)
 
+# What carries emotion, per payload kind: a whole emotion event, and these fields of the others (the
+# info's name the emotion model and its labels). A kiosk or hub with ``[privacy] emotion = false``
+# publishes, stores and shows none of it.
+EMOTION_FIELDS = {
+    SUMMARY: ("emotion_share", "emotion_readings", "emotion_unsure", "emotion_unsure_s"),
+    METRICS: ("inferences",),
+    INFO: ("model", "model_sha256", "labels"),
+}
+
+
+def without_emotion(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its emotion fields left out (``EMOTION_FIELDS``)."""
+    drop = EMOTION_FIELDS.get(kind, ())
+    return {k: v for k, v in payload.items() if k not in drop}
+
 
 @dataclass(frozen=True)
 class Topics:

@@ -30,6 +30,9 @@ async function health() {
     out.textContent = `v${hl.version} · ${hl.database}` +
       (i ? ` · broker ${i.mqtt_connected ? "connected" : "not connected"} · ${i.stored} stored` : "") +
       (hl.ok ? "" : ` · not ok: ${(hl.problems || []).join("; ")}`);
+    const p = hl.privacy || {};
+    document.getElementById("privacy").textContent = `Privacy: emotion ${p.emotion === false ? "off (never stored or shown)" : "on"}` +
+      (p.min_faces > 1 ? ` · no shares for fewer than ${p.min_faces} faces` : " · shares for any number of faces");
   } catch (e) { out.textContent = String(e); }
 }
 
@@ -40,8 +43,10 @@ function table(id, headers, rows, empty) {
 }
 
 function deviceRow(d) {
-  return h("tr", { "data-device": d.device },
-    h("td", null, d.device), h("td", { class: d.status }, d.status), h("td", null, when(d.last_seen)),
+  return h("tr", { "data-device": d.device, class: d.emotion_conflict ? "conflict" : null },
+    h("td", null, d.device),
+    h("td", { class: d.status }, d.status, d.emotion_conflict ? " · infers emotion (dropped here)" : null),
+    h("td", null, when(d.last_seen)),
     [d.events, d.missing_seq, d.outbox_depth ?? "–", d.dropped_events ?? "–", d.rejected].map(v => h("td", null, v)));
 }
 
@@ -124,22 +129,23 @@ async function lecturePage(id) {
     const l = data.lecture;
     document.title = `${l.title} · emocast hub`;
     const attention = STATES.map(s => Object.assign({ value: b => b[`${s.key}_share`] ?? 0 }, s));
-    const emotions = emotionSeries(data.bins);
+    const emotionOn = !data.privacy || data.privacy.emotion !== false;  // [privacy] emotion = false: none shown
+    const emotions = emotionOn ? emotionSeries(data.bins) : [];
     const mo = data.moments;
-    const charts = { attention: h("div", { id: "attention-chart" }), emotion: h("div", { id: "emotion-chart" }) };
+    const charts = { attention: h("div", { id: "attention-chart" }), emotion: emotionOn && h("div", { id: "emotion-chart" }) };
     replace(view, lectureHeader(l, binS, id, render),
       h("h3", null, "Attention of the faces present"), legend(attention), charts.attention,
-      h("h3", null, "Emotions while attentive"), legend(emotions), charts.emotion,
+      emotionOn && [h("h3", null, "Emotions while attentive"), legend(emotions), charts.emotion],
       h("h3", null, "Moments"),
       h("div", { class: "moments", id: "moments" },
         h("p", null, "Attention dropped"), momentList(mo.attention_drops, "attentive share fell by"),
         h("p", null, "Attention recovered"), momentList(mo.attention_recoveries, "attentive share rose by"),
-        h("p", null, "Emotion swings"), momentList(mo.emotion_swings, "mix changed by")));
+        emotionOn && [h("p", null, "Emotion swings"), momentList(mo.emotion_swings || [], "mix changed by")]));
     const info = b => `· ${b.faces.toFixed(1)} faces · ${b.devices} device(s)` +
-      (b.blinks_per_min !== null ? ` · ${b.blinks_per_min} blinks/min` : "");
+      (b.blinks_per_min !== null ? ` · ${b.blinks_per_min} blinks/min` : "") + (b.withheld ? ` · ${b.withheld}: no shares` : "");
     window.emocastChart.drawStacked(charts.attention, data.bins, attention, { title: "attention shares per bin", info });
-    window.emocastChart.drawStacked(charts.emotion, data.bins, emotions,
-                                    { title: "emotion shares of attentive face time", info, height: 180 });
+    if (emotionOn) window.emocastChart.drawStacked(charts.emotion, data.bins, emotions,
+                                                   { title: "emotion shares of attentive face time", info, height: 180 });
     view.dataset.updated = String(Date.now());
     view.dataset.bins = String(data.bins.length);
     clearTimeout(timer);

@@ -1,0 +1,140 @@
+"""The hub's ``[privacy]``: with ``emotion = false`` a kiosk that does infer emotion leaves no emotion in
+the database file, the API, the CSV or the page (real service, broker, hub, SQLite and PostgreSQL);
+``min_faces`` withholds the shares of a bin with fewer faces; ``forget`` leaves no row of a device."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import pytest
+
+from emocast.cli import main
+from emocast.device import exit_codes
+from tests.hub_support import HubProcess, published_seqs, run_device
+from tests.test_hub_timeline import T0, attention, emotion, event
+
+pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from emocast.hub.api import create_app  # noqa: E402
+from emocast.hub.store import Batch, Store  # noqa: E402
+
+LOCAL = "http://127.0.0.1"
+
+
+def all_rows(db: str) -> list[str]:
+    """Every row of every table, as text: what a data-protection officer would grep."""
+    s = Store(db)
+    try:
+        tables = ("messages", "devices", "lectures", "rejects", "quarantine")
+        return [" ".join(map(str, row)) for t in tables for row in s._query(f"SELECT * FROM {t}")]
+    finally:
+        s.close()
+
+
+@pytest.mark.mqtt
+@pytest.mark.e2e
+def test_a_hub_without_emotion_keeps_none_from_a_kiosk_that_infers_it(mosquitto, db_url, tmp_path, demo_clip):
+    conf = tmp_path / "hub.toml"
+    conf.write_text("[privacy]\nemotion = false\nmin_faces = 1\n")
+    hub = HubProcess(tmp_path, mosquitto.url, db_url, extra=["--config", str(conf)])
+    hub.start()
+    try:
+        ran = run_device(mosquitto.url, "k-emo", demo_clip, tmp_path, "--fast")
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        sent = published_seqs(tmp_path, "k-emo")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (dev,) = [d for d in hub.get("/api/devices") if d["device"] == "k-emo"] or [{}]
+            if dev and dev["events"] + dev["policy_dropped"] >= sent and dev.get("info"):
+                break
+            time.sleep(0.3)
+        assert dev["policy_dropped"] > 0 and dev["events"] + dev["policy_dropped"] == sent, dev
+        assert dev["emotion_conflict"] is True  # its info says it infers emotion; the hub forbids it
+        assert "labels" not in dev["info"]
+        assert hub.health()["privacy"] == {"emotion": False, "min_faces": 1}
+        lecture = hub.post("/api/lectures", {"title": "Biology", "devices": ["k-emo"],
+                                             "start": time.time() - 600, "end": time.time() + 1})
+        data = hub.get(f"/api/lectures/{lecture['id']}/timeline?bin_s=60&per_device=true")
+        text = json.dumps(data)
+        assert "emotion_shares" not in text and "emotion_swings" not in text and data["privacy"]["emotion"] is False
+        assert any(b["attentive_share"] for b in data["bins"]), data["bins"]  # attention still shown
+        with __import__("urllib.request").request.urlopen(
+                f"http://127.0.0.1:{hub.port}/api/lectures/{lecture['id']}/export.csv") as r:
+            header = next(csv.reader(io.StringIO(r.read().decode())))
+        assert "attentive_share" in header and not [c for c in header if c.startswith("emotion")]
+    finally:
+        assert hub.stop() == 0
+    rows = all_rows(db_url)
+    labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert rows and not [r for r in rows if "emotion_share" in r or "emocast.emotion/" in r
+                         or any(label in r for label in labels)]
+
+
+def room(n_faces: int, device: str = "k1") -> list:
+    """``n_faces`` faces attentive for two minutes on one kiosk."""
+    out = []
+    for track in range(1, n_faces + 1):
+        out.append(attention(device, track * 2 - 1, T0, track, "attentive"))
+        out.append(emotion(device, track * 2, T0, track, "happy"))
+    return out
+
+
+@pytest.mark.parametrize("faces,shown", [(1, False), (2, False), (3, True)])
+def test_fewer_than_min_faces_show_no_shares(tmp_path, faces, shown):
+    db = str(tmp_path / "hub.sqlite")
+    store = Store(db)
+    batch = Batch.empty()
+    batch.messages = room(faces)
+    batch.last_seen = {"k1": T0 + 120}
+    store.write_batch(batch)
+    lecture = store.create_lecture("Tutorial", ["k1"], T0, 0.0, T0 + 120)
+    client = TestClient(create_app(db, min_faces=3), base_url=LOCAL)
+    data = client.get(f"/api/lectures/{lecture['id']}/timeline", params={"bin_s": 60, "per_device": True}).json()
+    views = [data["bins"], data["per_device"]["k1"]]
+    for bins in views:
+        for b in bins:
+            assert b["faces"] == pytest.approx(faces)
+            if shown:
+                assert b["attentive_share"] == 1.0 and b["emotion_shares"] == {"happy": 1.0} and "withheld" not in b
+            else:
+                assert b["attentive_share"] is None and b["emotion_shares"] == {}
+                assert b["withheld"] == "fewer than 3 faces present"
+    table = list(csv.DictReader(io.StringIO(client.get(f"/api/lectures/{lecture['id']}/export.csv").text)))
+    assert all((row["attentive_share"] == "1.0") == shown for row in table)
+    assert all(("emotion_happy" in row) == shown for row in table)
+
+
+def test_forget_leaves_no_row_of_the_device(tmp_path, capsys):
+    db = str(tmp_path / "hub.sqlite")
+    store = Store(db)
+    batch = Batch.empty()
+    batch.messages = room(3, "alice") + room(3, "bob")
+    batch.last_seen = {"alice": T0 + 60, "bob": T0 + 60}
+    batch.rejects = [("alice", "attention", "bad", T0, "{...}")]
+    store.write_batch(batch)
+    lec = store.create_lecture("Both", ["alice", "bob"], T0, 0.0, T0 + 120)
+    assert main(["hub", "forget", "--device", "alice", "--db", db]) == exit_codes.OK
+    said = json.loads(capsys.readouterr().out)
+    assert said["forgot"] == "alice" and said["messages"] == 6 and said["quarantined"] == 1
+    assert not [r for r in all_rows(db) if "alice" in r]
+    assert store.lecture(lec["id"])["devices"] == ["bob"] and store.count_messages() == 6
+    assert main(["hub", "forget", "--lecture", lec["id"], "--db", db]) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["messages"] == 6
+    assert store.lectures() == [] and store.count_messages() == 0
+    assert main(["hub", "forget", "--lecture", "nope", "--db", db]) == exit_codes.USAGE
+    store.close()
+
+
+def test_the_summary_keeps_its_attention_and_loses_its_emotion(tmp_path):
+    from emocast.contract.events import SUMMARY, without_emotion
+
+    summary = json.loads(event("summary", "k1", 1, T0, window_s=60.0, face_time_s=50.0, attentive_share=0.5,
+                               emotion_share={"happy": 1.0}, emotion_readings=3, emotion_unsure=0,
+                               emotion_unsure_s=0.0).payload)
+    kept = without_emotion(SUMMARY, summary)
+    assert kept["attentive_share"] == 0.5 and not [k for k in kept if k.startswith("emotion")]
