@@ -331,8 +331,10 @@ class Ingest:
         """Counted per device and kind, kept in quarantine with its error, logged once per device and
         kind; acknowledged with its batch (sending it again cannot make it valid)."""
         self.stats.rejected += 1
-        device, error = printable(device, 64), printable(error, 300)
-        batch.rejects.append((device, kind, error, item.at, printable(item.payload)))
+        device, error, excerpt = printable(device, 64), printable(error, 300), printable(item.payload)
+        if not self.cfg.privacy.emotion and kind in EMOTION_FIELDS:  # it may quote emotion: kept out
+            error, excerpt = f"invalid {kind} (details not kept: [privacy] emotion = false)", ""
+        batch.rejects.append((device, kind, error, item.at, excerpt))
         if (device, kind) not in self._logged_rejects:
             self._logged_rejects.add((device, kind))
             log.warning("invalid %s payload from %s: %s (counted; further ones from it are not logged)",
@@ -350,6 +352,10 @@ class Ingest:
             else:
                 self._reject(batch, device, "status", f"status must be online or offline, not {text[:40]!r}", item)
             return
+        if kind == EMOTION and not self.cfg.privacy.emotion:  # [privacy] emotion = false: not even read
+            self.stats.policy_dropped += 1
+            batch.policy_dropped[device] = batch.policy_dropped.get(device, 0) + 1
+            return
         try:
             payload, text = self._checked(item, device, kind)
         except PayloadError as exc:
@@ -357,14 +363,10 @@ class Ingest:
             return
         ts = parse_ts(payload["ts"])
         batch.last_seen[device] = max(batch.last_seen.get(device, 0.0), item.at)  # the hub's clock, not the kiosk's
-        if not self.cfg.privacy.emotion:  # [privacy] emotion = false: nothing emotional is written
-            if kind == EMOTION:
-                self.stats.policy_dropped += 1
-                batch.policy_dropped[device] = batch.policy_dropped.get(device, 0) + 1
-                return
-            if any(k in payload for k in EMOTION_FIELDS.get(kind, ())):
-                payload = without_emotion(kind, payload)
-                text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        # [privacy] emotion = false: nothing emotional is written
+        if not self.cfg.privacy.emotion and any(k in payload for k in EMOTION_FIELDS.get(kind, ())):
+            payload = without_emotion(kind, payload)
+            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         if kind == INFO:
             batch.infos[device] = (text, ts)
         elif kind == METRICS:
