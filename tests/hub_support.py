@@ -26,16 +26,23 @@ EMOCAST = [sys.executable, "-m", "emocast"]
 PG_ADMIN = os.environ.get("EMOCAST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@contextmanager
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped after it; skips where no server answers."""
+def pg_admin():
+    """A connection to the test server's admin database; skips where no server answers."""
     psycopg = pytest.importorskip("psycopg")
     try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+        return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at {PG_ADMIN} ({str(exc).strip().splitlines()[0]})")
+
+
+@contextmanager
+def pg_database(create: bool = True) -> Iterator[str]:
+    """A PostgreSQL database of one test's own (made now, or by the test with ``create=False``),
+    dropped after it; skips where no server answers."""
+    admin = pg_admin()
     name = f"emocast_test_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
+    if create:
+        admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     finally:

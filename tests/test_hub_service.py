@@ -9,12 +9,11 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 
 import pytest
 
 from emocast.device import exit_codes
-from tests.hub_support import EMOCAST, PG_ADMIN
+from tests.hub_support import EMOCAST, pg_admin, pg_database
 from tests.support import free_port, wait_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
@@ -56,32 +55,26 @@ def test_serve_tells_systemd_it_is_ready_and_feeds_the_watchdog(mosquitto, tmp_p
 
 
 def test_a_database_that_is_not_there_yet_is_waited_for(mosquitto, tmp_path):
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG_ADMIN} ({exc})")
-    name = f"emocast_test_{uuid.uuid4().hex[:10]}"
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    port = free_port()
-    log = (tmp_path / "hub.log").open("w")
-    proc = subprocess.Popen(EMOCAST + ["hub", "serve", "--listen", f"127.0.0.1:{port}", "--broker", mosquitto.url,
-                                       "--db", url], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "EMOCAST_HUB_CONFIG": ""})
-    try:
-        time.sleep(3.0)  # the database does not exist yet: the hub waits, it does not exit
-        assert proc.poll() is None, (tmp_path / "hub.log").read_text()
-        admin.execute(f'CREATE DATABASE "{name}"')
-        wait_port(port, 60)
-        said = (tmp_path / "hub.log").read_text()
-        assert "does not answer" in said and "retrying in" in said
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with pg_database(create=False) as url:
+        port = free_port()
+        log = (tmp_path / "hub.log").open("w")
+        proc = subprocess.Popen(EMOCAST + ["hub", "serve", "--listen", f"127.0.0.1:{port}", "--broker",
+                                           mosquitto.url, "--db", url], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "EMOCAST_HUB_CONFIG": ""})
+        try:
+            time.sleep(3.0)  # the database does not exist yet: the hub waits, it does not exit
+            assert proc.poll() is None, (tmp_path / "hub.log").read_text()
+            admin = pg_admin()
+            admin.execute(f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+            admin.close()
+            wait_port(port, 60)
+            said = (tmp_path / "hub.log").read_text()
+            assert "does not answer" in said and "retrying in" in said
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_a_database_that_never_answers_is_exit_9_after_the_wait(mosquitto, tmp_path):
