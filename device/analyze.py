@@ -39,7 +39,6 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 CSV_COLUMNS = ["t", "frame", "track", "box_x", "box_y", "box_w", "box_h", "yaw", "pitch", "roll", "eye_openness",
                "ear", "eyes_closed", "gaze_h", "gaze_v", "attention", "reason", "emotion", "confidence"]
 EMOTION_COLUMNS = ("emotion", "confidence")  # left out of the CSV when emotion is off
-STATE_COLOURS = {ATTENTIVE: "#2e7d32", LOOKING_AWAY: "#f9a825", EYES_CLOSED: "#6a1b9a", ABSENT: "#9e9e9e"}
 
 
 class MediaError(EmocastError):
@@ -190,43 +189,89 @@ def csv_row(rec: dict[str, Any]) -> list[Any]:
             rec["reason"], emotion, probs.get(emotion) if emotion else None]
 
 
+MIN_READINGS_PER_BIN = 3  # fewer called emotions in a bin of the plot: no share drawn (one reading is not 100%)
+
+
+@dataclass
+class PlotData:
+    """What ``plot_timeline`` draws, worked out apart from drawing it (and tested so)."""
+
+    faces: list[int]  # the records' track numbers, in order of first appearance: drawn as faces 1..n
+    bars: dict[int, list[tuple[float, float, str]]]  # per face (1..n): (start, length, state), absence included
+    bins: np.ndarray  # the emotion panel's bin edges, seconds
+    shares: np.ndarray  # (labels, bins): share of attentive readings called each emotion; NaN where too few
+
+
+def plot_data(records: list[dict[str, Any]], labels: tuple[str, ...]) -> PlotData:
+    """Faces numbered by first appearance; each face's records as bars of its state, and the gaps in
+    its presence (longer than three frames' spacing) as ``absent``; emotion shares per bin of the
+    readings taken while attentive, as the service counts them (its smoothed, called emotion),
+    left empty where fewer than ``MIN_READINGS_PER_BIN`` readings fall."""
+    times = sorted({r["t"] for r in records})
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.1
+    faces: list[int] = []
+    for r in sorted(records, key=lambda r: r["t"]):
+        if r["track"] not in faces:
+            faces.append(r["track"])
+    bars: dict[int, list[tuple[float, float, str]]] = {}
+    for n, track in enumerate(faces, 1):
+        mine = sorted((r for r in records if r["track"] == track), key=lambda r: r["t"])
+        out = bars.setdefault(n, [])
+        for a, b in zip(mine, [*mine[1:], None], strict=True):
+            out.append((a["t"], step, a["attention"] or ABSENT))
+            if b is not None and b["t"] - a["t"] > 3 * step:
+                out.append((a["t"] + step, b["t"] - a["t"] - step, ABSENT))
+    t_end = (times[-1] if times else 0.0) + step
+    edges = np.linspace(0.0, t_end, min(40, max(1, int(t_end / max(5 * step, 1e-3)))) + 1)  # 5+ frames a bin
+    counts = np.zeros((len(labels), len(edges) - 1))
+    for r in records:
+        if r["attention"] == ATTENTIVE and r.get("emotion") in labels:
+            b = min(len(edges) - 2, int(np.searchsorted(edges, r["t"], side="right") - 1))
+            counts[labels.index(r["emotion"]), b] += 1
+    totals = counts.sum(axis=0)
+    shares = np.where(totals >= MIN_READINGS_PER_BIN, counts / np.maximum(totals, 1), np.nan)
+    return PlotData(faces, bars, edges, shares)
+
+
 def plot_timeline(records: list[dict[str, Any]], labels: tuple[str, ...], title: str, out: Path) -> None:
-    """Attention state per face over time (top) and the room's emotion shares over time (bottom)."""
+    """Attention per face over time (top) and the room's emotion shares over time (bottom, when emotion
+    is on), in the hub's palette, legends beside the axes (they cover no data)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, gridspec_kw={"height_ratios": [1, 1.2]})
-    tracks = sorted({r["track"] for r in records})
-    t_end = max((r["t"] for r in records), default=1.0) or 1.0
-    step = np.median(np.diff(sorted({r["t"] for r in records}))) if len(records) > 1 else 0.1
-    for row, track in enumerate(tracks):
-        mine = [r for r in records if r["track"] == track]
-        for r in mine:
-            ax1.broken_barh([(r["t"], step)], (row - 0.4, 0.8), color=STATE_COLOURS.get(r["attention"] or "", "#ccc"))
-    ax1.set_yticks(range(len(tracks)), [f"face {t}" for t in tracks])
-    ax1.set_title(f"{title}: attention per face")
-    ax1.legend(handles=[Patch(color=c, label=s) for s, c in STATE_COLOURS.items()], loc="upper right",
-               fontsize=8, ncol=4)
-    # emotion shares in bins of about 1/40 of the recording (at least one processed frame)
-    bins = np.linspace(0.0, t_end + step, min(60, max(2, int((t_end + step) / max(step, 1e-3)))) + 1)
-    shares = np.zeros((len(labels), len(bins) - 1))
-    for r in records:
-        if r.get("emotion") in labels:
-            b = min(len(bins) - 2, int(np.searchsorted(bins, r["t"], side="right") - 1))
-            shares[labels.index(r.get("emotion")), b] += 1
-    totals = shares.sum(axis=0)
-    shares = np.divide(shares, totals, out=np.zeros_like(shares), where=totals > 0)
-    centres = (bins[:-1] + bins[1:]) / 2
-    if shares.any():
-        ax2.stackplot(centres, shares, labels=labels, alpha=0.85)
-        ax2.legend(loc="upper right", fontsize=8, ncol=len(labels))
-    else:
-        ax2.text(0.5, 0.5, "no emotion readings (no attentive frontal face, or emotion off)",
-                 ha="center", va="center", transform=ax2.transAxes)
-    ax2.set(ylim=(0, 1), ylabel="share of faces", xlabel="seconds", title="emotion (smoothed) across faces")
+    from emocast.contract.palette import emotion_colours, state_colour
+
+    data = plot_data(records, labels)
+    panels = 2 if labels else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(12, 3 + 3 * panels), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 1.2][:panels]})
+    ax1 = axes[0][0]
+    for n, bars in data.bars.items():
+        for start, length, state in bars:
+            ax1.broken_barh([(start, length)], (n - 0.4, 0.8), color=state_colour(state),
+                            hatch="//" if state == ABSENT else None, edgecolor="white" if state == ABSENT else None)
+    ax1.set_yticks(range(1, len(data.faces) + 1), [f"face {n}" for n in range(1, len(data.faces) + 1)])
+    ax1.invert_yaxis()
+    ax1.set_title(f"{title}: attention per face (faces numbered as they appeared)")
+    ax1.legend(handles=[Patch(color=state_colour(s), label=s.replace("_", " "))
+                        for s in (ATTENTIVE, LOOKING_AWAY, EYES_CLOSED, ABSENT)],
+               loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8)
+    if labels:
+        ax2 = axes[1][0]
+        colours = emotion_colours(labels)
+        centres = (data.bins[:-1] + data.bins[1:]) / 2
+        if np.isfinite(data.shares).any():
+            ax2.stackplot(centres, np.nan_to_num(data.shares), labels=labels, colors=[colours[k] for k in labels],
+                          alpha=0.9)
+            ax2.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8)
+        else:
+            ax2.text(0.5, 0.5, f"fewer than {MIN_READINGS_PER_BIN} emotion readings of an attentive face in any bin",
+                     ha="center", va="center", transform=ax2.transAxes)
+        ax2.set(ylim=(0, 1), ylabel="share of readings", title="emotion of attentive faces (smoothed, called)")
+    axes[-1][0].set_xlabel("seconds")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import jsonschema
+import numpy as np
 import pytest
 
 from emocast.cli import main
@@ -207,3 +208,28 @@ def test_landmarks_between_detections_read_the_eyes_at_camera_rate():
     assert {r["track"] for r in dense} == {r["track"] for r in sparse}
     assert sum(bool(r["eyes_closed"]) for r in dense) > sum(bool(r["eyes_closed"]) for r in sparse)
     assert all(r["attention"] == "attentive" for r in dense)
+
+
+def test_the_plot_numbers_faces_as_they_appear_draws_absence_and_no_lone_reading_as_a_share(tmp_path):
+    from emocast.device.analyze import MIN_READINGS_PER_BIN, plot_data, plot_timeline
+
+    def rec(t, track, attention="attentive", emotion="happy"):
+        return {"t": t, "track": track, "attention": attention, "emotion": emotion}
+
+    records = ([rec(t / 10, 9) for t in range(0, 20)] + [rec(t / 10, 9) for t in range(50, 60)]  # away 2.0-5.0 s
+               + [rec(t / 10, 24, "looking_away", "sad") for t in range(10, 60)]  # sad, but never attentive
+               + [rec(3.0, 3, emotion="fear")])  # one lone reading
+    data = plot_data(records, ("happy", "sad", "fear"))
+    assert data.faces == [9, 24, 3]  # drawn as faces 1, 2, 3
+    absent = [b for b in data.bars[1] if b[2] == "absent"]
+    assert len(absent) == 1 and absent[0][0] == pytest.approx(2.0) and absent[0][1] == pytest.approx(3.0)
+    assert not [b for b in data.bars[2] if b[2] == "absent"]
+    happy, sad, fear = data.shares
+    assert not np.nansum(sad)  # read while looking away: not counted
+    lone = int(np.searchsorted(data.bins, 3.0, side="right") - 1)
+    assert np.isnan(fear[lone])  # one reading in its bin is below MIN_READINGS_PER_BIN, not a 100% share
+    assert MIN_READINGS_PER_BIN > 1 and np.nanmax(happy) == pytest.approx(1.0)
+    png = tmp_path / "p.png"
+    plot_timeline(records, ("happy", "sad", "fear"), "t", png)
+    plot_timeline(records, (), "emotion off", tmp_path / "off.png")  # one panel, no emotion
+    assert png.stat().st_size > 10_000 and (tmp_path / "off.png").stat().st_size > 5_000
