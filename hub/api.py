@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = {
     # every script and style is the hub's own file; nothing inline, nothing framed, no other origin
+    # (media from blob: the lecture video a teacher opens from their own computer, never uploaded)
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+                               "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -231,3 +231,59 @@ def test_a_hub_without_emotion_shows_attention_only_and_says_so(tmp_path, browse
     finally:
         hub.stop()
         broker.stop()
+
+
+def lecture_video(path: Path, seconds: int) -> Path:
+    """A plain WebM (VP8) of ``seconds`` seconds at 2 fps, as a teacher's recording stands in for."""
+    import cv2
+    import numpy as np
+
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), 2, (160, 120))
+    for i in range(seconds * 2):
+        out.write(np.full((120, 160, 3), (i * 3) % 255, np.uint8))
+    out.release()
+    return path
+
+
+def test_the_lecture_video_opens_locally_and_charts_and_moments_seek_it(tmp_path, browser):
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+    from selenium.webdriver.common.by import By
+
+    db = str(tmp_path / "hub.sqlite")
+    a = analyze_records(tmp_path / "ana.jsonl", {1: [(t, "attentive", "happy") for t in range(0, 600)]})
+    b = analyze_records(tmp_path / "ben.jsonl", {1: [(t, "attentive" if t < 240 else "looking_away", "neutral")
+                                                     for t in range(0, 600)]})
+    assert main(["hub", "import", str(a), str(b), "--title", "Recorded", "--start", str(time.time() - 3600),
+                 "--db", db]) == 0
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(small_rooms(tmp_path))])
+    hub.start()
+    try:
+        (lecture,) = hub.get("/api/lectures")
+        browser.get(f"http://127.0.0.1:{hub.port}/lectures/{lecture['id']}")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin"), what="the chart")
+        assert not browser.find_element(By.ID, "lecture-video").is_displayed()
+        browser.find_element(By.ID, "video-file").send_keys(str(lecture_video(tmp_path / "lesson.webm", 600)))
+        state = "const v = document.getElementById('lecture-video'); return [v.readyState, v.error && v.error.code]"
+        try:
+            wait(lambda: browser.execute_script(state)[0] >= 1, what="the video's metadata")
+        except AssertionError:
+            raise AssertionError(f"video state {browser.execute_script(state)}") from None
+        now = "return document.getElementById('lecture-video').currentTime"
+        column = browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin")[3]
+        assert float(column.get_attribute("data-t")) == 180.0
+        browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", column)
+        wait(lambda: abs(browser.execute_script(now) - 180.0) < 2.0, what="the video at 3:00")
+        drop = browser.find_element(By.CSS_SELECTOR, "#moments button.seek")
+        browser.execute_script("arguments[0].click()", drop)
+        target = float(drop.get_attribute("data-t"))
+        assert target == 240.0  # ben looked away from minute 4
+        wait(lambda: abs(browser.execute_script(now) - target) < 2.0, what="the video at the moment")
+        wait(lambda: browser.execute_script(
+            "return document.querySelector('#attention-chart .playhead').getAttribute('visibility')") == "visible",
+             what="the playhead")
+    finally:
+        hub.stop()
+        broker.stop()

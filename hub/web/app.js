@@ -98,11 +98,32 @@ function legend(series) {
   return h("div", { class: "legend" }, series.map(s => h("span", { style: { "--c": s.color }, title: s.help }, s.label)));
 }
 
-function momentList(items, verb) {
+function momentList(items, verb, seek) {
   const { clock, pct } = window.emocastChart;
-  const rows = items.map(m => h("li", null, `${clock(m.t)}: ${verb} ${pct(Math.abs(m.change))}` +
-                                            (m.toward ? ` toward ${m.toward}` : "")));
+  const rows = items.map(m => h("li", null,
+    h("button", { class: "seek", type: "button", "data-t": m.t, title: "play the video from here",
+                  on: { click: () => seek(m.t) } }, clock(m.t)),
+    `: ${verb} ${pct(Math.abs(m.change))}` + (m.toward ? ` toward ${m.toward}` : "") +
+    (m.faces !== undefined ? ` (${Number(m.faces).toFixed(1)} faces)` : "")));
   return h("ul", null, rows.length ? rows : h("li", { class: "muted" }, "none"));
+}
+
+// The lecture's video, from the teacher's own computer: the file never leaves the browser (an object
+// URL); charts follow it with a playhead, and a click on a chart or a moment plays it from there.
+function videoPanel() {
+  const video = h("video", { id: "lecture-video", controls: true, preload: "metadata", hidden: true });
+  const input = h("input", { id: "video-file", type: "file", accept: "video/*",
+                             "aria-label": "open the lecture's video from this computer" });
+  input.addEventListener("change", () => {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    if (video.src) URL.revokeObjectURL(video.src);
+    video.src = URL.createObjectURL(file);
+    video.hidden = false;
+  });
+  const panel = h("section", { class: "video", "aria-label": "lecture video" },
+    h("label", { class: "muted" }, "Lecture video (stays on this computer): ", input), video);
+  return { panel, video };
 }
 
 function lectureHeader(l, binS, id, render) {
@@ -126,6 +147,16 @@ function lectureHeader(l, binS, id, render) {
 async function lecturePage(id) {
   const params = new URLSearchParams(location.search);
   const binS = Number(params.get("bin_s") || 60);
+  const head = h("div"), body = h("div");
+  const { panel, video } = videoPanel();
+  let charts = [];
+  const seek = t => {
+    if (!video.src) return;
+    video.currentTime = Math.max(0, t);
+    video.play().catch(() => {});  // a browser may refuse to play without a gesture: the position is set
+  };
+  video.addEventListener("timeupdate", () => charts.forEach(c => c.setPlayhead(video.currentTime)));
+  replace(view, head, panel, body);
   let timer = null;
   async function render() {
     const data = await api(`/api/lectures/${encodeURIComponent(id)}/timeline?bin_s=${binS}`);
@@ -136,20 +167,25 @@ async function lecturePage(id) {
     const emotionOn = !data.privacy || data.privacy.emotion !== false;  // [privacy] emotion = false: none shown
     const emotions = emotionOn ? emotionSeries(data.bins) : [];
     const mo = data.moments;
-    const charts = { attention: h("div", { id: "attention-chart" }), emotion: emotionOn && h("div", { id: "emotion-chart" }) };
-    replace(view, lectureHeader(l, binS, id, render),
-      h("h3", null, "Attention of the faces present"), legend(attention), charts.attention,
-      emotionOn && [h("h3", null, "Emotions while attentive"), legend(emotions), charts.emotion],
+    const boxes = { attention: h("div", { id: "attention-chart" }), emotion: emotionOn && h("div", { id: "emotion-chart" }) };
+    replace(head, lectureHeader(l, binS, id, render));
+    replace(body,
+      h("h3", null, "Attention of the faces present"), legend(attention), boxes.attention,
+      emotionOn && [h("h3", null, "Emotions while attentive"), legend(emotions), boxes.emotion],
       h("h3", null, "Moments"),
       h("div", { class: "moments", id: "moments" },
-        h("p", null, "Attention dropped"), momentList(mo.attention_drops, "attentive share fell by"),
-        h("p", null, "Attention recovered"), momentList(mo.attention_recoveries, "attentive share rose by"),
-        emotionOn && [h("p", null, "Emotion swings"), momentList(mo.emotion_swings || [], "mix changed by")]));
+        h("p", null, "Attention dropped"), momentList(mo.attention_drops, "attentive share fell by", seek),
+        h("p", null, "Attention recovered"), momentList(mo.attention_recoveries, "attentive share rose by", seek),
+        emotionOn && [h("p", null, "Emotion swings"), momentList(mo.emotion_swings || [], "mix changed by", seek)]));
     const info = b => `· ${b.faces.toFixed(1)} faces · ${b.devices} device(s)` +
       (b.blinks_per_min !== null ? ` · ${b.blinks_per_min} blinks/min` : "") + (b.withheld ? ` · ${b.withheld}: no shares` : "");
-    window.emocastChart.drawStacked(charts.attention, data.bins, attention, { title: "attention shares per bin", info });
-    if (emotionOn) window.emocastChart.drawStacked(charts.emotion, data.bins, emotions,
-                                                   { title: "emotion shares of attentive face time", info, height: 180 });
+    const pick = b => seek(b.t);
+    charts = [window.emocastChart.drawStacked(boxes.attention, data.bins, attention,
+                                              { title: "attention shares per bin", info, onPick: pick })];
+    if (emotionOn) charts.push(window.emocastChart.drawStacked(boxes.emotion, data.bins, emotions,
+                                                               { title: "emotion shares of attentive face time", info,
+                                                                 height: 180, onPick: pick }));
+    if (video.src) charts.forEach(c => c.setPlayhead(video.currentTime));
     view.dataset.updated = String(Date.now());
     view.dataset.bins = String(data.bins.length);
     clearTimeout(timer);

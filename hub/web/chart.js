@@ -1,6 +1,8 @@
 // Stacked-column charts in plain SVG, written for the hub (no library, no CDN).
 // drawStacked(el, bins, series, opts): one column per bin, one segment per series key,
-// a tooltip with every value on hover. Columns carry class "bin" and data-t (seconds).
+// a tooltip with every value on hover. Columns carry class "bin" and data-t (seconds of the
+// lecture's video). opts.onPick(bin) runs when a column is clicked (or Enter on a focused chart);
+// the returned chart's setPlayhead(t) draws a line at video time t (null hides it).
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -30,6 +32,7 @@ function drawStacked(container, bins, series, opts) {
   const m = { l: 40, r: 10, t: 10, b: 26 };
   const w = width - m.l - m.r, h = o.height - m.t - m.b;
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${o.height}`, role: "img", "aria-label": o.title }, container);
+  svgEl("title", {}, svg).textContent = o.title;
   const axis = svgEl("g", { class: "axis" }, svg);
   for (const f of [0, 0.25, 0.5, 0.75, 1]) {
     const y = m.t + h * (1 - f);
@@ -69,8 +72,18 @@ function drawStacked(container, bins, series, opts) {
       tip.style.top = `${ev.clientY - box.top + 12}px`;
     });
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
+    if (o.onPick) g.addEventListener("click", () => o.onPick(b));
   });
-  return svg;
+  const binLen = bins.length ? (bins[0].length_s || 60) : 60;
+  const playhead = svgEl("line", { class: "playhead", y1: m.t, y2: m.t + h, visibility: "hidden" }, svg);
+  function setPlayhead(t) {
+    const at = t === null || !bins.length ? -1 : (t - bins[0].t) / binLen;
+    if (at < 0 || at > n) { playhead.setAttribute("visibility", "hidden"); return; }
+    const x = m.l + at * colW;
+    playhead.setAttribute("x1", x); playhead.setAttribute("x2", x);
+    playhead.setAttribute("visibility", "visible");
+  }
+  return { svg, setPlayhead };
 }
 
 window.emocastChart = { drawStacked, clock, pct };
