@@ -44,7 +44,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str, Any]] | None = None,
-               default_bin_s: float = 60.0, allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
+               default_bin_s: float = 0.0, allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
                max_bins: int = 5000, emotion: bool = True, min_faces: int = 1) -> FastAPI:
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")

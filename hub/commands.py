@@ -131,7 +131,7 @@ def _serve(cfg) -> int:
                      cfg.privacy.emotion, cfg.privacy.min_faces)
     host, port = parse_listen(cfg.web.listen)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="off"))
+                                           lifespan="off", timeout_graceful_shutdown=5))  # live pages' streams
     # uvicorn handles SIGINT/SIGTERM while serving, then restores the handlers it found and raises the
     # signal again: with Python's default there, the process would die before ingest commits and
     # acknowledges what it holds. These handlers make that second delivery a no-op (and SIGHUP a stop).

@@ -61,7 +61,7 @@ class HubWebSection:
     listen: str = "127.0.0.1:8080"
     token: str = ""  # required for any address but loopback; or token_file
     token_file: str = ""
-    default_bin_s: float = field(default=60.0, metadata=_rng(1, 86400))
+    default_bin_s: float = field(default=0.0, metadata=_rng(0, 86400))  # 0: sized to the lecture (auto_bin_s)
     allowed_hosts: str = ""  # host names the page is reached by, comma-separated (loopback always); needed with 0.0.0.0
     max_bins: int = field(default=5000, metadata=_rng(10, 1_000_000))  # a timeline asking for more: 422
 

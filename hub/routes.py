@@ -6,9 +6,11 @@ have no internet)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
+import json
 import math
 import threading
 import time
@@ -18,14 +20,15 @@ from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from emocast import __version__
 from emocast.contract.palette import palette
 
 from .store import Store
-from .timeline import MAX_LECTURE_S, PRESENT_STATES, lecture_timeline
+from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
@@ -65,7 +68,7 @@ class HubState:
     stores: StorePool
     token: str = ""
     ingest_stats: Callable[[], dict[str, Any]] | None = None
-    default_bin_s: float = 60.0
+    default_bin_s: float = 0.0  # 0: sized to each lecture (timeline.auto_bin_s)
     max_bins: int = 5000
     emotion: bool = True  # [privacy] emotion
     min_faces: int = 1  # [privacy] min_faces
@@ -82,7 +85,8 @@ def store(state: Annotated[HubState, Depends(hub_state)]) -> Store:
 
 StoreDep = Annotated[Store, Depends(store)]
 StateDep = Annotated[HubState, Depends(hub_state)]
-BinS = Annotated[float | None, Query(ge=1, le=86400, description="bin length in seconds; default [web] default_bin_s")]
+BinS = Annotated[float | None, Query(ge=1, le=86400, description="bin length in seconds; default [web] "
+                                                                  "default_bin_s, else sized to the lecture")]
 
 
 EPOCH_MIN, EPOCH_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01
@@ -162,11 +166,13 @@ def create_lecture(body: LectureIn, s: StoreDep) -> dict[str, Any]:
     return s.create_lecture(body.title, body.devices, start, body.video_offset_s, body.end)
 
 
-def checked_bins(lecture: dict[str, Any], bin_s: float, state: HubState) -> float:
-    """``bin_s``, when the lecture (a live one up to now) needs no more than ``[web] max_bins`` of
+def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) -> float:
+    """The bin asked for, else ``[web] default_bin_s``, else one sized to the lecture's length
+    (``auto_bin_s``), when the lecture (a live one up to now) needs no more than ``[web] max_bins`` of
     them; else 422 naming the shortest bin that fits."""
     end = lecture["end"] if lecture["end"] is not None else max(lecture["start"], time.time())
     span = min(MAX_LECTURE_S, end - lecture["start"])
+    bin_s = bin_s or state.default_bin_s or auto_bin_s(span)
     if span / bin_s > state.max_bins:
         shortest = math.ceil(span / state.max_bins)
         raise HTTPException(422, f"{span / bin_s:.0f} bins of {bin_s:g} s; at most {state.max_bins}: "
@@ -191,7 +197,7 @@ def stop_lecture(lecture_id: str, s: StoreDep) -> dict[str, Any]:
 def timeline(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None,
              per_device: bool = False) -> dict[str, Any]:
     lecture = lecture_or_404(s, lecture_id)
-    return lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
+    return lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(),
                             per_device, state.emotion, state.min_faces)
 
 
@@ -199,10 +205,48 @@ def _csv(value: Any) -> Any:
     return "" if value is None else value
 
 
+STREAM_CHECK_S = 1.0  # how often a live page's stream looks for new events
+STREAM_MAX_S = 300.0  # then it ends, and the browser's EventSource reconnects (no stream outlives a stop)
+
+
+@lectures.get("/{lecture_id}/stream")
+async def stream(lecture_id: str, request: Request, state: StateDep) -> StreamingResponse:
+    """Server-Sent Events for a live lecture's page: ``changed`` whenever an event of its devices is
+    stored, ``ended`` when the lecture stops; the page fetches the timeline then (no polling)."""
+    lecture = await run_in_threadpool(lambda: lecture_or_404(state.stores.get(), lecture_id))
+
+    def look() -> tuple[tuple[int, float], bool]:
+        """(the devices' change mark, whether the lecture has ended), on this worker's connection."""
+        s = state.stores.get()
+        current = s.lecture(lecture_id)
+        ended = current is None or current["end"] is not None
+        return s.change_mark(lecture["devices"], lecture["start"] - LOOKBACK_S), ended
+
+    async def events():
+        mark = None
+        deadline = time.monotonic() + STREAM_MAX_S
+        yield "retry: 3000\n\n"
+        while time.monotonic() < deadline and not await request.is_disconnected():
+            try:
+                now, ended = await run_in_threadpool(look)
+            except Exception:  # the database: end this stream; the browser reconnects
+                state.stores.reset()
+                return
+            if ended:
+                yield "event: ended\ndata: {}\n\n"
+                return
+            if mark is not None and now != mark:
+                yield f"event: changed\ndata: {json.dumps({'events': now[0]})}\n\n"
+            mark = now
+            await asyncio.sleep(STREAM_CHECK_S)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
 @lectures.get("/{lecture_id}/export.csv", response_class=PlainTextResponse)
 def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> Response:
     lecture = lecture_or_404(s, lecture_id)
-    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
+    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(),
                             emotion=state.emotion, min_faces=state.min_faces)
     labels = sorted({k for b in data["bins"] for k in b.get("emotion_shares", {})})
     buf = io.StringIO()
@@ -218,7 +262,7 @@ def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None
 @lectures.get("/{lecture_id}/export.json")
 def export_json(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> JSONResponse:
     lecture = lecture_or_404(s, lecture_id)
-    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s or state.default_bin_s, state), time.time(),
+    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(),
                             True, state.emotion, state.min_faces)
     return JSONResponse(data, headers={
         "Content-Disposition": f'attachment; filename="emocast-lecture-{lecture_id}.json"'})

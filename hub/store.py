@@ -297,6 +297,16 @@ class Store:
                                                                 part)})
         return out
 
+    def change_mark(self, devices: Sequence[str], since: float) -> tuple[int, float]:
+        """(how many, latest received) of the devices' messages dated from ``since``: a new value
+        means a lecture's timeline has changed (the live page's stream watches it)."""
+        if not devices:
+            return 0, 0.0
+        marks = ", ".join("?" for _ in devices)
+        n, latest = self._query(f"SELECT COUNT(*), MAX(received) FROM messages WHERE device IN ({marks}) AND ts >= ?",
+                                (*devices, since))[0]
+        return int(n), float(latest or 0.0)
+
     def count_messages(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM messages")[0][0])
 

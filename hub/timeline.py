@@ -323,6 +323,15 @@ def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float 
     return {"attention_drops": drops, "attention_recoveries": rises, "emotion_swings": emo}
 
 
+NICE_BINS_S = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+TARGET_BINS = 40  # about this many columns: a 15-second recording is not one 60 s bin, a day not 1,440
+
+
+def auto_bin_s(span_s: float) -> float:
+    """The shortest round bin that gives a lecture of ``span_s`` seconds no more than ``TARGET_BINS``."""
+    return next((b for b in NICE_BINS_S if span_s / b <= TARGET_BINS), NICE_BINS_S[-1])
+
+
 def private(timeline: list[dict[str, Any]], emotion: bool, min_faces: int) -> list[dict[str, Any]]:
     """The bins as the hub may show them (``[privacy]``): a bin where fewer than ``min_faces`` faces
     were present (their mean over the bin: two faces glimpsed beside one that stays are that one's

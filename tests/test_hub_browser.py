@@ -97,7 +97,7 @@ def test_lecture_page_offline_chart_hover_live_updates_and_export(tmp_path, brow
     try:
         (recorded,) = hub.get("/api/lectures")
         base = f"http://127.0.0.1:{hub.port}"
-        browser.get(f"{base}/lectures/{recorded['id']}")
+        browser.get(f"{base}/lectures/{recorded['id']}?bin_s=60")
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin"), what="the chart")
         assert "Photosynthesis (recorded)" in browser.find_element(By.ID, "lecture-title").text
         timeline = hub.get(f"/api/lectures/{recorded['id']}/timeline?bin_s=60")
@@ -119,10 +119,12 @@ def test_lecture_page_offline_chart_hover_live_updates_and_export(tmp_path, brow
         rows = list(csv.DictReader(path.open()))
         assert len(rows) == 10 and float(rows[5]["looking_away_share"]) == pytest.approx(0.5)
 
-        # a live lecture: events published now appear without reloading the page
+        # a live lecture: events published now appear without reloading the page, told by the hub
+        # (Server-Sent Events), not polled for
         live = hub.post("/api/lectures", {"title": "Live lecture", "devices": ["live-1"]})
         browser.get(f"{base}/lectures/{live['id']}")
         wait(lambda: browser.find_elements(By.ID, "live"), what="the live page")
+        wait(lambda: browser.find_element(By.ID, "view").get_attribute("data-stream") == "open", what="the stream")
         before = browser.find_element(By.ID, "view").get_attribute("data-updated")
         assert not browser.find_elements(By.CSS_SELECTOR, "#attention-chart rect[data-key=attentive]")
         publish_live_face(broker.port, "live-1")
@@ -131,6 +133,9 @@ def test_lecture_page_offline_chart_hover_live_updates_and_export(tmp_path, brow
         assert browser.find_element(By.ID, "view").get_attribute("data-updated") != before
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#emotion-chart rect[data-key=happy]"),
              what="the live emotion")
+        hub.post(f"/api/lectures/{live['id']}/stop")  # ended elsewhere: the stream says so, the page follows
+        wait(lambda: browser.find_element(By.ID, "view").get_attribute("data-stream") == "ended", what="the end")
+        wait(lambda: not browser.find_elements(By.ID, "live"), what="the page showing the lecture ended")
         # the home page lists the device and both lectures
         browser.get(base + "/")
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#devices tr[data-device=live-1]"), what="devices")
@@ -262,7 +267,7 @@ def test_the_lecture_video_opens_locally_and_charts_and_moments_seek_it(tmp_path
     hub.start()
     try:
         (lecture,) = hub.get("/api/lectures")
-        browser.get(f"http://127.0.0.1:{hub.port}/lectures/{lecture['id']}")
+        browser.get(f"http://127.0.0.1:{hub.port}/lectures/{lecture['id']}?bin_s=60")
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin"), what="the chart")
         assert not browser.find_element(By.ID, "lecture-video").is_displayed()
         browser.find_element(By.ID, "video-file").send_keys(str(lecture_video(tmp_path / "lesson.webm", 600)))

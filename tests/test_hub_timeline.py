@@ -100,6 +100,18 @@ def test_timeline_shares_match_the_hand_computed_case():
     assert first["absent_share"] == 0.0 and second["absent_share"] == pytest.approx(0.5)
 
 
+def test_bins_size_themselves_to_the_lecture(tmp_path):
+    from emocast.hub.timeline import auto_bin_s
+
+    assert [auto_bin_s(s) for s in (15, 600, 3000, 3600, 86400)] == [5.0, 15.0, 120.0, 120.0, 3600.0]
+    store = Store(str(tmp_path / "hub.sqlite"))
+    short = store.create_lecture("A 15 s recording", ["k1"], T0, 0.0, T0 + 15)
+    client = TestClient(create_app(str(tmp_path / "hub.sqlite")), base_url="http://127.0.0.1")
+    data = client.get(f"/api/lectures/{short['id']}/timeline").json()
+    assert data["bin_s"] == 5.0 and len(data["bins"]) == 3  # not one 60 s bin
+    assert client.get(f"/api/lectures/{short['id']}/timeline", params={"bin_s": 60}).json()["bin_s"] == 60.0
+
+
 def test_a_kiosk_restarted_mid_lecture_keeps_its_faces():
     """Track numbers start again at 1 when a kiosk restarts: the faces after it are new faces, not the
     end of the story. Stopped cleanly (absent published) or killed (nothing published: its open faces
@@ -176,7 +188,7 @@ def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
 def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):
     url = str(tmp_path / "hub.sqlite")
     store = Store(url)
-    assert store.schema_version() == LATEST == 2
+    assert store.schema_version() == LATEST == 3
     msgs = hand_case()
     batch = Batch.empty()
     batch.messages = msgs[:4] + msgs[6:]  # seq 5 and 6 never arrived

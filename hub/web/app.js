@@ -9,7 +9,7 @@ const STATES = [
   { key: "looking_away", label: "looking away", help: "share of the present faces' time with the head or the eyes turned off the screen" },
   { key: "eyes_closed", label: "eyes closed", help: "share of the present faces' time with both eyes shut longer than a blink" },
 ];
-const POLL_MS = 3000;
+const REDRAW_MS = 500;  // events that arrive together are drawn once
 
 const view = document.getElementById("view");
 const { h, replace } = window.emocastDom;
@@ -128,9 +128,10 @@ function videoPanel() {
 
 function lectureHeader(l, binS, id, render) {
   const exportLink = (kind, text) => h("a", { id: `export-${kind}`, download: true,
-    href: `/api/lectures/${encodeURIComponent(l.id)}/export.${kind}?bin_s=${binS}` }, text);
+    href: `/api/lectures/${encodeURIComponent(l.id)}/export.${kind}?bin_s=${l.bin_s}` }, text);
   const bin = h("select", { id: "bin", "aria-label": "bin length in seconds",
-                            on: { change: ev => { location.search = `?bin_s=${ev.target.value}`; } } },
+                            on: { change: ev => { location.search = ev.target.value === "auto" ? "" : `?bin_s=${ev.target.value}`; } } },
+    h("option", { value: "auto", selected: !binS }, `auto (${l.bin_s})`),
     [10, 30, 60, 120, 300].map(v => h("option", { selected: v === binS }, v)));
   const stop = l.live && h("button", { id: "stop", on: { click: async () => {
     await api(`/api/lectures/${encodeURIComponent(id)}/stop`, { method: "POST" });
@@ -146,7 +147,7 @@ function lectureHeader(l, binS, id, render) {
 
 async function lecturePage(id) {
   const params = new URLSearchParams(location.search);
-  const binS = Number(params.get("bin_s") || 60);
+  const binS = Number(params.get("bin_s")) || null;  // null: sized to the lecture by the hub
   const head = h("div"), body = h("div");
   const { panel, video } = videoPanel();
   let charts = [];
@@ -157,10 +158,9 @@ async function lecturePage(id) {
   };
   video.addEventListener("timeupdate", () => charts.forEach(c => c.setPlayhead(video.currentTime)));
   replace(view, head, panel, body);
-  let timer = null;
   async function render() {
-    const data = await api(`/api/lectures/${encodeURIComponent(id)}/timeline?bin_s=${binS}`);
-    const l = data.lecture;
+    const data = await api(`/api/lectures/${encodeURIComponent(id)}/timeline` + (binS ? `?bin_s=${binS}` : ""));
+    const l = Object.assign({ bin_s: data.bin_s }, data.lecture);
     document.title = `${l.title} · emocast hub`;
     const attention = STATES.map(s => Object.assign({ value: b => b[`${s.key}_share`] ?? 0,
                                                       color: PALETTE.states[s.key] || "#777777" }, s));
@@ -188,8 +188,20 @@ async function lecturePage(id) {
     if (video.src) charts.forEach(c => c.setPlayhead(video.currentTime));
     view.dataset.updated = String(Date.now());
     view.dataset.bins = String(data.bins.length);
-    clearTimeout(timer);
-    if (l.live) timer = setTimeout(() => render().catch(showError), POLL_MS);
+    if (l.live && !stream) listen();
+  }
+  // a live lecture's page is told when events arrive (Server-Sent Events), then redraws; no polling
+  let stream = null, pending = false;
+  function listen() {
+    stream = new EventSource(`/api/lectures/${encodeURIComponent(id)}/stream`);
+    view.dataset.stream = "open";
+    const redraw = () => {
+      if (pending) return;
+      pending = true;
+      setTimeout(() => { pending = false; render().catch(showError); }, REDRAW_MS);
+    };
+    stream.addEventListener("changed", redraw);
+    stream.addEventListener("ended", () => { stream.close(); view.dataset.stream = "ended"; redraw(); });
   }
   await render();
 }
