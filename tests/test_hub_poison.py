@@ -145,3 +145,25 @@ def test_a_message_the_database_refuses_is_split_out_and_quarantined(mosquitto, 
         assert "writing it in parts" in hub.log_text()
     finally:
         assert hub.stop() == 0
+
+
+def test_best_effort_messages_are_dropped_and_counted_while_the_store_falls_behind(tmp_path):
+    """QoS 0 (metrics) past ``[mqtt] queue_max`` waiting for the store are dropped and counted; QoS 1
+    is never dropped (the broker bounds it with receive_maximum)."""
+    import paho.mqtt.client as paho
+
+    from emocast.hub import config as hubconfig
+    from emocast.hub.ingest import Ingest
+
+    cfg = hubconfig.load(None, {"store": {"url": str(tmp_path / "hub.sqlite")}, "mqtt": {"queue_max": 100}})
+    ingest = Ingest(cfg)  # not started: nothing drains the queue, as when the store is slow
+    try:
+        for i in range(250):
+            msg = paho.MQTTMessage(mid=i, topic=b"emocast/k1/metrics" if i % 2 else b"emocast/k1/events/attention")
+            msg.qos, msg.payload = (0 if i % 2 else 1), b"{}"
+            ingest._on_message(ingest.client, None, msg)
+        health = ingest.health()
+        assert health["received"] == 250 and health["dropped"] > 0
+        assert health["waiting"] == 250 - health["dropped"] and health["waiting"] >= 125  # every QoS 1 kept
+    finally:
+        ingest.store.close()
