@@ -272,6 +272,7 @@ pages = APIRouter(include_in_schema=False)
 
 
 @pages.get("/")
+@pages.get("/devices")
 @pages.get("/lectures/{lecture_id}")
 def page(lecture_id: str | None = None) -> FileResponse:
     return FileResponse(str(WEB.joinpath("index.html")), media_type="text/html")

@@ -265,6 +265,8 @@ class Store:
                 "source_ok": m.get("source_ok"),
                 "metrics_ts": metrics_ts,
                 "policy_dropped": int(dropped or 0),
+                # a kiosk publishes over MQTT; a recording was imported from `emocast analyze` logs
+                "source": "recording" if imported.get(device) and not n and status is None else "kiosk",
             })
         return out
 

@@ -72,7 +72,8 @@ def test_every_page_is_accessible_fits_a_phone_and_has_a_dark_mode(tmp_path, pho
     hub.start()
     base = f"http://127.0.0.1:{hub.port}"
     try:
-        pages = (("/", "#devices tr[data-device]"), (f"/lectures/{lecture['id']}", "#attention-chart g.bin"))
+        pages = (("/", "#lectures tr[data-lecture]"), ("/devices", "#devices tr[data-device]"),
+                 (f"/lectures/{lecture['id']}", "#attention-chart g.bin"))
         for path, ready in pages:
             phone.get(base + path)
             wait(lambda ready=ready: phone.find_elements("css selector", ready), what=f"{path} drawn")

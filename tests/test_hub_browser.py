@@ -136,10 +136,16 @@ def test_lecture_page_offline_chart_hover_live_updates_and_export(tmp_path, brow
         hub.post(f"/api/lectures/{live['id']}/stop")  # ended elsewhere: the stream says so, the page follows
         wait(lambda: browser.find_element(By.ID, "view").get_attribute("data-stream") == "ended", what="the end")
         wait(lambda: not browser.find_elements(By.ID, "live"), what="the page showing the lecture ended")
-        # the home page lists the device and both lectures
+        # the educator's page lists both lectures; the operator's page the kiosk, and the imported
+        # students' logs as recordings, not as offline devices
         browser.get(base + "/")
+        wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#lectures tr[data-lecture]")) == 2, what="lectures")
+        assert not browser.find_elements(By.ID, "devices")
+        browser.get(base + "/devices")
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#devices tr[data-device=live-1]"), what="devices")
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#lectures tr[data-lecture]")) == 2
+        rows = browser.find_elements(By.CSS_SELECTOR, "#recordings tbody tr")
+        assert {r.get_attribute("data-device") for r in rows} == {"ana", "ben"}
+        assert not browser.find_elements(By.CSS_SELECTOR, "#devices tr[data-device=ana]")
     finally:
         hub.stop()
         broker.stop()
@@ -196,9 +202,11 @@ def test_what_kiosks_and_users_send_is_shown_as_text_never_run(tmp_path, browser
                             if t.is_displayed()], what="the tooltip")[0]
         assert XSS in tip.text
         browser.get(base + "/")
+        wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#lectures tbody tr[data-lecture]"), what="lectures")
+        assert XSS in browser.find_element(By.ID, "lectures").text
+        browser.get(base + "/devices")
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#devices tbody tr[data-device]"), what="devices")
         assert device in browser.find_element(By.ID, "devices").text
-        assert XSS in browser.find_element(By.ID, "lectures").text
         for el in browser.find_elements(By.CSS_SELECTOR, "#devices td"):
             ActionChains(browser).move_to_element(el).perform()
         assert browser.execute_script("return window.__xss") is None

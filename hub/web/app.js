@@ -28,7 +28,7 @@ async function health() {
     const hl = await res.json();
     const i = hl.ingest;
     out.textContent = `v${hl.version} · ${hl.database}` +
-      (i ? ` · broker ${i.mqtt_connected ? "connected" : "not connected"} · ${i.stored} stored` : "") +
+      (i ? ` · broker ${i.mqtt_connected ? "connected" : "not connected"} · ${i.stored} events stored since it started` : "") +
       (hl.ok ? "" : ` · not ok: ${(hl.problems || []).join("; ")}`);
     const p = hl.privacy || {};
     document.getElementById("privacy").textContent = `Privacy: emotion ${p.emotion === false ? "off (never stored or shown)" : "on"}` +
@@ -75,14 +75,29 @@ function newLectureForm(devices) {
 }
 
 async function home() {
-  document.title = "emocast hub";
+  document.title = "Lectures · emocast hub";
   const [devices, lectures] = await Promise.all([api("/api/devices"), api("/api/lectures")]);
   replace(view,
-    h("h2", null, "Devices"),
+    h("h2", null, "Lectures"), newLectureForm(devices.filter(d => d.source !== "recording")),
+    table("lectures", ["title", "devices and recordings", "start", "end"], lectures.map(lectureRow), "No lecture yet."),
+    h("p", { class: "muted" }, "Kiosks' health, and what they sent that the hub refused: ",
+      h("a", { href: "/devices" }, "Devices"), "."));
+}
+
+async function devicesPage() {
+  document.title = "Devices · emocast hub";
+  const devices = await api("/api/devices");
+  const kiosks = devices.filter(d => d.source !== "recording"), recordings = devices.filter(d => d.source === "recording");
+  replace(view,
+    h("h2", null, "Kiosks"),
     table("devices", ["device", "status", "last seen", "events", "missing", "outbox", "dropped", "invalid"],
-          devices.map(deviceRow), "No device has reported yet."),
-    h("h2", null, "Lectures"), newLectureForm(devices),
-    table("lectures", ["title", "devices", "start", "end"], lectures.map(lectureRow), "No lecture yet."));
+          kiosks.map(deviceRow), "No kiosk has reported yet."),
+    h("p", { class: "muted" }, "missing: events between the first and last stored that never arrived; outbox: events " +
+      "waiting on the kiosk; dropped: events the kiosk had to drop (its outbox was full); invalid: messages the hub " +
+      "refused (GET /api/rejects says why)."),
+    h("h2", null, "Recordings"),
+    table("recordings", ["recording", "events"], recordings.map(d => h("tr", { "data-device": d.device },
+      h("td", null, d.device), h("td", null, d.events))), "No recording imported (emocast hub import)."));
 }
 
 function emotionSeries(bins) {
@@ -124,6 +139,25 @@ function videoPanel() {
   const panel = h("section", { class: "video", "aria-label": "lecture video" },
     h("label", { class: "muted" }, "Lecture video (stays on this computer): ", input), video);
   return { panel, video };
+}
+
+// "How to read this": one line per figure, at hand on every lecture page
+function explain(privacy) {
+  const k = privacy && privacy.min_faces > 1 ? privacy.min_faces : null;
+  const lines = [
+    ["attentive", "of the time faces were present in a bin, the share turned to the screen with eyes open"],
+    ["looking away", "the share with the head, or the eyes, turned off the screen"],
+    ["eyes closed", "the share with both eyes shut for longer than a blink"],
+    ["absent (CSV)", "the share of the lecture's largest attendance not present in the bin: people who left"],
+    ["faces", "how many faces were present on average in the bin; blinks/min is per face"],
+    ["moments", "where the attentive share fell or rose by 15 points or more, carried by at least 15 s of faces' time"],
+    (!privacy || privacy.emotion !== false) &&
+      ["emotions", "of the attentive faces' time, the share whose expression was read as each emotion; " +
+       "readings too unsure to call are left out. An expression is not a feeling"],
+    k && ["no shares", `a bin with fewer than ${k} faces present on average shows none, so no one's own record appears`],
+  ].filter(Boolean);
+  return h("details", { class: "explain" }, h("summary", null, "How to read this"),
+    h("dl", null, lines.map(([term, def]) => [h("dt", null, term), h("dd", null, def)])));
 }
 
 function lectureHeader(l, binS, id, render) {
@@ -168,7 +202,7 @@ async function lecturePage(id) {
     const emotions = emotionOn ? emotionSeries(data.bins) : [];
     const mo = data.moments;
     const boxes = { attention: h("div", { id: "attention-chart" }), emotion: emotionOn && h("div", { id: "emotion-chart" }) };
-    replace(head, lectureHeader(l, binS, id, render));
+    replace(head, lectureHeader(l, binS, id, render), explain(data.privacy));
     replace(body,
       h("h3", null, "Attention of the faces present"), legend(attention), boxes.attention,
       emotionOn && [h("h3", null, "Emotions while attentive"), legend(emotions), boxes.emotion],
@@ -214,6 +248,7 @@ async function route() {
   const m = location.pathname.match(/^\/lectures\/([^/]+)$/);
   try {
     if (m) await lecturePage(decodeURIComponent(m[1]));
+    else if (location.pathname === "/devices") await devicesPage();
     else await home();
   } catch (e) { showError(e); }
 }
