@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from emocast import __version__
 
-from .routes import HubState, StorePool, lectures, pages, status
+from .routes import HubState, StorePool, compare, lectures, pages, status
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str
         response.headers.update(SECURITY_HEADERS)
         return response
 
-    for router in (status, lectures, pages):
+    for router in (status, lectures, compare, pages):
         app.include_router(router)
     return app
 

@@ -146,6 +146,29 @@ def rejects(s: StoreDep) -> list[dict[str, Any]]:
 
 
 lectures = APIRouter(prefix="/api/lectures", tags=["lectures"])
+compare = APIRouter(prefix="/api", tags=["lectures"])
+MAX_COMPARED = 8
+
+
+@compare.get("/compare")
+def compare_lectures(s: StoreDep, state: StateDep, ids: Annotated[str, Query(max_length=400)],
+                     bin_s: BinS = None) -> dict[str, Any]:
+    """Several lectures on one time axis, the lecture video's (the same lesson taught to three
+    classes, this week against last): each one's bins and moments, at one bin length (the longest
+    lecture's automatic one unless asked)."""
+    wanted = [i for i in ids.split(",") if i][:MAX_COMPARED]
+    chosen = [lecture_or_404(s, i) for i in wanted]
+    if not chosen:
+        raise HTTPException(422, "ids: name one or more lectures, comma-separated")
+    longest = max(chosen, key=lambda lec: (lec["end"] or time.time()) - lec["start"])
+    bin_s = checked_bins(longest, bin_s, state)
+    out = []
+    for lec in chosen:
+        data = lecture_timeline(s, lec, checked_bins(lec, bin_s, state), time.time(), False, state.emotion,
+                                state.min_faces)
+        out.append({"lecture": lec, "bins": [{k: b.get(k) for k in ("t", "faces", "attentive_share", "withheld")}
+                                             for b in data["bins"]], "moments": data["moments"]})
+    return {"bin_s": bin_s, "lectures": out}
 
 
 @lectures.get("")
@@ -273,6 +296,7 @@ pages = APIRouter(include_in_schema=False)
 
 @pages.get("/")
 @pages.get("/devices")
+@pages.get("/compare")
 @pages.get("/lectures/{lecture_id}")
 def page(lecture_id: str | None = None) -> FileResponse:
     return FileResponse(str(WEB.joinpath("index.html")), media_type="text/html")

@@ -73,7 +73,8 @@ def test_every_page_is_accessible_fits_a_phone_and_has_a_dark_mode(tmp_path, pho
     base = f"http://127.0.0.1:{hub.port}"
     try:
         pages = (("/", "#lectures tr[data-lecture]"), ("/devices", "#devices tr[data-device]"),
-                 (f"/lectures/{lecture['id']}", "#attention-chart g.bin"))
+                 (f"/lectures/{lecture['id']}", "#attention-chart g.bin"),
+                 (f"/compare?ids={lecture['id']}", "#compare-chart path.series"))
         for path, ready in pages:
             phone.get(base + path)
             wait(lambda ready=ready: phone.find_elements("css selector", ready), what=f"{path} drawn")
@@ -88,7 +89,9 @@ def test_every_page_is_accessible_fits_a_phone_and_has_a_dark_mode(tmp_path, pho
                 assert width[0] <= width[1], f"{path} ({mode}) scrolls sideways at 390 px: {width}"
             assert backgrounds["light"] != backgrounds["dark"]
         scheme(phone, "light")
-        attentive = phone.find_element("css selector", "#attention-chart rect[data-key=attentive]")
+        phone.get(f"{base}/lectures/{lecture['id']}")
+        attentive = wait(lambda: phone.find_elements("css selector", "#attention-chart rect[data-key=attentive]"),
+                         what="the chart")[0]
         from emocast.contract.palette import state_colour
 
         assert attentive.get_attribute("fill").lower() == state_colour("attentive").lower()

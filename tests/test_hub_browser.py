@@ -300,3 +300,40 @@ def test_the_lecture_video_opens_locally_and_charts_and_moments_seek_it(tmp_path
     finally:
         hub.stop()
         broker.stop()
+
+
+def test_the_comparison_page_overlays_two_lectures(tmp_path, browser):
+    """The same lesson in two classes: checked on the lectures page, compared on one axis of video time,
+    one line each (named, coloured and dashed), a table of the same numbers, their moments side by side."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+    from selenium.webdriver.common.by import By
+
+    db = str(tmp_path / "hub.sqlite")
+    for title, away_from in (("Period 1", 240), ("Period 3", 420)):
+        logs = [analyze_records(tmp_path / f"{title[-1]}{who}.jsonl", {1: [
+            (t, "attentive" if t < away_from or who == "a" else "looking_away", "neutral") for t in range(600)]})
+            for who in ("a", "b")]
+        assert main(["hub", "import", *map(str, logs), "--title", title, "--start", str(time.time() - 7200),
+                     "--db", db]) == 0
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(small_rooms(tmp_path))])
+    hub.start()
+    try:
+        browser.get(f"http://127.0.0.1:{hub.port}/")
+        boxes = wait(lambda: browser.find_elements(By.CSS_SELECTOR, "input[name=compare]"), what="the checkboxes")
+        for box in boxes:
+            box.click()
+        browser.find_element(By.ID, "compare").click()
+        lines = wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#compare-chart path.series"), what="the lines")
+        assert sorted(x.get_attribute("data-label") for x in lines) == ["Period 1", "Period 3"]
+        assert len({x.get_attribute("stroke-dasharray") for x in lines}) == 2  # not told apart by colour alone
+        drops = {s.get_attribute("data-lecture"): s.text for s in browser.find_elements(By.CSS_SELECTOR,
+                                                                                        ".compare-moments section")}
+        assert len(drops) == 2 and any("4:00" in t for t in drops.values()) and any("7:00" in t for t in drops.values())
+        table = browser.find_element(By.ID, "compare-table").get_attribute("textContent")
+        assert "Period 1" in table and "50%" in table
+    finally:
+        hub.stop()
+        broker.stop()

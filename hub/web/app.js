@@ -52,6 +52,7 @@ function deviceRow(d) {
 
 function lectureRow(l) {
   return h("tr", { "data-lecture": l.id },
+    h("td", null, h("input", { type: "checkbox", name: "compare", value: l.id, "aria-label": `compare ${l.title}` })),
     h("td", null, h("a", { href: `/lectures/${encodeURIComponent(l.id)}` }, l.title)),
     h("td", null, l.devices.join(", ")), h("td", null, when(l.start)),
     h("td", null, l.live ? h("span", { class: "pill" }, "live") : when(l.end)));
@@ -79,7 +80,11 @@ async function home() {
   const [devices, lectures] = await Promise.all([api("/api/devices"), api("/api/lectures")]);
   replace(view,
     h("h2", null, "Lectures"), newLectureForm(devices.filter(d => d.source !== "recording")),
-    table("lectures", ["title", "devices and recordings", "start", "end"], lectures.map(lectureRow), "No lecture yet."),
+    table("lectures", ["", "title", "devices and recordings", "start", "end"], lectures.map(lectureRow), "No lecture yet."),
+    h("button", { id: "compare", type: "button", on: { click: () => {
+      const ids = [...document.querySelectorAll("input[name=compare]:checked")].map(c => c.value);
+      if (ids.length) location.href = `/compare?ids=${ids.map(encodeURIComponent).join(",")}`;
+    } } }, "Compare the checked lectures"),
     h("p", { class: "muted" }, "Kiosks' health, and what they sent that the hub refused: ",
       h("a", { href: "/devices" }, "Devices"), "."));
 }
@@ -116,8 +121,8 @@ function legend(series) {
 function momentList(items, verb, seek) {
   const { clock, pct } = window.emocastChart;
   const rows = items.map(m => h("li", null,
-    h("button", { class: "seek", type: "button", "data-t": m.t, title: "play the video from here",
-                  on: { click: () => seek(m.t) } }, clock(m.t)),
+    seek ? h("button", { class: "seek", type: "button", "data-t": m.t, title: "play the video from here",
+                         on: { click: () => seek(m.t) } }, clock(m.t)) : clock(m.t),
     `: ${verb} ${pct(Math.abs(m.change))}` + (m.toward ? ` toward ${m.toward}` : "") +
     (m.faces !== undefined ? ` (${Number(m.faces).toFixed(1)} faces)` : "")));
   return h("ul", null, rows.length ? rows : h("li", { class: "muted" }, "none"));
@@ -240,6 +245,40 @@ async function lecturePage(id) {
   await render();
 }
 
+// several lectures' attentive shares on one axis of video time, their moments side by side
+const DASHES = ["", "6 4", "2 3", "10 3 2 3", "1 5", "8 8", "4 2 1 2", "12 4"];
+
+async function comparePage() {
+  document.title = "Compare · emocast hub";
+  const ids = new URLSearchParams(location.search).get("ids") || "";
+  const data = await api(`/api/compare?ids=${encodeURIComponent(ids)}`);
+  const series = data.lectures.map((x, i) => ({
+    label: x.lecture.title, color: PALETTE.spare[i % PALETTE.spare.length], dash: DASHES[i % DASHES.length],
+    points: x.bins.map(b => [b.t, b.attentive_share]) }));
+  const box = h("div", { id: "compare-chart" });
+  const { clock, pct } = window.emocastChart;
+  replace(view,
+    h("h2", null, "Attentive share, lectures compared"),
+    h("p", { class: "muted" }, `On the lectures' video time, in bins of ${data.bin_s} s. Each line is named below, and drawn in its own colour and dash.`),
+    h("div", { class: "legend" }, series.map(s => h("span", { style: { "--c": s.color }, "data-dash": s.dash }, s.label))),
+    box,
+    h("details", null, h("summary", null, "The same as a table"),
+      h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "compared lectures table" },
+        h("table", { id: "compare-table" },
+          h("thead", null, h("tr", null, h("th", null, "video time"), series.map(s => h("th", null, s.label)))),
+          h("tbody", null, [...new Set(data.lectures.flatMap(x => x.bins.map(b => b.t)))].sort((a, b) => a - b).map(t =>
+            h("tr", null, h("td", null, clock(t)), data.lectures.map(x => {
+              const b = x.bins.find(b => b.t === t);
+              return h("td", null, b ? pct(b.attentive_share) : "–");
+            }))))))),
+    h("h3", null, "Moments"),
+    h("div", { class: "compare-moments" }, data.lectures.map(x => h("section", { "data-lecture": x.lecture.id },
+      h("h4", null, h("a", { href: `/lectures/${encodeURIComponent(x.lecture.id)}` }, x.lecture.title)),
+      h("p", null, "Attention dropped"), momentList(x.moments.attention_drops, "attentive share fell by", null),
+      h("p", null, "Attention recovered"), momentList(x.moments.attention_recoveries, "attentive share rose by", null)))));
+  window.emocastChart.drawLines(box, series, { title: "attentive share per lecture over video time" });
+}
+
 function showError(e) { replace(view, h("p", { class: "offline" }, e.message || String(e))); }
 
 async function route() {
@@ -249,6 +288,7 @@ async function route() {
   try {
     if (m) await lecturePage(decodeURIComponent(m[1]));
     else if (location.pathname === "/devices") await devicesPage();
+    else if (location.pathname === "/compare") await comparePage();
     else await home();
   } catch (e) { showError(e); }
 }

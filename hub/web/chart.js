@@ -86,4 +86,38 @@ function drawStacked(container, bins, series, opts) {
   return { svg, setPlayhead };
 }
 
-window.emocastChart = { drawStacked, clock, pct };
+// drawLines(el, series, opts): one line per series over a shared time axis (seconds of the lecture
+// video), 0-100% up; series: [{label, color, dash, points: [[t, value|null]]}]; a gap where null.
+function drawLines(container, series, opts) {
+  const o = Object.assign({ height: 260, title: "" }, opts || {});
+  container.replaceChildren();
+  container.classList.add("chart");
+  const width = Math.max(320, container.clientWidth || 900);
+  const m = { l: 40, r: 10, t: 10, b: 26 };
+  const w = width - m.l - m.r, h = o.height - m.t - m.b;
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${o.height}`, role: "img", "aria-label": o.title }, container);
+  svgEl("title", {}, svg).textContent = o.title;
+  const axis = svgEl("g", { class: "axis" }, svg);
+  const tMax = Math.max(1, ...series.flatMap(s => s.points.map(p => p[0])));
+  const x = t => m.l + (t / tMax) * w, y = v => m.t + h * (1 - v);
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    svgEl("line", { x1: m.l, x2: m.l + w, y1: y(f), y2: y(f) }, axis);
+    svgEl("text", { x: m.l - 6, y: y(f) + 4, "text-anchor": "end" }, axis).textContent = `${f * 100}%`;
+  }
+  for (let i = 0; i <= 5; i++) {
+    svgEl("text", { x: x(tMax * i / 5), y: o.height - 8, "text-anchor": "middle" }, axis).textContent = clock(tMax * i / 5);
+  }
+  for (const s of series) {
+    let d = "", pen = false;
+    for (const [t, v] of s.points) {
+      if (v === null || v === undefined) { pen = false; continue; }
+      d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)} `;
+      pen = true;
+    }
+    svgEl("path", { d, fill: "none", stroke: s.color, "stroke-width": 2.5, "stroke-dasharray": s.dash || "",
+                    class: "series", "data-label": s.label }, svg);
+  }
+  return svg;
+}
+
+window.emocastChart = { drawStacked, drawLines, clock, pct };
