@@ -12,7 +12,7 @@ import pytest
 
 from tests.hub_support import HubProcess
 from tests.support import REPO, Broker, free_port
-from tests.test_hub_browser import CHROMEDRIVER, CHROMIUM, wait, webdriver  # noqa: F401  (skips with them)
+from tests.test_hub_browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, wait, webdriver  # noqa: F401
 from tests.test_hub_timeline import T0
 from tests.test_privacy_hub import room
 
@@ -95,6 +95,8 @@ def test_every_page_is_accessible_fits_a_phone_and_has_a_dark_mode(tmp_path, pho
         from emocast.contract.palette import state_colour
 
         assert attentive.get_attribute("fill").lower() == state_colour("attentive").lower()
+        ARTIFACTS.mkdir(exist_ok=True)
+        phone.save_screenshot(str(ARTIFACTS / "hub_lecture_phone.png"))  # the README's phone picture
     finally:
         hub.stop()
         broker.stop()
