@@ -297,6 +297,17 @@ def test_the_lecture_video_opens_locally_and_charts_and_moments_seek_it(tmp_path
         wait(lambda: browser.execute_script(
             "return document.querySelector('#attention-chart .playhead').getAttribute('visibility')") == "visible",
              what="the playhead")
+        # the keyboard: the chart takes focus, arrows walk its bins, Enter plays from the one reached
+        from selenium.webdriver.common.keys import Keys
+
+        chart = browser.find_element(By.CSS_SELECTOR, "#attention-chart svg")
+        browser.execute_script("arguments[0].focus()", chart)
+        chart.send_keys(Keys.ARROW_RIGHT * 8 + Keys.ARROW_LEFT, Keys.ENTER)
+        assert chart.get_attribute("data-focused") == "6"
+        wait(lambda: abs(browser.execute_script(now) - 360.0) < 2.0, what="the video at 6:00, by keyboard")
+        assert "6:00" in browser.find_element(By.CSS_SELECTOR, "#attention-chart .tooltip").text
+        table = browser.find_element(By.ID, "bins-table").get_attribute("textContent")
+        assert "6:00" in table and "50%" in table  # the same numbers as a table
     finally:
         hub.stop()
         broker.stop()

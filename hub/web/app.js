@@ -146,6 +146,18 @@ function videoPanel() {
   return { panel, video };
 }
 
+// the charts' numbers as a table, for screen readers and for those who would rather read
+function binTable(bins, attention, emotions) {
+  const { clock, pct } = window.emocastChart;
+  const cols = [...attention, ...emotions];
+  return h("details", { class: "bin-table" }, h("summary", null, "The same as a table"),
+    h("div", { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "bins table" },
+      h("table", { id: "bins-table" },
+        h("thead", null, h("tr", null, h("th", null, "video time"), h("th", null, "faces"), cols.map(c => h("th", null, c.label)))),
+        h("tbody", null, bins.map(b => h("tr", null, h("td", null, clock(b.t)), h("td", null, b.faces.toFixed(1)),
+          cols.map(c => h("td", null, b.withheld ? "–" : pct(c.value(b))))))))));
+}
+
 // "How to read this": one line per figure, at hand on every lecture page
 function explain(privacy) {
   const k = privacy && privacy.min_faces > 1 ? privacy.min_faces : null;
@@ -211,6 +223,7 @@ async function lecturePage(id) {
     replace(body,
       h("h3", null, "Attention of the faces present"), legend(attention), boxes.attention,
       emotionOn && [h("h3", null, "Emotions while attentive"), legend(emotions), boxes.emotion],
+      binTable(data.bins, attention, emotions),
       h("h3", null, "Moments"),
       h("div", { class: "moments", id: "moments" },
         h("p", null, "Attention dropped"), momentList(mo.attention_drops, "attentive share fell by", seek),

@@ -46,6 +46,33 @@ function drawStacked(container, bins, series, opts) {
   tip.className = "tooltip";
   tip.hidden = true;
   container.appendChild(tip);
+  function showTip(b, left, top) {
+    const { h, replace } = window.emocastDom;  // labels come from kiosks: text nodes, never markup
+    replace(tip, h("div", null, h("b", null, clock(b.t)), " ", o.info(b)),
+            series.map(s => h("div", null, h("b", { style: { color: s.color } }, "■"), ` ${s.label}: ${pct(s.value(b))}`)));
+    tip.hidden = false;
+    const box = container.getBoundingClientRect();
+    tip.style.left = `${Math.min(left + 12, box.width - 180)}px`;
+    tip.style.top = `${top + 12}px`;
+  }
+  // the keyboard: focus the chart, arrows walk its bins (the tooltip says their values), Enter picks one
+  svg.setAttribute("tabindex", "0");
+  svg.setAttribute("aria-label", `${o.title}: arrow keys read each bin, Enter plays the video from it`);
+  let focused = -1;
+  svg.addEventListener("keydown", ev => {
+    if (!bins.length) return;
+    if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
+      focused = Math.min(bins.length - 1, Math.max(0, focused + (ev.key === "ArrowRight" ? 1 : -1)));
+      showTip(bins[focused], m.l + (focused + 0.5) * colW * (container.clientWidth / width), m.t);
+      svg.dataset.focused = String(focused);
+      ev.preventDefault();
+    } else if (ev.key === "Enter" && focused >= 0 && o.onPick) {
+      o.onPick(bins[focused]);
+    } else if (ev.key === "Escape") {
+      tip.hidden = true;
+    }
+  });
+  svg.addEventListener("blur", () => { tip.hidden = true; });
   bins.forEach((b, i) => {
     const x = m.l + i * colW;
     const g = svgEl("g", { class: "bin", "data-t": b.t }, svg);
@@ -63,13 +90,8 @@ function drawStacked(container, bins, series, opts) {
       svgEl("text", { x: x + colW / 2, y: o.height - 8, "text-anchor": "middle" }, axis).textContent = clock(b.t);
     }
     g.addEventListener("mousemove", ev => {
-      const { h, replace } = window.emocastDom;  // labels come from kiosks: text nodes, never markup
-      replace(tip, h("div", null, h("b", null, clock(b.t)), " ", o.info(b)),
-              series.map(s => h("div", null, h("b", { style: { color: s.color } }, "■"), ` ${s.label}: ${pct(s.value(b))}`)));
-      tip.hidden = false;
       const box = container.getBoundingClientRect();
-      tip.style.left = `${Math.min(ev.clientX - box.left + 12, box.width - 180)}px`;
-      tip.style.top = `${ev.clientY - box.top + 12}px`;
+      showTip(b, ev.clientX - box.left, ev.clientY - box.top);
     });
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
     if (o.onPick) g.addEventListener("click", () => o.onPick(b));
