@@ -45,11 +45,11 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str, Any]] | None = None,
                default_bin_s: float = 0.0, allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
-               max_bins: int = 5000, emotion: bool = True, min_faces: int = 1) -> FastAPI:
+               max_bins: int = 5000, emotion: bool = True, min_faces: int = 1, video_dir: str = "") -> FastAPI:
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")
     state = app.state.hub = HubState(StorePool(db_url), token, ingest_stats, default_bin_s, max_bins, emotion,
-                                     min_faces)
+                                     min_faces, video_dir)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):

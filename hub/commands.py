@@ -57,12 +57,14 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     imp.add_argument("--start", type=float, default=None, help="with --title: the lecture's start, epoch seconds")
     imp.add_argument("--video-offset", type=float, default=0.0,
                      help="with --title: seconds of the video at which the lecture starts")
+    imp.add_argument("--video", help="with --title: the lecture video's file name in [web] video_dir")
     lec = hsub.add_parser("lecture", parents=[common, opts], help="start, stop or list lectures")
     lsub = lec.add_subparsers(dest="lecture_command", required=True)
     ls = lsub.add_parser("start", parents=[common, opts], help="start a lecture now; prints its id")
     ls.add_argument("--title", required=True)
     ls.add_argument("--device", action="append", default=[], help="a device in the room (repeat)")
     ls.add_argument("--video-offset", type=float, default=0.0)
+    ls.add_argument("--video", help="the lecture video's file name in [web] video_dir")
     lt = lsub.add_parser("stop", parents=[common, opts], help="end a lecture now")
     lt.add_argument("id")
     lsub.add_parser("list", parents=[common, opts], help="all lectures, as JSON lines")
@@ -128,7 +130,7 @@ def _serve(cfg) -> int:
     wait_for_database(cfg.db_url(), cfg.store.connect_wait_s)
     ingest = Ingest(cfg)
     app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s, cfg.hosts(), cfg.web.max_bins,
-                     cfg.privacy.emotion, cfg.privacy.min_faces)
+                     cfg.privacy.emotion, cfg.privacy.min_faces, cfg.web.video_dir)
     host, port = parse_listen(cfg.web.listen)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="off", timeout_graceful_shutdown=5))  # live pages' streams
@@ -220,7 +222,7 @@ def _import(cfg, args: argparse.Namespace) -> int:
                 raise ImportFileError(f"{exc}; nothing imported") from None
         if lecture is None:
             _refuse_repeats(store, results)
-            lecture = store.create_lecture(args.title, [], start, offset)
+            lecture = store.create_lecture(args.title, [], start, offset, video=_video_name(args.video))
         for r in results:
             batch = Batch.empty()
             batch.messages = r.events
@@ -254,6 +256,13 @@ def _refuse_repeats(store, results) -> None:
     raise UsageError(f"every event of {names} is already stored, in {where}; nothing imported")
 
 
+def _video_name(name: str | None) -> str | None:
+    """A lecture video is a plain file name in ``[web] video_dir``: a path is refused, not trimmed."""
+    if name is not None and (not name or Path(name).name != name or name.startswith(".")):
+        raise UsageError(f"--video {name!r}: give the file's name in [web] video_dir, not a path")
+    return name
+
+
 def _forget(cfg, args: argparse.Namespace) -> int:
     from .store import Store
 
@@ -281,7 +290,7 @@ def _lecture(cfg, args: argparse.Namespace) -> int:
     try:
         out: Any
         if args.lecture_command == "start":
-            out = store.create_lecture(args.title, args.device, None, args.video_offset)
+            out = store.create_lecture(args.title, args.device, None, args.video_offset, video=_video_name(args.video))
         elif args.lecture_command == "stop":
             out = store.stop_lecture(args.id)
             if out is None:

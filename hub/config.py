@@ -64,6 +64,7 @@ class HubWebSection:
     default_bin_s: float = field(default=0.0, metadata=_rng(0, 86400))  # 0: sized to the lecture (auto_bin_s)
     allowed_hosts: str = ""  # host names the page is reached by, comma-separated (loopback always); needed with 0.0.0.0
     max_bins: int = field(default=5000, metadata=_rng(10, 1_000_000))  # a timeline asking for more: 422
+    video_dir: str = ""  # lecture videos the page may play, by file name (a lecture's `video`); empty: none
 
 
 @dataclass

@@ -73,6 +73,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # emotion messages acknowledged and dropped by [privacy] emotion = false: a count, never content
         "ALTER TABLE devices ADD COLUMN policy_dropped BIGINT NOT NULL DEFAULT 0",
     ]),
+    (4, "lecture video", [
+        # a file name in [web] video_dir: the lecture's video, which the page plays beside its timeline
+        "ALTER TABLE lectures ADD COLUMN video TEXT",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -72,6 +73,7 @@ class HubState:
     max_bins: int = 5000
     emotion: bool = True  # [privacy] emotion
     min_faces: int = 1  # [privacy] min_faces
+    video_dir: str = ""  # [web] video_dir
     started: float = field(default_factory=time.time)
 
 
@@ -101,6 +103,8 @@ class LectureIn(BaseModel):
                               description="epoch seconds, for a lecture already over (imports)")
     video_offset_s: float = Field(default=0.0, ge=0, le=MAX_LECTURE_S,
                                   description="the lecture's start, in seconds of its video")
+    video: str | None = Field(default=None, max_length=200, pattern=r"^[^/\\]+$",
+                              description="the lecture video's file name in the hub's [web] video_dir")
 
 
 def lecture_or_404(s: Store, lecture_id: str) -> dict[str, Any]:
@@ -186,7 +190,9 @@ def create_lecture(body: LectureIn, s: StoreDep) -> dict[str, Any]:
         raise HTTPException(422, "end must be after start")
     if body.end is not None and body.end - start > MAX_LECTURE_S:
         raise HTTPException(422, f"a lecture spans at most {MAX_LECTURE_S / 86400:g} days")
-    return s.create_lecture(body.title, body.devices, start, body.video_offset_s, body.end)
+    if body.video is not None and body.video.startswith("."):
+        raise HTTPException(422, "video: a file name in [web] video_dir, not a hidden or relative one")
+    return s.create_lecture(body.title, body.devices, start, body.video_offset_s, body.end, body.video)
 
 
 def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) -> float:
@@ -226,6 +232,21 @@ def timeline(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None,
 
 def _csv(value: Any) -> Any:
     return "" if value is None else value
+
+
+@lectures.get("/{lecture_id}/video")
+def video(lecture_id: str, s: StoreDep, state: StateDep) -> FileResponse:
+    """The lecture's video from ``[web] video_dir`` (byte ranges served, so the page can seek): only a
+    plain file name inside that folder, never a path out of it."""
+    lecture = lecture_or_404(s, lecture_id)
+    name = lecture.get("video")
+    if not name or not state.video_dir:
+        raise HTTPException(404, "no video for this lecture")
+    folder = Path(state.video_dir).resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder or not path.is_file():
+        raise HTTPException(404, f"{name}: not in the hub's video folder")
+    return FileResponse(path)
 
 
 STREAM_CHECK_S = 1.0  # how often a live page's stream looks for new events

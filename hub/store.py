@@ -378,14 +378,15 @@ class Store:
 
     # -- lectures ----------------------------------------------------------------------------------
     def create_lecture(self, title: str, devices: Sequence[str], start_ts: float | None = None,
-                       video_offset_s: float = 0.0, end_ts: float | None = None) -> dict[str, Any]:
+                       video_offset_s: float = 0.0, end_ts: float | None = None,
+                       video: str | None = None) -> dict[str, Any]:
         lecture_id = uuid.uuid4().hex[:12]
         now = time.time()
         start = now if start_ts is None else start_ts
         self._transaction([(
-            "INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (lecture_id, title, json.dumps(sorted(set(devices))), start, end_ts, video_offset_s, now))])
+            "INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created, video) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (lecture_id, title, json.dumps(sorted(set(devices))), start, end_ts, video_offset_s, now, video))])
         lecture = self.lecture(lecture_id)
         assert lecture is not None
         return lecture
@@ -403,17 +404,18 @@ class Store:
         self._transaction([("UPDATE lectures SET devices = ? WHERE id = ?", (json.dumps(merged), lecture_id))])
 
     def lecture(self, lecture_id: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT id, title, devices, start_ts, end_ts, video_offset_s, created FROM lectures "
-                           "WHERE id = ?", (lecture_id,))
+        rows = self._query(f"SELECT {LECTURE_COLUMNS} FROM lectures WHERE id = ?", (lecture_id,))
         return _lecture(rows[0]) if rows else None
 
     def lectures(self) -> list[dict[str, Any]]:
-        rows = self._query("SELECT id, title, devices, start_ts, end_ts, video_offset_s, created FROM lectures "
-                           "ORDER BY start_ts DESC")
+        rows = self._query(f"SELECT {LECTURE_COLUMNS} FROM lectures ORDER BY start_ts DESC")
         return [_lecture(r) for r in rows]
 
 
+LECTURE_COLUMNS = "id, title, devices, start_ts, end_ts, video_offset_s, created, video"
+
+
 def _lecture(row: tuple) -> dict[str, Any]:
-    lecture_id, title, devices, start, end, offset, created = row
+    lecture_id, title, devices, start, end, offset, created, video = row
     return {"id": lecture_id, "title": title, "devices": json.loads(devices), "start": start, "end": end,
-            "video_offset_s": offset, "created": created, "live": end is None}
+            "video_offset_s": offset, "created": created, "live": end is None, "video": video}

@@ -348,3 +348,38 @@ def test_the_comparison_page_overlays_two_lectures(tmp_path, browser):
     finally:
         hub.stop()
         broker.stop()
+
+
+def test_a_video_the_operator_placed_plays_beside_its_lecture(tmp_path, browser):
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
+    from selenium.webdriver.common.by import By
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    lecture_video(videos / "biology-3.webm", 300)
+    conf = tmp_path / "hub.toml"
+    conf.write_text(f'[web]\nvideo_dir = "{videos}"\n[privacy]\nmin_faces = 1\n')
+    db = str(tmp_path / "hub.sqlite")
+    a = analyze_records(tmp_path / "ana.jsonl", {1: [(t, "attentive", "happy") for t in range(0, 300)]})
+    assert main(["hub", "import", str(a), "--title", "Biology 3", "--start", str(time.time() - 3600), "--db", db,
+                 "--video", "biology-3.webm"]) == 0
+    assert main(["hub", "import", str(a), "--title", "x", "--db", db, "--video", "../etc/passwd"]) == 2
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(conf)])
+    hub.start()
+    try:
+        (lecture,) = hub.get("/api/lectures")
+        assert lecture["video"] == "biology-3.webm"
+        browser.get(f"http://127.0.0.1:{hub.port}/lectures/{lecture['id']}?bin_s=60")
+        wait(lambda: browser.execute_script(
+            "const v = document.getElementById('lecture-video'); return !!v && !v.hidden && v.readyState >= 1"),
+             what="the operator's video")
+        column = browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin")[2]
+        browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", column)
+        wait(lambda: abs(browser.execute_script("return document.getElementById('lecture-video').currentTime")
+                         - 120.0) < 2.0, what="the video at 2:00")
+    finally:
+        hub.stop()
+        broker.stop()

@@ -113,3 +113,20 @@ def test_a_token_is_compared_whole(tmp_path):
     assert app.get("/api/health", headers={"Authorization": "Bearer a-long-enough-token-0123"}).status_code == 200
     for wrong in ("a", "a-long-enough-token-012", "a-long-enough-token-01234", ""):
         assert app.get("/api/health", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
+
+
+def test_a_lecture_video_is_a_file_name_in_the_video_folder_and_nothing_else(tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.webm").write_bytes(b"\x1a\x45\xdf\xa3" + b"\0" * 2000)
+    (tmp_path / "secret.txt").write_text("not for the web")
+    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), video_dir=str(videos)), base_url=LOCAL)
+    for bad in ("../secret.txt", "/etc/passwd", "..", ".hidden"):
+        assert client.post("/api/lectures", json={"title": "t", "video": bad}).status_code == 422, bad
+    ok = client.post("/api/lectures", json={"title": "t", "video": "a.webm"}).json()
+    got = client.get(f"/api/lectures/{ok['id']}/video", headers={"Range": "bytes=0-99"})
+    assert got.status_code == 206 and len(got.content) == 100  # ranges: the page can seek
+    missing = client.post("/api/lectures", json={"title": "t", "video": "gone.webm"}).json()
+    assert client.get(f"/api/lectures/{missing['id']}/video").status_code == 404
+    none = client.post("/api/lectures", json={"title": "t"}).json()
+    assert client.get(f"/api/lectures/{none['id']}/video").status_code == 404

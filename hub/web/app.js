@@ -142,7 +142,7 @@ function videoPanel() {
     video.hidden = false;
   });
   const panel = h("section", { class: "video", "aria-label": "lecture video" },
-    h("label", { class: "muted" }, "Lecture video (stays on this computer): ", input), video);
+    h("label", { class: "muted" }, "Lecture video from this computer (it stays here): ", input), video);
   return { panel, video };
 }
 
@@ -213,6 +213,10 @@ async function lecturePage(id) {
     const data = await api(`/api/lectures/${encodeURIComponent(id)}/timeline` + (binS ? `?bin_s=${binS}` : ""));
     const l = Object.assign({ bin_s: data.bin_s }, data.lecture);
     document.title = `${l.title} · emocast hub`;
+    if (l.video && !video.src) {  // a video the hub operator put in [web] video_dir for this lecture
+      video.src = `/api/lectures/${encodeURIComponent(id)}/video`;
+      video.hidden = false;
+    }
     const attention = STATES.map(s => Object.assign({ value: b => b[`${s.key}_share`] ?? 0,
                                                       color: PALETTE.states[s.key] || "#777777" }, s));
     const emotionOn = !data.privacy || data.privacy.emotion !== false;  // [privacy] emotion = false: none shown
