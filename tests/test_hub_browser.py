@@ -308,6 +308,12 @@ def test_the_lecture_video_opens_locally_and_charts_and_moments_seek_it(tmp_path
         assert "6:00" in browser.find_element(By.CSS_SELECTOR, "#attention-chart .tooltip").text
         table = browser.find_element(By.ID, "bins-table").get_attribute("textContent")
         assert "6:00" in table and "50%" in table  # the same numbers as a table
+        # printed: a one-page lecture report
+        import base64
+
+        pdf = base64.b64decode(browser.execute_cdp_cmd("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69})
+                               ["data"])
+        assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1
     finally:
         hub.stop()
         broker.stop()
