@@ -11,6 +11,8 @@ import json
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -55,6 +57,21 @@ def browser(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+@contextmanager
+def running_hub(tmp_path: Path, db: str, conf: Path | None = None) -> Iterator[HubProcess]:
+    """A broker and a hub process on ``db`` for one test (``conf``: its hub.toml, default
+    ``small_rooms``), both stopped after it."""
+    broker = Broker(tmp_path, free_port())
+    broker.start()
+    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(conf or small_rooms(tmp_path))])
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.stop()
+        broker.stop()
 
 
 def small_rooms(tmp_path: Path) -> Path:
@@ -269,11 +286,7 @@ def test_the_lecture_video_opens_locally_and_charts_and_moments_seek_it(tmp_path
                                                      for t in range(0, 600)]})
     assert main(["hub", "import", str(a), str(b), "--title", "Recorded", "--start", str(time.time() - 3600),
                  "--db", db]) == 0
-    broker = Broker(tmp_path, free_port())
-    broker.start()
-    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(small_rooms(tmp_path))])
-    hub.start()
-    try:
+    with running_hub(tmp_path, db) as hub:
         (lecture,) = hub.get("/api/lectures")
         browser.get(f"http://127.0.0.1:{hub.port}/lectures/{lecture['id']}?bin_s=60")
         wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin"), what="the chart")
@@ -314,9 +327,6 @@ def test_the_lecture_video_opens_locally_and_charts_and_moments_seek_it(tmp_path
         pdf = base64.b64decode(browser.execute_cdp_cmd("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69})
                                ["data"])
         assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") == 1
-    finally:
-        hub.stop()
-        broker.stop()
 
 
 def test_the_comparison_page_overlays_two_lectures(tmp_path, browser):
@@ -333,11 +343,7 @@ def test_the_comparison_page_overlays_two_lectures(tmp_path, browser):
             for who in ("a", "b")]
         assert main(["hub", "import", *map(str, logs), "--title", title, "--start", str(time.time() - 7200),
                      "--db", db]) == 0
-    broker = Broker(tmp_path, free_port())
-    broker.start()
-    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(small_rooms(tmp_path))])
-    hub.start()
-    try:
+    with running_hub(tmp_path, db) as hub:
         browser.get(f"http://127.0.0.1:{hub.port}/")
         boxes = wait(lambda: browser.find_elements(By.CSS_SELECTOR, "input[name=compare]"), what="the checkboxes")
         for box in boxes:
@@ -351,9 +357,6 @@ def test_the_comparison_page_overlays_two_lectures(tmp_path, browser):
         assert len(drops) == 2 and any("4:00" in t for t in drops.values()) and any("7:00" in t for t in drops.values())
         table = browser.find_element(By.ID, "compare-table").get_attribute("textContent")
         assert "Period 1" in table and "50%" in table
-    finally:
-        hub.stop()
-        broker.stop()
 
 
 def test_a_video_the_operator_placed_plays_beside_its_lecture(tmp_path, browser):
@@ -371,11 +374,7 @@ def test_a_video_the_operator_placed_plays_beside_its_lecture(tmp_path, browser)
     assert main(["hub", "import", str(a), "--title", "Biology 3", "--start", str(time.time() - 3600), "--db", db,
                  "--video", "biology-3.webm"]) == 0
     assert main(["hub", "import", str(a), "--title", "x", "--db", db, "--video", "../etc/passwd"]) == 2
-    broker = Broker(tmp_path, free_port())
-    broker.start()
-    hub = HubProcess(tmp_path, broker.url, db, extra=["--config", str(conf)])
-    hub.start()
-    try:
+    with running_hub(tmp_path, db, conf) as hub:
         (lecture,) = hub.get("/api/lectures")
         assert lecture["video"] == "biology-3.webm"
         browser.get(f"http://127.0.0.1:{hub.port}/lectures/{lecture['id']}?bin_s=60")
@@ -386,6 +385,3 @@ def test_a_video_the_operator_placed_plays_beside_its_lecture(tmp_path, browser)
         browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", column)
         wait(lambda: abs(browser.execute_script("return document.getElementById('lecture-video').currentTime")
                          - 120.0) < 2.0, what="the video at 2:00")
-    finally:
-        hub.stop()
-        broker.stop()

@@ -24,16 +24,20 @@ function clock(seconds) {
 function pct(v) { return v === null || v === undefined ? "–" : `${Math.round(v * 100)}%`; }
 
 // series: [{key, label, color, value: bin => number|null}]
-function drawStacked(container, bins, series, opts) {
-  const o = Object.assign({ height: 220, title: "", info: () => "" }, opts || {});
+// the chart's box in a container: its svg (titled), the axis group, margins and plot size
+function frame(container, o) {
   container.replaceChildren();
   container.classList.add("chart");
   const width = Math.max(320, container.clientWidth || 900);
   const m = { l: 40, r: 10, t: 10, b: 26 };
-  const w = width - m.l - m.r, h = o.height - m.t - m.b;
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${o.height}`, role: "img", "aria-label": o.title }, container);
   svgEl("title", {}, svg).textContent = o.title;
-  const axis = svgEl("g", { class: "axis" }, svg);
+  return { svg, axis: svgEl("g", { class: "axis" }, svg), m, width, w: width - m.l - m.r, h: o.height - m.t - m.b };
+}
+
+function drawStacked(container, bins, series, opts) {
+  const o = Object.assign({ height: 220, title: "", info: () => "" }, opts || {});
+  const { svg, axis, m, width, w, h } = frame(container, o);
   for (const f of [0, 0.25, 0.5, 0.75, 1]) {
     const y = m.t + h * (1 - f);
     svgEl("line", { x1: m.l, x2: m.l + w, y1: y, y2: y }, axis);
@@ -112,14 +116,7 @@ function drawStacked(container, bins, series, opts) {
 // video), 0-100% up; series: [{label, color, dash, points: [[t, value|null]]}]; a gap where null.
 function drawLines(container, series, opts) {
   const o = Object.assign({ height: 260, title: "" }, opts || {});
-  container.replaceChildren();
-  container.classList.add("chart");
-  const width = Math.max(320, container.clientWidth || 900);
-  const m = { l: 40, r: 10, t: 10, b: 26 };
-  const w = width - m.l - m.r, h = o.height - m.t - m.b;
-  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${o.height}`, role: "img", "aria-label": o.title }, container);
-  svgEl("title", {}, svg).textContent = o.title;
-  const axis = svgEl("g", { class: "axis" }, svg);
+  const { svg, axis, m, w, h } = frame(container, o);
   const tMax = Math.max(1, ...series.flatMap(s => s.points.map(p => p[0])));
   const x = t => m.l + (t / tMax) * w, y = v => m.t + h * (1 - v);
   for (const f of [0, 0.25, 0.5, 0.75, 1]) {
