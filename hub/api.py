@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from emocast import __version__
 
+from .config import LOOPBACK_NAMES
 from .routes import HubState, StorePool, compare, lectures, pages, status
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,10 @@ SECURITY_HEADERS = {
 }
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 MAX_BODY = 64 * 1024  # bytes of a request body: a lecture is a title and a few device ids
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str, Any]] | None = None,
-               default_bin_s: float = 0.0, allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
+               default_bin_s: float = 0.0, allowed_hosts: frozenset[str] = LOOPBACK_NAMES,
                max_bins: int = 5000, emotion: bool = True, min_faces: int = 1, video_dir: str = "") -> FastAPI:
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")

@@ -122,10 +122,11 @@ def run_hub(args: argparse.Namespace) -> int:
 def _serve(cfg) -> int:
     import uvicorn
 
+    from emocast.core.broker import redact_url
+
     from .api import create_app
     from .config import parse_listen
     from .ingest import Ingest
-    from .store import redact
 
     wait_for_database(cfg.db_url(), cfg.store.connect_wait_s)
     ingest = Ingest(cfg)
@@ -142,7 +143,7 @@ def _serve(cfg) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop_serving)
-    log.info("hub: database %s, web http://%s:%d/, topics %s", redact(ingest.store.url), host, port,
+    log.info("hub: database %s, web http://%s:%d/, topics %s", redact_url(ingest.store.url), host, port,
              ", ".join(ingest.topics()))
     ingest.start()
     threading.Thread(target=_tell_systemd, args=(server, ingest), name="hub-sdnotify", daemon=True).start()
@@ -159,9 +160,9 @@ def wait_for_database(url: str, wait_s: float) -> None:
     """Open the store, retrying with back-off while the database does not answer (a PostgreSQL still
     starting at boot) for up to ``wait_s``; then, or at once for a fault no wait can fix (a missing
     folder, a newer schema), StoreError (exit 9)."""
-    from emocast.core.broker import Backoff
+    from emocast.core.broker import Backoff, redact_url
 
-    from .store import Store, StoreError, redact
+    from .store import Store, StoreError
 
     deadline, backoff = time.monotonic() + wait_s, Backoff(1.0, 30.0)
     while True:
@@ -173,7 +174,7 @@ def wait_for_database(url: str, wait_s: float) -> None:
             pause = backoff.next()
             if not retry or time.monotonic() + pause > deadline:
                 raise
-            log.warning("database %s does not answer (%s); retrying in %.0f s", redact(url), exc, pause)
+            log.warning("database %s does not answer (%s); retrying in %.0f s", redact_url(url), exc, pause)
             time.sleep(pause)
 
 
@@ -246,10 +247,11 @@ def _refuse_repeats(store, results) -> None:
     if not events or len(stored) < len(events):
         return
     holders: dict[str, str] = {}
+    lectures = store.lectures()
     for r in results:
-        times = [stored[e.id] for e in r.events]
-        for lec in store.lectures():
-            if r.device in lec["devices"] and lec["start"] <= max(times) and (lec["end"] or max(times)) >= min(times):
+        first, last = min(stored[e.id] for e in r.events), max(stored[e.id] for e in r.events)
+        for lec in lectures:
+            if r.device in lec["devices"] and lec["start"] <= last and (lec["end"] or last) >= first:
                 holders[lec["id"]] = lec["title"]
     where = ", ".join(f"lecture {i} ({t!r})" for i, t in holders.items()) or "no lecture"
     names = ", ".join(str(r.path) for r in results)
@@ -257,9 +259,12 @@ def _refuse_repeats(store, results) -> None:
 
 
 def _video_name(name: str | None) -> str | None:
-    """A lecture video is a plain file name in ``[web] video_dir``: a path is refused, not trimmed."""
-    if name is not None and (not name or Path(name).name != name or name.startswith(".")):
-        raise UsageError(f"--video {name!r}: give the file's name in [web] video_dir, not a path")
+    """``--video``, refused (exit 2) unless a plain file name in ``[web] video_dir``."""
+    from .store import video_name_problem
+
+    problem = name is not None and video_name_problem(name)
+    if problem:
+        raise UsageError(f"--{problem}")
     return name
 
 
@@ -268,15 +273,10 @@ def _forget(cfg, args: argparse.Namespace) -> int:
 
     store = Store(cfg.db_url())
     try:
-        if args.device:
-            removed = store.forget_device(args.device)
-            log.info("forgot device %s: %s", args.device, removed)
-        else:
-            found = store.forget_lecture(args.lecture)
-            if found is None:
-                raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
-            removed = found
-            log.info("forgot lecture %s: %s", args.lecture, removed)
+        removed = store.forget_device(args.device) if args.device else store.forget_lecture(args.lecture)
+        if removed is None:
+            raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
+        log.info("forgot %s %s: %s", "device" if args.device else "lecture", args.device or args.lecture, removed)
         print(json.dumps({"forgot": args.device or args.lecture, **removed}))
     finally:
         store.close()

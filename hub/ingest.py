@@ -32,11 +32,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from emocast.contract.events import ATTENTION, EMOTION, EMOTION_FIELDS, INFO, METRICS, SUMMARY, without_emotion
-from emocast.core.broker import make_client, parse_broker_url, tls_context
+from emocast.core.broker import make_client, parse_broker_url, redact_url, tls_context
 
 from .config import HubConfig
 from .payloads import PayloadError, check_columns, check_time, check_values, load_json, parse_ts, printable
-from .store import Batch, Store, StoredMessage, redact
+from .store import Batch, Store, StoredMessage
 from .validation import Validator
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class Ingest:
             except Exception as exc:  # the database is down or full: keep the batch, unacknowledged
                 self.stats.db_errors += 1
                 self.stats.db_error = printable(f"{type(exc).__name__}: {exc}", 200)
-                log.error("cannot write %d messages to %s: %s; retrying", len(pending), redact(self.store.url), exc)
+                log.error("cannot write %d messages to %s: %s; retrying", len(pending), redact_url(self.store.url), exc)
                 if self.stop_event.wait(1.0):
                     break
                 self._reconnect()
@@ -219,7 +219,7 @@ class Ingest:
         with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
             self.store.close()
         self.store = fresh
-        log.info("reconnected to %s", redact(fresh.url))
+        log.info("reconnected to %s", redact_url(fresh.url))
 
     def _gather(self) -> list[Received]:
         try:
@@ -357,11 +357,10 @@ class Ingest:
             batch.policy_dropped[device] = batch.policy_dropped.get(device, 0) + 1
             return
         try:
-            payload, text = self._checked(item, device, kind)
+            payload, text, ts = self._checked(item, device, kind)
         except PayloadError as exc:
             self._reject(batch, device, kind, str(exc), item)
             return
-        ts = parse_ts(payload["ts"])
         batch.last_seen[device] = max(batch.last_seen.get(device, 0.0), item.at)  # the hub's clock, not the kiosk's
         # [privacy] emotion = false: nothing emotional is written
         if not self.cfg.privacy.emotion and any(k in payload for k in EMOTION_FIELDS.get(kind, ())):
@@ -376,8 +375,8 @@ class Ingest:
             batch.messages.append(StoredMessage(payload["id"], device, kind, int(payload["seq"]), ts,
                                                 payload.get("track"), value, text))
 
-    def _checked(self, item: Received, device: str, kind: str) -> tuple[dict[str, Any], str]:
-        """The payload and its text, once everything the schema and the database need holds
+    def _checked(self, item: Received, device: str, kind: str) -> tuple[dict[str, Any], str, float]:
+        """The payload, its text and its time, once everything the schema and the database need holds
         (``payloads.py``); PayloadError naming what does not."""
         if len(device) > MAX_DEVICE or printable(device) != device:
             raise PayloadError("topic: the device id is too long or has characters outside printable ASCII")
@@ -392,5 +391,6 @@ class Ingest:
         if problem:
             raise PayloadError(problem)
         check_columns(payload)
-        check_time(parse_ts(payload["ts"]), time.time(), self.cfg.mqtt.max_clock_skew_s)
-        return payload, text
+        ts = parse_ts(payload["ts"])
+        check_time(ts, time.time(), self.cfg.mqtt.max_clock_skew_s)
+        return payload, text, ts

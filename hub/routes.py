@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from emocast import __version__
 from emocast.contract.palette import palette
 
-from .store import Store
+from .store import Store, video_name_problem
 from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
@@ -168,8 +168,7 @@ def compare_lectures(s: StoreDep, state: StateDep, ids: Annotated[str, Query(max
     bin_s = checked_bins(longest, bin_s, state)
     out = []
     for lec in chosen:
-        data = lecture_timeline(s, lec, checked_bins(lec, bin_s, state), time.time(), False, state.emotion,
-                                state.min_faces)
+        data = shown_timeline(s, state, lec, bin_s)
         out.append({"lecture": lec, "bins": [{k: b.get(k) for k in ("t", "faces", "attentive_share", "withheld")}
                                              for b in data["bins"]], "moments": data["moments"]})
     return {"bin_s": bin_s, "lectures": out}
@@ -190,8 +189,9 @@ def create_lecture(body: LectureIn, s: StoreDep) -> dict[str, Any]:
         raise HTTPException(422, "end must be after start")
     if body.end is not None and body.end - start > MAX_LECTURE_S:
         raise HTTPException(422, f"a lecture spans at most {MAX_LECTURE_S / 86400:g} days")
-    if body.video is not None and body.video.startswith("."):
-        raise HTTPException(422, "video: a file name in [web] video_dir, not a hidden or relative one")
+    problem = body.video is not None and video_name_problem(body.video)
+    if problem:
+        raise HTTPException(422, problem)
     return s.create_lecture(body.title, body.devices, start, body.video_offset_s, body.end, body.video)
 
 
@@ -207,6 +207,14 @@ def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) 
         raise HTTPException(422, f"{span / bin_s:.0f} bins of {bin_s:g} s; at most {state.max_bins}: "
                                  f"ask for bin_s={shortest} or more")
     return bin_s
+
+
+def shown_timeline(s: Store, state: HubState, lecture: dict[str, Any], bin_s: float | None,
+                   per_device: bool = False) -> dict[str, Any]:
+    """A lecture's timeline as the page, the exports and the comparison show it: at a bin length that
+    fits ``[web] max_bins`` (``checked_bins``), up to now, as ``[privacy]`` allows."""
+    return lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(), per_device,
+                            state.emotion, state.min_faces)
 
 
 @lectures.get("/{lecture_id}")
@@ -225,9 +233,7 @@ def stop_lecture(lecture_id: str, s: StoreDep) -> dict[str, Any]:
 @lectures.get("/{lecture_id}/timeline")
 def timeline(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None,
              per_device: bool = False) -> dict[str, Any]:
-    lecture = lecture_or_404(s, lecture_id)
-    return lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(),
-                            per_device, state.emotion, state.min_faces)
+    return shown_timeline(s, state, lecture_or_404(s, lecture_id), bin_s, per_device)
 
 
 def _csv(value: Any) -> Any:
@@ -289,9 +295,7 @@ async def stream(lecture_id: str, request: Request, state: StateDep) -> Streamin
 
 @lectures.get("/{lecture_id}/export.csv", response_class=PlainTextResponse)
 def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> Response:
-    lecture = lecture_or_404(s, lecture_id)
-    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(),
-                            emotion=state.emotion, min_faces=state.min_faces)
+    data = shown_timeline(s, state, lecture_or_404(s, lecture_id), bin_s)
     labels = sorted({k for b in data["bins"] for k in b.get("emotion_shares", {})})
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -305,9 +309,7 @@ def export_csv(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None
 
 @lectures.get("/{lecture_id}/export.json")
 def export_json(lecture_id: str, s: StoreDep, state: StateDep, bin_s: BinS = None) -> JSONResponse:
-    lecture = lecture_or_404(s, lecture_id)
-    data = lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(),
-                            True, state.emotion, state.min_faces)
+    data = shown_timeline(s, state, lecture_or_404(s, lecture_id), bin_s, per_device=True)
     return JSONResponse(data, headers={
         "Content-Disposition": f'attachment; filename="emocast-lecture-{lecture_id}.json"'})
 

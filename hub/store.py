@@ -69,9 +69,9 @@ class Batch:
         return cls([], {}, {}, {}, {}, [])
 
 
-def redact(url: str) -> str:
-    """A database URL fit for a log line (no password)."""
-    return redact_url(url)
+def _marks(values: Sequence[Any]) -> str:
+    """The placeholders of an ``IN (...)`` list for ``values`` (``NULL`` for none: matches nothing)."""
+    return ", ".join("?" for _ in values) or "NULL"
 
 
 class Store:
@@ -89,7 +89,7 @@ class Store:
         except StoreError:
             raise
         except Exception as exc:  # sqlite3.Error, psycopg.Error: the driver's words, with the database named
-            raise StoreError(f"{redact(url)}: {exc}") from exc
+            raise StoreError(f"{redact_url(url)}: {exc}") from exc
 
     # -- connection ----------------------------------------------------------------------------
     @staticmethod
@@ -160,12 +160,12 @@ class Store:
             rows = self._query("SELECT MAX(version) FROM schema_version")
             current = rows[0][0] or 0
             if current > LATEST:
-                raise StoreError(f"{redact(self.url)}: schema version {current} is newer than this emocast "
+                raise StoreError(f"{redact_url(self.url)}: schema version {current} is newer than this emocast "
                                  f"knows ({LATEST}); upgrade emocast")
             for version, what, statements in MIGRATIONS:
                 if version <= current:
                     continue
-                log.info("database %s: migration %d (%s)", redact(self.url), version, what)
+                log.info("database %s: migration %d (%s)", redact_url(self.url), version, what)
                 self._transaction([(s, ()) for s in statements] + [
                     ("INSERT INTO schema_version (version) VALUES (?)", (version,))])
         finally:
@@ -294,9 +294,8 @@ class Store:
         out: dict[str, float] = {}
         for i in range(0, len(ids), 500):
             part = list(ids[i:i + 500])
-            marks = ", ".join("?" for _ in part)
-            out.update({r[0]: float(r[1]) for r in self._query(f"SELECT id, ts FROM messages WHERE id IN ({marks})",
-                                                                part)})
+            out.update({r[0]: float(r[1]) for r in self._query(
+                f"SELECT id, ts FROM messages WHERE id IN ({_marks(part)})", part)})
         return out
 
     def change_mark(self, devices: Sequence[str], since: float) -> tuple[int, float]:
@@ -304,9 +303,8 @@ class Store:
         means a lecture's timeline has changed (the live page's stream watches it)."""
         if not devices:
             return 0, 0.0
-        marks = ", ".join("?" for _ in devices)
-        n, latest = self._query(f"SELECT COUNT(*), MAX(received) FROM messages WHERE device IN ({marks}) AND ts >= ?",
-                                (*devices, since))[0]
+        n, latest = self._query(f"SELECT COUNT(*), MAX(received) FROM messages WHERE device IN ({_marks(devices)}) "
+                                "AND ts >= ?", (*devices, since))[0]
         return int(n), float(latest or 0.0)
 
     def count_messages(self) -> int:
@@ -317,11 +315,9 @@ class Store:
         """(device, kind, ts, track, value, payload) of the given devices between t0 and t1, in time order."""
         if not devices:
             return []
-        dq = ", ".join("?" for _ in devices)
-        kq = ", ".join("?" for _ in kinds)
         return self._query(
-            f"SELECT device, kind, ts, track, value, payload FROM messages WHERE device IN ({dq}) "
-            f"AND kind IN ({kq}) AND ts >= ? AND ts <= ? ORDER BY ts, seq",
+            f"SELECT device, kind, ts, track, value, payload FROM messages WHERE device IN ({_marks(devices)}) "
+            f"AND kind IN ({_marks(kinds)}) AND ts >= ? AND ts <= ? ORDER BY ts, seq",
             (*devices, *kinds, t0, t1))
 
     def horizons(self, devices: Sequence[str], end: float) -> dict[str, float]:
@@ -369,9 +365,8 @@ class Store:
             return None
         end = lecture["end"] if lecture["end"] is not None else (time.time() if now is None else now)
         devices = lecture["devices"]
-        marks = ", ".join("?" for _ in devices) or "NULL"
         counts = self._transaction([
-            (f"DELETE FROM messages WHERE device IN ({marks}) AND ts >= ? AND ts <= ?",
+            (f"DELETE FROM messages WHERE device IN ({_marks(devices)}) AND ts >= ? AND ts <= ?",
              (*devices, lecture["start"], end)),
             ("DELETE FROM lectures WHERE id = ?", (lecture_id,))])
         return {"messages": counts[0], "lectures": counts[1]}
@@ -413,6 +408,14 @@ class Store:
 
 
 LECTURE_COLUMNS = "id, title, devices, start_ts, end_ts, video_offset_s, created, video"
+
+
+def video_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a lecture's video, or None: it must be a plain file name in ``[web]
+    video_dir`` (a path, or a hidden or relative name, is refused, not trimmed)."""
+    if not name or Path(name).name != name or "\\" in name or name.startswith("."):
+        return f"video {name!r}: give the file's name in [web] video_dir, not a path"
+    return None
 
 
 def _lecture(row: tuple) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from emocast.device import exit_codes
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-NARRATION = re.compile(r"\bsessions? \d+|\bissue \d+\b|\bthis session\b|\bthis machine\b", re.I)
+NARRATION = re.compile(r"\bsessions? \d+|\bissue \d+\b|\bthis\s+(session|machine)\b", re.I)
 
 
 def _pages() -> list[Path]:

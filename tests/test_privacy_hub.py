@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import time
+import urllib.request
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_a_hub_without_emotion_keeps_none_from_a_kiosk_that_infers_it(mosquitto,
         text = json.dumps(data)
         assert "emotion_shares" not in text and "emotion_swings" not in text and data["privacy"]["emotion"] is False
         assert any(b["attentive_share"] for b in data["bins"]), data["bins"]  # attention still shown
-        with __import__("urllib.request").request.urlopen(
+        with urllib.request.urlopen(
                 f"http://127.0.0.1:{hub.port}/api/lectures/{lecture['id']}/export.csv") as r:
             header = next(csv.reader(io.StringIO(r.read().decode())))
         assert "attentive_share" in header and not [c for c in header if c.startswith("emotion")]
