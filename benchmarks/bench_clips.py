@@ -6,7 +6,8 @@ Prints, without asserting anything (the clips have no per-frame labels, so share
 - per clip in ../shared/media/videos and per emotion model: the share of face records whose smoothed
   emotion is called as each emotion, and the share too unsure to call (``[emotion] min_confidence``),
   with every frame processed (``emocast analyze CLIP --hz 0``);
-- per clip: the share of face records in each attention state, and of records whose eyes read closed;
+- per clip: the share of face records in each attention state, and of records whose eyes read closed,
+  with the lower-lid cue for a downward glance (``[attention] downcast_lids``, the default) and without;
 - the downward glance (``fer_woman_looking_down_phone``: a woman looking down at a phone) seen from a
   camera mounted ever higher above the screen (``[attention] pitch_offset_deg``): the same pixels, with
   the head reading level to the screen at the highest mount, so the eyes alone must tell a glance from
@@ -63,22 +64,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--media", type=Path, default=MEDIA)
     ap.add_argument("--also", type=Path, nargs="*", default=[], help="more emotion models (with cards) to compare")
+    ap.add_argument("--attention-only", action="store_true", help="skip the emotion shares")
     args = ap.parse_args()
     videos = sorted((args.media / "videos").glob("*.mp4"))
     if not videos:
         print(f"{args.media}/videos has no clips: nothing to measure", file=sys.stderr)
         return 1
     reader = FaceReader()
-    models = [EmotionModel(p) for p in (default_model_path(), *args.also)]
-    print("emotion called per face record, every frame read (share of records with a reading)")
+    if not args.attention_only:
+        models = [EmotionModel(p) for p in (default_model_path(), *args.also)]
+        print("emotion called per face record, every frame read (share of records with a reading)")
+        for clip in videos:
+            for model in models:
+                recs = records_of(clip, model, reader, emotion={"emotion_hz": 60.0})
+                print(f"  {clip.stem[:34]:<34} {model.card.id[:30]:<30} {emotion_row(recs, model.labels)}")
+    print("\nattention states per face record (lids: the lower-lid cue for a downward glance on or off)")
     for clip in videos:
-        for model in models:
-            recs = records_of(clip, model, reader, emotion={"emotion_hz": 60.0})
-            print(f"  {clip.stem[:34]:<34} {model.card.id[:30]:<30} {emotion_row(recs, model.labels)}")
-    print("\nattention states per face record")
-    for clip in videos:
-        recs = records_of(clip, None, reader, emotion={"emotion_hz": 0})
-        print(f"  {clip.stem[:34]:<34} {attention_row(recs)}")
+        for lids in (True, False):
+            recs = records_of(clip, None, reader, emotion={"emotion_hz": 0}, attention={"downcast_lids": lids})
+            print(f"  {clip.stem[:34]:<34} lids {'on ' if lids else 'off'} {attention_row(recs)}")
     down, (shut_clip, t0, t1) = args.media / "videos" / DOWN, SHUT
     if down.is_file():
         print(f"\na downward glance ({DOWN}) from a camera ever higher above the screen")

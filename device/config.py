@@ -109,6 +109,10 @@ class AttentionSection:
     eyes: Literal["model", "iris", "landmarks"] = "model"
     model_closed: float = field(default=0.5, metadata=_rng(0.01, 0.99))  # classifier's p(shut) for closed
     iris_closed: float = field(default=0.19, metadata=_rng(0.0, 1.0))  # iris model's lid gap / eye width
+    # with eyes = "model": eyes that read shut while their lower lids sit no higher than the face's open-eye
+    # median (+ downcast_lid eye widths) look down under lowered lids: looking_away (reason gaze)
+    downcast_lids: bool = True
+    downcast_lid: float = field(default=0.0, metadata=_rng(-0.2, 0.2))
     ear_closed: float = field(default=0.21, metadata=_rng(0.0, 1.0))  # eye aspect ratio: closed below it
     closed_ratio: float = field(default=0.6, metadata=_rng(0.1, 1.0))  # closed below this share of the baseline
     blink_max_s: float = field(default=0.5, metadata=_rng(0.05, 5))  # a shorter closure is a blink

@@ -140,6 +140,25 @@ def test_eyes_closed_ends_within_its_dwell_once_the_eyes_reopen():
             assert last_closed is not None and r["t"] - last_closed <= 0.3 + 0.3 + 0.1, r
 
 
+@needs_media("videos", "lp_d14_wink_gaze_aversion.mp4")
+@needs_media("videos", "facenet_pytorch_crowd_multiface.mp4")
+def test_the_lower_lids_tell_a_level_headed_downward_glance_from_shut_eyes():
+    """Every closure of the wink clip (blinks, winks, 1.4 s held shut) raises the lower lids, so none is
+    taken for a glance; a walker in the crowd looks down with a level head and lowered lids, and his
+    shut-reading eyes propose looking away (reason gaze) only with the lid cue on."""
+    table = {"faces": {"detect_hz": 240.0}, "emotion": {"emotion_hz": 0}}
+    wink, _ = run_analyze(VIDEOS / "lp_d14_wink_gaze_aversion.mp4", table)
+    closed = [r for r in wink if r["eyes_closed"]]
+    assert len(closed) > 60 and all(r["reason"] == "eyes" for r in closed)
+
+    def level_glances(lids: bool) -> list[dict]:
+        records, _ = run_analyze(VIDEOS / "facenet_pytorch_crowd_multiface.mp4",
+                                 {**table, "attention": {"downcast_lids": lids}})
+        return [r for r in records if r["eyes_closed"] and r["reason"] == "gaze" and abs(r["head_pose"]["pitch"]) < 10]
+
+    assert len(level_glances(True)) >= 3 and level_glances(False) == []
+
+
 @needs_media("videos", "edtalk_uncrop_obama_talking.mp4")
 def test_a_talking_head_is_attentive_and_blinks(shipped_model):
     cfg = from_mapping({"faces": {"detect_hz": 12.5}, "events": {"summary_s": 60}})

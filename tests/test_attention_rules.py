@@ -15,6 +15,8 @@ from emocast.device.perception.attention import (
     ABSENT,
     ATTENTIVE,
     EYES_CLOSED,
+    LID_MIN_SAMPLES,
+    LID_SAMPLE_S,
     LOOKING_AWAY,
     AttentionRules,
     AttentionStateMachine,
@@ -97,6 +99,44 @@ def test_closed_looking_eyes_in_a_face_tilted_down_are_a_downward_glance():
     cam_above = AttentionRules(pitch_offset_deg=-15)  # pitch judged against where the screen is
     assert cam_above.propose(0, -20, True, None) == (EYES_CLOSED, "eyes")
     assert cam_above.propose(0, -27, True, None) == (LOOKING_AWAY, "gaze")
+
+
+def test_shut_reading_eyes_whose_lower_lids_did_not_rise_are_a_downward_glance_from_a_level_head():
+    r = AttentionRules(max_pitch_deg=20)
+    assert r.propose(0, 0, True, None, downcast=True) == (LOOKING_AWAY, "gaze")
+    assert r.propose(0, 0, True, None, downcast=False) == (EYES_CLOSED, "eyes")
+    assert r.propose(40, 0, True, None, downcast=True) == (LOOKING_AWAY, "head_pose")  # the head still comes first
+
+    def monitor() -> EyeMonitor:
+        eyes = EyeMonitor(signal="model", model_closed=0.5, downcast_lid=0.0)
+        for i in range(LID_MIN_SAMPLES):  # open eyes, lower lids 0.10 eye widths below the corners
+            assert eyes.wants_lid_sample(i * 0.1)
+            eyes.update(0.3, i * 0.1, closed_p=0.05, lower_lid=0.10 + 0.002 * (i % 2))
+        return eyes
+
+    eyes = monitor()
+    assert eyes.lid_baseline == pytest.approx(0.10, abs=0.002)
+    assert not eyes.wants_lid_sample(0.5) and eyes.wants_lid_sample(0.4 + LID_SAMPLE_S)  # then twice a second
+    for k, lower in enumerate((0.07, 0.068, 0.071)):  # a closure: the lower lid rose to meet the upper one
+        assert eyes.update(0.3, 1.0 + 0.1 * k, closed_p=0.97, lower_lid=lower) and not eyes.downcast
+    assert not eyes.update(0.3, 1.3, closed_p=0.05, lower_lid=0.10)  # open again: the closure is over
+    for k, lower in enumerate((0.105, 0.12, 0.11)):  # shut-reading eyes over lower lids that dropped: a glance
+        eyes.update(0.3, 2.0 + 0.1 * k, closed_p=0.9, lower_lid=lower)
+        assert eyes.downcast
+    eyes.update(0.3, 2.3, closed_p=0.9, lower_lid=None)  # a reading without lids keeps the closure's verdict
+    assert eyes.downcast
+    eyes.update(0.3, 2.4, closed_p=0.9, lower_lid=0.095)  # the closure's mean decides, not one reading
+    assert eyes.downcast  # (0.105 + 0.12 + 0.11 + 0.095) / 4 = 0.1075, still below the baseline
+    eyes.update(0.3, 2.5, closed_p=0.9, lower_lid=0.0)
+    assert not eyes.downcast  # (0.43 + 0.0) / 5 = 0.086: raised on average, a closure after all
+
+    fresh = EyeMonitor(signal="model", downcast_lid=0.0)  # first seen with the eyes down: no baseline, no cue
+    fresh.update(0.3, 0.0, closed_p=0.95, lower_lid=0.2)
+    assert fresh.closed and fresh.lid_baseline is None and not fresh.downcast
+    off = EyeMonitor(signal="model")  # the cue off: no lid readings asked for or kept
+    assert not off.wants_lid_sample(0.0)
+    off.update(0.3, 0.0, closed_p=0.05, lower_lid=0.1)
+    assert off.lid_baseline is None
 
 
 def test_rules_hysteresis_and_offsets():

@@ -19,11 +19,12 @@ class FixedReader:
     """Readings chosen by the test (the rules and gating are under test, not the landmarks)."""
 
     eye_signal = "ear"
+    reads_lids = False
 
     def __init__(self, yaw: float, ear: float) -> None:
         self.yaw, self.ear = yaw, ear
 
-    def read(self, gray, box, previous=None, iris=False) -> FaceReading:
+    def read(self, gray, box, previous=None, iris=False, lids_from=None) -> FaceReading:
         pose = HeadPose(self.yaw, 0.0, 0.0, np.zeros(3), np.zeros(3))
         return FaceReading(pose, self.ear, self.ear, None)
 

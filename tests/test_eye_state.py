@@ -33,11 +33,15 @@ def test_the_shipped_model_is_int8_with_its_card_and_reads_open_eyes_open():
     assert model.size == 32 and model.closed_p == 0.5
     assert model._interp.get_input_details()[0]["dtype"] == np.int8
     reader = FaceReader()
-    assert reader.eyes == "model" and reader.eye_signal == "model" and reader.iris is None
+    assert reader.eyes == "model" and reader.eye_signal == "model" and reader.reads_lids
+    assert FaceReader(lids=False).iris is None  # the iris model is loaded only for the lower-lid cue
     gray = astronaut_gray()
     reading = reader.read(gray, (170, 80, 110, 110))  # her face (a dlib-style box)
     assert reading.closed_p is not None and reading.closed_p < 0.2
-    assert reading.iris_openness is None  # the iris model is not run where the classifier reads the eyes
+    assert reading.iris_openness is None and reading.lower_lid is None  # the iris model is not run unasked
+    assert reader.read(gray, (170, 80, 110, 110), lids_from=0.5).lower_lid is None  # open eyes: not asked
+    lower = reader.read(gray, (170, 80, 110, 110), lids_from=0.0).lower_lid  # asked on every reading
+    assert lower is not None and 0.02 < lower < 0.2  # an open eye's lower lid, below its corners' line
     right, left = model.closed(gray, reader.landmarks.predict(gray, (170, 80, 110, 110)))
     assert 0.0 <= right < 0.5 and 0.0 <= left < 0.5
 

@@ -17,12 +17,13 @@ class PresenceReader:
     """Frontal, open-eyed readings whose presence score the test scripts per check."""
 
     eye_signal = "ear"
+    reads_lids = False
 
     def __init__(self, presences: list[float | None]) -> None:
         self.presences = list(presences)
         self.calls = 0
 
-    def read(self, gray, box, previous=None, iris=False) -> FaceReading:
+    def read(self, gray, box, previous=None, iris=False, lids_from=None) -> FaceReading:
         presence = self.presences[min(self.calls, len(self.presences) - 1)]
         self.calls += 1
         pose = HeadPose(0.0, 0.0, 0.0, np.zeros(3), np.zeros(3))

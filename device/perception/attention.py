@@ -7,8 +7,10 @@ missed detection never becomes an event. The change is what gets published, with
 and how long the face spent there.
 
 Proposals, in order: the head turned off the screen (pose beyond the limits, after the kiosk's
-offsets) is ``looking_away``; else both eyes under the closed threshold is ``eyes_closed``; else an
-iris outside the screen's gaze range is ``looking_away``; else ``attentive``. A face seen only by
+offsets) is ``looking_away``; else both eyes under the closed threshold is ``eyes_closed``, unless the
+head is bowed or the lower lids sit no higher than when the eyes are open (eyes looking down under
+lowered lids: ``looking_away``, reason ``gaze``); else an iris outside the screen's gaze range is
+``looking_away``; else ``attentive``. A face seen only by
 the profile detector is ``looking_away`` too.
 """
 
@@ -116,6 +118,17 @@ POSE_HYSTERESIS_DEG = 3.0
 # glance (looking_away, reason gaze), not as eyes_closed (a woman looking down at her phone reads 19
 # degrees down with Face Mesh on the first frame, just inside the limit, and her eyes read closed).
 DOWNCAST_SHARE = 0.5
+# A shut eye raises its lower lid a little (the upper lid comes down to meet it); an eye looking down
+# drags its lower lid down with it. Measured with the iris model's contour as the lower lid's drop below
+# the corners' line over eye width, against the face's own open-eye median: every closure on three
+# talking-head clips (43 closures, blinks and a held 1.4 s closure) read -0.009 to -0.050 on average; a
+# walker's downward glances in the crowd clip +0.007 and +0.025. "Not raised" (>= 0) is a glance.
+DOWNCAST_LID = 0.0
+LID_MIN_SAMPLES = 5  # open-eye lower-lid readings before the cue judges a face
+LID_SAMPLE_S = 0.5  # then one more every so often (the iris model costs two 64x64 reads)
+# lower lids are compared only on a head this far inside the pose limits: a turned head foreshortens the lids
+# (a boy in the crowd clip, his eyes open at 27-47 degrees of yaw, read 0.04 lower than looking down at 6-15)
+LID_POSE_MARGIN_DEG = 10.0
 REFERENCE_OPEN_EAR = 0.3  # a typical open eye, for openness before a track has its own baseline
 REFERENCE_OPEN_IRIS = 0.28  # the same for the iris model's lid gap over eye width
 EYE_SIGNALS = ("ear", "iris", "model")  # what EyeMonitor can judge (see its notes)
@@ -139,11 +152,17 @@ class EyeMonitor:
     ``signal="model"`` (the default reader's) judges the eye-state classifier's probability that the
     eyes are shut (``eyes.py``), as an openness of ``1 - p``: closed where ``p >= model_closed``, with
     no baseline. The classifier reads the eye's pixels, not its shape, so a person's narrow eyes are
-    not a lower "open" for it; a baseline would only let a face that keeps its eyes shut look open."""
+    not a lower "open" for it; a baseline would only let a face that keeps its eyes shut look open.
+
+    With ``downcast_lid`` set (and lower-lid readings, ``FaceReading.lower_lid``), the monitor keeps
+    the face's open-eye lower-lid position too, and a closure whose lower lids sit, on average, at
+    least ``downcast_lid`` eye widths lower than that is ``downcast``: eyes looking down under lowered
+    lids, which read shut to the classifier at 32 pixels (see ``DOWNCAST_LID``). A face first seen with
+    its eyes down has no such baseline and stays judged by its head's pitch alone."""
 
     def __init__(self, ear_closed: float = 0.21, closed_ratio: float = 0.6, blink_max_s: float = 0.5,
                  history: int = 150, min_samples: int = 10, iris_closed: float = 0.19,
-                 signal: str = "ear", model_closed: float = 0.5) -> None:
+                 signal: str = "ear", model_closed: float = 0.5, downcast_lid: float | None = None) -> None:
         if signal not in EYE_SIGNALS:
             raise ValueError(f"unknown eye signal {signal!r}; one of {', '.join(EYE_SIGNALS)}")
         self.signal = signal
@@ -158,6 +177,31 @@ class EyeMonitor:
         self._closed_since: float | None = None
         self.closed = False
         self.blinks = 0
+        self.downcast_lid = downcast_lid
+        self._lids_open: deque[float] = deque(maxlen=60)
+        self._lid_sample_t = float("-inf")
+        self._closure_lids: list[float] = []
+
+    def wants_lid_sample(self, t: float) -> bool:
+        """Whether the next reading should include the lower lids even if the eyes read open: while
+        the face's open-eye lower-lid baseline is short, then every ``LID_SAMPLE_S``."""
+        return self.downcast_lid is not None and (len(self._lids_open) < LID_MIN_SAMPLES
+                                                  or t - self._lid_sample_t >= LID_SAMPLE_S)
+
+    @property
+    def lid_baseline(self) -> float | None:
+        """The lower lid's median position while the eyes read open (eye widths), once known."""
+        if len(self._lids_open) < LID_MIN_SAMPLES:
+            return None
+        return float(np.median(np.fromiter(self._lids_open, float)))
+
+    @property
+    def downcast(self) -> bool:
+        """The eyes read shut but their lower lids sit no higher than when open: a downward glance."""
+        base = self.lid_baseline
+        if self.downcast_lid is None or not self.closed or base is None or not self._closure_lids:
+            return False
+        return float(np.mean(self._closure_lids)) - base >= self.downcast_lid
 
     @property
     def has_baseline(self) -> bool:
@@ -195,11 +239,12 @@ class EyeMonitor:
             return self._judged(ear, iris_openness, closed_p)
         return self._judged(ear, iris_openness, closed_p) / (self.baseline or self.reference_open)
 
-    def update(self, ear: float, t: float, iris_openness: float | None = None, closed_p: float | None = None) -> bool:
+    def update(self, ear: float, t: float, iris_openness: float | None = None, closed_p: float | None = None,
+               lower_lid: float | None = None) -> bool:
         """Feed one reading (mean EAR of both eyes, the iris model's openness where it was read, the
-        eye-state classifier's probability of shut eyes where it was read) at time ``t``; returns
-        whether the eyes are closed. A closure that ends within ``blink_max_s`` of its first closed
-        reading counts as a blink."""
+        eye-state classifier's probability of shut eyes where it was read, the lower lids where they
+        were read) at time ``t``; returns whether the eyes are closed. A closure that ends within
+        ``blink_max_s`` of its first closed reading counts as a blink."""
         first_look = self.signal == "ear" and not self.has_baseline and iris_openness is not None
         ear = self._judged(ear, iris_openness, closed_p)
         self.closed = iris_openness < self.iris_closed if first_look else ear < self.threshold
@@ -213,7 +258,19 @@ class EyeMonitor:
         could_be_open = not self.closed if first_look else ear >= self.ear_closed
         if could_be_open:  # a narrow-eyed face the iris model sees open gets its true (low) baseline
             self._open.append(ear)
+        self._update_lids(lower_lid, t)
         return self.closed
+
+    def _update_lids(self, lower_lid: float | None, t: float) -> None:
+        if not self.closed:
+            self._closure_lids.clear()
+        if lower_lid is None or self.downcast_lid is None:
+            return
+        if self.closed:
+            self._closure_lids.append(lower_lid)
+        else:
+            self._lids_open.append(lower_lid)
+            self._lid_sample_t = t
 
 
 @dataclass(frozen=True)
@@ -250,15 +307,16 @@ class AttentionRules:
         return self.gaze and not (self.gaze_h[0] <= h <= self.gaze_h[1] and self.gaze_v[0] <= v <= self.gaze_v[1])
 
     def propose(self, yaw: float, pitch: float, eyes_closed: bool, gaze: tuple[float, float] | None,
-                current: str | None = None) -> tuple[str, str]:
+                current: str | None = None, downcast: bool = False) -> tuple[str, str]:
         """(state, reason): reason is head_pose, eyes or gaze, or "" for attentive. ``current`` is
         the face's state: looking away, its head must come back ``POSE_HYSTERESIS_DEG`` inside the
-        limits before it proposes anything else."""
+        limits before it proposes anything else. ``downcast``: the eyes' own lids say that eyes read
+        closed are looking down (``EyeMonitor.downcast``)."""
         margin = POSE_HYSTERESIS_DEG if current == LOOKING_AWAY else 0.0
         if self.head_away(yaw, pitch, margin):
             return LOOKING_AWAY, "head_pose"
         if eyes_closed:
-            if pitch - self.pitch_offset_deg < -DOWNCAST_SHARE * self.max_pitch_deg:
+            if downcast or pitch - self.pitch_offset_deg < -DOWNCAST_SHARE * self.max_pitch_deg:
                 return LOOKING_AWAY, "gaze"  # lids lowered over eyes that look down: at a desk, a phone
             return EYES_CLOSED, "eyes"
         if gaze is not None and self.gaze_away(*gaze):

@@ -18,7 +18,10 @@ on eyes (not on whole faces) draws (Apache-2.0, by Google, read from the same ``
 files as BlazeFace). Better than dlib's six eye points, which come from a whole-face model that barely
 moves its lid points for a narrowed or shut eye, but a gap is a gap: a smile's narrow open eyes and
 lowered lids read like shut ones. It costs two 64x64 inferences per face (about 1.3 ms each on one
-core here); the classifier's two 32x32 reads cost a fraction of that.
+core here); the classifier's two 32x32 reads cost a fraction of that. Beside the classifier, the same
+contour tells where the lower lid sits (``IrisEyes.lids``): it rises as an eye shuts and drops as an
+eye looks down, which is how a downward glance under lowered lids is told from shut eyes
+(``attention.EyeMonitor.downcast``).
 
 Nothing here is kept: the crops and contours live for one call.
 """
@@ -138,17 +141,31 @@ class IrisEyes:
         self._contour = next(o["index"] for o in outs if int(np.prod(o["shape"])) == 71 * 3)
         self._buf = np.empty((1, INPUT, INPUT, 3), np.float32)
 
-    def openness_of(self, patch: np.ndarray) -> float:
-        """Lid gap over eye width on one 64x64 gray eye patch."""
+    def lids_of(self, patch: np.ndarray) -> tuple[float, float]:
+        """(lid gap, lower lid) over eye width on one 64x64 gray eye patch. The lower lid is how far
+        its middle lies below the line through the eye's corners (in the level patch): the lower lid
+        drops as the eye looks down and rises a little as the upper lid comes down to close the eye."""
         self._buf[0] = (patch.astype(np.float32) * (1.0 / 255.0))[..., None]
         self._interp.set_tensor(self._input, self._buf)
         self._interp.invoke()
         contour = self._interp.get_tensor(self._contour).reshape(71, 3)
         width = float(np.linalg.norm(contour[8, :2] - contour[0, :2]))
+        if width <= 1e-6:
+            return 0.0, 0.0
         gap = float(np.abs(contour[UPPER, 1] - contour[LOWER, 1]).mean())
-        return gap / width if width > 1e-6 else 0.0
+        lower = float(contour[LOWER, 1].mean() - (contour[0, 1] + contour[8, 1]) / 2.0)
+        return gap / width, lower / width
+
+    def openness_of(self, patch: np.ndarray) -> float:
+        """Lid gap over eye width on one 64x64 gray eye patch."""
+        return self.lids_of(patch)[0]
 
     def openness(self, gray: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
         """(right, left) openness: about 0.28 open, under 0.19 closed, whatever the face's size."""
         right, left = eye_patches(gray, landmarks)
         return self.openness_of(right), self.openness_of(left)
+
+    def lids(self, gray: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
+        """Both eyes' mean (openness, lower lid), from one read of each eye."""
+        (gap_r, low_r), (gap_l, low_l) = (self.lids_of(p) for p in eye_patches(gray, landmarks))
+        return (gap_r + gap_l) / 2.0, (low_r + low_l) / 2.0

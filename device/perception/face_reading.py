@@ -30,6 +30,7 @@ class FaceReading:
     iris_openness: float | None = None  # both eyes' mean lid gap / width by the iris model, when asked for
     presence: float | None = None  # Face Mesh's probability that the box holds a face (None with dlib)
     closed_p: float | None = None  # the eye-state classifier's probability that the eyes are shut (both eyes' mean)
+    lower_lid: float | None = None  # both lower lids below the eye corners' line / eye width (iris model), when read
 
     @property
     def ear(self) -> float:
@@ -60,10 +61,15 @@ class FaceReader:
     ``eyes`` (``eyes.py``): "model" reads every face's eyes with the eye-state classifier; "iris"
     loads MediaPipe's iris model for the readings that ask for it (faces without an open-eye
     baseline; every reading with Face Mesh); "landmarks" judges the landmarks' EAR alone. Where the
-    model asked for cannot load, a warning, and the next one down serves."""
+    model asked for cannot load, a warning, and the next one down serves.
+
+    ``lids`` (with the classifier): also load the iris model to read where the lower lids sit, for the
+    readings that ask (``read``'s ``lids_from``): eyes that read shut with the lower lids no higher than
+    usual are looking down under lowered lids (``attention.EyeMonitor.downcast``). Without the iris
+    model's files the cue is off, with a warning."""
 
     def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: Landmarks | str = "facemesh",
-                 eyes: str = "model") -> None:
+                 eyes: str = "model", lids: bool = True) -> None:
         self.landmarks = load_landmarks(landmarks) if isinstance(landmarks, str) else landmarks
         self.focal_px = focal_px or None
         self.gaze = gaze
@@ -79,6 +85,12 @@ class FaceReader:
                 self.iris = IrisEyes()
             except DetectorUnavailable as exc:
                 log.warning("eye openness from the landmarks' EAR instead of the iris model: %s", exc)
+        elif self.eye_model is not None and lids:
+            try:
+                self.iris = IrisEyes()
+            except DetectorUnavailable as exc:
+                log.warning("no lower-lid cue (shut eyes and a downward glance under lowered lids read alike "
+                            "from a level head): %s", exc)
         if eyes == "landmarks" and not self.landmarks.lids_follow_closure:
             log.warning("eyes = \"landmarks\" with Face Mesh: its eye points barely move when eyes close "
                         "(no blink seen on a talking-head clip); eyes = \"iris\" reads them")
@@ -107,18 +119,32 @@ class FaceReader:
             self._cam = (size, camera_matrix(size[0], size[1], self.focal_px))
         return self._cam[1]
 
-    def read(self, gray: np.ndarray, box: Box, previous: HeadPose | None = None, iris: bool = False) -> FaceReading:
+    @property
+    def reads_lids(self) -> bool:
+        """Whether ``read`` can report the lower lids (the classifier judges the eyes and the iris
+        model is loaded beside it)."""
+        return self.eye_model is not None and self.iris is not None
+
+    def read(self, gray: np.ndarray, box: Box, previous: HeadPose | None = None, iris: bool = False,
+             lids_from: float | None = None) -> FaceReading:
+        """One face's reading. ``iris``: include the iris model's lid gap. ``lids_from``: include the
+        lower lids where the classifier's probability of shut eyes is at least this (0: always; None:
+        never), so the iris model runs on closures and the few open readings a baseline needs."""
         roll = previous.roll if previous is not None else 0.0  # Face Mesh reads the face turned upright
         found = self.landmarks.read(gray, box, roll)
         lm = found.points
         pose = head_pose(lm, self._camera(gray.shape), previous)
         ear_r, ear_l = eye_openness(lm)
         gz = gaze_ratios(gray, lm) if self.gaze else None
-        openness = closed_p = None
-        if self.iris is not None and (iris or self.eye_signal == "iris"):
-            right, left = self.iris.openness(gray, lm)
-            openness = (right + left) / 2.0
+        openness = closed_p = lower = None
         if self.eye_model is not None:
             right, left = self.eye_model.closed(gray, lm)
             closed_p = (right + left) / 2.0
-        return FaceReading(pose, ear_r, ear_l, gz, openness, found.presence, closed_p)
+        if self.reads_lids and lids_from is not None and closed_p is not None and closed_p >= lids_from:
+            assert self.iris is not None
+            gap, lower = self.iris.lids(gray, lm)
+            openness = gap if iris else None
+        elif self.iris is not None and (iris or self.eye_signal == "iris"):
+            right, left = self.iris.openness(gray, lm)
+            openness = (right + left) / 2.0
+        return FaceReading(pose, ear_r, ear_l, gz, openness, found.presence, closed_p, lower)

@@ -24,6 +24,7 @@ from .attention import (
     ABSENT,
     ATTENTIVE,
     EYES_CLOSED,
+    LID_POSE_MARGIN_DEG,
     LOOKING_AWAY,
     AttentionRules,
     AttentionStateMachine,
@@ -200,9 +201,10 @@ class Analyzer:
                 e = self.cfg.emotion
                 smoother = EmotionSmoother(self.model.labels, e.smoothing, e.min_confidence)
             a = self.cfg.attention
+            lid_cue = a.downcast_lids and self.reader is not None and self.reader.reads_lids
             eyes = EyeMonitor(a.ear_closed, a.closed_ratio, a.blink_max_s, iris_closed=a.iris_closed,
                               signal=self.reader.eye_signal if self.reader is not None else "ear",
-                              model_closed=a.model_closed)
+                              model_closed=a.model_closed, downcast_lid=a.downcast_lid if lid_cue else None)
             st = FaceState(AttentionStateMachine(self.dwell), smoother, eyes)
             self._faces[tr.id] = st
         return st
@@ -215,7 +217,11 @@ class Analyzer:
         if self.reader is None:
             return self._observe(tr, ATTENTIVE, when, "")
         # with EAR as the signal, the iris model judges a face's eyes until it has its own baseline
-        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=st.eyes.needs_iris)
+        lids_from = None
+        if st.eyes.downcast_lid is not None:  # the lower lids on closures, and on a few open readings
+            lids_from = 0.0 if st.eyes.wants_lid_sample(t) else self.cfg.attention.model_closed
+        reading = self.reader.read(gray, self._landmark_box(tr.box), st.pose, iris=st.eyes.needs_iris,
+                                   lids_from=lids_from)
         if st.attention.state is None and self._not_a_face(reading):
             self._faces.pop(tr.id)  # nothing reported or recorded until a check finds a face here
             if self.window is not None:
@@ -229,10 +235,14 @@ class Analyzer:
         angles = np.array([reading.pose.yaw, reading.pose.pitch, reading.pose.roll])
         k = self.cfg.attention.pose_smoothing
         st.angles = angles if st.angles is None else k * st.angles + (1.0 - k) * angles
-        closed = st.eyes.update(reading.ear, t, reading.iris_openness, reading.closed_p)
+        yaw, pitch = float(st.angles[0]), float(st.angles[1])
+        lower_lid = reading.lower_lid
+        if lower_lid is not None and self.rules.head_away(yaw, pitch, LID_POSE_MARGIN_DEG):
+            lower_lid = None  # a turned head's lids are foreshortened: no baseline, no comparison
+        closed = st.eyes.update(reading.ear, t, reading.iris_openness, reading.closed_p, lower_lid)
         gaze = None if closed or reading.gaze is None else (reading.gaze.h, reading.gaze.v)
-        state, st.reason = self.rules.propose(float(st.angles[0]), float(st.angles[1]), closed, gaze,
-                                              st.attention.state)
+        state, st.reason = self.rules.propose(yaw, pitch, closed, gaze, st.attention.state,
+                                              downcast=st.eyes.downcast)
         return self._observe(tr, state, when, st.reason)
 
     def _not_a_face(self, reading: FaceReading) -> bool:
