@@ -40,8 +40,8 @@ from emocast.hub.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.conftest import Broker, free_port, wait_port  # noqa: E402
 from tests.hub_support import PG_ADMIN  # noqa: E402
+from tests.support import Broker, free_port, wait_port  # noqa: E402
 
 STATES = ("attentive", "looking_away", "eyes_closed")
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import Broker, Recorder, free_port  # noqa: E402
+from tests.support import Broker, Recorder, free_port  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:

@@ -95,3 +95,16 @@ def test_the_contract_and_the_core_import_none_of_the_parts():
         if name.startswith(("emocast.contract", "emocast.core")):
             found = {m for m in _imports(name, path, set(modules)) if m.startswith(parts)}
             assert not found, f"{name} imports {sorted(found)}: the contract and the core sit below every part"
+
+
+def test_every_benchmark_starts():
+    """Benchmarks run by hand, not in CI; each must at least import and print its usage, so a moved
+    helper (tests.support) cannot leave one broken until someone needs its numbers."""
+    import subprocess
+    import sys
+
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        done = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, f"{script.name}: {done.stderr[-2000:]}"
+        assert "usage" in done.stdout.lower(), script.name
