@@ -122,8 +122,8 @@ DOWNCAST_SHARE = 0.5
 # drags its lower lid down with it. Measured with the iris model's contour as the lower lid's drop below
 # the corners' line over eye width, against the face's own open-eye median: every closure on three
 # talking-head clips (43 closures, blinks and a held 1.4 s closure) read -0.009 to -0.050 on average; a
-# walker's downward glances in the crowd clip +0.007 and +0.025. "Not raised" (>= 0) is a glance.
-DOWNCAST_LID = 0.0
+# walker's downward glances in the crowd clip +0.007 and +0.025. "Not raised" (>= 0, ``[attention]
+# downcast_lid``'s default) is a glance.
 LID_MIN_SAMPLES = 5  # open-eye lower-lid readings before the cue judges a face
 LID_SAMPLE_S = 0.5  # then one more every so often (the iris model costs two 64x64 reads)
 # lower lids are compared only on a head this far inside the pose limits: a turned head foreshortens the lids
@@ -157,8 +157,9 @@ class EyeMonitor:
     With ``downcast_lid`` set (and lower-lid readings, ``FaceReading.lower_lid``), the monitor keeps
     the face's open-eye lower-lid position too, and a closure whose lower lids sit, on average, at
     least ``downcast_lid`` eye widths lower than that is ``downcast``: eyes looking down under lowered
-    lids, which read shut to the classifier at 32 pixels (see ``DOWNCAST_LID``). A face first seen with
-    its eyes down has no such baseline and stays judged by its head's pitch alone."""
+    lids, which read shut to the classifier at 32 pixels (see the measurements above
+    ``LID_MIN_SAMPLES``). A face first seen with its eyes down has no such baseline and stays judged
+    by its head's pitch alone."""
 
     def __init__(self, ear_closed: float = 0.21, closed_ratio: float = 0.6, blink_max_s: float = 0.5,
                  history: int = 150, min_samples: int = 10, iris_closed: float = 0.19,
