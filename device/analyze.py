@@ -134,7 +134,9 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
             frame, scale, pad = prepare_photo(frame)
             cfg = photo_config(cfg)
         if analyzer is None:
-            analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, reader=reader, keep_records=True)
+            # a photo is one frame: a second worker would only load its models
+            analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, reader=reader, keep_records=True,
+                                threads=1 if photo else cfg.threads)
         result.events.extend(analyzer.process(frame))
         for record in analyzer.records:
             if photo:  # boxes in the photo's own pixels
@@ -148,6 +150,8 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
         result.frames += 1
         bar.update(1)
     bar.close()
+    if analyzer is not None:
+        analyzer.close()
     if expected > 1 and result.frames < expected * 0.98:
         result.truncated = True
         log.warning("%s: read %d of the %d frames its header announces: truncated or damaged; the records "

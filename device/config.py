@@ -36,6 +36,15 @@ log = logging.getLogger(__name__)
 class DeviceSection:
     id: str = ""  # empty: the host name
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    threads: int = field(default=0, metadata=_rng(0, 256))  # per-face reading workers; 0: the cores it may use
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a systemd CPUAffinity or taskset counts, not the board's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -63,6 +72,11 @@ class FacesSection:
     # blazeface, haar, hog, profile, or several joined by "+" (their union, the first named preferred)
     detector: str = field(default="blazeface", metadata={"check": _detector_problem})
     detect_hz: float = field(default=10.0, metadata=_rng(0.1, 240))
+    # a frame that needs a tiled sweep (a classroom at 1080p) is swept whole this often; the detections
+    # between look only around the faces already tracked
+    sweep_hz: float = field(default=0.5, metadata=_rng(0.05, 240))
+    profile_hz: float = field(default=2.0, metadata=_rng(0.1, 240))  # a lost track searched for a profile
+    profile_max: int = field(default=2, metadata=_rng(0, 1000))  # lost tracks searched per detection
     detect_width: int = field(default=320, metadata=_rng(64, 4096))  # haar/hog/profile see frames this wide
     min_face_px: int = field(default=40, metadata=_rng(8, 2048))  # in full-frame pixels
     min_hits: int = field(default=2, metadata=_rng(1, 100))  # detections before a track counts
@@ -87,7 +101,10 @@ class EmotionSection:
 @dataclass
 class AttentionSection:
     checks: bool = True  # landmarks, head pose, eyes and gaze; false: "a frontal face was detected" only
-    landmarks_hz: float = field(default=0.0, metadata=_rng(0.0, 240))  # 0: at each detection; more: also between
+    # a face's attention readings (landmarks -> pose, eyes, gaze): at each detection that finds it and, between
+    # detections, read_hz a second (0: on every frame), most overdue first within each frame's time
+    read_hz: float = field(default=10.0, metadata=_rng(0.0, 240))
+    landmarks_hz: float = field(default=0.0, metadata=_rng(0.0, 240))  # an alias of read_hz where set (> 0)
     max_yaw_deg: float = field(default=30.0, metadata=_rng(1, 90))  # beyond it (after the offset): looking away
     max_pitch_deg: float = field(default=20.0, metadata=_rng(1, 90))
     yaw_offset_deg: float = field(default=0.0, metadata=_rng(-90, 90))  # pose of a face that looks at the screen
@@ -177,6 +194,17 @@ class Config:
         """Whether this kiosk infers emotion at all: ``[privacy] emotion`` and a non-zero
         ``[emotion] emotion_hz`` (the older switch, kept as an alias)."""
         return self.privacy.emotion and self.emotion.emotion_hz > 0
+
+    @property
+    def threads(self) -> int:
+        """Per-face reading workers: ``[device] threads``, or the usable cores."""
+        return self.device.threads or usable_cores()
+
+    @property
+    def read_hz(self) -> float:
+        """A face's attention readings a second (``[attention] read_hz``; ``landmarks_hz`` where set)."""
+        a = self.attention
+        return a.landmarks_hz if a.landmarks_hz > 0 else a.read_hz
 
     @property
     def device_id(self) -> str:

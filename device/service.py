@@ -54,6 +54,19 @@ def cpu_temperature_c() -> float | None:
 BEHIND_WARN_INTERVAL_S = 600.0
 
 
+def keeping_up(rates: dict[str, Any]) -> str:
+    """The closing line's account of how well the device kept up with its room."""
+    def num(key: str) -> str:
+        v = rates.get(key)
+        return "-" if v is None else f"{v:g}"
+
+    text = (f"{num('faces_tracked')} faces tracked, each read {num('attention_reads_per_face_s')} times a second"
+            f" for attention")
+    if rates.get("emotion_reads_per_face_s") is not None:
+        text += f" and {num('emotion_reads_per_face_s')} for emotion"
+    return text + f", {num('detections_per_s')} detections a second"
+
+
 class Service:
     def __init__(self, cfg: Config, opts: RunOptions | None = None, out: TextIO | None = None) -> None:
         self.cfg = cfg
@@ -69,6 +82,8 @@ class Service:
         self._started = time.monotonic()
         self._counts_at_metrics = (0, 0)  # frames in, frames dropped, at the last metrics
         self._last_behind_warning = float("-inf")
+        self._last_slow_warning = float("-inf")
+        self._last_t = 0.0  # media time of the last frame analysed
 
     # -- set-up, each failure mapped to its exit code -------------------------------------------------
     def _load_model(self) -> EmotionModel | None:
@@ -127,10 +142,17 @@ class Service:
         mqtt_options = self._mqtt_options()  # a missing password file is a config error: before opening anything
         model = self._load_model()
         detector = make_detector(self.cfg.faces.detector)
-        analyzer = Analyzer(self.cfg, detector, model)
         s = self.cfg.source
         source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
         source.open()
+        lossless = not source.live and not self.cfg.source.realtime
+        # live (or a file paced like a camera), a frame's per-face work is held to the frame's interval
+        budget = None if lossless else 1000.0 / (source.fps or s.fps)
+        try:
+            analyzer = Analyzer(self.cfg, detector, model, threads=self.cfg.threads, frame_budget_ms=budget)
+        except Exception:
+            source.close()
+            raise
         try:
             self.outbox = Outbox(self._outbox_path(), self.topics, self.cfg.outbox.max_events)
         except OutboxError:
@@ -142,7 +164,6 @@ class Service:
                                           model.card.id if model else None)
         publisher = Publisher(self.outbox, self.topics, mqtt_options, self._info(model, detector.name),
                               self.pub_stop, retained)
-        lossless = not source.live and not self.cfg.source.realtime
         slot = LatestFrameSlot(lossless=lossless)
         capture = CaptureThread(source, slot, self.halt, loop=self.cfg.source.loop, realtime=self.cfg.source.realtime,
                                 backoff_max_s=self.cfg.source.reopen_backoff_max_s)
@@ -150,8 +171,9 @@ class Service:
                                     name="analysis", daemon=True)
         self._install_signals()
         pending = self.outbox.depth()
-        log.info("emocast %s on %s: source %s, broker %s, outbox %s (%d pending)", __version__, self.device_id,
-                 source.name, parse_broker_url(self.cfg.mqtt.url).redacted(), self.outbox.path, pending)
+        log.info("emocast %s on %s: source %s, broker %s, outbox %s (%d pending), %d reading worker%s",
+                 __version__, self.device_id, source.name, parse_broker_url(self.cfg.mqtt.url).redacted(),
+                 self.outbox.path, pending, analyzer.pool.size, "" if analyzer.pool.size == 1 else "s")
         publisher.start()
         self._started = time.monotonic()
         capture.start()
@@ -188,9 +210,11 @@ class Service:
         publisher.shutdown()
         self.outbox.close()
         later = "" if drained or left == 0 else " (delivered at the next start)"
+        analyzer.close()
         log.info("stopped: %d frames in, %d analysed in %.1f s (%.1f fps), %d dropped, %d events written, "
-                 "%d left in the outbox%s", capture.stats.frames_in, analyzer.frames, busy, analyzer.frames / busy,
-                 slot.dropped, self.events_written, left, later)
+                 "%d left in the outbox%s; %s", capture.stats.frames_in, analyzer.frames, busy,
+                 analyzer.frames / busy, slot.dropped, self.events_written, left, later,
+                 keeping_up(analyzer.take_metrics(self._last_t, run=True)))
 
     def _exit_code(self, capture: CaptureThread, publisher: Publisher) -> int:
         if publisher.stats.fatal:
@@ -214,6 +238,7 @@ class Service:
                 now = time.monotonic()
                 if frame is not None:
                     last_t, last_frame_at = frame.t, now
+                    self._last_t = last_t
                     for kind, body in analyzer.process(frame):
                         self._emit(kind, body, publisher, frame.wall)
                     if analyzer.summary_due(frame.t):
@@ -230,7 +255,8 @@ class Service:
                         self._emit(*self._summary(analyzer, t, slot), publisher, time.time())
                 if now - last_metrics >= self.cfg.events.metrics_s:  # whether frames come or not
                     last_metrics = now
-                    self._publish_metrics(analyzer, slot, capture, publisher)
+                    t_now = last_t if last_frame_at is None else last_t + (now - last_frame_at)
+                    self._publish_metrics(analyzer, slot, capture, publisher, t_now)
             if analyzer.window is not None and analyzer.window.frames:
                 self._emit(*self._summary(analyzer, last_t, slot, final=True), publisher, time.time())
         except Exception:
@@ -264,16 +290,16 @@ class Service:
                     self.halt.set()
 
     def _publish_metrics(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
-                         publisher: Publisher) -> None:
+                         publisher: Publisher, t: float) -> None:
+        stages = analyzer.take_metrics(t)
         payload = self._state_envelope(METRICS, {
             "frames_in": capture.stats.frames_in,
             "frames_processed": analyzer.frames,
             "frames_dropped": slot.dropped,
             "source_ok": capture.stats.source_ok,
             "source_reopens": capture.stats.reopens,
-            **({"inferences": analyzer.inferences} if analyzer.model is not None else {}),
-            "stage_ms": {name: timer.percentiles() for name, timer in analyzer.timers.items()
-                         if analyzer.model is not None or name != "emotion"},
+            **stages,
+            "stage_ms": {name: timer.percentiles() for name, timer in analyzer.timers.items()},
             "outbox_depth": self.outbox.depth(),
             "outbox_oldest_s": round(self.outbox.oldest_age_s(), 3),
             "events_dropped": self.outbox.dropped_total(),
@@ -286,11 +312,35 @@ class Service:
         })
         publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)
         self._warn_if_behind(payload)
+        self._warn_if_slow_reads(payload, analyzer)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("frames in %d, analysed %d, dropped %d; stage p50/p95 ms: %s; outbox %d", payload["frames_in"],
                       payload["frames_processed"], payload["frames_dropped"],
                       ", ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in payload["stage_ms"].items()),
                       payload["outbox_depth"])
+
+
+    def _warn_if_slow_reads(self, m: dict[str, Any], analyzer: Analyzer) -> None:
+        """Say so when faces are read under half their targets, naming what makes the room too big:
+        the faces, the workers, the frame size. At most every ten minutes."""
+        now = time.monotonic()
+        if now - self._last_slow_warning < BEHIND_WARN_INTERVAL_S:
+            return
+        targets = [("attention_reads_per_face_s", "[attention] read_hz", self.cfg.read_hz)]
+        if analyzer.emotion is not None:
+            targets.append(("emotion_reads_per_face_s", "[emotion] emotion_hz", self.cfg.emotion.emotion_hz))
+        for key, name, target in targets:
+            rate = m.get(key)
+            if rate is None or target <= 0 or rate >= 0.5 * target:
+                continue
+            self._last_slow_warning = now
+            h, w = analyzer.frame_shape
+            log.warning("faces are read %.2f times a second, under half of %s (%g): %.1f faces tracked on %d "
+                        "worker%s, frames %dx%d, detection %.1f ms at the median; give the service more cores "
+                        "([device] threads), a smaller frame or a larger [faces] min_face_px, or lower %s",
+                        rate, name, target, m.get("faces_tracked", 0.0), analyzer.pool.size,
+                        "" if analyzer.pool.size == 1 else "s", w, h, m["stage_ms"]["detect"]["p50"], name)
+            return
 
     def _warn_if_behind(self, m: dict[str, Any]) -> None:
         """Say so when analysis cannot keep up with the camera (over a fifth of the frames dropped since

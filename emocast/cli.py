@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "false: no model opened, nothing emotional published")
     run.add_argument("--fast", action="store_true", help="read a file source as fast as analysis allows, "
                      "every frame (default: at the file's own frame rate, like a camera)")
+    run.add_argument("--threads", type=int, help="per-face reading workers (default: the config's [device] threads, "
+                     "or the cores this process may use)")
     run.add_argument("--outbox", help="outbox SQLite file (default: $STATE_DIRECTORY or ~/.local/state/emocast)")
     run.add_argument("--summary-s", type=float, help="seconds between summaries")
     run.add_argument("--metrics-s", type=float, help="seconds between metrics messages")
@@ -73,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", type=Path, help="write JSON lines here instead of stdout")
     an.add_argument("--csv", type=Path, help="also write the records as CSV")
     an.add_argument("--plot", type=Path, help="write a PNG timeline of attention and emotion")
-    an.add_argument("--hz", type=float, help="faces processed per second of media (default: the config's "
-                    "detect_hz; 0: every frame)")
+    an.add_argument("--hz", type=float, help="faces detected and read per second of media (default: the config's "
+                    "detect_hz and read_hz; 0: every frame)")
+    an.add_argument("--threads", type=int, help="per-face reading workers (default: the config's [device] threads, "
+                    "or the cores this process may use); the records are the same on any number")
     an.add_argument("--detector", help="face detector: blazeface, haar, hog, profile, or a union joined by '+' "
                     "(default: the config's, for photos and videos alike)")
     an.add_argument("--no-emotion", action="store_true", help="no emotion model and no emotion in the records "
@@ -220,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = cfgmod.with_overrides(cfg, "source", uri=args.source, loop=args.loop,
                                 realtime=False if args.fast else None)
     cfg = cfgmod.with_overrides(cfg, "mqtt", url=args.broker)
-    cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id)
+    cfg = cfgmod.with_overrides(cfg, "device", id=args.device_id, threads=args.threads)
     cfg = cfgmod.with_overrides(cfg, "outbox", path=args.outbox)
     cfg = cfgmod.with_overrides(cfg, "events", summary_s=args.summary_s, metrics_s=args.metrics_s)
     if args.no_emotion:
@@ -241,7 +245,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     cfg = cfgmod.load(args.config)
     if args.hz is not None:  # a value out of range is a config error wherever it was written
         cfg = cfgmod.with_overrides(cfg, "faces", detect_hz=240.0 if args.hz == 0 else args.hz)
+        cfg = cfgmod.with_overrides(cfg, "attention", read_hz=args.hz, landmarks_hz=0.0)
     cfg = cfgmod.with_overrides(cfg, "faces", detector=args.detector)
+    cfg = cfgmod.with_overrides(cfg, "device", threads=args.threads)
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401

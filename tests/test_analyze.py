@@ -218,11 +218,17 @@ def test_calibrate_fails_cleanly_when_a_target_has_no_face(tmp_path, demo_clip, 
 
 
 @needs_media("videos", "edtalk_uncrop_obama_talking.mp4")
-def test_landmarks_between_detections_read_the_eyes_at_camera_rate():
+def test_readings_between_detections_read_the_eyes_at_camera_rate():
+    """read_hz above detect_hz reads each face between detections too, on its last detected box
+    (landmarks_hz, its older name, still says the same)."""
     clip = VIDEOS / "edtalk_uncrop_obama_talking.mp4"
-    sparse, _ = run_analyze(clip, {"faces": {"detect_hz": 5.0}, "emotion": {"emotion_hz": 0}})
-    dense, result = run_analyze(clip, {"faces": {"detect_hz": 5.0}, "attention": {"landmarks_hz": 25.0},
+    sparse, _ = run_analyze(clip, {"faces": {"detect_hz": 5.0}, "attention": {"read_hz": 5.0},
+                                   "emotion": {"emotion_hz": 0}})
+    dense, result = run_analyze(clip, {"faces": {"detect_hz": 5.0}, "attention": {"read_hz": 25.0},
                                        "emotion": {"emotion_hz": 0}})
+    alias, _ = run_analyze(clip, {"faces": {"detect_hz": 5.0}, "attention": {"read_hz": 5.0, "landmarks_hz": 25.0},
+                                  "emotion": {"emotion_hz": 0}})
+    assert alias == dense
     assert len(dense) > 4 * len(sparse)  # a record per face for every checked frame, not only detections
     assert {r["track"] for r in dense} == {r["track"] for r in sparse}
     assert sum(bool(r["eyes_closed"]) for r in dense) > sum(bool(r["eyes_closed"]) for r in sparse)

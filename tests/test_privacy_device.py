@@ -18,7 +18,7 @@ from tests.test_service_mqtt import config, run_cli, validate
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 EMOTION_KEYS = {"emotion", "probs", "emotion_share", "emotion_readings", "emotion_unsure", "emotion_unsure_s",
-                "emotion_skipped", "inferences", "confidence"}
+                "emotion_skipped", "inferences", "confidence", "emotion_reads_per_face_s"}
 
 
 def keys_of(payload) -> set[str]:

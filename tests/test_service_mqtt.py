@@ -76,6 +76,12 @@ def test_clip_in_events_out(broker, recorder_factory, demo_clip, tmp_path):
     for m in metrics:
         validate(m)
     assert metrics[-1]["frames_processed"] > 0 and "detect" in metrics[-1]["stage_ms"]
+    # how well it keeps up: in every metrics message, and the whole run's in the closing line
+    assert {"faces_tracked", "detections_per_s", "attention_reads_per_face_s", "emotion_reads_per_face_s"} <= \
+        metrics[-1].keys()
+    assert any(m["faces_tracked"] > 0 and m["detections_per_s"] > 0 for m in metrics)
+    assert re.search(r"stopped: .* faces tracked, each read [\d.]+ times a second for attention and [\d.]+ for "
+                     r"emotion, [\d.]+ detections a second", res.stderr), res.stderr[-2000:]
 
     events = event_payloads(rec, "it1")
     for p in events:

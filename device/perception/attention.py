@@ -29,6 +29,10 @@ EYES_CLOSED = "eyes_closed"
 ABSENT = "absent"
 
 
+GRACE_READINGS = 1.5  # the grace in a face's own reading intervals, where that is longer than grace_s
+MAX_READING_GAP_S = 1.0  # observations further apart are a face that was away, not its reading interval
+
+
 @dataclass(frozen=True)
 class StateChange:
     state: str
@@ -48,6 +52,12 @@ class AttentionStateMachine:
     even while its gaze readings alternate between on and off the screen. An interruption that lasts
     ``grace_s`` is real: back to the current state drops the candidate, another state replaces it.
 
+    Dwell and grace are time, not readings, so they hold at any reading rate; but one reading is only
+    seen at the next, so a face read less often than ``grace_s`` would turn every single odd reading into
+    a restart. The grace is therefore at least one and a half of the face's own reading intervals (a
+    running mean): a classroom face read three times a second keeps its candidate across one glitch,
+    as a kiosk face read ten times a second does across two.
+
     ``eyes_closed`` is a claim about the eyes alone, so it ends once they have been read open for the
     attentive dwell, whatever the candidate then is: eyes that reopen onto a gaze darting off the
     screen (lp_d14 at 7 s) become ``looking_away`` then, instead of staying ``eyes_closed`` for the
@@ -64,14 +74,25 @@ class AttentionStateMachine:
         self._candidate: str | None = None
         self._candidate_since: float = 0.0
         self._interrupted_since: float | None = None
+        self._last_t: float | None = None
+        self._gap_s: float | None = None  # running mean of the time between observations
+
+    def _grace(self, t: float) -> float:
+        """``grace_s``, or one and a half reading intervals where the face is read less often."""
+        if self._last_t is not None and 0.0 < t - self._last_t <= MAX_READING_GAP_S:  # longer: the face was away
+            gap = t - self._last_t
+            self._gap_s = gap if self._gap_s is None else 0.8 * self._gap_s + 0.2 * gap
+        self._last_t = t
+        return self.grace_s if self._gap_s is None else max(self.grace_s, GRACE_READINGS * self._gap_s)
 
     def observe(self, proposed: str, t: float) -> StateChange | None:
         """Feed one observation at time ``t``; returns a StateChange when the state changes."""
+        grace = self._grace(t)
         if self.state is None or (self.dwell_s.get(proposed, 0.0) <= 0.0 and proposed != self.state):
             self._candidate, self._candidate_since = proposed, t
             return self._change()
         if proposed == self._candidate:
-            if self._interrupted_since is not None and t - self._interrupted_since >= self.grace_s:
+            if self._interrupted_since is not None and t - self._interrupted_since >= grace:
                 self._candidate_since = t  # it was away long enough to count as a new start
             self._interrupted_since = None
         elif self._candidate is None:
@@ -81,7 +102,7 @@ class AttentionStateMachine:
         else:  # something other than the candidate: a glitch until it lasts grace_s
             if self._interrupted_since is None:
                 self._interrupted_since = t
-            if t - self._interrupted_since < self.grace_s:
+            if t - self._interrupted_since < grace:
                 return None
             self._interrupted_since = None
             if proposed == self.state:
@@ -126,6 +147,7 @@ DOWNCAST_SHARE = 0.5
 # downcast_lid``'s default) is a glance.
 LID_MIN_SAMPLES = 5  # open-eye lower-lid readings before the cue judges a face
 LID_SAMPLE_S = 0.5  # then one more every so often (the iris model costs two 64x64 reads)
+LID_SAMPLE_READS = 4  # and no more often than one open reading in this many (a face read 3 times a second)
 # lower lids are compared only on a head this far inside the pose limits: a turned head foreshortens the lids
 # (a boy in the crowd clip, his eyes open at 27-47 degrees of yaw, read 0.04 lower than looking down at 6-15)
 LID_POSE_MARGIN_DEG = 10.0
@@ -183,11 +205,11 @@ class EyeMonitor:
         self._lid_sample_t = float("-inf")
         self._closure_lids: list[float] = []
 
-    def wants_lid_sample(self, t: float) -> bool:
+    def wants_lid_sample(self, t: float, every_s: float = LID_SAMPLE_S) -> bool:
         """Whether the next reading should include the lower lids even if the eyes read open: while
-        the face's open-eye lower-lid baseline is short, then every ``LID_SAMPLE_S``."""
+        the face's open-eye lower-lid baseline is short, then every ``every_s``."""
         return self.downcast_lid is not None and (len(self._lids_open) < LID_MIN_SAMPLES
-                                                  or t - self._lid_sample_t >= LID_SAMPLE_S)
+                                                  or t - self._lid_sample_t >= every_s)
 
     @property
     def lid_baseline(self) -> float | None:

@@ -178,6 +178,11 @@ class EmotionModel:
     def labels(self) -> tuple[str, ...]:
         return self.card.labels
 
+    def clone(self) -> EmotionModel:
+        """The same model with an interpreter of its own, for another worker thread (its file was
+        checked against its card when this one loaded)."""
+        return EmotionModel(self.path, threads=1, verify_hash=False)
+
     def predict_input(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for one preprocessed float input (H, W, C)."""
         self._interp.set_tensor(self._in_index, quantize_input(x[None], self.input_dtype, self._in_q))

@@ -71,6 +71,7 @@ class FaceReader:
     def __init__(self, focal_px: float = 0.0, gaze: bool = True, landmarks: Landmarks | str = "facemesh",
                  eyes: str = "model", lids: bool = True) -> None:
         self.landmarks = load_landmarks(landmarks) if isinstance(landmarks, str) else landmarks
+        self._settings = (focal_px, gaze, eyes, lids)
         self.focal_px = focal_px or None
         self.gaze = gaze
         self.eye_model: EyeStateModel | None = None
@@ -95,6 +96,13 @@ class FaceReader:
             log.warning("eyes = \"landmarks\" with Face Mesh: its eye points barely move when eyes close "
                         "(no blink seen on a talking-head clip); eyes = \"iris\" reads them")
         self._cam: tuple[tuple[int, int], np.ndarray] | None = None
+
+    def clone(self) -> FaceReader:
+        """Another reader with the same settings and models of its own (for a second worker thread:
+        an interpreter serves one thread at a time). The models it fell back to are the ones it loads."""
+        focal_px, gaze, _, lids = self._settings
+        return FaceReader(focal_px, gaze, landmarks=self.landmarks.name, eyes=self.eyes,
+                          lids=lids and self.iris is not None)
 
     @property
     def eye_signal(self) -> str:

@@ -11,6 +11,12 @@ pixels of its input. A frame is first seen whole (large faces); where ``min_size
 smaller than the whole-frame pass can see, the frame is also cut into overlapping square tiles,
 each scaled so that a ``min_size`` face is big enough for the model. Boxes from all passes are
 pooled and duplicates (a face seen by two tiles, or cut by a tile's edge) dropped by score.
+
+A frame that needs tiles (a classroom at 1080p: 16 model runs) is too costly to sweep at every
+detection, so ``detect_near`` looks only where faces are already tracked: a square of twice each face,
+nine of them packed into one model input (a face then fills a third of its cell: 32 input pixels,
+well above the 14 the model needs), so 30 tracked faces cost four runs instead of sixteen. The caller
+sweeps the whole frame less often, for faces that have just come in.
 """
 
 from __future__ import annotations
@@ -37,6 +43,20 @@ SPAN_COVER = 0.25  # share of a found face inside a weaker box that makes the we
 # found, against 0.869 on BlazeFace's own boxes (benchmarks/bench_attention.py).
 LANDMARK_SCALE = 0.938
 LANDMARK_SHIFT = 0.032
+
+
+PACK = 3  # tracked regions per side of one model input (detect_near)
+NEAR_SPAN = 2.0  # a tracked region's side, in face sizes: room for a step or a turn between detections
+
+
+def _padded_crop(gray: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """The square at (x0, y0) of ``side`` pixels, black where it leaves the frame."""
+    H, W = gray.shape[:2]
+    out = np.zeros((side, side), np.uint8)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(W, x0 + side), min(H, y0 + side)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = gray[sy0:sy1, sx0:sx1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,7 @@ class BlazeFaceDetector:
     name = "blazeface"
     full_frame = True
     score_threshold = 0.5
+    regions_per_run = PACK * PACK  # tracked regions one ``detect_near`` run looks at
     overlap = 0.25  # of a tile's side, shared with its neighbour
 
     def __init__(self, variant: str = "full", threads: int = 1) -> None:
@@ -135,6 +156,44 @@ class BlazeFaceDetector:
                 found.append((float(score), (int(fx0), int(fy0), int(fx1 - fx0), int(fy1 - fy0))))
         return found
 
+    def needs_tiles(self, shape: tuple[int, ...], min_size: int) -> bool:
+        """Whether a whole-frame sweep of this frame takes more than one model run."""
+        return len(self.regions(shape, min_size)) > 1
+
+    def detect_near(self, gray: np.ndarray, near: list[Box], min_size: int) -> list[Box]:
+        """Faces around the boxes in ``near`` (tracked faces), nine regions to a model run."""
+        found: list[tuple[float, Box]] = []
+        per_run = PACK * PACK
+        for start in range(0, len(near), per_run):
+            found += self._detect_packed(gray, near[start:start + per_run])
+        return self._keep(found, min_size)
+
+    def _detect_packed(self, gray: np.ndarray, group: list[Box]) -> list[tuple[float, Box]]:
+        size = self.variant.size
+        cell = size // PACK
+        canvas = np.zeros((size, size), np.uint8)
+        placed: dict[tuple[int, int], tuple[float, float, float]] = {}  # (row, col) -> region x0, y0, side
+        for k, (x, y, w, h) in enumerate(group):
+            side = max(8, int(NEAR_SPAN * max(w, h)))
+            x0, y0 = int(x + w / 2 - side / 2), int(y + h / 2 - side / 2)
+            row, col = divmod(k, PACK)
+            canvas[row * cell:(row + 1) * cell, col * cell:(col + 1) * cell] = cv2.resize(
+                _padded_crop(gray, x0, y0, side), (cell, cell), interpolation=cv2.INTER_AREA)
+            placed[(row, col)] = (float(x0), float(y0), float(side))
+        boxes, scores = self._run(canvas)
+        H, W = gray.shape[:2]
+        found = []
+        for (bx0, by0, bx1, by1), score in zip(boxes * PACK, scores, strict=True):
+            col, row = int((bx0 + bx1) / 2), int((by0 + by1) / 2)  # the cell that holds the box's centre
+            if (row, col) not in placed:
+                continue
+            x0, y0, side = placed[(row, col)]
+            fx0, fy0 = max(0.0, x0 + (bx0 - col) * side), max(0.0, y0 + (by0 - row) * side)
+            fx1, fy1 = min(W, x0 + (bx1 - col) * side), min(H, y0 + (by1 - row) * side)
+            if fx1 - fx0 >= 4 and fy1 - fy0 >= 4:
+                found.append((float(score), (int(fx0), int(fy0), int(fx1 - fx0), int(fy1 - fy0))))
+        return found
+
     def regions(self, shape: tuple[int, ...], min_size: int) -> list[tuple[int, int, int]]:
         """(x0, y0, side) of each pass: the whole frame, then tiles if small faces need them."""
         H, W = shape[:2]
@@ -165,6 +224,11 @@ class BlazeFaceDetector:
         found: list[tuple[float, Box]] = []
         for x0, y0, side in self.regions(gray.shape, min_size):
             found += self._detect_region(gray, x0, y0, side)
+        return self._keep(found, min_size)
+
+    @staticmethod
+    def _keep(found: list[tuple[float, Box]], min_size: int) -> list[Box]:
+        """The strongest box of each face, without boxes too small or spanning two faces."""
         found.sort(key=lambda sb: sb[0], reverse=True)
         kept: list[Box] = []
         for _, box in found:

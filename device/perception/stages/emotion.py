@@ -1,0 +1,149 @@
+"""The emotion sampler: each readable face's emotion at ``[emotion] emotion_hz``, smoothed.
+
+It exists only when emotion is on: a kiosk with ``[privacy] emotion = false`` never builds it, so no
+stage asks "is there a model?". Faces are sampled by staleness inside what the frame's budget leaves
+(``scheduler``), on the worker pool, merged in track order. A face the model cannot read now (turned
+past the limits, seen only as a profile, under ``min_face_px``) is not sampled, and says why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emocast.contract.events import EMOTION
+
+from ...config import EmotionSection
+from ..attention import ABSENT, AttentionRules
+from ..emotion import EmotionResult, EmotionSmoother
+from ..faces import Track
+from .faces import FaceStage
+from .reading import PROFILE, FaceState, ReadingStage
+from .scheduler import Candidate, CostEstimate, pick
+from .timing import RateWindow, StageTimer
+from .workers import WorkerPool
+
+Event = tuple[str, dict[str, Any]]
+
+# Why a face's emotion is not read now (analyze records and summary counts say so, not hide it).
+TURNED = "turned"  # a profile, or the head turned past the limits: the model was trained on frontal faces
+TOO_SMALL = "too_small"  # under [emotion] min_face_px: too few pixels for the model to read
+FIRST_EMOTION_MS = 4.0  # an inference's cost before one was measured
+
+
+@dataclass
+class EmotionFace:
+    smoother: EmotionSmoother
+    last_t: float | None = None
+    unread: str = ""  # TURNED, TOO_SMALL, or "" while the model can read the face
+
+
+@dataclass
+class EmotionWindow:
+    """Counts since the last summary."""
+
+    readings: int = 0
+    unsure_readings: int = 0
+    read: set[int] = field(default_factory=set)
+
+
+class EmotionSampler:
+    def __init__(self, section: EmotionSection, labels: tuple[str, ...], rules: AttentionRules, checks: bool,
+                 pool: WorkerPool) -> None:
+        """``checks``: the attention checks run (a face's pose then says whether it faces the camera)."""
+        self.cfg = section
+        self.labels = labels
+        self.rules = rules
+        self.checks = checks
+        self.pool = pool
+        self.faces: dict[int, EmotionFace] = {}
+        self.timer = StageTimer()
+        self.cost = CostEstimate(FIRST_EMOTION_MS)
+        self.inferences = 0
+        self.window: RateWindow | None = None  # since the last metrics
+        self.run_window: RateWindow | None = None  # since the start
+
+    def face(self, track_id: int) -> EmotionFace:
+        ef = self.faces.get(track_id)
+        if ef is None:
+            ef = self.faces[track_id] = EmotionFace(
+                EmotionSmoother(self.labels, self.cfg.smoothing, self.cfg.min_confidence))
+        return ef
+
+    def forget(self, track_id: int) -> None:
+        self.faces.pop(track_id, None)
+
+    def _unreadable(self, tr: Track, st: FaceState) -> str:
+        """Why the model cannot read this face now ("" when it can). The eyes do not matter: eyes
+        squeezed shut by a laugh are still a happy face."""
+        if st.reason == PROFILE:
+            return TURNED
+        if self.checks and (st.angles is None or not self.rules.facing_camera(st.angles[0], st.angles[1])):
+            return TURNED
+        if min(tr.box[2], tr.box[3]) < self.cfg.min_face_px:
+            return TOO_SMALL
+        return ""
+
+    def step(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
+             budget_ms: float | None, summary: EmotionWindow) -> list[Event]:
+        if self.window is None:
+            self.window = RateWindow(t)
+        if self.run_window is None:
+            self.run_window = RateWindow(t)
+        hz = self.cfg.emotion_hz
+        tracks: dict[int, Track] = {}
+        for tr in faces.confirmed():
+            st = reading.state(tr.id)
+            if st is None or st.attention.state in (None, ABSENT) or not faces.fresh(tr, t):
+                continue
+            ef = self.face(tr.id)
+            ef.unread = self._unreadable(tr, st)
+            if ef.unread:
+                continue
+            self.window.present(tr.id, t)
+            self.run_window.present(tr.id, t)
+            tracks[tr.id] = tr
+        cands = [Candidate(k, self.faces[k].last_t, hz) for k in tracks]
+        chosen = sorted(c.key for c in pick(cands, t, budget_ms, self.cost.ms))
+        if not chosen:
+            return []
+        e0 = time.perf_counter()
+        results: list[EmotionResult] = self.pool.map(lambda kit, box: kit.emotion.classify(gray, box),
+                                                     [tracks[k].box for k in chosen])
+        elapsed = (time.perf_counter() - e0) * 1000
+        self.cost.add(elapsed * min(self.pool.size, len(chosen)) / len(chosen))
+        for _ in chosen:
+            self.timer.add(elapsed / len(chosen))
+        events: list[Event] = []
+        for k, result in zip(chosen, results, strict=True):
+            ef = self.faces[k]
+            ef.last_t = t
+            self.inferences += 1
+            self.window.read(k)
+            self.run_window.read(k)
+            change = ef.smoother.update(result.probs)
+            summary.readings += 1
+            summary.unsure_readings += int(ef.smoother.unsure)
+            if change is not None:
+                label, previous = change
+                events.append((EMOTION, {
+                    "track": k,
+                    "emotion": label,
+                    "previous": previous,
+                    "confidence": round(float(ef.smoother.probs.max()), 4),  # type: ignore[union-attr]
+                    "probs": ef.smoother.as_dict(),
+                    "source_t": round(t, 3),
+                }))
+        return events
+
+    def take_metrics(self, t: float, run: bool = False) -> dict[str, Any]:
+        """inferences, and emotion_reads_per_face_s over the faces it could read since the last call
+        (``run``: since the start, and nothing reset)."""
+        window = self.run_window if run else self.window
+        rate = window.median() if window is not None else None
+        if not run:
+            self.window = RateWindow(t)
+        return {"inferences": self.inferences, "emotion_reads_per_face_s": rate}

@@ -1,0 +1,213 @@
+"""Faces and tracks: detection at its own rate, tracking, scene cuts, turned faces and expiry.
+
+Detection runs at ``[faces] detect_hz``. Where the frame is small enough for one detector pass (a
+kiosk), and offline (``emocast analyze``: a recording has time), each detection sees the whole frame.
+Live, where it needs tiles (BlazeFace on a 1080p classroom:
+16 model runs, about 90 ms on one core), the whole frame is swept at ``[faces] sweep_hz`` to find faces
+that came in, and the detections between look only around the faces already tracked (nine, one model
+run, those seen longest ago first: 30 faces are each looked for every fourth detection). The
+profile finder, which keeps a turned head's track alive, searches only around tracks the
+detector missed, each at most ``[faces] profile_hz`` times a second and at most ``[faces] profile_max``
+of them per detection, those searched longest ago first. The stage reports its cost (``detect``), how
+many faces it tracks and how often it detects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...config import FacesSection
+from ..detectors import UnionDetector
+from ..detectors.boxes import Box, suppress_duplicates
+from ..faces import FaceDetector, FaceTracker, ProfileFinder, Track, appearance, detect_faces, scene_changed, thumbnail
+from .timing import StageTimer
+
+CUT, MERGED, LOST = "cut", "merged", "lost"  # why a track ended
+# the profile search's area (twice a face) is shrunk to this width: a kiosk's few large faces keep detail;
+# in a tiled room, where several tracks may be lost at once, 96 px costs 10 ms a search instead of 17 ms
+# (one core, the classroom mosaic) and found as many profiles there
+KIOSK_PROFILE_WIDTH = 160
+ROOM_PROFILE_WIDTH = 96
+
+
+@dataclass
+class Ended:
+    track: Track
+    t: float
+    reason: str
+
+
+@dataclass
+class FaceUpdate:
+    """What one frame did to the tracks: whether it detected, the tracks matched or created by that
+    detection, the tracks that ended (in order), and the lost tracks found again as profiles."""
+
+    detected: bool = False
+    touched: list[Track] = field(default_factory=list)
+    ended: list[Ended] = field(default_factory=list)
+    profiles: list[Track] = field(default_factory=list)
+
+
+class FaceStage:
+    def __init__(self, section: FacesSection, detector: FaceDetector, absent_s: float, profiles: bool,
+                 live: bool = False) -> None:
+        """``profiles``: search for turned faces where tracks were lost (with the attention checks on).
+        ``live``: frames come at a camera's pace; offline (a recording has time) every detection sweeps
+        the whole frame."""
+        self.live = live
+        self.cfg = section
+        self.detector = detector
+        self.absent_s = absent_s
+        self.tracker = FaceTracker(match_iou=section.match_iou, min_hits=section.min_hits,
+                                   min_similarity=section.min_similarity)
+        self.profiles = ProfileFinder() if profiles else None
+        self.detect_period = 1.0 / section.detect_hz
+        self.sweep_period = 1.0 / section.sweep_hz
+        self.refresh_period = self.detect_period  # how often each tracked face is looked for
+        self.timer = StageTimer()
+        self.last_detect_t = float("-inf")
+        self._last_sweep_t = float("-inf")
+        self._thumb: np.ndarray | None = None  # the frame at the last detection, 32x24, for cuts
+        self._profile_t: dict[int, float] = {}  # when each lost track's surroundings were last searched
+        self._tiles: bool | None = None  # whether this source's frames need a tiled sweep (known at the first)
+        # metrics window
+        self._window_t: float | None = None
+        self._window_frames = 0
+        self._window_tracked = 0
+        self._window_detections = 0
+        self.detections = 0
+        self.sweeps = 0
+        self._run_t: float | None = None
+        self._run_frames = 0
+        self._run_tracked = 0
+
+    # -- per frame ---------------------------------------------------------------------------------
+    def step(self, gray: np.ndarray, t: float, counted: Callable[[int], bool]) -> FaceUpdate:
+        """Detect if due and match; ``counted(track_id)``: whether a track has a state (only those are
+        searched for as profiles)."""
+        if self._window_t is None:
+            self._window_t = t
+        if self._run_t is None:
+            self._run_t = t
+        update = FaceUpdate()
+        if t - self.last_detect_t >= self.detect_period * 0.999:
+            update.detected = True
+            self.last_detect_t = t
+            d0 = time.perf_counter()
+            thumb = thumbnail(gray)
+            if scene_changed(self._thumb, thumb, self.cfg.scene_cut):
+                # a cut or a moved camera: whoever is in view now is not who was; every track ends
+                update.ended += [self._drop(tr, t, CUT) for tr in list(self.tracker.tracks.values())]
+            self._thumb = thumb
+            boxes, looked = self._detect(gray, t)
+            touched = self.tracker.update(boxes, t, [appearance(gray, b) for b in boxes])
+            update.ended += [self._drop(self.tracker.tracks[tid], t, MERGED) for tid in self.tracker.duplicates()]
+            update.touched = [tr for tr in touched if tr.id in self.tracker.tracks]
+            update.profiles = self._profiles(gray, t, {tr.id for tr in update.touched}, looked, counted)
+            self.timer.add((time.perf_counter() - d0) * 1000)
+            self.detections += 1
+            self._window_detections += 1
+        tracked = sum(1 for tr in self.tracker.tracks.values() if tr.confirmed and self.fresh(tr, t))
+        self._window_frames += 1
+        self._window_tracked += tracked
+        self._run_frames += 1
+        self._run_tracked += tracked
+        return update
+
+    def _needs_tiles(self, gray: np.ndarray) -> bool:
+        if self._tiles is None:
+            first = self.detector.parts[0] if isinstance(self.detector, UnionDetector) else self.detector
+            needs = getattr(first, "needs_tiles", None)
+            self._tiles = bool(self.live and needs is not None and needs(gray.shape, self.cfg.min_face_px)
+                               and hasattr(first, "detect_near"))
+        return self._tiles
+
+    def _detect(self, gray: np.ndarray, t: float) -> tuple[list[Box], set[int] | None]:
+        """A whole-frame sweep when one pass covers the frame or a sweep is due; else around the tracked
+        faces, one model run's worth (nine) a detection, those seen longest ago first (a face seen once
+        before any confirmed one: it must be seen again to count). Returns the boxes and the tracks
+        looked for (None: the whole frame)."""
+        tiles = self._needs_tiles(gray)
+        tracks = list(self.tracker.tracks.values())
+        if not tiles or t - self._last_sweep_t >= self.sweep_period * 0.999 or not tracks:
+            if tiles:
+                self._last_sweep_t = t
+            self.sweeps += 1
+            return detect_faces(self.detector, gray, self.cfg.detect_width, self.cfg.min_face_px), None
+        first = self.detector.parts[0] if isinstance(self.detector, UnionDetector) else self.detector
+        per_run = getattr(first, "regions_per_run", 1)
+        tracks.sort(key=lambda tr: (tr.confirmed, tr.last_seen_t, tr.id))
+        looked = tracks[:per_run]
+        # each face is looked for every this many detections: its box is fresh for twice that
+        self.refresh_period = self.detect_period * max(1, -(-len(tracks) // per_run))
+        found = first.detect_near(gray, [tr.box for tr in looked], self.cfg.min_face_px)  # type: ignore[attr-defined]
+        if isinstance(self.detector, UnionDetector):  # the other backends still see the whole frame
+            others = UnionDetector(self.detector.parts[1:]) if len(self.detector.parts) > 2 else self.detector.parts[1]
+            found = suppress_duplicates([found, detect_faces(others, gray, self.cfg.detect_width,
+                                                             self.cfg.min_face_px)])
+        return found, {tr.id for tr in looked}
+
+    def _profiles(self, gray: np.ndarray, t: float, touched: set[int], looked: set[int] | None,
+                  counted: Callable[[int], bool]) -> list[Track]:
+        """Counted tracks the frontal detector missed (of those it looked for: ``looked``, None for all):
+        a profile face near one keeps it alive."""
+        if self.profiles is None:
+            return []
+        period = 1.0 / self.cfg.profile_hz
+        missed = [tr for tr in self.tracker.tracks.values()
+                  if tr.id not in touched and tr.confirmed and counted(tr.id) and (looked is None or tr.id in looked)
+                  and t - self._profile_t.get(tr.id, float("-inf")) >= period * 0.999]
+        missed.sort(key=lambda tr: (self._profile_t.get(tr.id, float("-inf")), tr.id))
+        found = []
+        for tr in missed[:self.cfg.profile_max]:
+            self._profile_t[tr.id] = t
+            box = self.profiles.find(gray, tr.box, ROOM_PROFILE_WIDTH if self._tiles else KIOSK_PROFILE_WIDTH)
+            if box is None:
+                continue
+            tr.box, tr.last_seen_t = box, t
+            found.append(tr)
+        found.sort(key=lambda tr: tr.id)
+        return found
+
+    def expire(self, t: float) -> list[Ended]:
+        """Tracks unseen for ``absent_s`` end (at when they were last seen)."""
+        return [self._drop(tr, tr.last_seen_t, LOST) for tr in list(self.tracker.tracks.values())
+                if t - tr.last_seen_t >= self.absent_s]
+
+    def end(self, track_id: int, t: float, reason: str) -> Ended | None:
+        tr = self.tracker.tracks.get(track_id)
+        return None if tr is None else self._drop(tr, t, reason)
+
+    def _drop(self, tr: Track, t: float, reason: str) -> Ended:
+        self.tracker.drop(tr.id)
+        self._profile_t.pop(tr.id, None)
+        return Ended(tr, t, reason)
+
+    # -- what other stages ask -----------------------------------------------------------------------
+    def fresh(self, tr: Track, t: float) -> bool:
+        """Its box is recent enough to read the face in (seen within two of its detections)."""
+        return t - tr.last_seen_t <= 2 * self.refresh_period
+
+    def confirmed(self) -> list[Track]:
+        return [tr for tr in self.tracker.tracks.values() if tr.confirmed]
+
+    def take_metrics(self, t: float, run: bool = False) -> dict[str, float]:
+        """faces_tracked (confirmed tracks with a fresh box, the mean a frame) and detections_per_s since
+        the last call (``run``: since the start, and nothing reset)."""
+        if run:
+            start, frames, tracked, detections = self._run_t, self._run_frames, self._run_tracked, self.detections
+        else:
+            start, frames = self._window_t, self._window_frames
+            tracked, detections = self._window_tracked, self._window_detections
+        span = 0.0 if start is None else t - start
+        out = {
+            "faces_tracked": round(tracked / frames, 2) if frames else 0.0,
+            "detections_per_s": round(detections / span, 2) if span > 0 else 0.0,
+        }
+        if not run:
+            self._window_t, self._window_frames, self._window_tracked, self._window_detections = t, 0, 0, 0
+        return out

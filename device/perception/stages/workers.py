@@ -1,0 +1,53 @@
+"""A pool of workers for per-face work, each with its own models.
+
+A TFLite interpreter is not safe to share between threads, and LiteRT's ``invoke`` releases the GIL,
+so per-face readings scale with cores when each worker owns its interpreters: the pool holds one kit
+of models per worker and lends a kit to each job. Results come back in the order the jobs were given,
+so the stage that merges them sees the same sequence whatever the number of workers. With one worker
+the jobs run on the caller's thread, with no pool at all.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+K = TypeVar("K")  # a worker's kit of models
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+class WorkerPool(Generic[K]):
+    def __init__(self, kits: list[K]) -> None:
+        if not kits:
+            raise ValueError("a worker pool needs at least one kit of models")
+        self.kits = kits
+        self._free: queue.SimpleQueue[K] = queue.SimpleQueue()
+        for kit in kits:
+            self._free.put(kit)
+        self._executor = ThreadPoolExecutor(len(kits), thread_name_prefix="reader") if len(kits) > 1 else None
+
+    @property
+    def size(self) -> int:
+        return len(self.kits)
+
+    def map(self, fn: Callable[[K, J], R], jobs: list[J]) -> list[R]:
+        """``fn(kit, job)`` for every job, in the jobs' order."""
+        if self._executor is None or len(jobs) <= 1:
+            return [fn(self.kits[0], job) for job in jobs]
+
+        def run(job: J) -> R:
+            kit = self._free.get()
+            try:
+                return fn(kit, job)
+            finally:
+                self._free.put(kit)
+
+        return list(self._executor.map(run, jobs))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
