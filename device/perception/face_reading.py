@@ -31,6 +31,7 @@ class FaceReading:
     presence: float | None = None  # Face Mesh's probability that the box holds a face (None with dlib)
     closed_p: float | None = None  # the eye-state classifier's probability that the eyes are shut (both eyes' mean)
     lower_lid: float | None = None  # both lower lids below the eye corners' line / eye width (iris model), when read
+    extent: Box | None = None  # the landmarks' bounding box (x, y, w, h): where the face is now, for tracking
 
     @property
     def ear(self) -> float:
@@ -155,4 +156,7 @@ class FaceReader:
         elif self.iris is not None and (iris or self.eye_signal == "iris"):
             right, left = self.iris.openness(gray, lm)
             openness = (right + left) / 2.0
-        return FaceReading(pose, ear_r, ear_l, gz, openness, found.presence, closed_p, lower)
+        x0, y0 = lm.min(axis=0)
+        x1, y1 = lm.max(axis=0)
+        extent = (int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0)))
+        return FaceReading(pose, ear_r, ear_l, gz, openness, found.presence, closed_p, lower, extent)

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 PROFILE = "profile"  # the reason of a face seen only by the profile finder
 BLINK_GAP_S = 0.15  # a face read further apart than this misses most blinks (0.1-0.4 s)
 FIRST_READ_MS = 8.0  # a reading's cost before one was measured
+TRACK_PRESENCE = 0.5  # a reading this sure of its face may move the face's box (a tiled room's tracking)
 
 
 @dataclass
@@ -159,6 +160,9 @@ class ReadingStage:
         events: list[Event] = []
         for tr, reading in zip(chosen, readings, strict=True):
             events += self._apply(tr, reading, t)
+            if (faces.tracks_by_landmarks and reading.extent is not None and reading.presence is not None
+                    and reading.presence >= TRACK_PRESENCE and tr.id in self.faces):
+                faces.seen_at(tr, reading.extent, t)
         self.timer.add((time.perf_counter() - a0) * 1000)
         return events
 
