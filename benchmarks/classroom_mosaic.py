@@ -10,7 +10,9 @@ students' faces do from a camera at the front of a room. The mosaic is written o
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import sys
 from pathlib import Path
 
 import cv2
@@ -97,3 +99,18 @@ def build(videos: Path, seconds: float = 12.0, cache: Path | None = None) -> Pat
     writer.release()
     tmp.replace(out)
     return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "media"
+                    / "videos", help="the clips the room is made of")
+    ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--cache", type=Path, help="where the mosaic is written (default: ~/.cache/emocast)")
+    args = ap.parse_args()
+    print(build(args.videos, args.seconds, args.cache))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

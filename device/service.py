@@ -142,17 +142,13 @@ class Service:
         mqtt_options = self._mqtt_options()  # a missing password file is a config error: before opening anything
         model = self._load_model()
         detector = make_detector(self.cfg.faces.detector)
+        analyzer = Analyzer(self.cfg, detector, model, threads=self.cfg.threads)
         s = self.cfg.source
         source = open_source(s.uri, s.width, s.height, s.fps, s.stall_timeout_s)
         source.open()
         lossless = not source.live and not self.cfg.source.realtime
-        # live (or a file paced like a camera), a frame's per-face work is held to the frame's interval
-        budget = None if lossless else 1000.0 / (source.fps or s.fps)
-        try:
-            analyzer = Analyzer(self.cfg, detector, model, threads=self.cfg.threads, frame_budget_ms=budget)
-        except Exception:
-            source.close()
-            raise
+        if not lossless:  # live, or a file paced like a camera: a frame's work is held to its interval
+            analyzer.pace(1000.0 / (source.fps or s.fps))
         try:
             self.outbox = Outbox(self._outbox_path(), self.topics, self.cfg.outbox.max_events)
         except OutboxError:
@@ -257,6 +253,8 @@ class Service:
                     last_metrics = now
                     t_now = last_t if last_frame_at is None else last_t + (now - last_frame_at)
                     self._publish_metrics(analyzer, slot, capture, publisher, t_now)
+            for kind, body in analyzer.flush():  # readings still on the workers
+                self._emit(kind, body, publisher, time.time())
             if analyzer.window is not None and analyzer.window.frames:
                 self._emit(*self._summary(analyzer, last_t, slot, final=True), publisher, time.time())
         except Exception:

@@ -89,6 +89,7 @@ def test_dwell_times_are_time_and_hold_at_lower_reading_rates(hz):
     sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0})
     changes = []
     step = 1.0 / hz
+    sm.pace(step)  # as the reading stage tells it
     times = [i * step for i in range(int(5.0 / step) + 1)]
     glitch = min((t for t in times if t >= 1.3), key=lambda t: t)  # one reading the eyes read open
     for t in times:
@@ -105,6 +106,7 @@ def test_dwell_times_are_time_and_hold_at_lower_reading_rates(hz):
 
 def test_a_looking_away_spell_is_reported_after_its_dwell_at_three_readings_a_second():
     sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0})
+    sm.pace(1 / 3)
     times = [i / 3 for i in range(16)]
     out = [sm.observe(LOOKING_AWAY if t >= 1.0 else ATTENTIVE, t) for t in times]
     away = next(c for c in out if c is not None and c.state == LOOKING_AWAY)

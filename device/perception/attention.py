@@ -30,7 +30,6 @@ ABSENT = "absent"
 
 
 GRACE_READINGS = 1.5  # the grace in a face's own reading intervals, where that is longer than grace_s
-MAX_READING_GAP_S = 1.0  # observations further apart are a face that was away, not its reading interval
 
 
 @dataclass(frozen=True)
@@ -54,9 +53,9 @@ class AttentionStateMachine:
 
     Dwell and grace are time, not readings, so they hold at any reading rate; but one reading is only
     seen at the next, so a face read less often than ``grace_s`` would turn every single odd reading into
-    a restart. The grace is therefore at least one and a half of the face's own reading intervals (a
-    running mean): a classroom face read three times a second keeps its candidate across one glitch,
-    as a kiosk face read ten times a second does across two.
+    a restart. Whoever reads the face therefore says how often it does (``pace``), and the grace becomes
+    at least one and a half of those intervals: a classroom face read three times a second keeps its
+    candidate across one glitch, as a kiosk face read ten times a second does across two.
 
     ``eyes_closed`` is a claim about the eyes alone, so it ends once they have been read open for the
     attentive dwell, whatever the candidate then is: eyes that reopen onto a gaze darting off the
@@ -74,20 +73,17 @@ class AttentionStateMachine:
         self._candidate: str | None = None
         self._candidate_since: float = 0.0
         self._interrupted_since: float | None = None
-        self._last_t: float | None = None
-        self._gap_s: float | None = None  # running mean of the time between observations
+        self.grace = grace_s  # grace_s, or longer where the face is read less often (``pace``)
 
-    def _grace(self, t: float) -> float:
-        """``grace_s``, or one and a half reading intervals where the face is read less often."""
-        if self._last_t is not None and 0.0 < t - self._last_t <= MAX_READING_GAP_S:  # longer: the face was away
-            gap = t - self._last_t
-            self._gap_s = gap if self._gap_s is None else 0.8 * self._gap_s + 0.2 * gap
-        self._last_t = t
-        return self.grace_s if self._gap_s is None else max(self.grace_s, GRACE_READINGS * self._gap_s)
+    def pace(self, reading_interval_s: float | None) -> None:
+        """The face is read about every ``reading_interval_s``: the grace becomes at least
+        ``GRACE_READINGS`` of those intervals (never shorter than ``grace_s``)."""
+        self.grace = self.grace_s if reading_interval_s is None else max(self.grace_s,
+                                                                          GRACE_READINGS * reading_interval_s)
 
     def observe(self, proposed: str, t: float) -> StateChange | None:
         """Feed one observation at time ``t``; returns a StateChange when the state changes."""
-        grace = self._grace(t)
+        grace = self.grace
         if self.state is None or (self.dwell_s.get(proposed, 0.0) <= 0.0 and proposed != self.state):
             self._candidate, self._candidate_since = proposed, t
             return self._change()

@@ -129,11 +129,23 @@ class Analyzer:
         events: list[Event] = []
         for ended in update.ended:
             events += self._end(ended.track, ended.t, ended.reason)
-        events += self.reading.step(gray, t, update, self.faces, self._budget(t0))
-        events += self.reading.profiles(update.profiles, t)
-        events += self._expire(t)
-        if self.emotion is not None:
-            events += self.emotion.step(gray, t, self.faces, self.reading, self._budget(t0), window.emotion)
+        if self.overlapped:
+            # the workers read the last frame's faces while this frame was detected: fold them in, then
+            # start this frame's, to be read while the next frame is detected
+            events += self.reading.collect(self.faces)
+            if self.emotion is not None:
+                events += self.emotion.collect(window.emotion)
+            events += self.reading.profiles(update.profiles, t)
+            events += self._expire(t)
+            events += self.reading.submit(gray, t, update, self.faces, self._budget(t0))
+            if self.emotion is not None:
+                self.emotion.submit(gray, t, self.faces, self.reading, self._budget(t0))
+        else:
+            events += self.reading.step(gray, t, update, self.faces, self._budget(t0))
+            events += self.reading.profiles(update.profiles, t)
+            events += self._expire(t)
+            if self.emotion is not None:
+                events += self.emotion.step(gray, t, self.faces, self.reading, self._budget(t0), window.emotion)
         self.summary.add(t, self.faces, self.reading, self.emotion)
         if self.keep_records:
             self.records = [self._record(tr, frame) for tr in self.faces.confirmed()
@@ -143,12 +155,36 @@ class Analyzer:
         self.frame_timer.add((time.perf_counter() - t0) * 1000)
         return events
 
+    def pace(self, frame_budget_ms: float | None) -> None:
+        """Frames now come at a camera's pace, ``frame_budget_ms`` apart (None: offline, no deadline)."""
+        self.frame_budget_ms = frame_budget_ms
+        self.faces.live = frame_budget_ms is not None
+        self.faces.reset_tiling()
+
+    @property
+    def overlapped(self) -> bool:
+        """Live on several workers, a frame's readings run while the next frame is detected (offline they
+        are folded in on their own frame, so the records never depend on timing)."""
+        return self.frame_budget_ms is not None and self.pool.size > 1
+
     def _budget(self, t0: float) -> float | None:
-        """The worker time left for per-face work on this frame (None offline)."""
+        """The worker time left for per-face work on this frame (None offline): with one worker, what
+        the frame's interval leaves after this frame's own work; with several, whose readings overlap
+        the next frame's detection, the workers' share of the interval less the analysis thread's."""
         if self.frame_budget_ms is None:
             return None
         spent = (time.perf_counter() - t0) * 1000
-        return max(0.0, BUDGET_SHARE * self.frame_budget_ms - spent) * self.pool.size
+        if self.overlapped:
+            return max(0.0, BUDGET_SHARE * self.frame_budget_ms * self.pool.size - spent)
+        return max(0.0, BUDGET_SHARE * self.frame_budget_ms - spent)
+
+    def flush(self) -> list[Event]:
+        """Fold in what the workers are still reading (at the end of a run)."""
+        window = self.summary.start(0.0)
+        events = self.reading.collect(self.faces)
+        if self.emotion is not None:
+            events += self.emotion.collect(window.emotion)
+        return events
 
     def idle(self, t: float) -> list[Event]:
         """Time passing without frames (a lost camera): tracks unseen for absent_s turn absent."""

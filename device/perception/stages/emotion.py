@@ -18,13 +18,14 @@ from emocast.contract.events import EMOTION
 
 from ...config import EmotionSection
 from ..attention import ABSENT, AttentionRules
+from ..detectors.boxes import Box
 from ..emotion import EmotionResult, EmotionSmoother
 from ..faces import Track
 from .faces import FaceStage
 from .reading import PROFILE, FaceState, ReadingStage
 from .scheduler import Candidate, CostEstimate, pick
 from .timing import RateWindow, StageTimer
-from .workers import WorkerPool
+from .workers import Pending, WorkerPool
 
 Event = tuple[str, dict[str, Any]]
 
@@ -32,6 +33,13 @@ Event = tuple[str, dict[str, Any]]
 TURNED = "turned"  # a profile, or the head turned past the limits: the model was trained on frontal faces
 TOO_SMALL = "too_small"  # under [emotion] min_face_px: too few pixels for the model to read
 FIRST_EMOTION_MS = 4.0  # an inference's cost before one was measured
+
+
+def _classify(kit: Any, gray: np.ndarray, box: Box) -> tuple[EmotionResult, float]:
+    """One face's inference on a worker's own model, and what it took, in ms."""
+    e0 = time.perf_counter()
+    result = kit.emotion.classify(gray, box)
+    return result, (time.perf_counter() - e0) * 1000
 
 
 @dataclass
@@ -63,6 +71,7 @@ class EmotionSampler:
         self.timer = StageTimer()
         self.cost = CostEstimate(FIRST_EMOTION_MS)
         self.inferences = 0
+        self._pending: tuple[float, list[int], Pending] | None = None  # inferences on the workers
         self.window: RateWindow | None = None  # since the last metrics
         self.run_window: RateWindow | None = None  # since the start
 
@@ -89,11 +98,17 @@ class EmotionSampler:
 
     def step(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
              budget_ms: float | None, summary: EmotionWindow) -> list[Event]:
+        """Sample the faces due now and fold the results in."""
+        self.submit(gray, t, faces, reading, budget_ms)
+        return self.collect(summary)
+
+    def submit(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
+               budget_ms: float | None) -> None:
+        """Pick the readable faces due now and start their inferences on the workers."""
         if self.window is None:
             self.window = RateWindow(t)
         if self.run_window is None:
             self.run_window = RateWindow(t)
-        hz = self.cfg.emotion_hz
         tracks: dict[int, Track] = {}
         for tr in faces.confirmed():
             st = reading.state(tr.id)
@@ -106,24 +121,34 @@ class EmotionSampler:
             self.window.present(tr.id, t)
             self.run_window.present(tr.id, t)
             tracks[tr.id] = tr
-        cands = [Candidate(k, self.faces[k].last_t, hz) for k in tracks]
+        cands = [Candidate(k, self.faces[k].last_t, self.cfg.emotion_hz) for k in tracks]
         chosen = sorted(c.key for c in pick(cands, t, budget_ms, self.cost.ms))
         if not chosen:
+            return
+        for k in chosen:
+            self.faces[k].last_t = t
+        pending = self.pool.submit(lambda kit, box: _classify(kit, gray, box), [tracks[k].box for k in chosen])
+        self._pending = (t, chosen, pending)
+
+    def collect(self, summary: EmotionWindow) -> list[Event]:
+        """Fold in the inferences ``submit`` started, in track order (a face forgotten meanwhile skipped)."""
+        if self._pending is None:
             return []
-        e0 = time.perf_counter()
-        results: list[EmotionResult] = self.pool.map(lambda kit, box: kit.emotion.classify(gray, box),
-                                                     [tracks[k].box for k in chosen])
-        elapsed = (time.perf_counter() - e0) * 1000
-        self.cost.add(elapsed * min(self.pool.size, len(chosen)) / len(chosen))
-        for _ in chosen:
-            self.timer.add(elapsed / len(chosen))
+        t, chosen, pending = self._pending
+        self._pending = None
+        results = pending.result()
+        for _, ms in results:
+            self.timer.add(ms)
+            self.cost.add(ms)
         events: list[Event] = []
-        for k, result in zip(chosen, results, strict=True):
-            ef = self.faces[k]
-            ef.last_t = t
+        for k, (result, _) in zip(chosen, results, strict=True):
+            ef = self.faces.get(k)
+            if ef is None:
+                continue
             self.inferences += 1
-            self.window.read(k)
-            self.run_window.read(k)
+            for window in (self.window, self.run_window):
+                if window is not None:
+                    window.read(k)
             change = ef.smoother.update(result.probs)
             summary.readings += 1
             summary.unsure_readings += int(ef.smoother.unsure)

@@ -50,6 +50,7 @@ class FaceUpdate:
 
     detected: bool = False
     touched: list[Track] = field(default_factory=list)
+    looked: set[int] | None = None  # the tracks a tiled room's detection looked for (None: the whole frame)
     ended: list[Ended] = field(default_factory=list)
     profiles: list[Track] = field(default_factory=list)
 
@@ -106,6 +107,7 @@ class FaceStage:
                 update.ended += [self._drop(tr, t, CUT) for tr in list(self.tracker.tracks.values())]
             self._thumb = thumb
             boxes, looked = self._detect(gray, t)
+            update.looked = looked
             touched = self.tracker.update(boxes, t, [appearance(gray, b) for b in boxes])
             update.ended += [self._drop(self.tracker.tracks[tid], t, MERGED) for tid in self.tracker.duplicates()]
             update.touched = [tr for tr in touched if tr.id in self.tracker.tracks]
@@ -119,6 +121,10 @@ class FaceStage:
         self._run_frames += 1
         self._run_tracked += tracked
         return update
+
+    def reset_tiling(self) -> None:
+        """Decide afresh, at the next frame, whether frames need the tiled room's detection."""
+        self._tiles = None
 
     def _needs_tiles(self, gray: np.ndarray) -> bool:
         if self._tiles is None:

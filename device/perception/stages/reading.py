@@ -41,7 +41,7 @@ from ..faces import Track
 from .faces import FaceStage, FaceUpdate
 from .scheduler import Candidate, CostEstimate, pick
 from .timing import RateWindow, StageTimer
-from .workers import WorkerPool
+from .workers import Pending, WorkerPool
 
 Event = tuple[str, dict[str, Any]]  # (kind, body)
 
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 PROFILE = "profile"  # the reason of a face seen only by the profile finder
 BLINK_GAP_S = 0.15  # a face read further apart than this misses most blinks (0.1-0.4 s)
 FIRST_READ_MS = 8.0  # a reading's cost before one was measured
+MAX_READING_GAP_S = 1.0  # readings further apart are a face that was away, not its reading interval
 TRACK_PRESENCE = 0.5  # a reading this sure of its face may move the face's box (a tiled room's tracking)
 
 
@@ -97,6 +98,7 @@ class ReadingStage:
         self.timer = StageTimer()
         self.cost = CostEstimate(FIRST_READ_MS)
         self.not_faces: list[int] = []  # tracks the last step found no face in (for the summary)
+        self._pending: tuple[float, list[Track], Pending] | None = None  # readings on the workers
         self.window: RateWindow | None = None  # since the last metrics
         self.run_window: RateWindow | None = None  # since the start
         self.reads = 0
@@ -125,45 +127,70 @@ class ReadingStage:
     # -- per frame -----------------------------------------------------------------------------------
     def step(self, gray: np.ndarray, t: float, update: FaceUpdate, faces: FaceStage,
              budget_ms: float | None) -> list[Event]:
-        """Read the faces due now (``budget_ms``: the worker time this frame may spend; None: no limit)."""
-        self.not_faces = []
+        """Read the faces due now and fold the readings in (``budget_ms``: the worker time this frame
+        may spend; None: no limit)."""
+        events = self.submit(gray, t, update, faces, budget_ms)
+        return events + self.collect(faces)
+
+    def submit(self, gray: np.ndarray, t: float, update: FaceUpdate, faces: FaceStage,
+               budget_ms: float | None) -> list[Event]:
+        """Pick the faces due now and start reading them on the workers; ``collect`` folds them in.
+        Without the landmark checks there is nothing to read: a face detected is attentive (returned)."""
         if self.window is None:
             self.window = RateWindow(t)
         if self.run_window is None:
             self.run_window = RateWindow(t)
-        if self.reader is None:  # no landmark checks: a face detected is attentive
+        if self.reader is None:
             return [ev for tr in update.touched if tr.confirmed
                     for ev in self.observe(tr, ATTENTIVE, tr.first_t if not self.counted(tr.id) else t, "")]
         present = [tr for tr in faces.confirmed() if self.counted(tr.id) and faces.fresh(tr, t)]
         for tr in present:
             self.window.present(tr.id, t)
             self.run_window.present(tr.id, t)
+        between = [tr for tr in present
+                   if self.faces[tr.id].reason != PROFILE and self.faces[tr.id].attention.state != ABSENT]
         if update.detected:  # the faces this detection found; a missed one is the profile finder's
             eligible = [tr for tr in update.touched if tr.confirmed]
+            if update.looked is not None:  # and, in a tiled room, the faces it did not look for this time
+                found = {tr.id for tr in eligible}
+                eligible += [tr for tr in between if tr.id not in update.looked and tr.id not in found]
         else:
-            eligible = [tr for tr in present
-                        if self.faces[tr.id].reason != PROFILE and self.faces[tr.id].attention.state != ABSENT]
+            eligible = between
         if not eligible:
             return []
         tracks = {tr.id: tr for tr in eligible}
+        touched = {tr.id for tr in update.touched}
         cands = [Candidate(tr.id, self.faces[tr.id].checked_t if tr.id in self.faces else None, self.read_hz,
-                           now=update.detected) for tr in eligible]
+                           now=update.detected and tr.id in touched) for tr in eligible]
         chosen = [tracks[c.key] for c in pick(cands, t, budget_ms, self.cost.ms)]
         if not chosen:
             return []
         chosen.sort(key=lambda tr: tr.id)  # merged in track order, whatever order they were picked in
-        a0 = time.perf_counter()
         jobs = [self._job(tr, t) for tr in chosen]
-        readings = self.pool.map(lambda kit, job: _read(kit, gray, job), jobs)  # type: ignore[union-attr]
-        elapsed = (time.perf_counter() - a0) * 1000
-        self.cost.add(elapsed * min(self.pool.size, len(jobs)) / len(jobs))  # type: ignore[union-attr]
+        pending = self.pool.submit(lambda kit, job: _read(kit, gray, job), jobs)  # type: ignore[union-attr]
+        self._pending = (t, chosen, pending)
+        return []
+
+    def collect(self, faces: FaceStage) -> list[Event]:
+        """Fold in the readings ``submit`` started (waiting for them), in track order; a track that
+        ended meanwhile is skipped."""
+        self.not_faces = []
+        if self._pending is None:
+            return []
+        t, chosen, pending = self._pending
+        self._pending = None
+        results = pending.result()
+        worker_ms = sum(ms for _, ms in results)
+        self.cost.add(worker_ms / len(results))
+        self.timer.add(worker_ms)
         events: list[Event] = []
-        for tr, reading in zip(chosen, readings, strict=True):
+        for tr, (reading, _) in zip(chosen, results, strict=True):
+            if faces.tracker.tracks.get(tr.id) is not tr:
+                continue
             events += self._apply(tr, reading, t)
             if (faces.tracks_by_landmarks and reading.extent is not None and reading.presence is not None
-                    and reading.presence >= TRACK_PRESENCE and tr.id in self.faces):
+                    and reading.presence >= TRACK_PRESENCE and tr.id in self.faces and tr.last_seen_t <= t):
                 faces.seen_at(tr, reading.extent, t)
-        self.timer.add((time.perf_counter() - a0) * 1000)
         return events
 
     def _job(self, tr: Track, t: float) -> ReadJob:
@@ -184,9 +211,10 @@ class ReadingStage:
             self.faces.pop(tr.id)  # nothing reported or recorded until a check finds a face here
             self.not_faces.append(tr.id)  # but counted: it may be a face hidden behind a hand
             return []
-        if st.checked_t > float("-inf"):
-            gap = t - st.checked_t
+        gap = t - st.checked_t
+        if 0.0 < gap < MAX_READING_GAP_S:  # longer: the face was away, not waiting its turn
             st.read_gap_s = gap if st.read_gap_s is None else 0.8 * st.read_gap_s + 0.2 * gap
+            st.attention.pace(st.read_gap_s)
         st.reading = reading
         st.checked_t = t
         self.reads += 1
@@ -249,9 +277,12 @@ class ReadingStage:
         return {"attention_reads_per_face_s": rate}
 
 
-def _read(kit: Any, gray: np.ndarray, job: ReadJob) -> FaceReading:
-    """One face's reading on a worker (only the worker's own models are touched; the frame is read only)."""
-    return kit.reader.read(gray, job.box, job.pose, iris=job.iris, lids_from=job.lids_from)
+def _read(kit: Any, gray: np.ndarray, job: ReadJob) -> tuple[FaceReading, float]:
+    """One face's reading on a worker (only the worker's own models are touched; the frame is read only),
+    and what it took, in ms."""
+    r0 = time.perf_counter()
+    reading = kit.reader.read(gray, job.box, job.pose, iris=job.iris, lids_from=job.lids_from)
+    return reading, (time.perf_counter() - r0) * 1000
 
 
 def attention_body(tr: Track, ch: StateChange, reason: str) -> dict[str, Any]:

@@ -11,12 +11,25 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 K = TypeVar("K")  # a worker's kit of models
 J = TypeVar("J")
 R = TypeVar("R")
+
+
+class Pending(Generic[R]):
+    """Results on their way from the workers, in the order their jobs were given."""
+
+    def __init__(self, done: list[R] | None = None, futures: list[Future[R]] | None = None) -> None:
+        self._done = done
+        self._futures = futures or []
+
+    def result(self) -> list[R]:
+        if self._done is None:
+            self._done = [f.result() for f in self._futures]
+        return self._done
 
 
 class WorkerPool(Generic[K]):
@@ -35,8 +48,13 @@ class WorkerPool(Generic[K]):
 
     def map(self, fn: Callable[[K, J], R], jobs: list[J]) -> list[R]:
         """``fn(kit, job)`` for every job, in the jobs' order."""
-        if self._executor is None or len(jobs) <= 1:
-            return [fn(self.kits[0], job) for job in jobs]
+        return self.submit(fn, jobs).result()
+
+    def submit(self, fn: Callable[[K, J], R], jobs: list[J]) -> Pending[R]:
+        """Start ``fn(kit, job)`` for every job and return at once (with one worker: run them now);
+        ``result()`` waits and gives the results in the jobs' order."""
+        if self._executor is None:
+            return Pending(done=[fn(self.kits[0], job) for job in jobs])
 
         def run(job: J) -> R:
             kit = self._free.get()
@@ -45,7 +63,7 @@ class WorkerPool(Generic[K]):
             finally:
                 self._free.put(kit)
 
-        return list(self._executor.map(run, jobs))
+        return Pending(futures=[self._executor.submit(run, job) for job in jobs])
 
     def close(self) -> None:
         if self._executor is not None:
