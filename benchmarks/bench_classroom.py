@@ -82,8 +82,9 @@ def room_count(clip: Path, seconds: float) -> float:
     return float(np.mean(counts))
 
 
-def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool) -> dict:
-    """One configuration, in this process, pinned to the first ``cores`` cores allowed."""
+def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool, workers: int = 0) -> dict:
+    """One configuration, in this process, pinned to the first ``cores`` cores allowed, with ``workers``
+    reading workers (0: one a core)."""
     allowed = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, allowed[:cores])
     import cv2
@@ -97,7 +98,8 @@ def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool)
 
     cfg = cfgmod.load(None)
     cfg = dataclasses.replace(cfg, attention=dataclasses.replace(cfg.attention, read_hz=read_hz),
-                              privacy=dataclasses.replace(cfg.privacy, emotion=emotion))
+                              privacy=dataclasses.replace(cfg.privacy, emotion=emotion),
+                              device=dataclasses.replace(cfg.device, threads=workers))
     model = EmotionModel(default_model_path()) if cfg.emotion_on else None
     analyzer = Analyzer(cfg, make_detector(cfg.faces.detector, fallback=None), model, threads=cfg.threads,
                         frame_budget_ms=1000.0 / classroom_mosaic.FPS)
@@ -148,9 +150,9 @@ def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool)
     }
 
 
-def run_child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool) -> dict:
+def run_child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool, workers: int = 0) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", str(clip), str(cores), str(read_hz), str(seconds),
-                          "1" if emotion else "0"], capture_output=True, text=True, check=False)
+                          "1" if emotion else "0", str(workers)], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"configuration {cores} core(s), read_hz {read_hz} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -162,11 +164,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds of each real-time run")
     ap.add_argument("--cores", type=int, nargs="+", help="core counts to run (default: 1 and every core allowed)")
     ap.add_argument("--no-emotion", action="store_true", help="attention only ([privacy] emotion = false)")
-    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=4, help="workers of the last row, run on every core allowed, "
+                    "for the memory four workers take (0: no such row)")
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        clip, cores, read_hz, seconds, emotion = args.child
-        print(json.dumps(child(Path(clip), int(cores), float(read_hz), float(seconds), emotion == "1")))
+        clip, cores, read_hz, seconds, emotion, workers = args.child
+        print(json.dumps(child(Path(clip), int(cores), float(read_hz), float(seconds), emotion == "1", int(workers))))
         return 0
     if not args.videos.is_dir():
         print(f"{args.videos}: no clips to build the classroom from (../shared/media/videos)", file=sys.stderr)
@@ -180,10 +184,12 @@ def main() -> int:
           f"{allowed} core(s) allowed; a whole-frame sweep finds {room:.1f} faces a frame (the room)")
     print(f"{'configuration':<34}{'faces':>7}{'of room':>8}{'attn/s':>8}{'p10':>6}{'emo/s':>7}{'p10':>6}"
           f"{'det/s':>7}{'fps':>6}{'dropped':>9}{'cpu':>7}{'RSS MiB':>9}{'detect p50':>11}{'reads p50':>10}")
-    configs = [(c, 10.0) for c in core_counts] + [(c, 0.0) for c in core_counts]
+    configs = [(c, 10.0, 0) for c in core_counts] + [(c, 0.0, 0) for c in core_counts]
+    if args.workers:
+        configs.append((allowed, 10.0, args.workers))
     results = []
-    for cores, read_hz in configs:
-        r = run_child(clip, cores, read_hz, args.seconds, not args.no_emotion)
+    for cores, read_hz, workers in configs:
+        r = run_child(clip, cores, read_hz, args.seconds, not args.no_emotion, workers)
         results.append(r)
         name = f"{cores} core{'s' if cores > 1 else ''}, {r['workers']} worker{'s' if r['workers'] > 1 else ''}, " \
                f"read_hz {read_hz:g}"
@@ -197,7 +203,7 @@ def main() -> int:
               f"{num(r['attention_p10']):>6}{num(r['emotion_median']):>7}{num(r['emotion_p10']):>6}"
               f"{r['detections_per_s']:>7.1f}{fps:>6.1f}{drop:>9.0%}{r['cpu_share']:>7.0%}{r['rss_peak_mib']:>9.0f}"
               f"{r['stages']['detect']['p50']:>11.1f}{r['stages']['attention']['p50']:>10.1f}")
-    fast = {r["cores"]: r["attention_median"] for r in results if r["read_hz"] == 0.0}
+    fast = {r["cores"]: r["attention_median"] for r in results if r["read_hz"] == 0.0 and r["workers"] == r["cores"]}
     if 1 in fast and len(fast) > 1 and fast[1]:
         for c, v in sorted(fast.items()):
             if c > 1 and v:

@@ -37,7 +37,8 @@ from .stages.workers import WorkerPool
 
 Event = tuple[str, dict[str, Any]]  # (kind, body)
 
-BUDGET_SHARE = 0.8  # of a frame's interval, on each worker, for per-face work (the rest: capture, delivery)
+BUDGET_SHARE = 0.9  # of a frame's interval, on each worker, for per-face work (the rest: capture, delivery)
+MIN_SHARE = 0.1  # of a frame's interval granted to per-face work however long the frame's detection took
 
 
 @dataclass
@@ -129,6 +130,8 @@ class Analyzer:
         events: list[Event] = []
         for ended in update.ended:
             events += self._end(ended.track, ended.t, ended.reason)
+        read_ms, emotion_ms = self._grants(t0)
+        cap = self._cap_ms()
         if self.overlapped:
             # the workers read the last frame's faces while this frame was detected: fold them in, then
             # start this frame's, to be read while the next frame is detected
@@ -137,15 +140,15 @@ class Analyzer:
                 events += self.emotion.collect(window.emotion)
             events += self.reading.profiles(update.profiles, t)
             events += self._expire(t)
-            events += self.reading.submit(gray, t, update, self.faces, self._budget(t0))
+            events += self.reading.submit(gray, t, update, self.faces, read_ms, cap)
             if self.emotion is not None:
-                self.emotion.submit(gray, t, self.faces, self.reading, self._budget(t0))
+                self.emotion.submit(gray, t, self.faces, self.reading, emotion_ms, cap)
         else:
-            events += self.reading.step(gray, t, update, self.faces, self._budget(t0))
+            events += self.reading.step(gray, t, update, self.faces, read_ms, cap)
             events += self.reading.profiles(update.profiles, t)
             events += self._expire(t)
             if self.emotion is not None:
-                events += self.emotion.step(gray, t, self.faces, self.reading, self._budget(t0), window.emotion)
+                events += self.emotion.step(gray, t, self.faces, self.reading, emotion_ms, window.emotion, cap)
         self.summary.add(t, self.faces, self.reading, self.emotion)
         if self.keep_records:
             self.records = [self._record(tr, frame) for tr in self.faces.confirmed()
@@ -167,16 +170,32 @@ class Analyzer:
         are folded in on their own frame, so the records never depend on timing)."""
         return self.frame_budget_ms is not None and self.pool.size > 1
 
-    def _budget(self, t0: float) -> float | None:
-        """The worker time left for per-face work on this frame (None offline): with one worker, what
-        the frame's interval leaves after this frame's own work; with several, whose readings overlap
-        the next frame's detection, the workers' share of the interval less the analysis thread's."""
+    def _grants(self, t0: float) -> tuple[float | None, float | None]:
+        """The worker time this frame grants to attention readings and to emotion (None offline).
+
+        What the frame leaves: with one worker, its interval's share less this frame's own work so far
+        (detection); with several, whose readings overlap the next frame's detection, the workers' share
+        of the interval less the analysis thread's. Never less than ``MIN_SHARE`` of the interval, so a
+        board whose detection overruns its frames still reads faces. It is split by what each stage
+        would spend at its targets (faces x rate x cost), so when the room is too big both fall by the
+        same factor: attention toward ``read_hz`` (weighed as ``detect_hz`` where it is 0, as fast as it
+        can), emotion toward ``emotion_hz``."""
         if self.frame_budget_ms is None:
-            return None
+            return None, None
         spent = (time.perf_counter() - t0) * 1000
-        if self.overlapped:
-            return max(0.0, BUDGET_SHARE * self.frame_budget_ms * self.pool.size - spent)
-        return max(0.0, BUDGET_SHARE * self.frame_budget_ms - spent)
+        workers = self.pool.size if self.overlapped else 1
+        total = max(MIN_SHARE * self.frame_budget_ms, BUDGET_SHARE * self.frame_budget_ms * workers - spent)
+        if self.emotion is None:
+            return total, None
+        read_hz = self.cfg.read_hz or self.cfg.faces.detect_hz  # "as fast as it can" weighs as detection's rate
+        attention = read_hz * self.reading.cost.ms
+        emotion = self.cfg.emotion.emotion_hz * self.emotion.cost.ms
+        share = emotion / (attention + emotion) if attention + emotion > 0 else 0.0
+        return total * (1.0 - share), total * share
+
+    def _cap_ms(self) -> float:
+        """How much granted time a stage may carry over: two frames' worth of every worker."""
+        return 2.0 * (self.frame_budget_ms or 0.0) * self.pool.size
 
     def flush(self) -> list[Event]:
         """Fold in what the workers are still reading (at the end of a run)."""

@@ -23,7 +23,7 @@ from ..emotion import EmotionResult, EmotionSmoother
 from ..faces import Track
 from .faces import FaceStage
 from .reading import PROFILE, FaceState, ReadingStage
-from .scheduler import Candidate, CostEstimate, pick
+from .scheduler import Candidate, CostEstimate, Credit, pick_with
 from .timing import RateWindow, StageTimer
 from .workers import Pending, WorkerPool
 
@@ -69,6 +69,7 @@ class EmotionSampler:
         self.pool = pool
         self.faces: dict[int, EmotionFace] = {}
         self.timer = StageTimer()
+        self.credit = Credit()  # worker time granted and not yet spent (live)
         self.cost = CostEstimate(FIRST_EMOTION_MS)
         self.inferences = 0
         self._pending: tuple[float, list[int], Pending] | None = None  # inferences on the workers
@@ -97,13 +98,14 @@ class EmotionSampler:
         return ""
 
     def step(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
-             budget_ms: float | None, summary: EmotionWindow) -> list[Event]:
-        """Sample the faces due now and fold the results in."""
-        self.submit(gray, t, faces, reading, budget_ms)
+             budget_ms: float | None, summary: EmotionWindow, cap_ms: float = 0.0) -> list[Event]:
+        """Sample the faces due now and fold the results in (``budget_ms``: the worker time this frame
+        grants, carried over up to ``cap_ms``; None: no limit)."""
+        self.submit(gray, t, faces, reading, budget_ms, cap_ms)
         return self.collect(summary)
 
     def submit(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
-               budget_ms: float | None) -> None:
+               budget_ms: float | None, cap_ms: float = 0.0) -> None:
         """Pick the readable faces due now and start their inferences on the workers."""
         if self.window is None:
             self.window = RateWindow(t)
@@ -122,7 +124,7 @@ class EmotionSampler:
             self.run_window.present(tr.id, t)
             tracks[tr.id] = tr
         cands = [Candidate(k, self.faces[k].last_t, self.cfg.emotion_hz) for k in tracks]
-        chosen = sorted(c.key for c in pick(cands, t, budget_ms, self.cost.ms))
+        chosen = sorted(c.key for c in pick_with(self.credit, cands, t, budget_ms, cap_ms, self.cost.ms))
         if not chosen:
             return
         for k in chosen:

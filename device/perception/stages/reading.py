@@ -39,7 +39,7 @@ from ..face_geometry import HeadPose
 from ..face_reading import FaceReader, FaceReading
 from ..faces import Track
 from .faces import FaceStage, FaceUpdate
-from .scheduler import Candidate, CostEstimate, pick
+from .scheduler import Candidate, CostEstimate, Credit, pick_with
 from .timing import RateWindow, StageTimer
 from .workers import Pending, WorkerPool
 
@@ -96,6 +96,7 @@ class ReadingStage:
                       EYES_CLOSED: section.eyes_closed_s, ABSENT: 0.0}  # absence is timed by the faces stage
         self.faces: dict[int, FaceState] = {}
         self.timer = StageTimer()
+        self.credit = Credit()  # worker time granted and not yet spent (live)
         self.cost = CostEstimate(FIRST_READ_MS)
         self.not_faces: list[int] = []  # tracks the last step found no face in (for the summary)
         self._pending: tuple[float, list[Track], Pending] | None = None  # readings on the workers
@@ -126,14 +127,14 @@ class ReadingStage:
 
     # -- per frame -----------------------------------------------------------------------------------
     def step(self, gray: np.ndarray, t: float, update: FaceUpdate, faces: FaceStage,
-             budget_ms: float | None) -> list[Event]:
+             budget_ms: float | None, cap_ms: float = 0.0) -> list[Event]:
         """Read the faces due now and fold the readings in (``budget_ms``: the worker time this frame
-        may spend; None: no limit)."""
-        events = self.submit(gray, t, update, faces, budget_ms)
+        grants, carried over up to ``cap_ms``; None: no limit)."""
+        events = self.submit(gray, t, update, faces, budget_ms, cap_ms)
         return events + self.collect(faces)
 
     def submit(self, gray: np.ndarray, t: float, update: FaceUpdate, faces: FaceStage,
-               budget_ms: float | None) -> list[Event]:
+               budget_ms: float | None, cap_ms: float = 0.0) -> list[Event]:
         """Pick the faces due now and start reading them on the workers; ``collect`` folds them in.
         Without the landmark checks there is nothing to read: a face detected is attentive (returned)."""
         if self.window is None:
@@ -162,7 +163,7 @@ class ReadingStage:
         touched = {tr.id for tr in update.touched}
         cands = [Candidate(tr.id, self.faces[tr.id].checked_t if tr.id in self.faces else None, self.read_hz,
                            now=update.detected and tr.id in touched) for tr in eligible]
-        chosen = [tracks[c.key] for c in pick(cands, t, budget_ms, self.cost.ms)]
+        chosen = [tracks[c.key] for c in pick_with(self.credit, cands, t, budget_ms, cap_ms, self.cost.ms)]
         if not chosen:
             return []
         chosen.sort(key=lambda tr: tr.id)  # merged in track order, whatever order they were picked in

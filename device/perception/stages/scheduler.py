@@ -56,13 +56,40 @@ class CostEstimate:
         self.ms += self.weight * (ms - self.ms)
 
 
-def pick(candidates: list[Candidate], t: float, budget_ms: float | None, cost_ms: float) -> list[Candidate]:
+class Credit:
+    """Worker time a stage may spend, granted each frame and carried over (up to a cap). A stage whose
+    share of a frame is smaller than one reading (emotion beside 30 faces' attention) still gets its
+    turn every few frames, without a one-a-frame floor that would let it crowd out the other."""
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+    def grant(self, ms: float, cap_ms: float) -> None:
+        self.ms = min(cap_ms, self.ms + ms)
+
+    def spend(self, n: int, cost_ms: float) -> None:
+        self.ms -= n * cost_ms
+
+
+def pick(candidates: list[Candidate], t: float, budget_ms: float | None, cost_ms: float,
+         minimum: int = 1) -> list[Candidate]:
     """The due candidates to read now, most overdue first (never-read first, ties by key: the older
-    track), as many as ``budget_ms`` affords at ``cost_ms`` each; at least one when any is due, so a
-    frame slower than its budget still makes progress. ``budget_ms`` None: every due candidate."""
+    track), as many as ``budget_ms`` affords at ``cost_ms`` each, and at least ``minimum`` when any is
+    due. ``budget_ms`` None: every due candidate."""
     due = [c for c in candidates if c.due(t)]
     due.sort(key=lambda c: (-c.lateness(t), c.key))
     if budget_ms is None:
         return due
-    n = max(1, int(budget_ms // max(cost_ms, 1e-3)))
+    n = max(minimum, int(max(0.0, budget_ms) // max(cost_ms, 1e-3)))
     return due[:n]
+
+
+def pick_with(credit: Credit, candidates: list[Candidate], t: float, grant_ms: float | None, cap_ms: float,
+              cost_ms: float) -> list[Candidate]:
+    """``pick`` paid from ``credit``: this frame's ``grant_ms`` added (None: no limit at all)."""
+    if grant_ms is None:
+        return pick(candidates, t, None, cost_ms)
+    credit.grant(grant_ms, cap_ms)
+    chosen = pick(candidates, t, credit.ms, cost_ms, minimum=0)
+    credit.spend(len(chosen), cost_ms)
+    return chosen
