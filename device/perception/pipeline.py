@@ -173,18 +173,21 @@ class Analyzer:
     def _grants(self, t0: float) -> tuple[float | None, float | None]:
         """The worker time this frame grants to attention readings and to emotion (None offline).
 
-        What the frame leaves: with one worker, its interval's share less this frame's own work so far
-        (detection); with several, whose readings overlap the next frame's detection, the workers' share
-        of the interval less the analysis thread's. Never less than ``MIN_SHARE`` of the interval, so a
-        board whose detection overruns its frames still reads faces. It is split by what each stage
-        would spend at its targets (faces x rate x cost), so when the room is too big both fall by the
-        same factor: attention toward ``read_hz`` (weighed as ``detect_hz`` where it is 0, as fast as it
-        can), emotion toward ``emotion_hz``."""
+        What the frame leaves: with one worker, its interval's share less this frame's own work so
+        far (detection), never less than ``MIN_SHARE`` of the interval, so a board whose detection
+        overruns its frames still reads faces; with several, whose readings overlap the next frame's
+        detection, every worker's share of the interval (a batch still running when the next frame is
+        done makes that frame wait for it: the room is read as fast as the cores allow, no faster).
+        It is split by what each stage would spend at its targets (faces x rate x cost), so when the
+        room is too big both fall by the same factor: attention toward ``read_hz`` (weighed as
+        ``detect_hz`` where it is 0, as fast as it can), emotion toward ``emotion_hz``."""
         if self.frame_budget_ms is None:
             return None, None
-        spent = (time.perf_counter() - t0) * 1000
-        workers = self.pool.size if self.overlapped else 1
-        total = max(MIN_SHARE * self.frame_budget_ms, BUDGET_SHARE * self.frame_budget_ms * workers - spent)
+        if self.overlapped:  # the analysis thread's own work runs beside the workers'
+            total = BUDGET_SHARE * self.frame_budget_ms * self.pool.size
+        else:
+            spent = (time.perf_counter() - t0) * 1000
+            total = max(MIN_SHARE * self.frame_budget_ms, BUDGET_SHARE * self.frame_budget_ms - spent)
         if self.emotion is None:
             return total, None
         read_hz = self.cfg.read_hz or self.cfg.faces.detect_hz  # "as fast as it can" weighs as detection's rate
