@@ -145,11 +145,12 @@ class ReadingStage:
             return [ev for tr in update.touched if tr.confirmed
                     for ev in self.observe(tr, ATTENTIVE, tr.first_t if not self.counted(tr.id) else t, "")]
         present = [tr for tr in faces.confirmed() if self.counted(tr.id) and faces.fresh(tr, t)]
-        for tr in present:
-            self.window.present(tr.id, t)
-            self.run_window.present(tr.id, t)
+        # a face held by the profile finder is observed by it (looking away), not read: not in the rates
         between = [tr for tr in present
                    if self.faces[tr.id].reason != PROFILE and self.faces[tr.id].attention.state != ABSENT]
+        for tr in between:
+            self.window.present(tr.id, t)
+            self.run_window.present(tr.id, t)
         if update.detected:  # the faces this detection found; a missed one is the profile finder's
             eligible = [tr for tr in update.touched if tr.confirmed]
             if update.looked is not None:  # and, in a tiled room, the faces it did not look for this time
