@@ -58,7 +58,7 @@ def keeping_up(rates: dict[str, Any]) -> str:
     """The closing line's account of how well the device kept up with its room."""
     def num(key: str) -> str:
         v = rates.get(key)
-        return "-" if v is None else f"{v:g}"
+        return "-" if v is None else f"{v:.3g}"
 
     text = (f"{num('faces_tracked')} faces tracked, each read {num('attention_reads_per_face_s')} times a second"
             f" for attention")
