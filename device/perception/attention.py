@@ -208,6 +208,11 @@ class EyeMonitor:
                                                   or t - self._lid_sample_t >= every_s)
 
     @property
+    def closure_lid_samples(self) -> int:
+        """Lower-lid readings taken during the current closure."""
+        return len(self._closure_lids)
+
+    @property
     def lid_baseline(self) -> float | None:
         """The lower lid's median position while the eyes read open (eye widths), once known."""
         if len(self._lids_open) < LID_MIN_SAMPLES:

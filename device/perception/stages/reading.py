@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 PROFILE = "profile"  # the reason of a face seen only by the profile finder
 BLINK_GAP_S = 0.15  # a face read further apart than this misses most blinks (0.1-0.4 s)
+# a face read that sparsely (a classroom) has the lower lids of a closure read on its first few readings only:
+# whether the closure is a downward glance is decided on their mean, and the iris model costs as much as Face Mesh
+CLOSURE_LID_SAMPLES = 3
 FIRST_READ_MS = 8.0  # a reading's cost before one was measured
 MAX_READING_GAP_S = 1.0  # readings further apart are a face that was away, not its reading interval
 TRACK_PRESENCE = 0.5  # a reading this sure of its face may move the face's box (a tiled room's tracking)
@@ -203,6 +206,9 @@ class ReadingStage:
             # no open-eye sample from a head turned too far for its lids to be compared (it would be dropped)
             turned = st.angles is not None and self.rules.head_away(st.angles[0], st.angles[1], LID_POSE_MARGIN_DEG)
             lids_from = 0.0 if st.eyes.wants_lid_sample(t, every) and not turned else self.cfg.model_closed
+            sparse = st.read_gap_s is not None and st.read_gap_s > BLINK_GAP_S
+            if lids_from and sparse and st.eyes.closure_lid_samples >= CLOSURE_LID_SAMPLES:
+                lids_from = None  # a face read a few times a second: a long closure's first lids decide it
         return ReadJob(tr.id, self._landmark_box(tr.box), st.pose, st.eyes.needs_iris, lids_from)
 
     def _apply(self, tr: Track, reading: FaceReading, t: float) -> list[Event]:
