@@ -124,7 +124,7 @@ def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool,
             analyzer.take_metrics(f.t)
             for st in (analyzer.reading, analyzer.emotion):
                 if st is not None:
-                    st.window = None
+                    st.rates.window = None
             window_c0, window_t0 = cpu_seconds(), time.perf_counter()
             frames0, dropped0, processed = cap.stats.frames_in, slot.dropped, 0
             t_open = f.t
@@ -132,8 +132,9 @@ def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool,
     cap.join(5)
     wall = time.perf_counter() - window_t0
     last_t = t_open + wall
-    reading_rates = analyzer.reading.window.rates() if analyzer.reading.window else []
-    emotion_rates = analyzer.emotion.window.rates() if analyzer.emotion and analyzer.emotion.window else []
+    reading_rates = analyzer.reading.rates.window.rates() if analyzer.reading.rates.window else []
+    emotion_rates = (analyzer.emotion.rates.window.rates()
+                     if analyzer.emotion and analyzer.emotion.rates.window else [])
     metrics = analyzer.take_metrics(last_t)
     timers = {k: v.percentiles() for k, v in analyzer.timers.items()}
     analyzer.close()

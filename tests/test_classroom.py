@@ -175,7 +175,7 @@ def test_a_tiled_room_is_swept_seldom_and_its_faces_looked_for_in_turns(tmp_path
     assert an.faces.sweeps == pytest.approx(t * cfg.faces.sweep_hz, abs=1)  # not one per detection
     assert m["detections_per_s"] == pytest.approx(cfg.faces.detect_hz, rel=0.1)
     assert m["faces_tracked"] >= 15
-    rates = an.reading.run_window.rates()
+    rates = an.reading.rates.run.rates()
     assert len(rates) >= 15 and min(rates) >= 1.0 and statistics.median(rates) >= 2.5
 
 

@@ -69,11 +69,15 @@ class UnionDetector:
         return suppress_duplicates([p.detect(gray, min_size) for p in self.parts])
 
 
+def primary(detector: FaceDetector) -> FaceDetector:
+    """The backend whose boxes a detector keeps first: itself, or a union's first part."""
+    return detector.parts[0] if isinstance(detector, UnionDetector) else detector
+
+
 def landmark_box(detector: FaceDetector) -> Callable[[Box], Box]:
     """How a detector's boxes become the boxes the landmark model was trained on (identity where
     they already are). A union uses its first backend's: the one whose boxes it keeps first."""
-    first = detector.parts[0] if isinstance(detector, UnionDetector) else detector
-    return getattr(first, "to_landmark_box", lambda box: box)
+    return getattr(primary(detector), "to_landmark_box", lambda box: box)
 
 
 def valid_name(name: str) -> bool:
@@ -102,4 +106,4 @@ def make_detector(name: str, fallback: str | None = "haar") -> FaceDetector:
 
 
 __all__ = ["BACKENDS", "Box", "DetectorUnavailable", "FaceDetector", "UnionDetector", "landmark_box",
-           "make_detector", "suppress_duplicates", "valid_name"]
+           "make_detector", "primary", "suppress_duplicates", "valid_name"]

@@ -8,7 +8,6 @@ past the limits, seen only as a profile, under ``min_face_px``) is not sampled, 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +17,12 @@ from emocast.contract.events import EMOTION
 
 from ...config import EmotionSection
 from ..attention import ABSENT, AttentionRules
-from ..detectors.boxes import Box
-from ..emotion import EmotionResult, EmotionSmoother
+from ..emotion import EmotionSmoother
 from ..faces import Track
 from .faces import FaceStage
 from .reading import PROFILE, FaceState, ReadingStage
 from .scheduler import Candidate, CostEstimate, Credit, pick_with
-from .timing import RateWindow, StageTimer
+from .timing import Rates, StageTimer
 from .workers import Pending, WorkerPool
 
 Event = tuple[str, dict[str, Any]]
@@ -33,13 +31,6 @@ Event = tuple[str, dict[str, Any]]
 TURNED = "turned"  # a profile, or the head turned past the limits: the model was trained on frontal faces
 TOO_SMALL = "too_small"  # under [emotion] min_face_px: too few pixels for the model to read
 FIRST_EMOTION_MS = 4.0  # an inference's cost before one was measured
-
-
-def _classify(kit: Any, gray: np.ndarray, box: Box) -> tuple[EmotionResult, float]:
-    """One face's inference on a worker's own model, and what it took, in ms."""
-    e0 = time.perf_counter()
-    result = kit.emotion.classify(gray, box)
-    return result, (time.perf_counter() - e0) * 1000
 
 
 @dataclass
@@ -73,8 +64,7 @@ class EmotionSampler:
         self.cost = CostEstimate(FIRST_EMOTION_MS)
         self.inferences = 0
         self._pending: tuple[float, list[int], Pending] | None = None  # inferences on the workers
-        self.window: RateWindow | None = None  # since the last metrics
-        self.run_window: RateWindow | None = None  # since the start
+        self.rates = Rates()
 
     def face(self, track_id: int) -> EmotionFace:
         ef = self.faces.get(track_id)
@@ -107,10 +97,6 @@ class EmotionSampler:
     def submit(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
                budget_ms: float | None, cap_ms: float = 0.0) -> None:
         """Pick the readable faces due now and start their inferences on the workers."""
-        if self.window is None:
-            self.window = RateWindow(t)
-        if self.run_window is None:
-            self.run_window = RateWindow(t)
         tracks: dict[int, Track] = {}
         for tr in faces.confirmed():
             st = reading.state(tr.id)
@@ -120,8 +106,7 @@ class EmotionSampler:
             ef.unread = self._unreadable(tr, st)
             if ef.unread:
                 continue
-            self.window.present(tr.id, t)
-            self.run_window.present(tr.id, t)
+            self.rates.present(tr.id, t)
             tracks[tr.id] = tr
         cands = [Candidate(k, self.faces[k].last_t, self.cfg.emotion_hz) for k in tracks]
         chosen = sorted(c.key for c in pick_with(self.credit, cands, t, budget_ms, cap_ms, self.cost.ms))
@@ -129,7 +114,7 @@ class EmotionSampler:
             return
         for k in chosen:
             self.faces[k].last_t = t
-        pending = self.pool.submit(lambda kit, box: _classify(kit, gray, box), [tracks[k].box for k in chosen])
+        pending = self.pool.submit(lambda kit, box: kit.emotion.classify(gray, box), [tracks[k].box for k in chosen])
         self._pending = (t, chosen, pending)
 
     def collect(self, summary: EmotionWindow) -> list[Event]:
@@ -138,7 +123,7 @@ class EmotionSampler:
             return []
         t, chosen, pending = self._pending
         self._pending = None
-        results = pending.result()
+        results = pending.timed()
         for _, ms in results:
             self.timer.add(ms)
             self.cost.add(ms)
@@ -148,9 +133,7 @@ class EmotionSampler:
             if ef is None:
                 continue
             self.inferences += 1
-            for window in (self.window, self.run_window):
-                if window is not None:
-                    window.read(k)
+            self.rates.read(k)
             change = ef.smoother.update(result.probs)
             summary.readings += 1
             summary.unsure_readings += int(ef.smoother.unsure)
@@ -169,8 +152,5 @@ class EmotionSampler:
     def take_metrics(self, t: float, run: bool = False) -> dict[str, Any]:
         """inferences, and emotion_reads_per_face_s over the faces it could read since the last call
         (``run``: since the start, and nothing reset)."""
-        window = self.run_window if run else self.window
-        rate = window.median() if window is not None else None
-        if not run:
-            self.window = RateWindow(t)
+        rate = self.rates.take(t, run)
         return {"inferences": self.inferences, "emotion_reads_per_face_s": rate}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...config import FacesSection
-from ..detectors import UnionDetector
+from ..detectors import UnionDetector, primary
 from ..detectors.boxes import Box, iou, suppress_duplicates
 from ..faces import FaceDetector, FaceTracker, ProfileFinder, Track, appearance, detect_faces, scene_changed, thumbnail
 from .timing import StageTimer
@@ -55,6 +55,23 @@ class FaceUpdate:
     profiles: list[Track] = field(default_factory=list)
 
 
+@dataclass
+class Tally:
+    """Frames, the faces tracked on them and detections, since ``start_t`` (the first frame's time)."""
+
+    start_t: float | None = None
+    frames: int = 0
+    tracked: int = 0
+    detections: int = 0
+
+    def add(self, t: float, tracked: int, detected: bool) -> None:
+        if self.start_t is None:
+            self.start_t = t
+        self.frames += 1
+        self.tracked += tracked
+        self.detections += int(detected)
+
+
 class FaceStage:
     def __init__(self, section: FacesSection, detector: FaceDetector, absent_s: float, profiles: bool,
                  live: bool = False) -> None:
@@ -77,25 +94,14 @@ class FaceStage:
         self._thumb: np.ndarray | None = None  # the frame at the last detection, 32x24, for cuts
         self._profile_t: dict[int, float] = {}  # when each lost track's surroundings were last searched
         self._tiles: bool | None = None  # whether this source's frames need a tiled sweep (known at the first)
-        # metrics window
-        self._window_t: float | None = None
-        self._window_frames = 0
-        self._window_tracked = 0
-        self._window_detections = 0
-        self.detections = 0
+        self._window = Tally()  # since the last metrics
+        self._run = Tally()  # since the start
         self.sweeps = 0
-        self._run_t: float | None = None
-        self._run_frames = 0
-        self._run_tracked = 0
 
     # -- per frame ---------------------------------------------------------------------------------
     def step(self, gray: np.ndarray, t: float, counted: Callable[[int], bool]) -> FaceUpdate:
         """Detect if due and match; ``counted(track_id)``: whether a track has a state (only those are
         searched for as profiles)."""
-        if self._window_t is None:
-            self._window_t = t
-        if self._run_t is None:
-            self._run_t = t
         update = FaceUpdate()
         if t - self.last_detect_t >= self.detect_period * 0.999:
             update.detected = True
@@ -113,13 +119,9 @@ class FaceStage:
             update.touched = [tr for tr in touched if tr.id in self.tracker.tracks]
             update.profiles = self._profiles(gray, t, {tr.id for tr in update.touched}, looked, counted)
             self.timer.add((time.perf_counter() - d0) * 1000)
-            self.detections += 1
-            self._window_detections += 1
         tracked = sum(1 for tr in self.tracker.tracks.values() if tr.confirmed and self.fresh(tr, t))
-        self._window_frames += 1
-        self._window_tracked += tracked
-        self._run_frames += 1
-        self._run_tracked += tracked
+        for tally in (self._window, self._run):
+            tally.add(t, tracked, update.detected)
         return update
 
     def reset_tiling(self) -> None:
@@ -128,7 +130,7 @@ class FaceStage:
 
     def _needs_tiles(self, gray: np.ndarray) -> bool:
         if self._tiles is None:
-            first = self.detector.parts[0] if isinstance(self.detector, UnionDetector) else self.detector
+            first = primary(self.detector)
             needs = getattr(first, "needs_tiles", None)
             self._tiles = bool(self.live and needs is not None and needs(gray.shape, self.cfg.min_face_px)
                                and hasattr(first, "detect_near"))
@@ -146,7 +148,7 @@ class FaceStage:
                 self._last_sweep_t = t
             self.sweeps += 1
             return detect_faces(self.detector, gray, self.cfg.detect_width, self.cfg.min_face_px), None
-        first = self.detector.parts[0] if isinstance(self.detector, UnionDetector) else self.detector
+        first = primary(self.detector)
         per_run = getattr(first, "regions_per_run", 1)
         tracks.sort(key=lambda tr: (tr.confirmed, tr.last_seen_t, tr.id))
         looked = tracks[:per_run]
@@ -186,10 +188,6 @@ class FaceStage:
         return [self._drop(tr, tr.last_seen_t, LOST) for tr in list(self.tracker.tracks.values())
                 if t - tr.last_seen_t >= self.absent_s]
 
-    def end(self, track_id: int, t: float, reason: str) -> Ended | None:
-        tr = self.tracker.tracks.get(track_id)
-        return None if tr is None else self._drop(tr, t, reason)
-
     def _drop(self, tr: Track, t: float, reason: str) -> Ended:
         self.tracker.drop(tr.id)
         self._profile_t.pop(tr.id, None)
@@ -226,17 +224,13 @@ class FaceStage:
 
     def take_metrics(self, t: float, run: bool = False) -> dict[str, float]:
         """faces_tracked (confirmed tracks with a fresh box, the mean a frame) and detections_per_s since
-        the last call (``run``: since the start, and nothing reset)."""
-        if run:
-            start, frames, tracked, detections = self._run_t, self._run_frames, self._run_tracked, self.detections
-        else:
-            start, frames = self._window_t, self._window_frames
-            tracked, detections = self._window_tracked, self._window_detections
-        span = 0.0 if start is None else t - start
+        the last call, which opens the next window (``run``: since the start, nothing reset)."""
+        tally = self._run if run else self._window
+        span = 0.0 if tally.start_t is None else t - tally.start_t
         out = {
-            "faces_tracked": round(tracked / frames, 2) if frames else 0.0,
-            "detections_per_s": round(detections / span, 2) if span > 0 else 0.0,
+            "faces_tracked": round(tally.tracked / tally.frames, 2) if tally.frames else 0.0,
+            "detections_per_s": round(tally.detections / span, 2) if span > 0 else 0.0,
         }
         if not run:
-            self._window_t, self._window_frames, self._window_tracked, self._window_detections = t, 0, 0, 0
+            self._window = Tally(start_t=t)
         return out

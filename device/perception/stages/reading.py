@@ -11,7 +11,6 @@ per-face state (pose, eye baseline, attention) lives here, in memory, for the li
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,7 @@ from ..face_reading import FaceReader, FaceReading
 from ..faces import Track
 from .faces import FaceStage, FaceUpdate
 from .scheduler import Candidate, CostEstimate, Credit, pick_with
-from .timing import RateWindow, StageTimer
+from .timing import Rates, StageTimer
 from .workers import Pending, WorkerPool
 
 Event = tuple[str, dict[str, Any]]  # (kind, body)
@@ -103,9 +102,7 @@ class ReadingStage:
         self.cost = CostEstimate(FIRST_READ_MS)
         self.not_faces: list[int] = []  # tracks the last step found no face in (for the summary)
         self._pending: tuple[float, list[Track], Pending] | None = None  # readings on the workers
-        self.window: RateWindow | None = None  # since the last metrics
-        self.run_window: RateWindow | None = None  # since the start
-        self.reads = 0
+        self.rates = Rates()
 
     # -- state ---------------------------------------------------------------------------------------
     def state(self, track_id: int) -> FaceState | None:
@@ -140,10 +137,6 @@ class ReadingStage:
                budget_ms: float | None, cap_ms: float = 0.0) -> list[Event]:
         """Pick the faces due now and start reading them on the workers; ``collect`` folds them in.
         Without the landmark checks there is nothing to read: a face detected is attentive (returned)."""
-        if self.window is None:
-            self.window = RateWindow(t)
-        if self.run_window is None:
-            self.run_window = RateWindow(t)
         if self.reader is None:
             return [ev for tr in update.touched if tr.confirmed
                     for ev in self.observe(tr, ATTENTIVE, tr.first_t if not self.counted(tr.id) else t, "")]
@@ -152,8 +145,7 @@ class ReadingStage:
         between = [tr for tr in present
                    if self.faces[tr.id].reason != PROFILE and self.faces[tr.id].attention.state != ABSENT]
         for tr in between:
-            self.window.present(tr.id, t)
-            self.run_window.present(tr.id, t)
+            self.rates.present(tr.id, t)
         if update.detected:  # the faces this detection found; a missed one is the profile finder's
             eligible = [tr for tr in update.touched if tr.confirmed]
             if update.looked is not None:  # and, in a tiled room, the faces it did not look for this time
@@ -172,7 +164,8 @@ class ReadingStage:
             return []
         chosen.sort(key=lambda tr: tr.id)  # merged in track order, whatever order they were picked in
         jobs = [self._job(tr, t) for tr in chosen]
-        pending = self.pool.submit(lambda kit, job: _read(kit, gray, job), jobs)  # type: ignore[union-attr]
+        pending = self.pool.submit(  # type: ignore[union-attr]
+            lambda kit, job: kit.reader.read(gray, job.box, job.pose, iris=job.iris, lids_from=job.lids_from), jobs)
         self._pending = (t, chosen, pending)
         return []
 
@@ -184,7 +177,7 @@ class ReadingStage:
             return []
         t, chosen, pending = self._pending
         self._pending = None
-        results = pending.result()
+        results = pending.timed()
         worker_ms = sum(ms for _, ms in results)
         self.cost.add(worker_ms / len(results))
         self.timer.add(worker_ms)
@@ -225,10 +218,7 @@ class ReadingStage:
             st.attention.pace(st.read_gap_s)
         st.reading = reading
         st.checked_t = t
-        self.reads += 1
-        for window in (self.window, self.run_window):
-            if window is not None:
-                window.read(tr.id)
+        self.rates.read(tr.id)
         if reading.pose is None:
             return []
         st.pose = reading.pose
@@ -278,19 +268,7 @@ class ReadingStage:
     def take_metrics(self, t: float, run: bool = False) -> dict[str, Any]:
         """attention_reads_per_face_s: the median over the faces tracked since the last call (``run``:
         since the start, and nothing reset)."""
-        window = self.run_window if run else self.window
-        rate = window.median() if window is not None else None
-        if not run:
-            self.window = RateWindow(t)
-        return {"attention_reads_per_face_s": rate}
-
-
-def _read(kit: Any, gray: np.ndarray, job: ReadJob) -> tuple[FaceReading, float]:
-    """One face's reading on a worker (only the worker's own models are touched; the frame is read only),
-    and what it took, in ms."""
-    r0 = time.perf_counter()
-    reading = kit.reader.read(gray, job.box, job.pose, iris=job.iris, lids_from=job.lids_from)
-    return reading, (time.perf_counter() - r0) * 1000
+        return {"attention_reads_per_face_s": self.rates.take(t, run)}
 
 
 def attention_body(tr: Track, ch: StateChange, reason: str) -> dict[str, Any]:

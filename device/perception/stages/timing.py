@@ -59,3 +59,34 @@ class RateWindow:
     def median(self) -> float | None:
         rates = self.rates()
         return round(statistics.median(rates), 3) if rates else None
+
+
+class Rates:
+    """A stage's per-face rates, over the current metrics window and over the whole run (for the
+    service's closing line)."""
+
+    def __init__(self) -> None:
+        self.window: RateWindow | None = None  # since the last metrics
+        self.run: RateWindow | None = None  # since the start
+
+    def present(self, key: int, t: float) -> None:
+        if self.window is None:
+            self.window = RateWindow(t)
+        if self.run is None:
+            self.run = RateWindow(t)
+        self.window.present(key, t)
+        self.run.present(key, t)
+
+    def read(self, key: int) -> None:
+        for window in (self.window, self.run):
+            if window is not None:
+                window.read(key)
+
+    def take(self, t: float, run: bool = False) -> float | None:
+        """The median rate since the last call, which opens the next window (``run``: since the start,
+        nothing reset)."""
+        window = self.run if run else self.window
+        rate = window.median() if window is not None else None
+        if not run:
+            self.window = RateWindow(t)
+        return rate

@@ -10,6 +10,7 @@ the jobs run on the caller's thread, with no pool at all.
 from __future__ import annotations
 
 import queue
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
@@ -20,16 +21,22 @@ R = TypeVar("R")
 
 
 class Pending(Generic[R]):
-    """Results on their way from the workers, in the order their jobs were given."""
+    """Results on their way from the workers, in the order their jobs were given, each with the time its
+    worker spent on it (what the scheduler's cost estimates learn from)."""
 
-    def __init__(self, done: list[R] | None = None, futures: list[Future[R]] | None = None) -> None:
+    def __init__(self, done: list[tuple[R, float]] | None = None,
+                 futures: list[Future[tuple[R, float]]] | None = None) -> None:
         self._done = done
         self._futures = futures or []
 
-    def result(self) -> list[R]:
+    def timed(self) -> list[tuple[R, float]]:
+        """(result, ms) for every job, waiting for the ones still running."""
         if self._done is None:
             self._done = [f.result() for f in self._futures]
         return self._done
+
+    def result(self) -> list[R]:
+        return [r for r, _ in self.timed()]
 
 
 class WorkerPool(Generic[K]):
@@ -52,14 +59,19 @@ class WorkerPool(Generic[K]):
 
     def submit(self, fn: Callable[[K, J], R], jobs: list[J]) -> Pending[R]:
         """Start ``fn(kit, job)`` for every job and return at once (with one worker: run them now);
-        ``result()`` waits and gives the results in the jobs' order."""
-        if self._executor is None:
-            return Pending(done=[fn(self.kits[0], job) for job in jobs])
+        the results come in the jobs' order."""
+        def timed(kit: K, job: J) -> tuple[R, float]:
+            t0 = time.perf_counter()
+            result = fn(kit, job)
+            return result, (time.perf_counter() - t0) * 1000
 
-        def run(job: J) -> R:
+        if self._executor is None:
+            return Pending(done=[timed(self.kits[0], job) for job in jobs])
+
+        def run(job: J) -> tuple[R, float]:
             kit = self._free.get()
             try:
-                return fn(kit, job)
+                return timed(kit, job)
             finally:
                 self._free.put(kit)
 
