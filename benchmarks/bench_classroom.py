@@ -122,9 +122,8 @@ def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool,
         if not opened and time.perf_counter() - t0 >= warm:
             opened = True
             analyzer.take_metrics(f.t)
-            for st in (analyzer.reading, analyzer.emotion):
-                if st is not None:
-                    st.rates.window = None
+            for st in (analyzer.reading, *analyzer.optional):
+                st.rates.window = None
             window_c0, window_t0 = cpu_seconds(), time.perf_counter()
             frames0, dropped0, processed = cap.stats.frames_in, slot.dropped, 0
             t_open = f.t
@@ -133,8 +132,8 @@ def child(clip: Path, cores: int, read_hz: float, seconds: float, emotion: bool,
     wall = time.perf_counter() - window_t0
     last_t = t_open + wall
     reading_rates = analyzer.reading.rates.window.rates() if analyzer.reading.rates.window else []
-    emotion_rates = (analyzer.emotion.rates.window.rates()
-                     if analyzer.emotion and analyzer.emotion.rates.window else [])
+    emotion_rates = [r for st in analyzer.optional if st.name == "emotion" and st.rates.window
+                     for r in st.rates.window.rates()]
     metrics = analyzer.take_metrics(last_t)
     timers = {k: v.percentiles() for k, v in analyzer.timers.items()}
     analyzer.close()

@@ -177,8 +177,7 @@ def tracks_per_person(root: Path) -> None:
 
     clips = ("edtalk_uncrop_obama_talking.mp4", "lp_d12_desk_expressions_headturn.mp4",
              "lp_d14_wink_gaze_aversion.mp4", "fer_woman_looking_down_phone.mp4", "edtalk_uncrop_obama_talking.mp4")
-    an = Analyzer(from_mapping({"emotion": {"emotion_hz": 0}}), make_detector("blazeface", fallback=None), None,
-                  keep_records=True)
+    an = Analyzer(from_mapping({"emotion": {"emotion_hz": 0}}), make_detector("blazeface", fallback=None), None)
     per_clip: list[set[int]] = []
     t = 0.0
     for clip in clips:
@@ -188,8 +187,9 @@ def tracks_per_person(root: Path) -> None:
             ok, frame = cap.read()
             if not ok:
                 break
-            an.process(Frame(cv2.resize(frame, (480, 480)), n, t, 0.0))
-            ids.update(r["track"] for r in an.records)
+            f = Frame(cv2.resize(frame, (480, 480)), n, t, 0.0)
+            an.process(f)
+            ids.update(r["track"] for r in an.records(f))
             t += 0.04
         cap.release()
         per_clip.append(ids)

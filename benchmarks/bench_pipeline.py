@@ -75,7 +75,8 @@ def offline_fps(frames: list, fps: float, an: Analyzer) -> dict:
         an.process(Frame(img, i, i / fps, 0.0))
     wall = time.perf_counter() - t0
     return {"fps": len(frames) / wall, "cpu_per_frame_ms": (cpu_seconds() - c0) / len(frames) * 1000,
-            "stages": {k: v.percentiles() for k, v in an.timers.items()}, "inferences": an.inferences}
+            "stages": {k: v.percentiles() for k, v in an.timers.items()},
+            "inferences": an.take_metrics(len(frames) / fps, run=True).get("inferences", 0)}
 
 
 def realtime_share(clip: Path, an: Analyzer, seconds: float) -> dict:

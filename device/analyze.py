@@ -135,10 +135,10 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
             cfg = photo_config(cfg)
         if analyzer is None:
             # a photo is one frame: a second worker would only load its models
-            analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, reader=reader, keep_records=True,
+            analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, reader=reader,
                                 threads=1 if photo else cfg.threads)
         result.events.extend(analyzer.process(frame))
-        for record in analyzer.records:
+        for record in analyzer.records(frame):
             if photo:  # boxes in the photo's own pixels
                 x, y, w, h = record["box"]
                 record["box"] = [int(round((x - pad) / scale)), int(round((y - pad) / scale)),

@@ -23,7 +23,7 @@ def record(cfg, source, settle_s: float = 2.0, record_s: float = 3.0, announce=p
     # readings only: the pose is read raw (no old calibration or offsets), and no emotion is needed
     cfg = with_overrides(cfg, "attention", calibration="", yaw_offset_deg=0.0, pitch_offset_deg=0.0)
     cfg = with_overrides(cfg, "emotion", emotion_hz=0.0)
-    analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), None, keep_records=True)
+    analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), None)
     samples: dict[str, list[Sample]] = {t: [] for t in TARGETS}
     fps = source.fps or 25.0
     index = 0
@@ -43,11 +43,13 @@ def record(cfg, source, settle_s: float = 2.0, record_s: float = 3.0, announce=p
                 raise CalibrationError(f"{source.name}: the source ended during the {target} target")
             t = clock()
             start = t if start is None else start
-            analyzer.process(Frame(image=image, index=index, t=t - start, wall=time.time()))
+            frame = Frame(image=image, index=index, t=t - start, wall=time.time())
+            analyzer.process(frame)
             index += 1
-            if t - begin < settle_s or not analyzer.records:
+            records = analyzer.records(frame)
+            if t - begin < settle_s or not records:
                 continue
-            face = max(analyzer.records, key=lambda r: r["box"][2] * r["box"][3])
+            face = max(records, key=lambda r: r["box"][2] * r["box"][3])
             if face["head_pose"] is None:
                 continue
             gaze = face["gaze"] or {}

@@ -100,11 +100,13 @@ class Service:
         return envelope(kind, body, self.device_id, max(0, self.outbox.next_seq() - 1), time.time())
 
     def _info(self, model: EmotionModel | None, detector: str = "") -> dict[str, Any]:
+        """What the device runs (retained): the model only where emotion is on (``model`` exists then)."""
+        on = self.cfg.emotion_on
+        emotion = ({"model": model.card.id, "model_sha256": model.card.sha256, "labels": list(model.labels)}
+                   if model is not None else {"model": None, "model_sha256": None, "labels": []})
         return self._state_envelope(INFO, {
             "version": __version__,
-            "model": model.card.id if model else None,
-            "model_sha256": model.card.sha256 if model else None,
-            "labels": list(model.labels) if model else [],
+            **emotion,
             "config_digest": self.cfg.digest(),
             "privacy": {"emotion": self.cfg.emotion_on},
             "capabilities": {
@@ -112,8 +114,8 @@ class Service:
                 if self.cfg.attention.checks else ["attentive", "absent"],
                 "attention_checks": self.cfg.attention.checks,
                 "gaze": self.cfg.attention.checks and self.cfg.attention.gaze,
-                "emotion": model is not None,
-                "emotion_hz": self.cfg.emotion.emotion_hz if model is not None else 0.0,
+                "emotion": on,
+                "emotion_hz": self.cfg.emotion.emotion_hz if on else 0.0,
                 "detector": detector or self.cfg.faces.detector,  # the one running (after a fallback)
                 "summary_s": self.cfg.events.summary_s,
             },
@@ -154,12 +156,11 @@ class Service:
         except OutboxError:
             source.close()
             raise
+        info = self._info(model, detector.name)
         retained = []
         if self.cfg.mqtt.homeassistant:
-            retained = discovery_messages(self.topics, self.cfg.mqtt.discovery_prefix, __version__,
-                                          model.card.id if model else None)
-        publisher = Publisher(self.outbox, self.topics, mqtt_options, self._info(model, detector.name),
-                              self.pub_stop, retained)
+            retained = discovery_messages(self.topics, self.cfg.mqtt.discovery_prefix, __version__, info["model"])
+        publisher = Publisher(self.outbox, self.topics, mqtt_options, info, self.pub_stop, retained)
         slot = LatestFrameSlot(lossless=lossless)
         capture = CaptureThread(source, slot, self.halt, loop=self.cfg.source.loop, realtime=self.cfg.source.realtime,
                                 backoff_max_s=self.cfg.source.reopen_backoff_max_s)
@@ -289,24 +290,10 @@ class Service:
 
     def _publish_metrics(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
                          publisher: Publisher, t: float) -> None:
-        stages = analyzer.take_metrics(t)
+        # each part reports its own: capture, the frame slot, the analysis stages, the outbox, delivery
         payload = self._state_envelope(METRICS, {
-            "frames_in": capture.stats.frames_in,
-            "frames_processed": analyzer.frames,
-            "frames_dropped": slot.dropped,
-            "source_ok": capture.stats.source_ok,
-            "source_reopens": capture.stats.reopens,
-            **stages,
-            "stage_ms": {name: timer.percentiles() for name, timer in analyzer.timers.items()},
-            "outbox_depth": self.outbox.depth(),
-            "outbox_oldest_s": round(self.outbox.oldest_age_s(), 3),
-            "events_dropped": self.outbox.dropped_total(),
-            "outbox_resets": self.outbox.resets,
-            "reconnects": max(0, publisher.stats.connects - 1),
-            "events_published": publisher.stats.published,
-            "events_acked": publisher.stats.acked,
-            "events_refused": publisher.stats.refused,
-            "cpu_temp_c": cpu_temperature_c(),
+            **capture.stats.metrics(), **slot.metrics(), **analyzer.take_metrics(t), **self.outbox.metrics(),
+            **publisher.stats.metrics(), "cpu_temp_c": cpu_temperature_c(),
         })
         publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)
         self._warn_if_behind(payload)
@@ -324,10 +311,7 @@ class Service:
         now = time.monotonic()
         if now - self._last_slow_warning < BEHIND_WARN_INTERVAL_S:
             return
-        targets = [("attention_reads_per_face_s", "[attention] read_hz", self.cfg.read_hz)]
-        if analyzer.emotion is not None:
-            targets.append(("emotion_reads_per_face_s", "[emotion] emotion_hz", self.cfg.emotion.emotion_hz))
-        for key, name, target in targets:
+        for key, name, target in analyzer.targets():
             rate = m.get(key)
             if rate is None or target <= 0 or rate >= 0.5 * target:
                 continue

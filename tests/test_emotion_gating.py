@@ -30,12 +30,13 @@ class FixedReader:
 
 
 def run(cfg, script, reader, model, frames: int = 30):
-    an = Analyzer(cfg, ScriptedDetector(script), model, reader=reader, keep_records=True)
+    an = Analyzer(cfg, ScriptedDetector(script), model, reader=reader)
     image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     events, records = [], []
     for i in range(frames):
-        events.extend(an.process(Frame(image, i, i / 10, 0.0)))
-        records.extend(an.records)
+        frame = Frame(image, i, i / 10, 0.0)
+        events.extend(an.process(frame))
+        records.extend(an.records(frame))
     return an, events, records
 
 

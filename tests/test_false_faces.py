@@ -34,12 +34,13 @@ def run(presences: list[float | None], frames: int = 30, **faces):
     cfg = from_mapping({"faces": {"detect_hz": 10, "min_hits": 2, **faces}, "emotion": {"emotion_hz": 0},
                         "attention": {"attentive_s": 0.0}})
     reader = PresenceReader(presences)
-    an = Analyzer(cfg, ScriptedDetector([[(20, 20, 120, 120)]] * frames), None, reader=reader, keep_records=True)
+    an = Analyzer(cfg, ScriptedDetector([[(20, 20, 120, 120)]] * frames), None, reader=reader)
     image = np.zeros((240, 320, 3), np.uint8)
     events, records = [], []
     for i in range(frames):
-        events.extend(an.process(Frame(image, i, i / 10, 0.0)))
-        records.extend(an.records)
+        frame = Frame(image, i, i / 10, 0.0)
+        events.extend(an.process(frame))
+        records.extend(an.records(frame))
     events.extend(an.idle(frames / 10 + 5.0))  # the box goes: absent, if it ever counted
     return an, [b for k, b in events if k == "attention"], records
 

@@ -54,7 +54,7 @@ def test_emotion_is_sampled_per_face_at_emotion_hz(run):
     assert {b["track"] for b in emo} == {1, 2, 3}
     face_seconds = sum(s.seconds for s in SEGMENTS if s.face)
     # 2 Hz per face over ~9.5 s of face time, less the first detections before a track confirms
-    assert 0.7 * 2 * face_seconds <= an.inferences <= 2 * face_seconds + 3
+    assert 0.7 * 2 * face_seconds <= an.take_metrics(16.0, run=True)["inferences"] <= 2 * face_seconds + 3
     for b in emo:
         assert abs(sum(b["probs"].values()) - 1.0) < 0.01
         assert b["emotion"] == max(b["probs"], key=b["probs"].get)
@@ -75,7 +75,7 @@ def test_summary_shares(run):
 def test_emotion_off_gives_attention_only(shipped_model):
     an, events = analyse(None, emotion_hz=0.0)
     assert events and all(k == "attention" for k, _ in events)
-    assert an.inferences == 0
+    assert "inferences" not in an.take_metrics(16.0, run=True) and "emotion" not in an.timers
 
 
 def test_real_payloads_validate_against_the_schemas(run, tmp_path):

@@ -77,7 +77,7 @@ def test_real_clips_cut_together_never_share_a_track_number():
     cfg = from_mapping({"emotion": {"emotion_hz": 0}, "attention": {"checks": False}})
     from emocast.device.perception.detectors import make_detector
 
-    an = Analyzer(cfg, make_detector("blazeface"), None, keep_records=True)
+    an = Analyzer(cfg, make_detector("blazeface"), None)
     seen: list[set[int]] = []
     events = []
     t = 0.0
@@ -88,8 +88,9 @@ def test_real_clips_cut_together_never_share_a_track_number():
             ok, frame = cap.read()
             if not ok:
                 break
-            events.extend(an.process(Frame(cv2.resize(frame, (480, 480)), n, t, 0.0)))
-            ids.update(r["track"] for r in an.records)
+            f = Frame(cv2.resize(frame, (480, 480)), n, t, 0.0)
+            events.extend(an.process(f))
+            ids.update(r["track"] for r in an.records(f))
             t += 0.04
         cap.release()
         seen.append(ids)

@@ -321,6 +321,12 @@ class Outbox:
             return 0.0
         return max(0.0, (time.time() if now is None else now) - row[0])
 
+    def metrics(self) -> dict[str, int | float]:
+        """The outbox's fields of the metrics event: what waits, for how long, what a full disk or a
+        corrupt file cost."""
+        return {"outbox_depth": self.depth(), "outbox_oldest_s": round(self.oldest_age_s(), 3),
+                "events_dropped": self.dropped_total(), "outbox_resets": self.resets}
+
     def dropped_total(self) -> int:
         with self._lock:
             saved = int(self._db.execute("SELECT value FROM meta WHERE key='dropped'").fetchone()[0])

@@ -55,6 +55,11 @@ class PublisherStats:
     inflight: int = 0
     refused: int = 0  # PUBACKs with a failure reason (MQTT 5 only)
 
+    def metrics(self) -> dict[str, int]:
+        """Delivery's fields of the metrics event."""
+        return {"reconnects": max(0, self.connects - 1), "events_published": self.published,
+                "events_acked": self.acked, "events_refused": self.refused}
+
 
 @dataclass(frozen=True)
 class MqttOptions:

@@ -308,6 +308,10 @@ class LatestFrameSlot:
         with self._cond:
             return self._closed and self._frame is None
 
+    def metrics(self) -> dict[str, int]:
+        """Frames replaced before analysis took them (the camera outran it)."""
+        return {"frames_dropped": self.dropped}
+
 
 @dataclass
 class CaptureStats:
@@ -317,6 +321,10 @@ class CaptureStats:
     last_error: str = ""
     ended: bool = False
     crashed: bool = False  # ended on an exception, not at end of file or on request
+
+    def metrics(self) -> dict[str, int | bool]:
+        """Capture's fields of the metrics event."""
+        return {"frames_in": self.frames_in, "source_ok": self.source_ok, "source_reopens": self.reopens}
 
 
 class CaptureThread(threading.Thread):

@@ -5,9 +5,10 @@ only the source and the sink differ. Time comes from the frame (media time for f
 there is no frame budget, so a recording analysed at any speed, on any number of workers, gives the
 same events. Live, each frame's per-face work is held to what the frame leaves (``frame_budget_ms``).
 
-The stages (``stages/``): faces and tracks; per-face reading on a pool of workers; the emotion sampler
-(only when emotion is on); the summary accumulator. Each takes its own config section and reports its
-own metrics.
+The stages (``stages/``): faces and tracks; per-face reading on a pool of workers; the optional
+stages (``stages/optional``: the emotion sampler, built only when emotion is on); the summary
+accumulator; the offline record (``stages/record``, asked for by ``emocast analyze``). Each takes its
+own config section and reports its own metrics.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from .stages.emotion import TOO_SMALL as TOO_SMALL
 from .stages.emotion import TURNED as TURNED
 from .stages.emotion import EmotionSampler
 from .stages.faces import FaceStage
+from .stages.optional import OptionalStage, RateTarget
 from .stages.reading import ReadingStage
+from .stages.record import frame_records
 from .stages.summary import SummaryAccumulator
 from .stages.timing import StageTimer
 from .stages.workers import WorkerPool
@@ -52,18 +55,16 @@ class WorkerKit:
 
 class Analyzer:
     def __init__(self, cfg: Config, detector: FaceDetector, model: EmotionModel | None,
-                 reader: FaceReader | None = None, keep_records: bool = False, threads: int = 1,
-                 frame_budget_ms: float | None = None) -> None:
+                 reader: FaceReader | None = None, threads: int = 1, frame_budget_ms: float | None = None) -> None:
         """``model``: the emotion model (None: emotion off, no sampler). ``reader`` does the landmark
-        checks (built from the config when ``attention.checks``); ``keep_records`` makes ``process``
-        keep per-face records for offline analysis. ``threads``: per-face workers, each with models
-        of its own. ``frame_budget_ms``: a frame's interval, live (None: no deadline, offline)."""
+        checks (built from the config when ``attention.checks``). ``threads``: per-face workers, each
+        with models of its own. ``frame_budget_ms``: a frame's interval, live (None: no deadline,
+        offline)."""
         self.cfg = cfg
         a = cfg.attention
         if reader is None and a.checks:
             reader = FaceReader(a.focal_px, a.gaze, landmarks=a.landmarks, eyes=a.eyes)
         self.reader = reader
-        self.model = model
         kits = [WorkerKit(reader, model)]
         for _ in range(1, max(1, threads)):
             kits.append(WorkerKit(reader.clone() if reader is not None else None,
@@ -75,12 +76,12 @@ class Analyzer:
                                live=frame_budget_ms is not None)
         self.reading = ReadingStage(a, cfg.read_hz, rules, cfg.faces.min_presence,
                                     self.pool if reader is not None else None, landmark_box(detector), reader)
-        self.emotion = (EmotionSampler(cfg.emotion, model.labels, rules, reader is not None, self.pool)
-                        if model is not None else None)
+        # the stages a deployment may run without: emotion exists only when it is on
+        self.optional: list[OptionalStage] = []
+        if model is not None:
+            self.optional.append(EmotionSampler(cfg.emotion, model.labels, rules, reader is not None, self.pool))
         self.summary = SummaryAccumulator(cfg.events, checks=reader is not None)
         self.frame_timer = StageTimer()
-        self.keep_records = keep_records
-        self.records: list[dict[str, Any]] = []
         self.frames = 0
         self.frame_shape: tuple[int, int] = (0, 0)
 
@@ -98,18 +99,16 @@ class Analyzer:
         self.faces.detect_period = value
 
     @property
-    def inferences(self) -> int:
-        return self.emotion.inferences if self.emotion is not None else 0
-
-    @property
     def timers(self) -> dict[str, StageTimer]:
-        """Each stage's latency: detect (a detection round), attention (a frame's readings),
-        emotion (one inference; only with emotion on), frame (all of a frame)."""
-        out = {"detect": self.faces.timer, "attention": self.reading.timer}
-        if self.emotion is not None:
-            out["emotion"] = self.emotion.timer
-        out["frame"] = self.frame_timer
-        return out
+        """Each stage's latency: detect (a detection round), attention (a frame's readings), each
+        optional stage's (emotion: one inference), frame (all of a frame)."""
+        return {"detect": self.faces.timer, "attention": self.reading.timer,
+                **{stage.name: stage.timer for stage in self.optional}, "frame": self.frame_timer}
+
+    def targets(self) -> list[RateTarget]:
+        """The per-face rates the stages aim at (attention's, then each optional stage's)."""
+        return [RateTarget("attention_reads_per_face_s", "[attention] read_hz", self.cfg.read_hz),
+                *(stage.target() for stage in self.optional)]
 
     @property
     def window(self):
@@ -122,38 +121,32 @@ class Analyzer:
     def process(self, frame: Frame) -> list[Event]:
         t0 = time.perf_counter()
         t = frame.t
-        self.records = []
         gray = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         self.frame_shape = (int(gray.shape[0]), int(gray.shape[1]))
-        window = self.summary.start(t)
+        self.summary.start(t)
         update = self.faces.step(gray, t, self.reading.counted)
         events: list[Event] = []
         for ended in update.ended:
             events += self._end(ended.track, ended.t, ended.reason)
-        read_ms, emotion_ms = self._grants(t0)
+        read_ms, *optional_ms = self._grants(t0)
         cap = self._cap_ms()
         if self.overlapped:
             # the workers read the last frame's faces while this frame was detected: fold them in, then
             # start this frame's, to be read while the next frame is detected
-            events += self.reading.collect(self.faces)
-            if self.emotion is not None:
-                events += self.emotion.collect(window.emotion)
+            events += self._collect()
             events += self.reading.profiles(update.profiles, t)
             events += self._expire(t)
             events += self.reading.submit(gray, t, update, self.faces, read_ms, cap)
-            if self.emotion is not None:
-                self.emotion.submit(gray, t, self.faces, self.reading, emotion_ms, cap)
+            for stage, ms in zip(self.optional, optional_ms, strict=True):
+                stage.submit(gray, t, self.faces, self.reading, ms, cap)
         else:
             events += self.reading.step(gray, t, update, self.faces, read_ms, cap)
             events += self.reading.profiles(update.profiles, t)
             events += self._expire(t)
-            if self.emotion is not None:
-                events += self.emotion.step(gray, t, self.faces, self.reading, emotion_ms, window.emotion, cap)
-        self.summary.add(t, self.faces, self.reading, self.emotion)
-        if self.keep_records:
-            self.records = [self._record(tr, frame) for tr in self.faces.confirmed()
-                            if self.reading.state(tr.id) is not None
-                            and (tr.last_seen_t == t or self.reading.faces[tr.id].checked_t == t)]
+            for stage, ms in zip(self.optional, optional_ms, strict=True):
+                stage.submit(gray, t, self.faces, self.reading, ms, cap)
+                events += stage.collect()
+        self.summary.add(t, self.faces, self.reading, self.optional)
         self.frames += 1
         self.frame_timer.add((time.perf_counter() - t0) * 1000)
         return events
@@ -170,31 +163,35 @@ class Analyzer:
         are folded in on their own frame, so the records never depend on timing)."""
         return self.frame_budget_ms is not None and self.pool.size > 1
 
-    def _grants(self, t0: float) -> tuple[float | None, float | None]:
-        """The worker time this frame grants to attention readings and to emotion (None offline).
+    def records(self, frame: Frame) -> list[dict[str, Any]]:
+        """The offline records of the frame just processed (``emocast analyze``; never the service)."""
+        return frame_records(frame.t, frame.index, self.faces, self.reading, self.optional)
+
+    def _grants(self, t0: float) -> list[float | None]:
+        """The worker time this frame grants to attention readings and to each optional stage (None
+        offline).
 
         What the frame leaves: with one worker, its interval's share less this frame's own work so
         far (detection), never less than ``MIN_SHARE`` of the interval, so a board whose detection
         overruns its frames still reads faces; with several, whose readings overlap the next frame's
         detection, every worker's share of the interval (a batch still running when the next frame is
         done makes that frame wait for it: the room is read as fast as the cores allow, no faster).
-        It is split by what each stage would spend at its targets (faces x rate x cost), so when the
-        room is too big both fall by the same factor: attention toward ``read_hz`` (weighed as
+        It is split by what each stage would spend at its targets (rate x cost a face), so when the
+        room is too big all fall by the same factor: attention toward ``read_hz`` (weighed as
         ``detect_hz`` where it is 0, as fast as it can), emotion toward ``emotion_hz``."""
         if self.frame_budget_ms is None:
-            return None, None
+            return [None] * (1 + len(self.optional))
         if self.overlapped:  # the analysis thread's own work runs beside the workers'
             total = BUDGET_SHARE * self.frame_budget_ms * self.pool.size
         else:
             spent = (time.perf_counter() - t0) * 1000
             total = max(MIN_SHARE * self.frame_budget_ms, BUDGET_SHARE * self.frame_budget_ms - spent)
-        if self.emotion is None:
-            return total, None
         read_hz = self.cfg.read_hz or self.cfg.faces.detect_hz  # "as fast as it can" weighs as detection's rate
-        attention = read_hz * self.reading.cost.ms
-        emotion = self.cfg.emotion.emotion_hz * self.emotion.cost.ms
-        share = emotion / (attention + emotion) if attention + emotion > 0 else 0.0
-        return total * (1.0 - share), total * share
+        demands = [read_hz * self.reading.cost.ms, *(stage.demand_ms() for stage in self.optional)]
+        whole = sum(demands)
+        if whole <= 0:
+            return [total] + [0.0] * len(self.optional)
+        return [total * d / whole for d in demands]
 
     def _cap_ms(self) -> float:
         """How much granted time a stage may carry over: two frames' worth of every worker."""
@@ -202,10 +199,13 @@ class Analyzer:
 
     def flush(self) -> list[Event]:
         """Fold in what the workers are still reading (at the end of a run)."""
-        window = self.summary.start(0.0)
+        return self._collect()
+
+    def _collect(self) -> list[Event]:
+        """Fold in every stage's work on the workers, attention first."""
         events = self.reading.collect(self.faces)
-        if self.emotion is not None:
-            events += self.emotion.collect(window.emotion)
+        for stage in self.optional:
+            events += stage.collect()
         return events
 
     def idle(self, t: float) -> list[Event]:
@@ -221,41 +221,9 @@ class Analyzer:
     def _end(self, tr: Track, t: float, reason: str) -> list[Event]:
         """A track is over: absent (if it ever counted), and forgotten by every stage."""
         events = self.reading.end(tr, t, reason)
-        if self.emotion is not None:
-            self.emotion.forget(tr.id)
+        for stage in self.optional:
+            stage.forget(tr.id)
         return events
-
-    def _record(self, tr: Track, frame: Frame) -> dict[str, Any]:
-        """What ``emocast analyze`` writes for one face on one processed frame (stays on the machine)."""
-        st = self.reading.faces[tr.id]
-        r = st.reading
-        angles = st.angles
-        record: dict[str, Any] = {
-            "t": round(frame.t, 3),
-            "frame": frame.index,
-            "track": tr.id,
-            "box": [int(v) for v in tr.box],
-            "head_pose": None if angles is None else dict(zip(("yaw", "pitch", "roll"),
-                                                              (round(float(a), 1) for a in angles), strict=True)),
-            "eye_openness": None if r is None else round(st.eyes.openness(r.ear, r.iris_openness, r.closed_p), 3),
-            "ear": None if r is None else round(r.ear, 3),
-            "eyes_closed": None if r is None else st.eyes.closed,
-            "gaze": None if r is None or r.gaze is None or st.eyes.closed else r.gaze.as_dict(),
-            "attention": st.attention.state,
-            "reason": st.reason,
-        }
-        if self.emotion is None:  # emotion off: not a key of it, not even a null
-            return record
-        ef = self.emotion.faces.get(tr.id)
-        smoother = ef.smoother if ef is not None else None
-        current = smoother is not None and not ef.unread  # a turned or tiny face keeps a stale reading
-        record.update({
-            "emotion": smoother.called if current else None,  # type: ignore[union-attr]
-            "probs": smoother.as_dict() if current and smoother.probs is not None else None,  # type: ignore[union-attr]
-            "emotion_skipped": (ef.unread or None) if ef is not None else None,
-            "emotion_unsure": smoother.unsure if current and smoother.probs is not None else None,  # type: ignore[union-attr]
-        })
-        return record
 
     # -- summary and metrics ---------------------------------------------------------------------------
     def summary_due(self, t: float) -> bool:
@@ -263,12 +231,14 @@ class Analyzer:
 
     def take_summary(self, t: float, extra: dict[str, Any] | None = None) -> Event:
         """Close the current window into a summary body and start the next one."""
-        return self.summary.take(t, len(self.faces.confirmed()), self.model.labels if self.model else None, extra)
+        return self.summary.take(t, len(self.faces.confirmed()), self.optional, extra)
 
     def take_metrics(self, t: float, run: bool = False) -> dict[str, Any]:
-        """Each stage's own report since the last call (``run``: since the start): faces tracked,
-        detections, reading rates."""
-        out: dict[str, Any] = {**self.faces.take_metrics(t, run), **self.reading.take_metrics(t, run)}
-        if self.emotion is not None:
-            out.update(self.emotion.take_metrics(t, run))
+        """Each stage's own report since the last call (``run``: since the start): frames processed,
+        faces tracked, detections, reading rates, each stage's latency."""
+        out: dict[str, Any] = {"frames_processed": self.frames, **self.faces.take_metrics(t, run),
+                               **self.reading.take_metrics(t, run)}
+        for stage in self.optional:
+            out.update(stage.take_metrics(t, run))
+        out["stage_ms"] = {name: timer.percentiles() for name, timer in self.timers.items()}
         return out

@@ -8,6 +8,7 @@ past the limits, seen only as a profile, under ``min_face_px``) is not sampled, 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..attention import ABSENT, AttentionRules
 from ..emotion import EmotionSmoother
 from ..faces import Track
 from .faces import FaceStage
+from .optional import RateTarget
 from .reading import PROFILE, FaceState, ReadingStage
 from .scheduler import Candidate, CostEstimate, Credit, pick_with
 from .timing import Rates, StageTimer
@@ -42,14 +44,21 @@ class EmotionFace:
 
 @dataclass
 class EmotionWindow:
-    """Counts since the last summary."""
+    """What the sampler saw since the last summary: readings, and face-time per emotion."""
 
     readings: int = 0
     unsure_readings: int = 0
-    read: set[int] = field(default_factory=set)
+    read: set[int] = field(default_factory=set)  # faces whose emotion was read
+    unread: dict[str, set[int]] = field(default_factory=lambda: {TURNED: set(), TOO_SMALL: set()})
+    emotion_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    unsure_s: float = 0.0  # face time whose smoothed reading was too unsure to call
 
 
 class EmotionSampler:
+    """An optional stage (``optional.OptionalStage``): built only when emotion is on."""
+
+    name = "emotion"
+
     def __init__(self, section: EmotionSection, labels: tuple[str, ...], rules: AttentionRules, checks: bool,
                  pool: WorkerPool) -> None:
         """``checks``: the attention checks run (a face's pose then says whether it faces the camera)."""
@@ -65,6 +74,13 @@ class EmotionSampler:
         self.inferences = 0
         self._pending: tuple[float, list[int], Pending] | None = None  # inferences on the workers
         self.rates = Rates()
+        self.window = EmotionWindow()
+
+    def demand_ms(self) -> float:
+        return self.cfg.emotion_hz * self.cost.ms
+
+    def target(self) -> RateTarget:
+        return RateTarget("emotion_reads_per_face_s", "[emotion] emotion_hz", self.cfg.emotion_hz)
 
     def face(self, track_id: int) -> EmotionFace:
         ef = self.faces.get(track_id)
@@ -86,13 +102,6 @@ class EmotionSampler:
         if min(tr.box[2], tr.box[3]) < self.cfg.min_face_px:
             return TOO_SMALL
         return ""
-
-    def step(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
-             budget_ms: float | None, summary: EmotionWindow, cap_ms: float = 0.0) -> list[Event]:
-        """Sample the faces due now and fold the results in (``budget_ms``: the worker time this frame
-        grants, carried over up to ``cap_ms``; None: no limit)."""
-        self.submit(gray, t, faces, reading, budget_ms, cap_ms)
-        return self.collect(summary)
 
     def submit(self, gray: np.ndarray, t: float, faces: FaceStage, reading: ReadingStage,
                budget_ms: float | None, cap_ms: float = 0.0) -> None:
@@ -117,7 +126,7 @@ class EmotionSampler:
         pending = self.pool.submit(lambda kit, box: kit.emotion.classify(gray, box), [tracks[k].box for k in chosen])
         self._pending = (t, chosen, pending)
 
-    def collect(self, summary: EmotionWindow) -> list[Event]:
+    def collect(self) -> list[Event]:
         """Fold in the inferences ``submit`` started, in track order (a face forgotten meanwhile skipped)."""
         if self._pending is None:
             return []
@@ -128,6 +137,7 @@ class EmotionSampler:
             self.timer.add(ms)
             self.cost.add(ms)
         events: list[Event] = []
+        summary = self.window
         for k, (result, _) in zip(chosen, results, strict=True):
             ef = self.faces.get(k)
             if ef is None:
@@ -148,6 +158,52 @@ class EmotionSampler:
                     "source_t": round(t, 3),
                 }))
         return events
+
+    # -- summary, records, metrics -------------------------------------------------------------------
+    def add_face_time(self, track_id: int, dt: float) -> None:
+        """A present face's frame interval: under its current emotion, unsure, or unread (a turned or
+        tiny face keeps its last reading, which is not what it shows now)."""
+        w = self.window
+        ef = self.face(track_id)
+        if ef.unread:
+            w.unread[ef.unread].add(track_id)
+        elif ef.smoother.unsure:
+            w.read.add(track_id)
+            w.unsure_s += dt
+        elif ef.smoother.current is not None:
+            w.read.add(track_id)
+            w.emotion_s[ef.smoother.current] += dt
+
+    def take_summary(self) -> dict[str, Any]:
+        """The summary's emotion fields (of the faces seen: whose emotion was read, and those that were
+        not readable at some moment, so a hub can tell 2 readable faces from a room of 26)."""
+        w, self.window = self.window, EmotionWindow()
+        total = sum(w.emotion_s.values())
+        return {
+            "faces_read": len(w.read),
+            "faces_turned": len(w.unread[TURNED]),
+            "faces_too_small": len(w.unread[TOO_SMALL]),
+            "emotion_share": {lab: round(w.emotion_s.get(lab, 0.0) / total, 4) if total > 0 else 0.0
+                              for lab in self.labels},
+            # readings under [emotion] min_confidence are not called: counted here, in no emotion's share
+            "emotion_readings": w.readings,
+            "emotion_unsure": w.unsure_readings,
+            "emotion_unsure_s": round(w.unsure_s, 3),
+        }
+
+    def record_fields(self, track_id: int) -> dict[str, Any]:
+        """The record's emotion, its probabilities and whether it was too unsure to call; or why the
+        face was not read (a turned or tiny face's last reading is not shown as current)."""
+        ef = self.faces.get(track_id)
+        smoother = ef.smoother if ef is not None else None
+        current = ef is not None and not ef.unread
+        probs = smoother is not None and current and smoother.probs is not None
+        return {
+            "emotion": smoother.called if smoother is not None and current else None,
+            "probs": smoother.as_dict() if probs else None,  # type: ignore[union-attr]
+            "emotion_skipped": (ef.unread or None) if ef is not None else None,
+            "emotion_unsure": smoother.unsure if probs else None,  # type: ignore[union-attr]
+        }
 
     def take_metrics(self, t: float, run: bool = False) -> dict[str, Any]:
         """inferences, and emotion_reads_per_face_s over the faces it could read since the last call

@@ -9,6 +9,7 @@ that was (``blink_face_time_s``), so a classroom read three times a second does 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,8 @@ from emocast.contract.events import SUMMARY
 
 from ...config import EventsSection
 from ..attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
-from .emotion import TOO_SMALL, TURNED, EmotionSampler, EmotionWindow
 from .faces import FaceStage
+from .optional import OptionalStage
 from .reading import BLINK_GAP_S, ReadingStage
 
 Event = tuple[str, dict[str, Any]]
@@ -25,20 +26,21 @@ Event = tuple[str, dict[str, Any]]
 
 @dataclass
 class SummaryWindow:
-    """Face-time accumulated since the last summary."""
+    """Face-time accumulated since the last summary (an optional stage keeps its own part, e.g. emotion's)."""
 
     start_t: float
     face_time_s: float = 0.0
     blink_time_s: float = 0.0  # face-time read at a rate that sees blinks
     state_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    emotion_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     tracks: set[int] = field(default_factory=set)
-    unread: dict[str, set[int]] = field(default_factory=lambda: {TURNED: set(), TOO_SMALL: set()})
     no_face: set[int] = field(default_factory=set)  # tracks whose boxes the landmark model found no face in
     frames: int = 0
     blinks: int = 0
-    emotion: EmotionWindow = field(default_factory=EmotionWindow)
-    unsure_s: float = 0.0  # face time whose smoothed reading was too unsure to call
+
+
+# The emotion sampler's counts of faces, zero where it does not run (emotion off): the keys stay in the
+# contract, so a hub reads every summary alike.
+NO_EMOTION = {"faces_read": 0, "faces_turned": 0, "faces_too_small": 0}
 
 
 class SummaryAccumulator:
@@ -54,8 +56,8 @@ class SummaryAccumulator:
             self.window = SummaryWindow(start_t=t)
         return self.window
 
-    def add(self, t: float, faces: FaceStage, reading: ReadingStage, emotion: EmotionSampler | None) -> None:
-        """One frame's interval of face-time for every face present."""
+    def add(self, t: float, faces: FaceStage, reading: ReadingStage, optional: Sequence[OptionalStage]) -> None:
+        """One frame's interval of face-time for every face present (and to each optional stage)."""
         dt = 0.0 if self._prev_t is None else min(1.0, max(0.0, t - self._prev_t))
         self._prev_t = t
         w = self.start(t)
@@ -74,27 +76,17 @@ class SummaryAccumulator:
             if st.read_gap_s is not None and st.read_gap_s <= BLINK_GAP_S:
                 w.blink_time_s += dt
             w.state_s[st.attention.state] += dt
-            if emotion is None:
-                continue
-            ef = emotion.face(tr.id)
-            if ef.unread:  # a turned or tiny face keeps its last reading, which is not what it shows now
-                w.unread[ef.unread].add(tr.id)
-            elif ef.smoother.unsure:
-                w.emotion.read.add(tr.id)
-                w.unsure_s += dt
-            elif ef.smoother.current is not None:
-                w.emotion.read.add(tr.id)
-                w.emotion_s[ef.smoother.current] += dt
+            for stage in optional:
+                stage.add_face_time(tr.id, dt)
 
     def due(self, t: float) -> bool:
         return self.window is not None and t - self.window.start_t >= self.cfg.summary_s
 
-    def take(self, t: float, faces_now: int, labels: tuple[str, ...] | None,
+    def take(self, t: float, faces_now: int, optional: Sequence[OptionalStage],
              extra: dict[str, Any] | None = None) -> Event:
-        """Close the current window into a summary body and start the next one. ``labels``: the
-        emotion model's (None: emotion off, and no emotion key at all)."""
+        """Close the current window into a summary body and start the next one; each optional stage
+        adds its own fields (emotion off: no emotion key at all)."""
         w = self.window or SummaryWindow(start_t=t)
-        total_emotion = sum(w.emotion_s.values())
 
         def share(state: str) -> float | None:
             return round(w.state_s.get(state, 0.0) / w.face_time_s, 4) if w.face_time_s > 0 else None
@@ -104,11 +96,7 @@ class SummaryAccumulator:
             "frames": w.frames,
             "faces_seen": len(w.tracks),
             "faces_now": faces_now,
-            # of faces_seen: whose emotion was read, and those that were not readable (turned away,
-            # too small) at some moment: a hub can tell 2 readable faces from a room of 26
-            "faces_read": len(w.emotion.read),
-            "faces_turned": len(w.unread[TURNED]),
-            "faces_too_small": len(w.unread[TOO_SMALL]),
+            **NO_EMOTION,
             "boxes_without_face": len(w.no_face - w.tracks),
             "face_time_s": round(w.face_time_s, 3),
             "attentive_share": share(ATTENTIVE),
@@ -118,15 +106,9 @@ class SummaryAccumulator:
             "blink_face_time_s": round(w.blink_time_s, 3) if self.checks else 0.0,
             "blink_rate_per_min": round(w.blinks / (w.blink_time_s / 60.0), 2)
             if self.checks and w.blink_time_s >= 1.0 else None,
-            **({} if labels is None else {  # emotion off: no emotion key at all
-                "emotion_share": {lab: round(w.emotion_s.get(lab, 0.0) / total_emotion, 4) if total_emotion > 0
-                                  else 0.0 for lab in labels},
-                # readings under [emotion] min_confidence are not called: counted here, in no emotion's share
-                "emotion_readings": w.emotion.readings,
-                "emotion_unsure": w.emotion.unsure_readings,
-                "emotion_unsure_s": round(w.unsure_s, 3),
-            }),
-            **(extra or {}),
         }
+        for stage in optional:
+            body.update(stage.take_summary())
+        body.update(extra or {})
         self.window = SummaryWindow(start_t=t)
         return SUMMARY, body
