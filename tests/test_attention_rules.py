@@ -205,15 +205,65 @@ def test_reopened_eyes_that_look_away_leave_eyes_closed_on_the_attentive_dwell()
     assert sm.observe(LOOKING_AWAY, 2.5) is not None
 
 
-def test_a_third_state_that_lasts_replaces_the_candidate():
+def test_a_change_of_cue_does_not_restart_the_spell():
+    """Eyes shut, then the head turns: one spell away from 1.0, looking_away (it held longest) once
+    that has lasted looking away's dwell, with the cue that held longest."""
     sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
     sm.observe(ATTENTIVE, 0.0)
-    sm.observe(EYES_CLOSED, 1.0)
-    for t in (1.2, 1.4, 1.6):
-        assert sm.observe(LOOKING_AWAY, t) is None  # the head turned for real: eyes no longer the story
-    assert sm.observe(LOOKING_AWAY, 2.9) is None  # 1.3 s after it took over at 1.6
-    ch = sm.observe(LOOKING_AWAY, 3.1)
-    assert ch is not None and ch.state == LOOKING_AWAY and ch.t == 1.6
+    sm.observe(EYES_CLOSED, 1.0, "eyes")
+    for t in (1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 2.4):
+        assert sm.observe(LOOKING_AWAY, t, "head_pose") is None
+    ch = sm.observe(LOOKING_AWAY, 2.5, "head_pose")
+    assert ch is not None and ch.state == LOOKING_AWAY and ch.t == 1.0 and ch.reason == "head_pose"
+
+
+def alternate(sm: AttentionStateMachine, cues: list[tuple[str, str]], start: float, seconds: float,
+              hz: float = 10.0) -> list:
+    """Feed ``cues`` in turn at ``hz`` from ``start`` for ``seconds``; the changes."""
+    changes = []
+    for i in range(int(seconds * hz)):
+        state, reason = cues[i % len(cues)]
+        ch = sm.observe(state, start + i / hz, reason)
+        if ch is not None:
+            changes.append(ch)
+    return changes
+
+
+def test_alternating_cues_are_one_spell_away():
+    """A glance aside and down under lowered lids: the cue alternates gaze / eyes every reading. The
+    spell is reported once it lasts looking away's dwell, as looking_away (shut eyes did not lead)."""
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    changes = alternate(sm, [(LOOKING_AWAY, "gaze"), (EYES_CLOSED, "eyes")], 1.0, 4.9)
+    assert [(c.state, c.t) for c in changes] == [(LOOKING_AWAY, 1.0)]
+    assert changes[0].reason == "gaze" and sm.state == LOOKING_AWAY
+
+
+def test_eyes_crossing_the_centre_do_not_end_a_look_away():
+    """Eyes dart side to side, read on the screen for one reading as they cross the centre (lp_d14
+    from 15.3 s): a return shorter than the attentive dwell does not end the spell."""
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    cues = [(LOOKING_AWAY, "gaze"), (LOOKING_AWAY, "gaze"), (ATTENTIVE, "")]
+    changes = alternate(sm, cues, 1.0, 2.6)
+    assert [(c.state, c.t, c.reason) for c in changes] == [(LOOKING_AWAY, 1.0, "gaze")]
+    # and back: attentive outweighing the cues away for longer than its dwell, brief cues away included
+    changes = alternate(sm, [(ATTENTIVE, ""), (ATTENTIVE, ""), (LOOKING_AWAY, "gaze")], 3.6, 1.0)
+    assert [c.state for c in changes] == [ATTENTIVE] and 3.3 <= changes[0].t <= 3.7
+
+
+def test_shut_eyes_that_lead_the_spell_are_eyes_closed_and_do_not_flip_on_one_cue():
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    cues = [(EYES_CLOSED, "eyes")] * 4 + [(LOOKING_AWAY, "gaze")]
+    changes = alternate(sm, cues, 1.0, 3.0)
+    assert [(c.state, c.t, c.reason) for c in changes] == [(EYES_CLOSED, 1.0, "eyes")]
+    # looking away, then eyes and gaze alternating: neither outweighs the other, no flip to eyes_closed
+    sm = AttentionStateMachine({ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0}, grace_s=0.3)
+    sm.observe(ATTENTIVE, 0.0)
+    alternate(sm, [(LOOKING_AWAY, "head_pose")], 1.0, 2.0)
+    assert sm.state == LOOKING_AWAY
+    assert alternate(sm, [(EYES_CLOSED, "eyes"), (LOOKING_AWAY, "gaze")], 3.0, 3.0) == []
 
 
 def test_return_to_attentive_has_its_own_dwell_and_durations_add_up():

@@ -30,6 +30,17 @@ ABSENT = "absent"
 
 
 GRACE_READINGS = 1.5  # the grace in a face's own reading intervals, where that is longer than grace_s
+AWAY = "away"  # looking_away or eyes_closed: the kind of state a not-attentive spell is, whatever its cue
+AWAY_STATES = (LOOKING_AWAY, EYES_CLOSED)
+# A spell away becomes eyes_closed only where shut eyes held at least this many times as long as every
+# other cue (gaze, head pose): eyes darting down and aside under lowered lids are a look away, not sleep.
+EYES_LEAD = 2.0
+TIE_S = 1e-6  # time sums closer than this are a tie
+MAX_CREDIT_S = 0.5  # a reading speaks for the time until the next, up to this (a face not read is not seen)
+
+
+def kind_of(state: str) -> str:
+    return AWAY if state in AWAY_STATES else state
 
 
 @dataclass(frozen=True)
@@ -38,18 +49,49 @@ class StateChange:
     previous: str | None
     previous_duration_s: float  # 0 for the first state of a track
     t: float  # when the new state took effect (its first supporting observation)
+    reason: str = ""  # the cue that held longest over the spell that made it ("" for attentive)
+
+
+class Spell:
+    """The proposals since a candidate began: how long each state and each (state, reason) held."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.time: dict[str, float] = {}
+        self.reasons: dict[tuple[str, str], float] = {}
+
+    def add(self, state: str, reason: str, dt: float) -> None:
+        self.time[state] = self.time.get(state, 0.0) + dt
+        self.reasons[(state, reason)] = self.reasons.get((state, reason), 0.0) + dt
+
+    def away_state(self) -> str:
+        """What a spell away is: eyes_closed where shut eyes led by ``EYES_LEAD``, else looking_away."""
+        eyes, other = self.time.get(EYES_CLOSED, 0.0), self.time.get(LOOKING_AWAY, 0.0)
+        return EYES_CLOSED if eyes > TIE_S and eyes >= EYES_LEAD * other - TIE_S else LOOKING_AWAY
+
+    def of_kind(self, kind: str) -> float:
+        return sum(dt for state, dt in self.time.items() if kind_of(state) == kind)
+
+    def reason_of(self, state: str, default: str = "") -> str:
+        held = [(dt, reason) for (st, reason), dt in self.reasons.items() if st == state and reason]
+        return max(held)[1] if held else default
 
 
 class AttentionStateMachine:
-    """Debounces proposed states for one face.
+    """Debounces proposed states for one face, dwelling on the kind of state, not on its cue.
 
-    A proposed state must hold for its dwell time before it becomes the state. A brief proposal of
-    anything else (under ``grace_s``: one borderline reading, a landmark glitch, a gaze reading that
-    flickers at the edge of its range) interrupts the candidate without restarting its clock, so a
-    head that stays turned is reported even when one reading in between falls inside the limits,
-    and eyes that reopen after a laugh return the face to ``attentive`` within that state's dwell
-    even while its gaze readings alternate between on and off the screen. An interruption that lasts
-    ``grace_s`` is real: back to the current state drops the candidate, another state replaces it.
+    A spell away from the screen accumulates while any not-attentive cue holds (head pose, gaze, eyes)
+    and becomes a state once it has lasted that state's dwell; which state (``looking_away`` or
+    ``eyes_closed``) is decided over the spell (``Spell.away_state``), so eyes darting down and aside
+    under lowered lids, read as "gaze" on one frame and "eyes" on the next, are one spell, not a dwell
+    restarted at every change of cue. The change carries the cue that held longest.
+
+    A brief proposal of another kind (under the grace: one borderline reading, a landmark glitch, eyes
+    crossing the centre on their way from one side to the other) interrupts a candidate without
+    restarting its clock; a spell away is ended only by a return to attentive that lasts the attentive
+    dwell. The same on the way back: a return to attentive accumulates across brief cues away. An
+    interruption that lasts the grace is real: back to the current kind drops the candidate, another
+    kind replaces it.
 
     Dwell and grace are time, not readings, so they hold at any reading rate; but one reading is only
     seen at the next, so a face read less often than ``grace_s`` would turn every single odd reading into
@@ -57,10 +99,11 @@ class AttentionStateMachine:
     at least one and a half of those intervals: a classroom face read three times a second keeps its
     candidate across one glitch, as a kiosk face read ten times a second does across two.
 
-    ``eyes_closed`` is a claim about the eyes alone, so it ends once they have been read open for the
-    attentive dwell, whatever the candidate then is: eyes that reopen onto a gaze darting off the
-    screen (lp_d14 at 7 s) become ``looking_away`` then, instead of staying ``eyes_closed`` for the
-    1.5 s that looking away needs to be reported from ``attentive``."""
+    While away, the state may turn from one kind of away to the other (a sub-spell that must both last
+    the new state's dwell and outweigh the current one). ``eyes_closed`` is a claim about the eyes alone,
+    so it ends once they have been read open for the attentive dwell, whatever the candidate then is:
+    eyes that reopen onto a gaze darting off the screen (lp_d14 at 7 s) become ``looking_away`` then,
+    instead of staying ``eyes_closed`` for the 1.5 s that looking away needs from ``attentive``."""
 
     def __init__(self, dwell_s: dict[str, float] | None = None, grace_s: float = 0.3) -> None:
         self.dwell_s = {ATTENTIVE: 0.3, LOOKING_AWAY: 1.5, EYES_CLOSED: 1.0, ABSENT: 2.0}
@@ -70,10 +113,13 @@ class AttentionStateMachine:
         self.exit_s = {EYES_CLOSED: self.dwell_s[ATTENTIVE]}  # a state left sooner than its successor's dwell
         self.state: str | None = None
         self.since: float = 0.0
-        self._candidate: str | None = None
-        self._candidate_since: float = 0.0
-        self._interrupted_since: float | None = None
         self.grace = grace_s  # grace_s, or longer where the face is read less often (``pace``)
+        self._candidate: str | None = None  # a kind (attentive, AWAY, absent) other than the state's
+        self._spell: Spell | None = None
+        self._interrupted_since: float | None = None
+        self._sub: Spell | None = None  # while away: the other away state's spell
+        self._sub_interrupted_since: float | None = None
+        self._last: tuple[str, str, float] | None = None  # the previous observation: state, reason, t
 
     def pace(self, reading_interval_s: float | None) -> None:
         """The face is read about every ``reading_interval_s``: the grace becomes at least
@@ -81,48 +127,104 @@ class AttentionStateMachine:
         self.grace = self.grace_s if reading_interval_s is None else max(self.grace_s,
                                                                           GRACE_READINGS * reading_interval_s)
 
-    def observe(self, proposed: str, t: float) -> StateChange | None:
-        """Feed one observation at time ``t``; returns a StateChange when the state changes."""
-        grace = self.grace
+    def observe(self, proposed: str, t: float, reason: str = "") -> StateChange | None:
+        """Feed one observation at time ``t`` (``reason``: its cue); returns a StateChange when the state
+        changes."""
+        last, self._last = self._last, (proposed, reason, t)
         if self.state is None or (self.dwell_s.get(proposed, 0.0) <= 0.0 and proposed != self.state):
-            self._candidate, self._candidate_since = proposed, t
-            return self._change()
-        if proposed == self._candidate:
-            if self._interrupted_since is not None and t - self._interrupted_since >= grace:
-                self._candidate_since = t  # it was away long enough to count as a new start
+            return self._change(proposed, t, reason)
+        if last is not None:  # the previous reading held until this one
+            dt = min(MAX_CREDIT_S, max(0.0, t - last[2]))
+            if self._spell is not None and last[2] >= self._spell.since:
+                self._spell.add(last[0], last[1], dt)
+            if self._sub is not None and last[2] >= self._sub.since and last[0] in AWAY_STATES:
+                self._sub.add(last[0], last[1], dt)
+        kind, current = kind_of(proposed), kind_of(self.state)
+        if kind == current:
+            self._interrupt(t, current)
+            return self._within_away(proposed, t, reason) if current == AWAY else None
+        if kind == self._candidate:
+            if self._interrupted_since is not None and t - self._interrupted_since >= self._hold():
+                self._spell = Spell(t)  # it was away long enough to count as a new start
             self._interrupted_since = None
         elif self._candidate is None:
-            if proposed == self.state:
-                return None
-            self._candidate, self._candidate_since = proposed, t
-        else:  # something other than the candidate: a glitch until it lasts grace_s
+            self._candidate, self._spell = kind, Spell(t)
+        else:  # a third kind: a glitch until it lasts the grace
             if self._interrupted_since is None:
                 self._interrupted_since = t
-            if t - self._interrupted_since < grace:
+            if t - self._interrupted_since < self.grace:
                 return None
-            self._interrupted_since = None
-            if proposed == self.state:
-                self._candidate = None
-                return None
-            self._candidate, self._candidate_since = proposed, t
-        needed = self.dwell_s.get(self._candidate, 0.0)
+            self._candidate, self._spell, self._interrupted_since = kind, Spell(t), None
+        assert self._spell is not None
+        target = self._spell.away_state() if kind == AWAY else proposed
+        needed = self.dwell_s.get(target, 0.0)
         if self.state in self.exit_s:
             needed = min(needed, self.exit_s[self.state])
-        if t - self._candidate_since >= needed:
-            return self._change()
+        if t - self._spell.since >= needed and self._leads(kind, current):
+            return self._change(target, self._spell.since, self._spell.reason_of(target, reason))
         return None
 
-    def _change(self) -> StateChange:
-        """The candidate becomes the state, from its first supporting observation."""
-        assert self._candidate is not None
+    def _leads(self, kind: str, current: str) -> bool:
+        """The candidate held longer than the current kind over its spell (eyes reopening: a tie will do,
+        the open eyes are the news)."""
+        assert self._spell is not None
+        held, against = self._spell.of_kind(kind), self._spell.of_kind(current)
+        if self.state == EYES_CLOSED and kind == ATTENTIVE:
+            return held >= against - TIE_S
+        return held > against + TIE_S
+
+    def _hold(self) -> float:
+        """How long the current kind must come back to end a candidate: the grace; a spell away, at
+        least the attentive dwell (eyes crossing the centre do not end a look away)."""
+        if self._candidate == AWAY:
+            return max(self.grace, self.dwell_s[ATTENTIVE])
+        return self.grace
+
+    def _interrupt(self, t: float, current: str) -> None:
+        """An observation of the current kind while a candidate runs: the candidate ends if it lasts,
+        or as soon as it no longer leads its spell (a flicker that is mostly on the screen is not a look
+        away; the next cue away starts a spell afresh)."""
+        if self._candidate is None or self._spell is None:
+            return
+        if self._interrupted_since is None:
+            self._interrupted_since = t
+        if t - self._interrupted_since >= self._hold() or not self._leads(self._candidate, current):
+            self._candidate = self._spell = self._interrupted_since = None
+
+    def _within_away(self, proposed: str, t: float, reason: str) -> StateChange | None:
+        """Away, the other away state must last its dwell and outweigh the current one to take over."""
+        if proposed == self.state:
+            if self._sub is not None:
+                if self._sub_interrupted_since is None:
+                    self._sub_interrupted_since = t
+                if t - self._sub_interrupted_since >= self.grace:
+                    self._sub = self._sub_interrupted_since = None
+            return None
+        if self._sub is None or (self._sub_interrupted_since is not None
+                                 and t - self._sub_interrupted_since >= self.grace):
+            self._sub = Spell(t)
+        self._sub_interrupted_since = None
+        sub, state = self._sub, self.state
+        assert state is not None
+        needed = min(self.dwell_s.get(proposed, 0.0), self.exit_s.get(state, float("inf")))
+        held, current = sub.time.get(proposed, 0.0), sub.time.get(state, 0.0)
+        leads = held > current and (proposed != EYES_CLOSED or held >= EYES_LEAD * current)
+        if t - sub.since >= needed and leads:
+            return self._change(proposed, sub.since, sub.reason_of(proposed, reason))
+        return None
+
+    def _change(self, state: str, t: float, reason: str) -> StateChange:
+        """``state`` becomes the state, from ``t`` (its first supporting observation)."""
         change = StateChange(
-            state=self._candidate,
+            state=state,
             previous=self.state,
-            previous_duration_s=0.0 if self.state is None else max(0.0, self._candidate_since - self.since),
-            t=self._candidate_since,
+            previous_duration_s=0.0 if self.state is None else max(0.0, t - self.since),
+            t=t,
+            reason="" if state == ATTENTIVE else reason,
         )
-        self.state, self.since = self._candidate, self._candidate_since
-        self._candidate = self._interrupted_since = None
+        self.state, self.since = state, t
+        self._candidate = self._spell = self._interrupted_since = None
+        self._sub = self._sub_interrupted_since = None
         return change
 
     def time_in_state(self, t: float) -> float:

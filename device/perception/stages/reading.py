@@ -252,12 +252,12 @@ class ReadingStage:
         return events
 
     def observe(self, tr: Track, proposed: str, t: float, reason: str) -> list[Event]:
-        change = self._face(tr).attention.observe(proposed, t)
+        change = self._face(tr).attention.observe(proposed, t, reason)
         if change is None:
             return []
         log.debug("track %d: %s -> %s%s at %.2f s", tr.id, change.previous, change.state,
-                  f" ({reason})" if reason else "", change.t)  # a number and a state, never a box
-        return [(ATTENTION, attention_body(tr, change, reason))]
+                  f" ({change.reason})" if change.reason else "", change.t)  # a number and a state, never a box
+        return [(ATTENTION, attention_body(tr, change))]
 
     def end(self, tr: Track, t: float, reason: str) -> list[Event]:
         """A track is over: absent (if it ever counted) with the reason, and its state forgotten."""
@@ -271,7 +271,7 @@ class ReadingStage:
         return {"attention_reads_per_face_s": self.rates.take(t, run)}
 
 
-def attention_body(tr: Track, ch: StateChange, reason: str) -> dict[str, Any]:
+def attention_body(tr: Track, ch: StateChange) -> dict[str, Any]:
     body: dict[str, Any] = {
         "track": tr.id,
         "state": ch.state,
@@ -279,6 +279,6 @@ def attention_body(tr: Track, ch: StateChange, reason: str) -> dict[str, Any]:
         "previous_duration_s": round(ch.previous_duration_s, 3),
         "source_t": round(ch.t, 3),
     }
-    if reason:
-        body["reason"] = reason
+    if ch.reason:  # the cue that held longest over the spell (absent: why the track ended)
+        body["reason"] = ch.reason
     return body
