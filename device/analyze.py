@@ -115,9 +115,10 @@ def frames_of(path: Path) -> tuple[Iterator[Frame], int]:
 
 
 def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress: bool = True,
-            reader: FaceReader | None = None) -> AnalysisResult:
+            reader: FaceReader | None = None, on_frame=None) -> AnalysisResult:
     """Run the Analyzer over every frame of ``path``; ``sink(record)`` gets each face record.
-    ``reader`` lets a caller that analyses many photos load the landmark model once."""
+    ``reader`` lets a caller that analyses many photos load the landmark model once. ``on_frame(image,
+    t, records)`` sees each frame of a video with its records (``--annotate``)."""
     from tqdm import tqdm
 
     photo = is_photo(path)
@@ -138,7 +139,10 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
             analyzer = Analyzer(cfg, make_detector(cfg.faces.detector), model, reader=reader,
                                 threads=1 if photo else cfg.threads)
         result.events.extend(analyzer.process(frame))
-        for record in analyzer.records(frame):
+        records = analyzer.records(frame)
+        if on_frame is not None:
+            on_frame(frame.image, frame.t, records)
+        for record in records:
             if photo:  # boxes in the photo's own pixels
                 x, y, w, h = record["box"]
                 record["box"] = [int(round((x - pad) / scale)), int(round((y - pad) / scale)),

@@ -23,6 +23,7 @@ from emocast.contract.events import DURABLE_KINDS, INFO, METRICS, Topics, encode
 
 from .. import __version__
 from . import exit_codes
+from .annotate import Preview
 from .config import Config, broker_password, default_state_dir, parse_broker_url
 from .delivery.homeassistant import discovery_messages
 from .delivery.outbox import Outbox, OutboxError
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 class RunOptions:
     print_events: bool = False
     duration_s: float | None = None
+    preview: bool = False  # a local window of what is read (annotate.Preview); nothing is written
 
 
 def cpu_temperature_c() -> float | None:
@@ -84,6 +86,7 @@ class Service:
         self._last_behind_warning = float("-inf")
         self._last_slow_warning = float("-inf")
         self._last_t = 0.0  # media time of the last frame analysed
+        self.preview: Preview | None = None
 
     # -- set-up, each failure mapped to its exit code -------------------------------------------------
     def _load_model(self) -> EmotionModel | None:
@@ -142,6 +145,7 @@ class Service:
         code. What cannot start (a missing password file, model, landmark model, source or outbox)
         raises its ``EmocastError`` before anything is opened after it."""
         mqtt_options = self._mqtt_options()  # a missing password file is a config error: before opening anything
+        self.preview = Preview(self.cfg.attention.absent_s) if self.opts.preview else None  # refused without a display
         model = self._load_model()
         detector = make_detector(self.cfg.faces.detector)
         analyzer = Analyzer(self.cfg, detector, model, threads=self.cfg.threads)
@@ -184,7 +188,10 @@ class Service:
     def _supervise(self, analysis: threading.Thread, publisher: Publisher) -> None:
         """Wait for the end of the input, --duration, a signal, or a fatal broker refusal."""
         while analysis.is_alive():
-            analysis.join(0.2)
+            analysis.join(0.2 if self.preview is None else 0.03)
+            if self.preview is not None and not self.preview.pump():
+                log.info("the preview window asked to stop")
+                self.halt.set()
             if (self.opts.duration_s is not None and not self.halt.is_set()
                     and time.monotonic() - self._started >= self.opts.duration_s):
                 log.info("duration of %.1f s reached", self.opts.duration_s)
@@ -208,6 +215,8 @@ class Service:
         self.outbox.close()
         later = "" if drained or left == 0 else " (delivered at the next start)"
         analyzer.close()
+        if self.preview is not None:
+            self.preview.close()
         log.info("stopped: %d frames in, %d analysed in %.1f s (%.1f fps), %d dropped, %d events written, "
                  "%d left in the outbox%s; %s", capture.stats.frames_in, analyzer.frames, busy,
                  analyzer.frames / busy, slot.dropped, self.events_written, left, later,
@@ -238,6 +247,8 @@ class Service:
                     self._last_t = last_t
                     for kind, body in analyzer.process(frame):
                         self._emit(kind, body, publisher, frame.wall)
+                    if self.preview is not None:
+                        self.preview.offer(frame.image, frame.t, analyzer.records(frame))
                     if analyzer.summary_due(frame.t):
                         self._emit(*self._summary(analyzer, frame.t, slot), publisher, frame.wall)
                 elif capture.stats.ended and slot.closed:

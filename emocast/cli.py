@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--loop", action="store_true", default=None, help="repeat a file source")
     run.add_argument("--no-emotion", action="store_true", help="no emotion inference at all, as [privacy] emotion = "
                      "false: no model opened, nothing emotional published")
+    run.add_argument("--preview", action="store_true", help="show what is read in a local window, for placing "
+                     "the camera (needs a display and an OpenCV with windows; nothing is written)")
     run.add_argument("--fast", action="store_true", help="read a file source as fast as analysis allows, "
                      "every frame (default: at the file's own frame rate, like a camera)")
     run.add_argument("--threads", type=int, help="per-face reading workers (default: the config's [device] threads, "
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--out", type=Path, help="write JSON lines here instead of stdout")
     an.add_argument("--csv", type=Path, help="also write the records as CSV")
     an.add_argument("--plot", type=Path, help="write a PNG timeline of attention and emotion")
+    an.add_argument("--annotate", type=Path, help="write the video with what was read drawn on it (.mp4, .avi or "
+                    ".mkv): boxes, track, state and reason, emotion, head pose, eye openness; never sent")
     an.add_argument("--hz", type=float, help="faces detected and read per second of media (default: the config's "
                     "detect_hz and read_hz; 0: every frame)")
     an.add_argument("--threads", type=int, help="per-face reading workers (default: the config's [device] threads, "
@@ -233,7 +237,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise cfgmod.ConfigError(f"command line: --duration {args.duration} must be a positive number of seconds")
     cfgmod.check_for_run(cfg)
     _setup_logging(args.log_level or cfg.device.log_level)
-    return Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration)).run()
+    return Service(cfg, RunOptions(print_events=args.print_events, duration_s=args.duration,
+                                   preview=args.preview)).run()
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -253,9 +258,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise UsageError("--plot needs matplotlib: pip install 'emocast[plot]'") from None
-    for flag, path in (("--out", args.out), ("--csv", args.csv), ("--plot", args.plot)):
+    for flag, path in (("--out", args.out), ("--csv", args.csv), ("--plot", args.plot), ("--annotate", args.annotate)):
         if path is not None and not path.parent.is_dir():  # said before any work, not after it
             raise UsageError(f"{flag} {path}: the folder {path.parent} does not exist")
+    annotated = None
+    if args.annotate is not None:
+        from emocast.device.analyze import is_photo
+        from emocast.device.annotate import AnnotatedVideo, video_fps
+
+        if is_photo(args.path):
+            raise UsageError(f"--annotate takes a video; {args.path} is a photo")
+        annotated = AnnotatedVideo(args.annotate, video_fps(args.path), cfg.attention.absent_s)
     model = None
     if not args.no_emotion and cfg.emotion_on:
         model = EmotionModel(model_path(cfg.emotion.model), threads=cfg.emotion.threads)
@@ -267,9 +280,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     writer = RecordWriter(out, csv_file, keep=args.plot is not None or not args.quiet, emotion=model is not None)
     ok = False
     try:  # a file that cannot be read, or no landmark model installed, raises with its exit code
-        result = analyze(args.path, cfg, model, writer, progress=not args.quiet)
+        result = analyze(args.path, cfg, model, writer, progress=not args.quiet,
+                         on_frame=annotated.write if annotated is not None else None)
         ok = True
     finally:
+        if annotated is not None:
+            annotated.close(ok)
         if args.out:
             out.close()
         if csv_file is not None:
