@@ -1,10 +1,11 @@
 """Per-face attention: rules that turn one face reading into a proposed state, per-track eye
 monitoring (open-eye baseline, blinks), and a state machine with hysteresis.
 
-Each tracked face is in one state at a time. Raw per-reading observations propose a state; the
-proposal must hold for that state's dwell time before the face changes state, so a blink or one
-missed detection never becomes an event. The change is what gets published, with the state it left
-and how long the face spent there.
+Each tracked face is in one state at a time. Raw per-reading observations propose a state with its
+cue; a spell of proposals of another kind (away: any cue of looking away or shut eyes) must last that
+state's dwell time before the face changes state, so a blink or one missed detection never becomes an
+event, and a look away whose cue flickers between gaze and eyes is still one look away. The change is
+what gets published, with the state it left, how long the face spent there, and the cue that led.
 
 Proposals, in order: the head turned off the screen (pose beyond the limits, after the kiosk's
 offsets) is ``looking_away``; else both eyes under the closed threshold is ``eyes_closed``, unless the
