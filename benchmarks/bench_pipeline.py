@@ -159,7 +159,7 @@ def main() -> int:
             ("hog+dlib+iris 10 Hz, emotion 2 Hz", "hog", 2.0, True, "dlib/iris")):
         an = make_analyzer(det, hz, model, checks, lm)
         if hz > 100:
-            an.detect_period = 0.0
+            an.faces.detect_period = 0.0
         r = offline_fps(frames, fps, an)
         results[name] = r
         s = r["stages"]

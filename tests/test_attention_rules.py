@@ -397,4 +397,4 @@ def test_short_gaps_keep_the_track_and_long_ones_make_it_absent():
     assert [(b["track"], b["state"]) for b in att] == [(1, ATTENTIVE), (1, ABSENT)]
     assert att[1]["source_t"] == pytest.approx(2.9) and att[1]["previous_duration_s"] == pytest.approx(2.9)
     assert att[1]["reason"] == "lost"
-    assert not an.tracker.tracks
+    assert not an.faces.tracker.tracks

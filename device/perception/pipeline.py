@@ -87,18 +87,6 @@ class Analyzer:
 
     # -- what the service and the benchmarks read -----------------------------------------------------
     @property
-    def tracker(self):
-        return self.faces.tracker
-
-    @property
-    def detect_period(self) -> float:
-        return self.faces.detect_period
-
-    @detect_period.setter
-    def detect_period(self, value: float) -> None:
-        self.faces.detect_period = value
-
-    @property
     def timers(self) -> dict[str, StageTimer]:
         """Each stage's latency: detect (a detection round), attention (a frame's readings), each
         optional stage's (emotion: one inference), frame (all of a frame)."""
