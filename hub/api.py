@@ -4,8 +4,9 @@ at /openapi.json; FastAPI's /docs and /redoc pages are off, as they load their s
 Listening beyond loopback requires a token (``[web] token_file``), checked on every request as a
 Bearer token or as the password of HTTP Basic auth (so a browser simply asks), in constant time. Only
 the configured host names are served, changes must come from the hub's own page, and every answer
-carries a strict Content-Security-Policy. A request that fails on the database answers 503 and makes
-every worker reconnect.
+carries a strict Content-Security-Policy. A request that fails on the database answers 503 (its
+connection is its own and closed with it: the next request opens a fresh one); any other failure is
+a 500 with its traceback in the log.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from emocast import __version__
 
 from .config import LOOPBACK_NAMES
-from .routes import HubState, StorePool, compare, lectures, pages, status
+from .routes import HubState, compare, lectures, pages, status
+from .store import Store, database_error_types
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +51,16 @@ def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str
                max_bins: int = 5000, emotion: bool = True, min_faces: int = 1, video_dir: str = "") -> FastAPI:
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")
-    state = app.state.hub = HubState(StorePool(db_url), token, ingest_stats, default_bin_s, max_bins, emotion,
+    Store(db_url).close()  # the schema migrated once, here: a request's connection never migrates
+    state = app.state.hub = HubState(db_url, token, ingest_stats, default_bin_s, max_bins, emotion,
                                      min_faces, video_dir)
+    database_errors = database_error_types()
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         """Refuse what a hostile page or client could send (``refusal``); then the token, when one is
-        set; and a request that fails on the database answers 503, with the workers' connections
-        dropped so the next requests reconnect (a restarted PostgreSQL closes them for good). Every
-        answer carries the security headers."""
+        set; a request that fails on the database answers 503, one that fails otherwise 500 (a bug,
+        logged with its traceback). Every answer carries the security headers."""
         response = refusal(request, allowed_hosts)
         if response is None and state.token and not authorised(request, state.token):
             response = Response("a token is required", status_code=401,
@@ -64,13 +68,23 @@ def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str
         if response is None:
             try:
                 response = await call_next(request)
-            except Exception as exc:  # sqlite3.Error, psycopg.Error: the database, not the request
-                state.stores.reset()
-                log.warning("%s %s failed on the database: %s: %s", request.method, request.url.path,
+            except database_errors as exc:  # the database, not the request: it may answer the next one
+                log.warning("%s %s failed on the database: %s: %s", request.method, request.url.path[:200],
                             type(exc).__name__, exc)
                 response = JSONResponse({"detail": f"the database failed: {type(exc).__name__}"}, status_code=503)
+            except Exception:
+                log.exception("%s %s failed", request.method, request.url.path[:200])
+                response = JSONResponse({"detail": "internal error (in the hub's log)"}, status_code=500)
         response.headers.update(SECURITY_HEADERS)
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming where and why, without echoing the input back (it may be what could not be
+        encoded: an unpaired surrogate)."""
+        errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                   "type": str(e.get("type", ""))} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     for router in (status, lectures, compare, pages):
         app.include_router(router)
@@ -114,12 +128,13 @@ def authorised(request: Request, token: str) -> bool:
     constant time)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return hmac.compare_digest(value.strip(), token)
+    expected = token.encode()
+    if scheme.lower() == "bearer":  # compared as bytes: a header of any bytes is a wrong token, not an error
+        return hmac.compare_digest(value.strip().encode("utf-8", "surrogateescape"), expected)
     if scheme.lower() == "basic":
         try:
-            _, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
+            _, _, password = base64.b64decode(value.strip()).partition(b":")
+        except ValueError:
             return False
-        return hmac.compare_digest(password, token)
+        return hmac.compare_digest(password, expected)
     return False

@@ -146,7 +146,8 @@ def _serve(cfg) -> int:
     log.info("hub: database %s, web http://%s:%d/, topics %s", redact_url(ingest.store.url), host, port,
              ", ".join(ingest.topics()))
     ingest.start()
-    threading.Thread(target=_tell_systemd, args=(server, ingest), name="hub-sdnotify", daemon=True).start()
+    threading.Thread(target=_tell_systemd, args=(server, ingest, host, port, cfg.token()), name="hub-sdnotify",
+                     daemon=True).start()
     try:
         server.run()
     finally:
@@ -178,18 +179,37 @@ def wait_for_database(url: str, wait_s: float) -> None:
             time.sleep(pause)
 
 
-def _tell_systemd(server, ingest) -> None:
+def _tell_systemd(server, ingest, host: str, port: int, token: str) -> None:
     """``READY=1`` once the web server listens, then ``WATCHDOG=1`` every half ``WatchdogSec`` while
-    the writer thread runs and is not stalled: a wedged hub is restarted by systemd; a broker or
-    database outage is not (a restart cannot fix it, and the hub reconnects by itself)."""
+    the writer thread runs and is not stalled and the web side answers a health request: a wedged hub
+    (ingest or API) is restarted by systemd; a broker or database outage is not (a restart cannot fix
+    it, and the hub reconnects by itself; health answers 503 then, which is an answer)."""
     while not server.started and not server.should_exit:
         time.sleep(0.1)
     sdnotify.notify("READY=1")
     interval = sdnotify.watchdog_interval_s()
     while interval and not server.should_exit:
-        if ingest.writer_alive() and not any(p.startswith("ingest:") for p in ingest.health()["problems"]):
+        ingest_ok = ingest.writer_alive() and not any(p.startswith("ingest:") for p in ingest.health()["problems"])
+        if ingest_ok and web_answers(host, port, token, timeout_s=max(1.0, interval / 2)):
             sdnotify.notify("WATCHDOG=1")
         time.sleep(interval)
+
+
+def web_answers(host: str, port: int, token: str, timeout_s: float) -> bool:
+    """Whether the hub's own API answers ``/api/health`` within ``timeout_s`` (any status: 503 says the
+    database is down, which a restart does not fix; no answer is a wedged web side)."""
+    import http.client
+
+    target = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    conn = http.client.HTTPConnection(target, port, timeout=timeout_s)
+    try:
+        conn.request("GET", "/api/health", headers={"Authorization": f"Bearer {token}"} if token else {})
+        conn.getresponse().read()
+        return True
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 def _import(cfg, args: argparse.Namespace) -> int:

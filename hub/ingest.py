@@ -14,6 +14,10 @@
   shared subscriptions (``$share/<group>/...``), each message to one member; the retained
   ``status``/``info`` topics, which brokers do not send to shared subscriptions, are subscribed by
   every member (writing them twice is harmless).
+- A database fault waits, it never discards: a batch the database fails for its own reasons (down,
+  locked by another process, a table missing, a permission revoked) stays unacknowledged and is retried
+  with back-off while health names the error; only a message the database refuses for its content (a
+  constraint, a value it cannot hold) is quarantined, once.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from emocast.contract.events import ATTENTION, EMOTION, EMOTION_FIELDS, INFO, METRICS, SUMMARY, without_emotion
-from emocast.core.broker import make_client, parse_broker_url, redact_url, tls_context
+from emocast.core.broker import Backoff, make_client, parse_broker_url, redact_url, tls_context
 
 from .config import HubConfig
 from .payloads import PayloadError, check_columns, check_time, check_values, load_json, parse_ts, printable
-from .store import Batch, Store, StoredMessage
+from .store import Batch, Store, StoredMessage, refused_for_content
 from .validation import Validator
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,7 @@ class IngestStats:
 
 
 BROKER_GRACE_S = 30.0  # a broker away this long makes the hub unhealthy (a restart takes seconds)
+MAX_RETRY_WAIT_S = 10.0  # the longest wait between tries of a batch the database failed
 
 
 class Ingest:
@@ -178,7 +183,7 @@ class Ingest:
         if st.db_error:
             problems.append(f"database: {st.db_error}")
         idle = now - st.last_stored_at
-        if waiting and idle > self.cfg.store.stall_s:
+        if waiting and idle > self.cfg.store.stall_s and not st.db_error:  # a writer stuck, not a database down
             problems.append(f"ingest: {waiting} messages waiting and nothing stored for {idle:.0f} s")
         if not st.connected and now - st.connection_changed_at > BROKER_GRACE_S:
             problems.append(f"broker: not connected for {now - st.connection_changed_at:.0f} s")
@@ -186,7 +191,11 @@ class Ingest:
 
     # -- writer ----------------------------------------------------------------------------------
     def _write_loop(self) -> None:
+        """Commit and acknowledge batch after batch. A batch the database fails (down, locked, a table
+        missing, a permission revoked) stays unacknowledged and is retried, with back-off, on a fresh
+        connection, for as long as it takes: health says why meanwhile. Nothing is dropped for it."""
         last_purge = 0.0
+        backoff = Backoff(0.5, MAX_RETRY_WAIT_S)
         pending: list[Received] = []
         while not (self.stop_event.is_set() and self._queue.empty() and not pending):
             if not pending:
@@ -197,11 +206,14 @@ class Ingest:
             try:
                 self._commit(pending)
                 pending, self._pending = [], 0
-            except Exception as exc:  # the database is down or full: keep the batch, unacknowledged
+                backoff.reset()
+            except Exception as exc:  # the database's fault: keep the batch, unacknowledged
                 self.stats.db_errors += 1
                 self.stats.db_error = printable(f"{type(exc).__name__}: {exc}", 200)
-                log.error("cannot write %d messages to %s: %s; retrying", len(pending), redact_url(self.store.url), exc)
-                if self.stop_event.wait(1.0):
+                pause = backoff.next()
+                log.error("cannot write %d messages to %s: %s; retrying in %.1f s", len(pending),
+                          redact_url(self.store.url), exc, pause)
+                if self.stop_event.wait(pause):
                     break
                 self._reconnect()
             if time.time() - last_purge > PURGE_EVERY_S:
@@ -237,24 +249,19 @@ class Ingest:
         return items
 
     def _commit(self, items: list[Received]) -> None:
-        """Write and acknowledge ``items``. A batch the database refuses while it answers is split until
-        the message it cannot take is alone, and that one is quarantined: only a database that does not
-        answer keeps the batch (unacknowledged, retried)."""
+        """Write and acknowledge ``items``. A batch the database refuses for a message's content (a
+        constraint, a value it cannot hold: ``refused_for_content``) is split until that message is
+        alone, and that one is quarantined; any other failure is the database's, and raises: the batch
+        stays unacknowledged and the write loop retries it."""
         t0 = time.perf_counter()
         try:
             new, written = self._write(items), len(items)
         except Exception as exc:
-            if not self._database_answers():
+            if not refused_for_content(exc):
                 raise
-            self.stats.db_errors += 1
-            try:  # a dropped connection, replaced by a fresh one: the same batch again
-                new, written = self._write(items), len(items)
-            except Exception:
-                if not self._database_answers():
-                    raise
-                log.warning("the database refused a batch of %d while it answers (%s): writing it in parts",
-                            len(items), printable(str(exc), 200))
-                new, written = self._write_in_parts(items)
+            log.warning("the database refused a batch of %d for a message's content (%s): writing it in parts",
+                        len(items), printable(str(exc), 200))
+            new, written = self._write_in_parts(items)
         self.stats.last_commit_ms = (time.perf_counter() - t0) * 1000
         self.stats.batches += 1
         self.stats.stored += new
@@ -276,14 +283,14 @@ class Ingest:
         return new
 
     def _write_in_parts(self, items: list[Received]) -> tuple[int, int]:
-        """(new, written) after halving until each refused message stands alone and is quarantined.
-        A database that stops answering meanwhile raises, and the whole batch is retried (what was
-        written is then dropped as duplicates)."""
+        """(new, written) after halving until each message refused for its content stands alone and is
+        quarantined. A failure of the database's own meanwhile raises, and the whole batch is retried
+        (what was written is then dropped as duplicates)."""
         if len(items) == 1:
             try:
                 return self._write(items), 1
             except Exception as exc:
-                if not self._database_answers():
+                if not refused_for_content(exc):
                     raise
                 item = items[0]
                 batch = Batch.empty()
@@ -294,19 +301,6 @@ class Ingest:
         half = len(items) // 2
         a, b = self._write_in_parts(items[:half]), self._write_in_parts(items[half:])
         return a[0] + b[0], a[1] + b[1]
-
-    def _database_answers(self) -> bool:
-        """Whether the database answers a trivial query, on a fresh connection if the old one broke."""
-        try:
-            self.store.ping()
-            return True
-        except Exception:
-            self._reconnect()
-        try:
-            self.store.ping()
-            return True
-        except Exception:
-            return False
 
     def _purge(self) -> None:
         days = self.cfg.store.retention_days

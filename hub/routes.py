@@ -1,5 +1,6 @@
 """The hub's REST API and pages as FastAPI routers, each route taking what it needs as a dependency:
-the calling worker's database connection (``StorePool``) and the hub's settings (``HubState``).
+a database connection of the request's own (``store``: opened for it, closed after it, never shared
+with another request or thread) and the hub's settings (``HubState``).
 
 Every page and script is served by the hub itself from ``hub/web/`` (no CDN: a school's network may
 have no internet)."""
@@ -12,9 +13,9 @@ import csv
 import io
 import json
 import math
-import threading
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,12 +24,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from emocast import __version__
 from emocast.contract.palette import palette
 
-from .store import Store, video_name_problem
+from .store import Store, printable_text, video_name_problem
 from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
@@ -37,36 +38,11 @@ CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" f
 STATIC = {"app.js", "chart.js", "dom.js", "style.css"}
 
 
-class StorePool:
-    """One database connection per worker thread (ingest writes through its own). When a request
-    fails on the database, ``reset`` makes every worker reconnect: a restarted PostgreSQL closes the
-    old connections for good."""
-
-    def __init__(self, db_url: str) -> None:
-        self.db_url = db_url
-        self._local = threading.local()
-        self._generation = 0
-
-    def get(self) -> Store:
-        local = self._local
-        s = getattr(local, "store", None)
-        if s is None or getattr(local, "generation", None) != self._generation:
-            if s is not None:
-                with contextlib.suppress(Exception):  # a broken connection may not close cleanly
-                    s.close()
-            s = local.store = Store(self.db_url)
-            local.generation = self._generation
-        return s
-
-    def reset(self) -> None:
-        self._generation += 1
-
-
 @dataclass
 class HubState:
     """What the routes read of the running hub (``app.state.hub``)."""
 
-    stores: StorePool
+    db_url: str
     token: str = ""
     ingest_stats: Callable[[], dict[str, Any]] | None = None
     default_bin_s: float = 0.0  # 0: sized to each lecture (timeline.auto_bin_s)
@@ -81,8 +57,16 @@ def hub_state(request: Request) -> HubState:
     return request.app.state.hub
 
 
-def store(state: Annotated[HubState, Depends(hub_state)]) -> Store:
-    return state.stores.get()
+def store(state: Annotated[HubState, Depends(hub_state)]) -> Iterator[Store]:
+    """The request's own connection (the schema was migrated at the hub's start). FastAPI may run this
+    and the endpoint on different worker threads; the connection is used by one of them at a time and
+    belongs to no thread, so no other request can touch or close it."""
+    s = Store(state.db_url, migrate=False)
+    try:
+        yield s
+    finally:
+        with contextlib.suppress(Exception):  # a connection the database dropped may not close cleanly
+            s.close()
 
 
 StoreDep = Annotated[Store, Depends(store)]
@@ -92,22 +76,36 @@ BinS = Annotated[float | None, Query(ge=1, le=86400, description="bin length in 
 
 
 EPOCH_MIN, EPOCH_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01
-DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _printable(text: str) -> str:
+    if not printable_text(text):
+        raise ValueError("control characters and unpaired surrogates are refused")
+    return text
+
+
+Printable = AfterValidator(_printable)
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=128), Printable]
+LECTURE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what create_lecture makes (12 hex digits), and room to spare
 
 
 class LectureIn(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
+    title: Annotated[str, Field(min_length=1, max_length=200), Printable]
     devices: list[DeviceId] = Field(default_factory=list, max_length=500)
     start: float | None = Field(default=None, ge=EPOCH_MIN, le=EPOCH_MAX, description="epoch seconds; default now")
     end: float | None = Field(default=None, ge=EPOCH_MIN, le=EPOCH_MAX,
                               description="epoch seconds, for a lecture already over (imports)")
     video_offset_s: float = Field(default=0.0, ge=0, le=MAX_LECTURE_S,
                                   description="the lecture's start, in seconds of its video")
-    video: str | None = Field(default=None, max_length=200, pattern=r"^[^/\\]+$",
-                              description="the lecture video's file name in the hub's [web] video_dir")
+    video: Annotated[str, Printable] | None = Field(default=None, max_length=200, pattern=r"^[^/\\]+$",
+                                                    description="the lecture video's file name in the hub's "
+                                                                "[web] video_dir")
 
 
 def lecture_or_404(s: Store, lecture_id: str) -> dict[str, Any]:
+    """The lecture, or 404; an id that no lecture can have is 404 without asking the database."""
+    if not LECTURE_ID.fullmatch(lecture_id):
+        raise HTTPException(404, "no such lecture")
     lecture = s.lecture(lecture_id)
     if lecture is None:
         raise HTTPException(404, f"no lecture {lecture_id}")
@@ -263,14 +261,25 @@ STREAM_MAX_S = 300.0  # then it ends, and the browser's EventSource reconnects (
 async def stream(lecture_id: str, request: Request, state: StateDep) -> StreamingResponse:
     """Server-Sent Events for a live lecture's page: ``changed`` whenever an event of its devices is
     stored, ``ended`` when the lecture stops; the page fetches the timeline then (no polling)."""
-    lecture = await run_in_threadpool(lambda: lecture_or_404(state.stores.get(), lecture_id))
+    def first() -> dict[str, Any]:
+        s = Store(state.db_url, migrate=False)
+        try:
+            return lecture_or_404(s, lecture_id)
+        finally:
+            s.close()
+
+    lecture = await run_in_threadpool(first)
 
     def look() -> tuple[tuple[int, float], bool]:
-        """(the devices' change mark, whether the lecture has ended), on this worker's connection."""
-        s = state.stores.get()
-        current = s.lecture(lecture_id)
-        ended = current is None or current["end"] is not None
-        return s.change_mark(lecture["devices"], lecture["start"] - LOOKBACK_S), ended
+        """(the devices' change mark, whether the lecture has ended), on a connection of its own."""
+        s = Store(state.db_url, migrate=False)
+        try:
+            current = s.lecture(lecture_id)
+            ended = current is None or current["end"] is not None
+            return s.change_mark(lecture["devices"], lecture["start"] - LOOKBACK_S), ended
+        finally:
+            with contextlib.suppress(Exception):
+                s.close()
 
     async def events():
         mark = None
@@ -280,7 +289,6 @@ async def stream(lecture_id: str, request: Request, state: StateDep) -> Streamin
             try:
                 now, ended = await run_in_threadpool(look)
             except Exception:  # the database: end this stream; the browser reconnects
-                state.stores.reset()
                 return
             if ended:
                 yield "event: ended\ndata: {}\n\n"

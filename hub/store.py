@@ -4,11 +4,14 @@ of kiosks), behind one small class.
 Ingest writes in batches, one transaction each, and acknowledges messages to the broker only after
 ``write_batch`` returns: a committed row is the hub's promise that the event is kept. SQLite runs in
 WAL mode with ``synchronous=FULL`` so that promise survives a power cut, not only a killed process;
-the web API reads through its own connections while ingest writes. Each thread opens its own Store.
+the web API reads through connections of its own while ingest writes: one Store per request, never
+shared between requests or threads, closed when the request ends. Only the hub's start (and the
+commands that may be the first to open a database) migrates the schema; a request never does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -74,10 +77,37 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join("?" for _ in values) or "NULL"
 
 
-class Store:
-    """A connection to the hub database, migrated to the latest schema on open."""
+def database_error_types() -> tuple[type[BaseException], ...]:
+    """The drivers' own errors: a fault of the database or of the way to it, not of the code."""
+    types: list[type[BaseException]] = [sqlite3.Error, StoreError]
+    try:
+        import psycopg
 
-    def __init__(self, url: str) -> None:
+        types.append(psycopg.Error)
+    except ImportError:
+        pass
+    return tuple(types)
+
+
+def refused_for_content(exc: BaseException) -> bool:
+    """Whether the database refused what was written for what it is (a constraint, a value it cannot
+    hold), so that the same statement will never succeed: only such a message may be quarantined.
+    Everything else (locked, a table missing or renamed, a permission revoked, a connection lost) is
+    the database's fault and passes: the batch waits and is retried."""
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, UnicodeEncodeError)):
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(exc, (psycopg.IntegrityError, psycopg.DataError))
+
+
+class Store:
+    """A connection to the hub database; migrated to the latest schema on open unless ``migrate`` is
+    false (a request's connection: the hub migrated at its start)."""
+
+    def __init__(self, url: str, migrate: bool = True) -> None:
         self.url = url
         self.dialect = "postgresql" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
         try:
@@ -85,7 +115,8 @@ class Store:
                 self._conn = self._open_postgres(url)
             else:
                 self._conn = self._open_sqlite(url)
-            self._migrate()
+            if migrate:
+                self._migrate()
         except StoreError:
             raise
         except Exception as exc:  # sqlite3.Error, psycopg.Error: the driver's words, with the database named
@@ -153,12 +184,15 @@ class Store:
         return counts
 
     def _migrate(self) -> None:
-        self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        if self.dialect == "postgresql":  # two hubs starting at once must not both migrate
-            self._execute("SELECT pg_advisory_lock(7302)")
+        """Every pending migration in one transaction. Two hubs starting at once must not both migrate:
+        on PostgreSQL a transaction-scoped advisory lock serialises them (released by the commit or the
+        rollback, whatever fails: no connection can keep it), on SQLite ``BEGIN IMMEDIATE`` does."""
+        self._begin()
         try:
-            rows = self._query("SELECT MAX(version) FROM schema_version")
-            current = rows[0][0] or 0
+            if self.dialect == "postgresql":
+                self._execute("SELECT pg_advisory_xact_lock(7302)")
+            self._execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = self._query("SELECT MAX(version) FROM schema_version")[0][0] or 0
             if current > LATEST:
                 raise StoreError(f"{redact_url(self.url)}: schema version {current} is newer than this emocast "
                                  f"knows ({LATEST}); upgrade emocast")
@@ -166,11 +200,14 @@ class Store:
                 if version <= current:
                     continue
                 log.info("database %s: migration %d (%s)", redact_url(self.url), version, what)
-                self._transaction([(s, ()) for s in statements] + [
-                    ("INSERT INTO schema_version (version) VALUES (?)", (version,))])
-        finally:
-            if self.dialect == "postgresql":
-                self._execute("SELECT pg_advisory_unlock(7302)")
+                for statement in statements:
+                    self._execute(statement)
+                self._execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            self._execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):  # a broken connection rolls back by closing
+                self._execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._conn.close()
@@ -415,7 +452,15 @@ def video_name_problem(name: str) -> str | None:
     video_dir`` (a path, or a hidden or relative name, is refused, not trimmed)."""
     if not name or Path(name).name != name or "\\" in name or name.startswith("."):
         return f"video {name!r}: give the file's name in [web] video_dir, not a path"
+    if not printable_text(name):
+        return f"video {name!r}: control characters and unpaired surrogates are not a file name here"
     return None
+
+
+def printable_text(text: str) -> bool:
+    """No control character, no unpaired surrogate: text every database stores as it is (PostgreSQL
+    refuses NUL, UTF-8 has no surrogates)."""
+    return not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def _lecture(row: tuple) -> dict[str, Any]:

@@ -1,0 +1,307 @@
+"""The hub under a school day's faults, as real processes on a real Mosquitto and real SQLite and
+PostgreSQL: readers and bad requests at once never share (or close) each other's connections; the
+database's sessions killed under readers and ingest lose nothing; a database that fails for its own
+reasons (a table gone, a permission revoked) makes ingest wait and retry, never quarantine; the
+watchdog asks the web side too."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from emocast.contract.events import SCHEMAS, utc_timestamp
+from tests.hub_support import EMOCAST, HubProcess, pg_admin, pg_database
+from tests.support import free_port
+
+pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
+pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
+
+DEVICE = "k-faults"
+
+
+def attention(seq: int) -> bytes:
+    return json.dumps({"schema": SCHEMAS["attention"], "id": f"faults-{uuid.uuid4().hex}", "seq": seq,
+                       "ts": utc_timestamp(time.time() - 5), "device": DEVICE, "track": 1, "state": "attentive",
+                       "previous": None, "previous_duration_s": 0.0, "source_t": float(seq)}).encode()
+
+
+class Sender:
+    """A kiosk stand-in: QoS 1 events on its own connection, each waited for (PUBACK from the broker)."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"s-{uuid.uuid4().hex}")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, seqs: range) -> None:
+        for seq in seqs:
+            self.client.publish(f"emocast/{DEVICE}/events/attention", attention(seq), qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def stored_seqs(db: str) -> list[int]:
+    from emocast.hub.store import Store
+
+    s = Store(db, migrate=False)
+    try:
+        return sorted(r[0] for r in s._query("SELECT seq FROM messages WHERE device = ?", (DEVICE,)))
+    finally:
+        s.close()
+
+
+def quarantined(db: str) -> int:
+    from emocast.hub.store import Store
+
+    s = Store(db, migrate=False)
+    try:
+        return int(s._query("SELECT COUNT(*) FROM rejects")[0][0])
+    finally:
+        s.close()
+
+
+def wait_seqs(db: str, n: int, hub: HubProcess, timeout: float = 60.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    got: list[int] = []
+    while time.monotonic() < deadline:
+        try:
+            got = stored_seqs(db)
+        except Exception:  # the table is away: not yet
+            got = []
+        if len(got) >= n:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"stored {len(got)} of {n}\n{hub.log_text()}")
+
+
+def execute(db: str, sql: str) -> None:
+    """One statement on a connection of the test's own (the database's administrator)."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(sql)
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute(sql)
+        finally:
+            conn.close()
+
+
+def problems_while(hub: HubProcess, predicate, timeout: float = 20.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    problems: list[str] = []
+    while time.monotonic() < deadline:
+        problems = (hub.health().get("problems") or [])
+        if predicate(problems):
+            return problems
+        time.sleep(0.2)
+    raise AssertionError(f"health said {problems}\n{hub.log_text()}")
+
+
+def test_a_table_taken_away_makes_ingest_wait_not_discard(mosquitto, db_url, tmp_path):
+    """The messages table renamed (a migration gone wrong, an operator's mistake) for a few seconds while
+    a kiosk sends: every event is stored once it is back, none quarantined, health names the fault."""
+    hub = HubProcess(tmp_path, mosquitto.url, db_url)
+    hub.start()
+    sender = Sender(mosquitto.port)
+    try:
+        sender.send(range(1, 6))
+        wait_seqs(db_url, 5, hub)
+        execute(db_url, "ALTER TABLE messages RENAME TO messages_away")
+        sender.send(range(6, 21))  # acknowledged by the broker: the hub must not lose them
+        problems = problems_while(hub, lambda p: any(x.startswith("database:") for x in p))
+        assert any("messages" in p for p in problems), problems
+        time.sleep(2.0)
+        execute(db_url, "ALTER TABLE messages_away RENAME TO messages")
+        assert wait_seqs(db_url, 20, hub) == list(range(1, 21))
+        assert quarantined(db_url) == 0
+        problems_while(hub, lambda p: not p)
+    finally:
+        sender.close()
+        assert hub.stop() == 0
+
+
+def test_a_revoked_permission_makes_ingest_wait_not_discard(mosquitto, tmp_path):
+    """PostgreSQL: the hub's role loses INSERT on its table (a DBA's mistake) and gets it back."""
+    role = f"emocast_hub_{uuid.uuid4().hex[:8]}"
+    admin = pg_admin()
+    with pg_database() as db:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        name = db.rsplit("/", 1)[1]
+        admin.execute(f'ALTER DATABASE "{name}" OWNER TO {role}')
+        hub_url = db.replace("postgres@", f"{role}@")
+        hub = HubProcess(tmp_path, mosquitto.url, hub_url)
+        hub.start()
+        sender = Sender(mosquitto.port)
+        try:
+            sender.send(range(1, 4))
+            wait_seqs(db, 3, hub)
+            execute(db, f"REVOKE INSERT ON messages FROM {role}")
+            sender.send(range(4, 14))
+            problems = problems_while(hub, lambda p: any(x.startswith("database:") for x in p))
+            assert any("permission" in p for p in problems), problems
+            execute(db, f"GRANT INSERT ON messages TO {role}")
+            assert wait_seqs(db, 13, hub) == list(range(1, 14))
+            assert quarantined(db) == 0
+        finally:
+            sender.close()
+            assert hub.stop() == 0
+    admin.execute(f"DROP ROLE IF EXISTS {role}")
+    admin.close()
+
+
+def hammer(port: int, paths: list[str], seconds: float, codes: Counter, lock: threading.Lock) -> None:
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        path = paths[i % len(paths)]
+        i += 1
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as r:
+                r.read()
+                code = r.status
+        except urllib.error.HTTPError as exc:
+            code = exc.code
+        except OSError as exc:
+            code = type(exc).__name__
+        with lock:
+            codes[code] += 1
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_readers_and_bad_requests_at_once_share_no_connection(mosquitto, db_url, tmp_path):
+    """Eight readers while ids and names with NUL and unpaired surrogates arrive: each bad request is
+    a 4xx of its own, no reader sees a 5xx, the hub lives, and another process can open the database
+    at once (no lock left held)."""
+    hub = HubProcess(tmp_path, mosquitto.url, db_url)
+    hub.start()
+    try:
+        lecture = hub.post("/api/lectures", {"title": "physics", "devices": [DEVICE]})
+        paths = ["/api/lectures", f"/api/lectures/{lecture['id']}", f"/api/lectures/{lecture['id']}/timeline",
+                 "/api/devices", "/api/health"]
+        codes: Counter = Counter()
+        lock = threading.Lock()
+        readers = [threading.Thread(target=hammer, args=(hub.port, paths, 4.0, codes, lock)) for _ in range(8)]
+        for t in readers:
+            t.start()
+        bad = []
+        for _ in range(5):
+            bad += [request(hub.port, "GET", "/api/lectures/%00"),
+                    request(hub.port, "GET", "/api/lectures/%00/timeline"),
+                    request(hub.port, "GET", "/api/lectures/a%00b/export.csv"),
+                    request(hub.port, "POST", "/api/lectures", json.dumps({"title": "a\u0000b"}).encode()),
+                    request(hub.port, "POST", "/api/lectures", b'{"title": "x", "video": "a\\ud800.mp4"}'),
+                    request(hub.port, "POST", "/api/lectures", json.dumps({"title": "x", "devices": ["a\0"]}).encode())]
+        for t in readers:
+            t.join()
+        assert set(bad) <= {404, 422}, Counter(bad)
+        assert set(codes) == {200}, codes
+        assert hub.proc.poll() is None
+        done = subprocess.run(EMOCAST + ["hub", "lecture", "list", "--db", db_url], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, "EMOCAST_HUB_CONFIG": ""})
+        assert done.returncode == 0 and lecture["id"] in done.stdout
+        assert "Traceback" not in hub.log_text()
+    finally:
+        assert hub.stop() == 0
+
+
+def test_killed_database_sessions_under_readers_and_ingest_lose_nothing(mosquitto, tmp_path):
+    """PostgreSQL restarting or failing over, as the hub sees it: its sessions terminated every 0.5 s for
+    6 s while six readers read and a kiosk sends. Readers get answers (200, or 503 while the database
+    is away), the hub lives, and every event sent is stored once."""
+    admin = pg_admin()
+    with pg_database() as db:
+        name = db.rsplit("/", 1)[1]
+        hub = HubProcess(tmp_path, mosquitto.url, db)
+        hub.start()
+        sender = Sender(mosquitto.port)
+        stop = threading.Event()
+
+        def kill_sessions() -> None:
+            while not stop.wait(0.5):
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+        try:
+            lecture = hub.post("/api/lectures", {"title": "chemistry", "devices": [DEVICE]})
+            paths = ["/api/lectures", f"/api/lectures/{lecture['id']}/timeline", "/api/devices"]
+            codes: Counter = Counter()
+            lock = threading.Lock()
+            killer = threading.Thread(target=kill_sessions)
+            readers = [threading.Thread(target=hammer, args=(hub.port, paths, 6.0, codes, lock)) for _ in range(6)]
+            killer.start()
+            for t in readers:
+                t.start()
+            sender.send(range(1, 41))
+            for t in readers:
+                t.join()
+            stop.set()
+            killer.join()
+            assert set(codes) <= {200, 503} and codes[200] > 0, codes
+            assert hub.proc.poll() is None, hub.log_text()
+            assert wait_seqs(db, 40, hub) == list(range(1, 41))
+            deadline = time.monotonic() + 20
+            while request(hub.port, "GET", "/api/lectures") != 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            sender.close()
+            assert hub.stop() == 0
+    admin.close()
+
+
+def test_the_watchdog_asks_the_web_side(tmp_path):
+    """``web_answers``: an HTTP answer of any status is an answer; a port that accepts and says nothing
+    (a wedged server) is not, within the timeout."""
+    from emocast.hub.commands import web_answers
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    try:
+        t0 = time.monotonic()
+        assert web_answers("127.0.0.1", silent.getsockname()[1], "", timeout_s=0.5) is False
+        assert time.monotonic() - t0 < 3
+    finally:
+        silent.close()
+    assert web_answers("127.0.0.1", free_port(), "", timeout_s=0.5) is False  # nothing listens
+
+
+def test_bytes_in_the_authorization_header_are_a_wrong_token(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from emocast.hub.api import create_app
+
+    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="a-long-enough-token-0123"),
+                        base_url="http://127.0.0.1")
+    for value in (b"Bearer \xc3\xa9\xff", b"Basic \xff\xfe", "Basic " + "w6k6w6k=", b"\xff"):
+        assert client.get("/api/lectures", headers={"Authorization": value}).status_code == 401
+    assert client.get("/api/lectures", headers={"Authorization": "Bearer a-long-enough-token-0123"}).status_code == 200
