@@ -43,6 +43,7 @@ class HubMqttSection:
     max_payload_bytes: int = field(default=65536, metadata=_rng(1024, 16 * 2**20))  # larger: rejected
     max_clock_skew_s: float = field(default=300.0, metadata=_rng(1, 86400 * 365))  # ts further ahead: rejected
     queue_max: int = field(default=10_000, metadata=_rng(100, 10_000_000))  # QoS 0 beyond it: dropped, counted
+    queue_max_bytes: int = field(default=32 * 2**20, metadata=_rng(2**20, 2**34))  # the same, in payload bytes
 
 
 @dataclass

@@ -51,6 +51,8 @@ RETAINED_SUFFIXES = ("status", "info")
 SHARED_SUFFIXES = ("events/#", "summary", "metrics")
 PURGE_EVERY_S = 3600.0
 MAX_DEVICE = 128  # characters of a device id (the topic level)
+UNNAMED_DEVICE = "?"  # where a topic's device id cannot be a device (its rejects counted under this one name)
+OVERSIZE_HEAD = 1024  # bytes kept of a payload over [mqtt] max_payload_bytes: its quarantined excerpt
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Received:
     mid: int
     generation: int
     at: float
+    size: int = -1  # the payload's size on arrival, where more than [mqtt] max_payload_bytes (only a head kept)
 
 
 @dataclass
@@ -103,6 +106,8 @@ class Ingest:
         self._queue: queue.Queue[Received] = queue.Queue()
         self._generation = 0
         self._pending = 0  # messages taken from the queue, not yet committed
+        self._queued_bytes = 0  # payload bytes in the queue
+        self._queued_lock = threading.Lock()
         self._logged_rejects: set[tuple[str, str]] = set()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
         self.store = Store(cfg.db_url())
@@ -144,11 +149,22 @@ class Ingest:
         self.stats.connected = False
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        """Queue the message for the writer. Sizes are checked here, on arrival: a payload over
+        ``[mqtt] max_payload_bytes`` is kept as its first KiB only (enough to quarantine an excerpt), so
+        what waits is bounded by count and bytes: QoS 0 past ``queue_max`` or ``queue_max_bytes`` is
+        dropped and counted; QoS 1 is bounded by the broker (``receive_maximum`` in flight)."""
         self.stats.received += 1
-        if msg.qos == 0 and self._queue.qsize() >= self.cfg.mqtt.queue_max:
-            self.stats.dropped += 1  # best-effort metrics while the store is slow; QoS 1 is bounded by the broker
-            return
-        self._queue.put(Received(msg.topic, msg.payload, msg.qos, msg.mid, self._generation, time.time()))
+        m = self.cfg.mqtt
+        payload, size = msg.payload, -1
+        if len(payload) > m.max_payload_bytes:
+            payload, size = bytes(payload[:OVERSIZE_HEAD]), len(payload)
+        with self._queued_lock:
+            full = self._queue.qsize() >= m.queue_max or self._queued_bytes + len(payload) > m.queue_max_bytes
+            if msg.qos == 0 and full:
+                self.stats.dropped += 1  # best-effort metrics while the store is slow
+                return
+            self._queued_bytes += len(payload)
+        self._queue.put(Received(msg.topic, payload, msg.qos, msg.mid, self._generation, time.time(), size))
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -246,6 +262,8 @@ class Ingest:
                 items.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
+        with self._queued_lock:
+            self._queued_bytes -= sum(len(item.payload) for item in items)
         return items
 
     def _commit(self, items: list[Received]) -> None:
@@ -339,6 +357,10 @@ class Ingest:
         if parts is None:
             return
         device, kind = parts
+        if len(device) > MAX_DEVICE or printable(device) != device:  # every topic alike, status included
+            self._reject(batch, UNNAMED_DEVICE, kind, "topic: the device id is too long or has characters "
+                         "outside printable ASCII", item)
+            return
         if kind == "status":
             text = item.payload.decode("utf-8", "replace").strip()
             if text in ("online", "offline"):
@@ -372,8 +394,8 @@ class Ingest:
     def _checked(self, item: Received, device: str, kind: str) -> tuple[dict[str, Any], str, float]:
         """The payload, its text and its time, once everything the schema and the database need holds
         (``payloads.py``); PayloadError naming what does not."""
-        if len(device) > MAX_DEVICE or printable(device) != device:
-            raise PayloadError("topic: the device id is too long or has characters outside printable ASCII")
+        if item.size >= 0:
+            raise PayloadError(f"payload: {item.size} bytes, more than {self.cfg.mqtt.max_payload_bytes}")
         payload, text = load_json(item.payload, self.cfg.mqtt.max_payload_bytes)
         check_values(payload)
         try:

@@ -167,3 +167,55 @@ def test_best_effort_messages_are_dropped_and_counted_while_the_store_falls_behi
         assert health["waiting"] == 250 - health["dropped"] and health["waiting"] >= 125  # every QoS 1 kept
     finally:
         ingest.store.close()
+
+
+def test_sizes_are_checked_on_arrival_and_the_queue_is_bounded_in_bytes(tmp_path):
+    """2 MB payloads wait as their first KiB (and are rejected naming their size); QoS 0 past
+    ``queue_max_bytes`` is dropped, QoS 1 never."""
+    import paho.mqtt.client as paho
+
+    from emocast.hub import config as hubconfig
+    from emocast.hub.ingest import Ingest
+
+    cfg = hubconfig.load(None, {"store": {"url": str(tmp_path / "hub.sqlite")},
+                                "mqtt": {"queue_max_bytes": 2**20}})
+    ingest = Ingest(cfg)  # not started: nothing drains the queue, as when the store is slow
+    try:
+        big = b'{"schema": "emocast.attention/1", "pad": "' + b"x" * (2 * 2**20) + b'"}'
+        for i in range(20):
+            msg = paho.MQTTMessage(mid=i, topic=b"emocast/k1/metrics" if i % 2 else b"emocast/k1/events/attention")
+            msg.qos, msg.payload = (0 if i % 2 else 1), big
+            ingest._on_message(ingest.client, None, msg)
+        assert ingest._queued_bytes <= 20 * 1024  # 40 MB arrived; 20 KiB wait
+        mid = b"y" * 60_000
+        for i in range(40):
+            msg = paho.MQTTMessage(mid=100 + i, topic=b"emocast/k1/metrics")
+            msg.qos, msg.payload = 0, mid
+            ingest._on_message(ingest.client, None, msg)
+        assert ingest.stats.dropped >= 40 - 2**20 // 60_000 and ingest._queued_bytes <= 2**20
+        items = ingest._gather()
+        assert ingest._write(items[:20]) == 0
+        rejects = {(r["device"], r["kind"]): r for r in ingest.store.rejects()}
+        errors = [q["error"] for r in rejects.values() for q in r["quarantined"]]
+        assert any("2097" in e and "more than 65536" in e for e in errors), errors
+    finally:
+        ingest.store.close()
+
+
+def test_a_status_from_a_device_id_that_cannot_be_one_makes_no_device(tmp_path):
+    import paho.mqtt.client as paho
+
+    from emocast.hub import config as hubconfig
+    from emocast.hub.ingest import Ingest
+
+    ingest = Ingest(hubconfig.load(None, {"store": {"url": str(tmp_path / "hub.sqlite")}}))
+    try:
+        for i, device in enumerate(["x" * 200, "caf\u00e9", "a\u0001b", "ok-kiosk"]):
+            msg = paho.MQTTMessage(mid=i, topic=f"emocast/{device}/status".encode())
+            msg.qos, msg.payload = 1, b"online"
+            ingest._on_message(ingest.client, None, msg)
+        ingest._write(ingest._gather())
+        assert [d["device"] for d in ingest.store.devices()] == ["ok-kiosk"]
+        assert {r["device"] for r in ingest.store.rejects()} == {"?"}
+    finally:
+        ingest.store.close()
