@@ -217,12 +217,15 @@ def _import(cfg, args: argparse.Namespace) -> int:
     creates no lecture (exit 10), and with ``--title`` files whose every event is already stored create
     none either (exit 2, naming the lecture that holds them)."""
     from emocast.contract.events import EMOTION
+    from emocast.core.broker import redact_url
 
-    from .importer import ImportFileError, events_from_records
-    from .store import Batch, Store
+    from .importer import ImportFileError, device_name_problem, events_from_records
+    from .store import Store, StoreError, database_error_types, printable_text
 
     if args.device and len(args.files) > 1:
         raise UsageError(f"--device names one file's device; {len(args.files)} files were given")
+    if args.title is not None and not (0 < len(args.title) <= 200 and printable_text(args.title)):
+        raise UsageError("--title: 1-200 characters, without control characters or unpaired surrogates")
     store = Store(cfg.db_url())
     try:
         lecture = None
@@ -234,6 +237,9 @@ def _import(cfg, args: argparse.Namespace) -> int:
         offset = lecture["video_offset_s"] if lecture else args.video_offset
         results = []
         for path in args.files:
+            problem = device_name_problem(args.device or path.stem)
+            if problem:
+                raise ImportFileError(f"{path}: {problem}; nothing imported")
             try:
                 found = events_from_records(path, args.device or path.stem, start, offset)
                 if not cfg.privacy.emotion:  # [privacy] emotion = false: the log's emotion is not imported
@@ -243,17 +249,17 @@ def _import(cfg, args: argparse.Namespace) -> int:
                 raise ImportFileError(f"{exc}; nothing imported") from None
         if lecture is None:
             _refuse_repeats(store, results)
-            lecture = store.create_lecture(args.title, [], start, offset, video=_video_name(args.video))
-        for r in results:
-            batch = Batch.empty()
-            batch.messages = r.events
-            new = store.write_batch(batch)
-            store.add_lecture_devices(lecture["id"], [r.device])
+        # one transaction: the lecture, its devices and every file's events, or nothing at all
+        try:
+            lecture, new = store.import_lecture([(r.device, r.events) for r in results],
+                                                lecture["id"] if lecture else None, args.title or "", start, offset,
+                                                _video_name(args.video) if lecture is None else None)
+        except database_error_types() as exc:
+            raise StoreError(f"{redact_url(store.url)}: the database refused the import ({type(exc).__name__}: "
+                             f"{exc}); nothing imported") from exc
+        for r, n in zip(results, new, strict=True):
             print(json.dumps({"file": str(r.path), "device": r.device, "records": r.records, "tracks": r.tracks,
-                              "events": len(r.events), "new": new, "lecture": lecture["id"]}))
-        if args.title:
-            last = max((e.ts for r in results for e in r.events), default=lecture["start"])
-            store.stop_lecture(lecture["id"], max(last, lecture["start"] + 1.0))
+                              "events": len(r.events), "new": n, "lecture": lecture["id"]}))
     finally:
         store.close()
     return 0

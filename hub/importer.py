@@ -8,7 +8,10 @@ stores them with the live flow's code: the recorded and the live lecture give th
 
 Only states, labels and times are kept: a record's box, landmarks-derived angles and eye ratios
 stay in the file. Event ids are derived from the file's content, so importing a file twice stores
-it once. A file that is not analyze output is refused whole, naming the file, the line and the key.
+it once. A file that is not analyze output is refused whole, naming the file, the line and the key:
+every record passes the checks live ingest applies to a kiosk's payload (``payloads.py``: no NaN or
+Infinity, strings short and free of control characters, lone surrogates and bidirectional overrides,
+integers the columns hold), a media time inside a lecture's span, and the schema.
 """
 
 from __future__ import annotations
@@ -23,8 +26,13 @@ from typing import Any
 from emocast.contract.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
 from emocast.core.errors import EmocastError, ExitCode
 
+from .payloads import MAX_LABEL, TRACK_MAX, PayloadError, check_values, load_json
 from .store import StoredMessage
+from .timeline import MAX_LECTURE_S
 from .validation import Validator
+
+MAX_RECORD_BYTES = 16 * 1024  # one analyze record is a few hundred bytes
+MAX_DEVICE = 128  # characters of a device name, as a live kiosk's
 
 NAMESPACE = uuid.UUID("6f1d6f52-8f7c-4c1e-9a0e-0c8a1f5d2b11")
 
@@ -59,16 +67,41 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise ImportFileError(f"{path}:{n}: not JSON ({exc})") from None
+            rec, _ = load_json(line.encode("utf-8", "surrogatepass"), MAX_RECORD_BYTES)
+            check_values(rec)
+        except PayloadError as exc:
+            raise ImportFileError(f"{path}:{n}: {exc}") from None
         problem = validator.problem("analyze_record", rec, whole="(record)")
+        if problem is None:
+            problem = _record_problem(rec)
         if problem is not None:
             raise ImportFileError(f"{path}:{n}: {problem} (is it `emocast analyze` output?)")
         out.append((n, rec))
     if not out:
         raise ImportFileError(f"{path}: no records (an analyze run that found no face writes none)")
     return out
+
+
+def _record_problem(rec: dict[str, Any]) -> str | None:
+    """What the schema cannot say and the store needs: a time inside a lecture's span, a track the
+    column holds, labels of a label's length."""
+    t, track = rec.get("t"), rec.get("track")
+    if not isinstance(t, int | float) or isinstance(t, bool) or not 0.0 <= t <= MAX_LECTURE_S:
+        return f"t: {str(t)[:30]} is not a media time of 0 to {MAX_LECTURE_S:g} s"
+    if isinstance(track, int) and not 0 <= track <= TRACK_MAX:
+        return f"track: {str(track)[:30]} is outside 0..{TRACK_MAX}"
+    for key in ("attention", "reason", "emotion"):
+        value = rec.get(key)
+        if isinstance(value, str) and len(value) > MAX_LABEL:
+            return f"{key}: a label of {len(value)} characters, more than {MAX_LABEL}"
+    return None
+
+
+def device_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an imported file's device (as a live kiosk's id could not), or None."""
+    if not name or len(name) > MAX_DEVICE or not name.isascii() or not name.isprintable() or "/" in name:
+        return f"device {name[:60]!r}: give 1-{MAX_DEVICE} printable ASCII characters without '/' (--device)"
+    return None
 
 
 def events_from_records(path: Path, device: str, start_ts: float, video_offset_s: float = 0.0) -> ImportResult:

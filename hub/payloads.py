@@ -30,7 +30,9 @@ MAX_LABEL = 64  # an attention state or emotion label (the value column)
 SEQ_MAX = 2**63 - 1
 TRACK_MAX = 2**31 - 1
 TS_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z", re.ASCII)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# control characters, lone surrogates, and the bidirectional overrides and isolates that make a label
+# display as something else (U+202A-U+202E, U+2066-U+2069)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(rb"[\[\]{}]")
 

@@ -260,6 +260,40 @@ class Store:
             return 0
         return max(0, self._transaction(statements)[0])
 
+    def import_lecture(self, files: Sequence[tuple[str, Sequence[StoredMessage]]], lecture_id: str | None = None,
+                       title: str = "", start: float = 0.0, video_offset_s: float = 0.0, video: str | None = None,
+                       received: float | None = None) -> tuple[dict[str, Any], list[int]]:
+        """Imported files' events, each file a device, into an existing lecture (``lecture_id``) or a new
+        one (``title``, ``start``: ended just after its last event), in one transaction: a failure
+        leaves no lecture and no event of any file. Returns the lecture and each file's new events."""
+        received = time.time() if received is None else received
+        devices = [device for device, _ in files]
+        statements: list[tuple[str, Sequence[Any]]] = []
+        if lecture_id is None:
+            lecture_id = uuid.uuid4().hex[:12]
+            last = max((m.ts for _, events in files for m in events), default=start)
+            statements.append((
+                "INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created, video) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (lecture_id, title, json.dumps(sorted(set(devices))), start, max(last, start + 1.0), video_offset_s,
+                 received, video)))
+        else:
+            lecture = self.lecture(lecture_id)
+            if lecture is None:
+                raise KeyError(lecture_id)
+            merged = sorted(set(lecture["devices"]) | set(devices))
+            statements.append(("UPDATE lectures SET devices = ? WHERE id = ?", (json.dumps(merged), lecture_id)))
+        for _, events in files:
+            statements.append((
+                "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)
+                 for m in events]))
+        counts = self._transaction(statements)[1:]
+        lecture = self.lecture(lecture_id)
+        assert lecture is not None
+        return lecture, [max(0, n) for n in counts]
+
     def purge(self, before_ts: float) -> int:
         """Retention: drop messages older than ``before_ts``; returns how many."""
         return self._transaction([("DELETE FROM messages WHERE ts < ?", (before_ts,))])[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -325,6 +326,47 @@ def test_import_cli_builds_a_lecture_and_refuses_other_files(tmp_path, capsys, c
     said = caplog.text
     assert f"already stored, in lecture {lecture['id']} ('Recorded lecture')" in said and "nothing imported" in said
     assert [x["id"] for x in store.lectures()] == [lecture["id"]]
+
+
+HOSTILE_RECORDS = [  # (what replaces part of a good record's line, what the refusal names)
+    ('"t": 1e20', "t: 1e+20"), ('"t": NaN', "NaN is not JSON"), ('"t": Infinity', "Infinity is not JSON"),
+    ('"t": 3000000000.0', "t: 3000000000.0"), ('"track": 1180591620717411303424', "outside 64 bits"),
+    ('"track": 1099511627776', "track: 1099511627776 is outside"),
+    ('"attention": "attentive\\u0000"', "U+0000"), ('"attention": "\\ud800"', "U+D800"),
+    ('"attention": "att\\u202eevitne"', "U+202E"), ('"attention": "' + "a" * 300 + '"', "more than 256"),
+    ('"attention": "' + "a" * 100_000 + '"', "bytes, more than"),
+]
+
+
+@pytest.mark.parametrize(("change", "says"), HOSTILE_RECORDS, ids=[c[:24] for c, _ in HOSTILE_RECORDS])
+def test_import_refuses_what_ingest_refuses_and_leaves_nothing(tmp_path, capsys, caplog, change, says):
+    """A record ingest would refuse from a kiosk is refused from a file too (exit 10, naming file, line
+    and key), with a good file before it: no lecture, and none of the good file's events, is left."""
+    db = str(tmp_path / "hub.sqlite")
+    good = analyze_records(tmp_path / "good.jsonl", {1: [(t / 10, "attentive", None) for t in range(50)]})
+    bad = analyze_records(tmp_path / "bad.jsonl", {1: [(t / 10, "attentive", None) for t in range(5)]})
+    lines = bad.read_text().splitlines()
+    key = change.split(":", 1)[0]
+    lines[2] = re.sub(key + r': (?:"[^"]*"|[^,}]+)', lambda _: change, lines[2], count=1)
+    bad.write_text("\n".join(lines) + "\n")
+    caplog.clear()
+    assert main(["hub", "import", str(good), str(bad), "--title", "Hostile", "--db", db]) == exit_codes.IMPORT
+    assert "bad.jsonl:3" in caplog.text and says in caplog.text, caplog.text[-600:]
+    store = Store(db)
+    assert store.lectures() == [] and store.count_messages() == 0
+
+
+def test_an_import_the_database_fails_midway_leaves_nothing(tmp_path):
+    """Every file of an import in one transaction: a row the database refuses in the second file takes
+    the lecture and the first file's events with it."""
+    db = str(tmp_path / "hub.sqlite")
+    good = analyze_records(tmp_path / "good.jsonl", {1: [(t / 10, "attentive", None) for t in range(50)]})
+    other = analyze_records(tmp_path / "other.jsonl", {1: [(t / 10, "looking_away", None) for t in range(50)]})
+    store = Store(db)
+    store._execute("CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.device = 'other' "
+                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    assert main(["hub", "import", str(good), str(other), "--title", "Half", "--db", db]) != exit_codes.OK
+    assert store.lectures() == [] and store.count_messages() == 0
 
 
 def test_hub_config_is_checked_like_the_devices(tmp_path):
