@@ -386,6 +386,7 @@ class Ingest:
             batch.infos[device] = (text, ts)
         elif kind == METRICS:
             batch.metrics[device] = (text, ts)
+            batch.skews[device] = ts - item.at  # metrics are sent live: their time is the kiosk's clock now
         else:
             value = payload.get("state") if kind == ATTENTION else payload.get("emotion")
             batch.messages.append(StoredMessage(payload["id"], device, kind, int(payload["seq"]), ts,

@@ -77,6 +77,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # a file name in [web] video_dir: the lecture's video, which the page plays beside its timeline
         "ALTER TABLE lectures ADD COLUMN video TEXT",
     ]),
+    (5, "clock skew, retention by receive time", [
+        # the kiosk's clock less the hub's, from its latest metrics (sent live, at QoS 0)
+        "ALTER TABLE devices ADD COLUMN clock_skew_s DOUBLE PRECISION",
+        # retention removes what the hub received long ago, whatever a kiosk's clock said
+        "CREATE INDEX messages_received ON messages (received)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -66,6 +66,7 @@ class Batch:
     metrics: dict[str, tuple[str, float]]
     rejects: list[tuple[str, str, str, float, str]]  # device, kind, error, received, excerpt (all ASCII)
     policy_dropped: dict[str, int] = field(default_factory=dict)  # per device: emotion messages not stored
+    skews: dict[str, float] = field(default_factory=dict)  # per device: its clock less the hub's (from metrics)
 
     @classmethod
     def empty(cls) -> Batch:
@@ -231,7 +232,7 @@ class Store:
             [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)
              for m in batch.messages])]
         devices = (set(batch.last_seen) | set(batch.statuses) | set(batch.infos) | set(batch.metrics)
-                   | set(batch.policy_dropped))
+                   | set(batch.policy_dropped) | set(batch.skews))
         for device in sorted(devices):
             statements.append(("INSERT INTO devices (device) VALUES (?) ON CONFLICT (device) DO NOTHING", (device,)))
         for device, seen in batch.last_seen.items():
@@ -246,6 +247,8 @@ class Store:
         for device, (metrics, ts) in batch.metrics.items():
             statements.append(("UPDATE devices SET metrics = ?, metrics_ts = ? WHERE device = ? AND "
                                "(metrics_ts IS NULL OR metrics_ts <= ?)", (metrics, ts, device, ts)))
+        for device, skew in batch.skews.items():
+            statements.append(("UPDATE devices SET clock_skew_s = ? WHERE device = ?", (skew, device)))
         for device, kind, error, ts, excerpt in batch.rejects:
             statements.append((
                 "INSERT INTO rejects (device, kind, count, last_error, last_ts) VALUES (?, ?, 1, ?, ?) "
@@ -295,8 +298,9 @@ class Store:
         return lecture, [max(0, n) for n in counts]
 
     def purge(self, before_ts: float) -> int:
-        """Retention: drop messages older than ``before_ts``; returns how many."""
-        return self._transaction([("DELETE FROM messages WHERE ts < ?", (before_ts,))])[0]
+        """Retention: drop messages the hub received before ``before_ts`` (its own clock: a kiosk whose
+        clock is wrong cannot have its events purged early or kept for ever); returns how many."""
+        return self._transaction([("DELETE FROM messages WHERE received < ?", (before_ts,))])[0]
 
     # -- reads -----------------------------------------------------------------------------------
     def devices(self) -> list[dict[str, Any]]:
@@ -312,11 +316,12 @@ class Store:
         for device, count in self._query("SELECT device, SUM(count) FROM rejects GROUP BY device"):
             rejects[device] = int(count)
         out = []
-        rows = self._query("SELECT device, status, status_ts, last_seen, info, metrics, metrics_ts, policy_dropped "
-                           "FROM devices")
+        rows = self._query("SELECT device, status, status_ts, last_seen, info, metrics, metrics_ts, policy_dropped, "
+                           "clock_skew_s FROM devices")
         known = {r[0] for r in rows}
-        rows += [(d, None, None, None, None, None, None, 0) for d in sorted((set(counts) | set(imported)) - known)]
-        for device, status, status_ts, last_seen, info, metrics, metrics_ts, dropped in sorted(rows):
+        rows += [(d, None, None, None, None, None, None, 0, None)
+                 for d in sorted((set(counts) | set(imported)) - known)]
+        for device, status, status_ts, last_seen, info, metrics, metrics_ts, dropped, skew in sorted(rows):
             n, distinct, lo, hi = counts.get(device, (0, 0, None, None))
             m = json.loads(metrics) if metrics else {}
             out.append({
@@ -336,6 +341,8 @@ class Store:
                 "source_ok": m.get("source_ok"),
                 "metrics_ts": metrics_ts,
                 "policy_dropped": int(dropped or 0),
+                # the kiosk's clock less the hub's, seconds (its latest metrics): its events' times are its own
+                "clock_skew_s": None if skew is None else round(float(skew), 1),
                 # a kiosk publishes over MQTT; a recording was imported from `emocast analyze` logs
                 "source": "recording" if imported.get(device) and not n and status is None else "kiosk",
             })

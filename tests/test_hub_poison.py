@@ -219,3 +219,28 @@ def test_a_status_from_a_device_id_that_cannot_be_one_makes_no_device(tmp_path):
         assert {r["device"] for r in ingest.store.rejects()} == {"?"}
     finally:
         ingest.store.close()
+
+
+def test_each_kiosks_clock_skew_is_measured_from_its_live_metrics(tmp_path):
+    """A kiosk whose clock runs 2 h behind: its metrics (sent live) say so, /api/devices shows it."""
+    import paho.mqtt.client as paho
+
+    from emocast.hub import config as hubconfig
+    from emocast.hub.ingest import Ingest
+
+    ingest = Ingest(hubconfig.load(None, {"store": {"url": str(tmp_path / "hub.sqlite")}}))
+    try:
+        body = {"schema": SCHEMAS["metrics"], "id": "metrics-00000000-0001", "seq": 0, "ts": utc_timestamp(time.time() - 7200),
+                "device": "late", "frames_in": 1, "frames_processed": 1, "frames_dropped": 0, "source_ok": True,
+                "stage_ms": {}, "outbox_depth": 0, "outbox_oldest_s": 0.0, "events_dropped": 0, "reconnects": 0,
+                "cpu_temp_c": None, "events_published": 0, "events_acked": 0, "events_refused": 0,
+                "outbox_resets": 0}
+        msg = paho.MQTTMessage(mid=1, topic=b"emocast/late/metrics")
+        msg.qos, msg.payload = 0, json.dumps(body).encode()
+        ingest._on_message(ingest.client, None, msg)
+        ingest._write(ingest._gather())
+        (device,) = ingest.store.devices()
+        assert device["device"] == "late" and device["clock_skew_s"] == pytest.approx(-7200, abs=5)
+        assert ingest.store.rejects() == []
+    finally:
+        ingest.store.close()

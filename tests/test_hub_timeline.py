@@ -4,6 +4,7 @@ store's migrations and de-duplication, the REST API (FastAPI's TestClient) and t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -189,7 +190,7 @@ def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
 def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):
     url = str(tmp_path / "hub.sqlite")
     store = Store(url)
-    assert store.schema_version() == LATEST == 4
+    assert store.schema_version() == LATEST == 5
     msgs = hand_case()
     batch = Batch.empty()
     batch.messages = msgs[:4] + msgs[6:]  # seq 5 and 6 never arrived
@@ -410,11 +411,14 @@ def test_the_example_hub_config_lists_every_key_with_its_real_default():
 
 
 def test_retention_removes_only_old_messages(tmp_path):
+    """By the time the hub received them, not by the kiosk's stamp: a kiosk whose clock is years off
+    cannot have its events purged at once or kept for ever."""
     store = Store(str(tmp_path / "hub.sqlite"))
-    batch = Batch.empty()
-    batch.messages = hand_case()
-    store.write_batch(batch)
-    assert store.purge(T0 + 45) == 5  # the five messages stamped before 45 s
+    for i, m in enumerate(hand_case()):
+        batch = Batch.empty()
+        batch.messages = [dataclasses.replace(m, ts=m.ts - 10 * 365 * 86400 if i % 2 else m.ts + 3 * 365 * 86400)]
+        store.write_batch(batch, received=m.ts)  # stamped by a wrong clock, received when it happened
+    assert store.purge(T0 + 45) == 5  # the five messages received before 45 s
     assert store.count_messages() == 5 and store.purge(T0 + 45) == 0
 
 

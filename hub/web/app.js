@@ -47,7 +47,9 @@ function deviceRow(d) {
     h("td", null, d.device),
     h("td", { class: d.status }, d.status, d.emotion_conflict ? " · infers emotion (dropped here)" : null),
     h("td", null, when(d.last_seen)),
-    [d.events, d.missing_seq, d.outbox_depth ?? "–", d.dropped_events ?? "–", d.rejected].map(v => h("td", null, v)));
+    [d.events, d.missing_seq, d.outbox_depth ?? "–", d.dropped_events ?? "–", d.rejected].map(v => h("td", null, v)),
+    h("td", { class: d.clock_skew_s != null && Math.abs(d.clock_skew_s) > 60 ? "conflict" : null },
+      d.clock_skew_s == null ? "–" : `${d.clock_skew_s > 0 ? "+" : ""}${d.clock_skew_s} s`));
 }
 
 function lectureRow(l) {
@@ -95,11 +97,12 @@ async function devicesPage() {
   const kiosks = devices.filter(d => d.source !== "recording"), recordings = devices.filter(d => d.source === "recording");
   replace(view,
     h("h2", null, "Kiosks"),
-    table("devices", ["device", "status", "last seen", "events", "missing", "outbox", "dropped", "invalid"],
+    table("devices", ["device", "status", "last seen", "events", "missing", "outbox", "dropped", "invalid", "clock"],
           kiosks.map(deviceRow), "No kiosk has reported yet."),
     h("p", { class: "muted" }, "missing: events between the first and last stored that never arrived; outbox: events " +
       "waiting on the kiosk; dropped: events the kiosk had to drop (its outbox was full); invalid: messages the hub " +
-      "refused (GET /api/rejects says why)."),
+      "refused (GET /api/rejects says why); clock: the kiosk's clock less the hub's (over a minute: its events land " +
+      "at the wrong time of a lecture; set its NTP)."),
     h("h2", null, "Recordings"),
     table("recordings", ["recording", "events"], recordings.map(d => h("tr", { "data-device": d.device },
       h("td", null, d.device), h("td", null, d.events))), "No recording imported (emocast hub import)."));
