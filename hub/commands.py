@@ -302,11 +302,44 @@ def _forget(cfg, args: argparse.Namespace) -> int:
         removed = store.forget_device(args.device) if args.device else store.forget_lecture(args.lecture)
         if removed is None:
             raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
-        log.info("forgot %s %s: %s", "device" if args.device else "lecture", args.device or args.lecture, removed)
-        print(json.dumps({"forgot": args.device or args.lecture, **removed}))
     finally:
         store.close()
+    if args.device:  # else the broker's retained status and info bring the device back at the next start
+        removed["retained_cleared"] = clear_retained(cfg, args.device)
+    log.info("forgot %s %s: %s", "device" if args.device else "lecture", args.device or args.lecture, removed)
+    print(json.dumps({"forgot": args.device or args.lecture, **removed}))
     return 0
+
+
+def clear_retained(cfg, device: str, timeout_s: float = 10.0) -> bool:
+    """Empty the device's retained ``status`` and ``info`` on the broker (an empty retained message
+    deletes it). The hub's broker user needs write on those two topics (docs/hub.md); a broker that
+    cannot be reached or refuses is logged, and the database's deletion stands."""
+    from emocast.core.broker import make_client, parse_broker_url, tls_context
+
+    m = cfg.mqtt
+    broker = parse_broker_url(m.url)
+    client = make_client(f"{m.client_id}-forget", broker, m.username, cfg.password(),
+                         tls_context(m.ca_file, m.cert_file, m.key_file) if broker.tls else None)
+    try:
+        client.connect(broker.host, broker.port, keepalive=30)
+        client.loop_start()
+        infos = [client.publish(f"{m.prefix}/{device}/{suffix}", b"", qos=1, retain=True)
+                 for suffix in ("status", "info")]
+        for info in infos:
+            info.wait_for_publish(timeout_s)
+        ok = all(info.is_published() and info.rc == 0 for info in infos)
+    except (OSError, ValueError, RuntimeError) as exc:
+        log.warning("could not clear %s's retained status on %s (%s): clear it with mosquitto_pub -r -n -t "
+                    "'%s/%s/status' (and .../info)", device, broker.redacted(), exc, m.prefix, device)
+        return False
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    if not ok:
+        log.warning("the broker did not take the empty retained status of %s: may the hub's user write "
+                    "%s/+/status and %s/+/info?", device, m.prefix, m.prefix)
+    return ok
 
 
 def _lecture(cfg, args: argparse.Namespace) -> int:

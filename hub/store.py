@@ -423,7 +423,10 @@ class Store:
     # -- erasure -----------------------------------------------------------------------------------
     def forget_device(self, device: str) -> dict[str, int]:
         """Everything stored for one device, gone in one transaction (a family that withdraws consent):
-        its events, its health row, its rejected messages, and its name in every lecture."""
+        its events, its health row, its rejected messages, and its name in every lecture. On SQLite the
+        deleted rows are overwritten and the write-ahead log emptied into the file (``scrub``)."""
+        if self.dialect == "sqlite":
+            self._execute("PRAGMA secure_delete=ON")  # freed pages zeroed, not left readable in the file
         lectures = [lec for lec in self.lectures() if device in lec["devices"]]
         counts = self._transaction([
             ("DELETE FROM messages WHERE device = ?", (device,)),
@@ -432,8 +435,17 @@ class Store:
             ("DELETE FROM quarantine WHERE device = ?", (device,)),
             *[("UPDATE lectures SET devices = ? WHERE id = ?",
                (json.dumps([d for d in lec["devices"] if d != device]), lec["id"])) for lec in lectures]])
+        self.scrub()
         return {"messages": counts[0], "devices": counts[1], "rejects": counts[2], "quarantined": counts[3],
                 "lectures_updated": len(lectures)}
+
+    def scrub(self) -> None:
+        """After a deletion that must not linger: SQLite's write-ahead log checkpointed into the file
+        and truncated (it held the deleted rows' pages); PostgreSQL's dead rows vacuumed."""
+        if self.dialect == "sqlite":
+            self._execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            self._execute("VACUUM messages")
 
     def forget_lecture(self, lecture_id: str, now: float | None = None) -> dict[str, int] | None:
         """A lecture and every event of its devices between its start and its end (now, if live);
@@ -443,10 +455,13 @@ class Store:
             return None
         end = lecture["end"] if lecture["end"] is not None else (time.time() if now is None else now)
         devices = lecture["devices"]
+        if self.dialect == "sqlite":
+            self._execute("PRAGMA secure_delete=ON")
         counts = self._transaction([
             (f"DELETE FROM messages WHERE device IN ({_marks(devices)}) AND ts >= ? AND ts <= ?",
              (*devices, lecture["start"], end)),
             ("DELETE FROM lectures WHERE id = ?", (lecture_id,))])
+        self.scrub()
         return {"messages": counts[0], "lectures": counts[1]}
 
     # -- lectures ----------------------------------------------------------------------------------

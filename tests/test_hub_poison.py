@@ -230,8 +230,9 @@ def test_each_kiosks_clock_skew_is_measured_from_its_live_metrics(tmp_path):
 
     ingest = Ingest(hubconfig.load(None, {"store": {"url": str(tmp_path / "hub.sqlite")}}))
     try:
-        body = {"schema": SCHEMAS["metrics"], "id": "metrics-00000000-0001", "seq": 0, "ts": utc_timestamp(time.time() - 7200),
-                "device": "late", "frames_in": 1, "frames_processed": 1, "frames_dropped": 0, "source_ok": True,
+        body = {"schema": SCHEMAS["metrics"], "id": "metrics-00000000-0001", "seq": 0,
+                "ts": utc_timestamp(time.time() - 7200), "device": "late", "frames_in": 1, "frames_processed": 1,
+                "frames_dropped": 0, "source_ok": True,
                 "stage_ms": {}, "outbox_depth": 0, "outbox_oldest_s": 0.0, "events_dropped": 0, "reconnects": 0,
                 "cpu_temp_c": None, "events_published": 0, "events_acked": 0, "events_refused": 0,
                 "outbox_resets": 0}

@@ -129,6 +129,38 @@ def test_forget_leaves_no_row_of_the_device(tmp_path, capsys):
     assert store.lectures() == [] and store.count_messages() == 0
     assert main(["hub", "forget", "--lecture", "nope", "--db", db]) == exit_codes.USAGE
     store.close()
+    # not in the file's free pages, not in the write-ahead log either
+    for path in tmp_path.glob("hub.sqlite*"):
+        assert b"alice" not in path.read_bytes(), path.name
+
+
+def test_forget_clears_the_devices_retained_status_on_the_broker(broker, tmp_path, capsys):
+    """Else the broker's retained status and info would bring the device back at the hub's next start."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    pub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="kiosk-alice")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    for suffix, payload in (("status", b"online"), ("info", b'{"version": "x"}')):
+        pub.publish(f"emocast/alice/{suffix}", payload, qos=1, retain=True).wait_for_publish(5)
+    pub.loop_stop()
+    pub.disconnect()
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[mqtt]\nurl = "{broker.url}"\n')
+    db = str(tmp_path / "hub.sqlite")
+    assert main(["hub", "forget", "--device", "alice", "--db", db, "--config", str(config)]) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["retained_cleared"] is True
+    got: list = []
+    sub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="check")
+    sub.on_message = lambda c, u, m: got.append(m.topic)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("emocast/#", qos=1)
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    time.sleep(1.0)
+    sub.loop_stop()
+    sub.disconnect()
+    assert got == []
 
 
 def test_the_summary_keeps_its_attention_and_loses_its_emotion(tmp_path):
