@@ -159,6 +159,8 @@ class MqttSection:
     cert_file: str = ""
     key_file: str = ""
     drain_timeout_s: float = field(default=5.0, metadata=_rng(0.0, 600))
+    # a broker that takes events and never acknowledges them (wedged, or a proxy that lost the link): reconnect
+    ack_timeout_s: float = field(default=30.0, metadata=_rng(2.0, 3600))
     homeassistant: bool = False  # publish Home Assistant MQTT discovery configs (retained) on connect
     discovery_prefix: str = "homeassistant"
 

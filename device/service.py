@@ -133,6 +133,7 @@ class Service:
             broker=broker,
             client_id=m.client_id or f"emocast-{self.device_id}",
             keepalive_s=m.keepalive_s,
+            ack_timeout_s=m.ack_timeout_s,
             protocol=m.protocol,
             password=broker_password(self.cfg),
             ca_file=m.ca_file,

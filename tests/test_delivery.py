@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -122,3 +123,73 @@ def test_service_killed_mid_run_delivers_its_backlog_at_the_next_start(tmp_path,
     assert second[0]["seq"] > first[-1]["seq"]  # seq survived the kill
     got = sorted({json.loads(p)["seq"] for _, p, _ in rec.messages})
     assert got[0] == 1 and got == list(range(1, got[-1] + 1))
+
+
+class SilentBroker:
+    """A TCP server that answers CONNECT with a CONNACK and then reads and ignores everything: a broker
+    that takes events and never acknowledges them. Counts the connections made to it."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self._threads: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    @staticmethod
+    def _serve(conn) -> None:
+        with conn:
+            conn.recv(4096)  # CONNECT
+            conn.sendall(bytes([0x20, 0x02, 0x00, 0x00]))  # CONNACK, MQTT 3.1.1: accepted
+            while conn.recv(4096):  # PUBLISHes and PINGREQs, never answered
+                pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_broker_that_never_acknowledges_is_left_and_nothing_is_lost(tmp_path):
+    """No PUBACK for ``ack_timeout_s``: the kiosk drops the connection and makes a new one (back-off),
+    the events stay in its outbox to be sent again."""
+    from emocast.contract.events import Topics
+    from emocast.device.config import parse_broker_url
+    from emocast.device.delivery.outbox import Outbox
+    from emocast.device.delivery.publish import MqttOptions, Publisher
+
+    silent = SilentBroker()
+    topics = Topics("emocast", "k1")
+    outbox = Outbox(tmp_path / "outbox.sqlite", topics)
+    for i in range(5):
+        outbox.append("attention", {"track": 1, "state": "attentive", "previous": None,
+                                    "previous_duration_s": 0.0, "source_t": float(i)})
+    stop = threading.Event()
+    opts = MqttOptions(broker=parse_broker_url(f"mqtt://127.0.0.1:{silent.port}"), client_id="k1", ack_timeout_s=2.0)
+    publisher = Publisher(outbox, topics, opts, {"version": "test"}, stop)
+    publisher.start()
+    try:
+        deadline = time.monotonic() + 20
+        while silent.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert silent.connections >= 2 and publisher.stats.ack_timeouts >= 1
+        assert publisher.stats.published >= 5 and publisher.stats.acked == 0
+        assert outbox.depth() == 5  # nothing acknowledged, nothing lost
+    finally:
+        stop.set()
+        publisher.shutdown()
+        silent.close()
+        outbox.close()

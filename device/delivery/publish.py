@@ -9,6 +9,7 @@ the oldest unacknowledged row, so a cut connection can duplicate an event (hubs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -54,6 +55,7 @@ class PublisherStats:
     fatal: str = ""
     inflight: int = 0
     refused: int = 0  # PUBACKs with a failure reason (MQTT 5 only)
+    ack_timeouts: int = 0  # connections dropped because the broker stopped acknowledging
 
     def metrics(self) -> dict[str, int]:
         """Delivery's fields of the metrics event."""
@@ -66,6 +68,7 @@ class MqttOptions:
     broker: BrokerAddress
     client_id: str
     keepalive_s: int = 30
+    ack_timeout_s: float = 30.0  # the oldest event in flight this long without a PUBACK: reconnect
     protocol: str = "3.1.1"
     password: str = ""  # resolved from config, file or URL
     ca_file: str = ""
@@ -251,6 +254,7 @@ class Publisher(threading.Thread):
             self._wake.clear()
             if self.stats.connected:
                 self._feed()
+                self._watch_acks()
             self._prune()
 
     def _feed(self) -> None:
@@ -278,6 +282,28 @@ class Publisher(threading.Thread):
                 self._acked(row.seq, early[1], row.topic)
         with self._lock:
             self.stats.inflight = len(self._inflight)
+
+    def _watch_acks(self) -> None:
+        """A broker that connects and takes events but never acknowledges them (wedged, or a link that
+        dropped without a reset) would hold the kiosk's window full for ever: when the oldest event in
+        flight on this connection has waited ``ack_timeout_s``, the socket is shut, paho reconnects
+        with back-off, and the new connection sends the unacknowledged events again (still in the
+        outbox: nothing is lost)."""
+        now = time.monotonic()
+        with self._lock:
+            oldest = min((t for _, g, t, _ in self._inflight.values() if g == self._generation), default=None)
+        if oldest is None or now - oldest < self.opts.ack_timeout_s:
+            return
+        self.stats.ack_timeouts += 1
+        self.stats.last_error = f"no acknowledgement from the broker for {now - oldest:.0f} s"
+        log.warning("%s (%s): reconnecting; the events stay in the outbox", self.stats.last_error,
+                    self.opts.broker.redacted())
+        with self._lock:
+            self._generation += 1  # what was in flight is not waited for any longer
+        sock = self.client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # paho's loop sees the connection lost, and reconnects
 
     def _prune(self, max_age_s: float = 300.0) -> None:
         """Forget bookkeeping for PUBACKs that will never come (a connection long gone)."""
