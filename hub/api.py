@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from emocast import __version__
 
 from .config import LOOPBACK_NAMES
+from .feed import ChangeFeed
 from .routes import HubState, compare, lectures, pages, status
 from .store import Store, database_error_types
 
@@ -48,12 +49,15 @@ MAX_BODY = 64 * 1024  # bytes of a request body: a lecture is a title and a few 
 
 def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str, Any]] | None = None,
                default_bin_s: float = 0.0, allowed_hosts: frozenset[str] = LOOPBACK_NAMES,
-               max_bins: int = 5000, emotion: bool = True, min_faces: int = 1, video_dir: str = "") -> FastAPI:
+               max_bins: int = 5000, emotion: bool = True, min_faces: int = 1, video_dir: str = "",
+               feed: ChangeFeed | None = None) -> FastAPI:
+    """``feed``: what this process's ingest commits, for live pages' streams (one of its own without
+    ingest: streams then learn of changes from the database alone)."""
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")
     Store(db_url).close()  # the schema migrated once, here: a request's connection never migrates
     state = app.state.hub = HubState(db_url, token, ingest_stats, default_bin_s, max_bins, emotion,
-                                     min_faces, video_dir)
+                                     min_faces, video_dir, feed or ChangeFeed())
     database_errors = database_error_types()
 
     @app.middleware("http")

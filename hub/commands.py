@@ -126,12 +126,14 @@ def _serve(cfg) -> int:
 
     from .api import create_app
     from .config import parse_listen
+    from .feed import ChangeFeed
     from .ingest import Ingest
 
     wait_for_database(cfg.db_url(), cfg.store.connect_wait_s)
-    ingest = Ingest(cfg)
+    feed = ChangeFeed(cfg.web.max_streams)
+    ingest = Ingest(cfg, feed=feed)
     app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s, cfg.hosts(), cfg.web.max_bins,
-                     cfg.privacy.emotion, cfg.privacy.min_faces, cfg.web.video_dir)
+                     cfg.privacy.emotion, cfg.privacy.min_faces, cfg.web.video_dir, feed)
     host, port = parse_listen(cfg.web.listen)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="off", timeout_graceful_shutdown=5))  # live pages' streams

@@ -66,6 +66,7 @@ class HubWebSection:
     allowed_hosts: str = ""  # host names the page is reached by, comma-separated (loopback always); needed with 0.0.0.0
     max_bins: int = field(default=5000, metadata=_rng(10, 1_000_000))  # a timeline asking for more: 422
     video_dir: str = ""  # lecture videos the page may play, by file name (a lecture's `video`); empty: none
+    max_streams: int = field(default=100, metadata=_rng(1, 100_000))  # live pages' event streams open at once
 
 
 @dataclass

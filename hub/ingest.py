@@ -39,6 +39,7 @@ from emocast.contract.events import ATTENTION, EMOTION, EMOTION_FIELDS, INFO, ME
 from emocast.core.broker import Backoff, make_client, parse_broker_url, redact_url, tls_context
 
 from .config import HubConfig
+from .feed import ChangeFeed
 from .payloads import PayloadError, check_columns, check_time, check_values, load_json, parse_ts, printable
 from .store import Batch, Store, StoredMessage, refused_for_content
 from .validation import Validator
@@ -97,8 +98,10 @@ MAX_RETRY_WAIT_S = 10.0  # the longest wait between tries of a batch the databas
 class Ingest:
     """The MQTT client (paho's network thread) and the writer thread that commits and acknowledges."""
 
-    def __init__(self, cfg: HubConfig, stop: threading.Event | None = None) -> None:
+    def __init__(self, cfg: HubConfig, stop: threading.Event | None = None, feed: ChangeFeed | None = None) -> None:
+        """``feed``: told what each commit stored, for the live pages' streams of the same process."""
         self.cfg = cfg
+        self.feed = feed
         self.stop_event = stop or threading.Event()
         self.stats = IngestStats()
         self.validator = Validator((ATTENTION, EMOTION, SUMMARY, METRICS, INFO))
@@ -298,6 +301,8 @@ class Ingest:
             self._parse_into(item, batch)
         new = self.store.write_batch(batch, quarantine_keep=self.cfg.store.quarantine_keep)
         self.stats.duplicates += len(batch.messages) - new
+        if self.feed is not None and new:
+            self.feed.stored({m.device for m in batch.messages})
         return new
 
     def _write_in_parts(self, items: list[Received]) -> tuple[int, int]:

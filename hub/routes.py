@@ -29,6 +29,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from emocast import __version__
 from emocast.contract.palette import palette
 
+from .feed import ChangeFeed
 from .store import Store, printable_text, video_name_problem
 from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, lecture_timeline
 
@@ -50,6 +51,7 @@ class HubState:
     emotion: bool = True  # [privacy] emotion
     min_faces: int = 1  # [privacy] min_faces
     video_dir: str = ""  # [web] video_dir
+    feed: ChangeFeed = field(default_factory=ChangeFeed)  # what ingest commits, for live pages' streams
     started: float = field(default_factory=time.time)
 
 
@@ -221,10 +223,11 @@ def get_lecture(lecture_id: str, s: StoreDep) -> dict[str, Any]:
 
 
 @lectures.post("/{lecture_id}/stop")
-def stop_lecture(lecture_id: str, s: StoreDep) -> dict[str, Any]:
+def stop_lecture(lecture_id: str, s: StoreDep, state: StateDep) -> dict[str, Any]:
     lecture_or_404(s, lecture_id)
     lecture = s.stop_lecture(lecture_id)
     assert lecture is not None
+    state.feed.end(lecture_id)  # its pages' streams say so at once
     return lecture
 
 
@@ -253,14 +256,17 @@ def video(lecture_id: str, s: StoreDep, state: StateDep) -> FileResponse:
     return FileResponse(path)
 
 
-STREAM_CHECK_S = 1.0  # how often a live page's stream looks for new events
+STREAM_CHECK_S = 0.5  # how often a live page's stream looks at what ingest committed (memory, no query)
+STREAM_DB_CHECK_S = 10.0  # and asks the database (another writer; a lecture stopped elsewhere)
 STREAM_MAX_S = 300.0  # then it ends, and the browser's EventSource reconnects (no stream outlives a stop)
 
 
 @lectures.get("/{lecture_id}/stream")
 async def stream(lecture_id: str, request: Request, state: StateDep) -> StreamingResponse:
     """Server-Sent Events for a live lecture's page: ``changed`` whenever an event of its devices is
-    stored, ``ended`` when the lecture stops; the page fetches the timeline then (no polling)."""
+    stored, ``ended`` when the lecture stops; the page fetches the timeline then (no polling). Told by
+    this process's ingest (``feed``), checked against the database every ``STREAM_DB_CHECK_S``; at most
+    ``[web] max_streams`` at once (503 past them: the browser retries)."""
     def first() -> dict[str, Any]:
         s = Store(state.db_url, migrate=False)
         try:
@@ -269,6 +275,7 @@ async def stream(lecture_id: str, request: Request, state: StateDep) -> Streamin
             s.close()
 
     lecture = await run_in_threadpool(first)
+    devices = lecture["devices"]
 
     def look() -> tuple[tuple[int, float], bool]:
         """(the devices' change mark, whether the lecture has ended), on a connection of its own."""
@@ -276,27 +283,40 @@ async def stream(lecture_id: str, request: Request, state: StateDep) -> Streamin
         try:
             current = s.lecture(lecture_id)
             ended = current is None or current["end"] is not None
-            return s.change_mark(lecture["devices"], lecture["start"] - LOOKBACK_S), ended
+            return s.change_mark(devices, lecture["start"] - LOOKBACK_S), ended
         finally:
             with contextlib.suppress(Exception):
                 s.close()
 
+    feed = state.feed
+    if not feed.open():
+        raise HTTPException(503, f"{feed.max_streams} live pages are open ([web] max_streams)",
+                            headers={"Retry-After": "30"})
+
     async def events():
-        mark = None
-        deadline = time.monotonic() + STREAM_MAX_S
-        yield "retry: 3000\n\n"
-        while time.monotonic() < deadline and not await request.is_disconnected():
-            try:
-                now, ended = await run_in_threadpool(look)
-            except Exception:  # the database: end this stream; the browser reconnects
-                return
-            if ended:
-                yield "event: ended\ndata: {}\n\n"
-                return
-            if mark is not None and now != mark:
-                yield f"event: changed\ndata: {json.dumps({'events': now[0]})}\n\n"
-            mark = now
-            await asyncio.sleep(STREAM_CHECK_S)
+        try:
+            fed, stored, next_look = feed.mark(devices), None, 0.0
+            deadline = time.monotonic() + STREAM_MAX_S
+            yield "retry: 3000\n\n"
+            while time.monotonic() < deadline and not await request.is_disconnected():
+                changed, ended = feed.mark(devices) != fed, feed.ended(lecture_id)
+                fed = feed.mark(devices)
+                if time.monotonic() >= next_look:
+                    next_look = time.monotonic() + STREAM_DB_CHECK_S
+                    try:
+                        now, ended_here = await run_in_threadpool(look)
+                    except Exception:  # the database: end this stream; the browser reconnects
+                        return
+                    changed, ended = changed or (stored is not None and now != stored), ended or ended_here
+                    stored = now
+                if ended:
+                    yield "event: ended\ndata: {}\n\n"
+                    return
+                if changed:
+                    yield f"event: changed\ndata: {json.dumps({'events': stored[0] if stored else 0})}\n\n"
+                await asyncio.sleep(STREAM_CHECK_S)
+        finally:
+            feed.close()
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

@@ -305,3 +305,30 @@ def test_bytes_in_the_authorization_header_are_a_wrong_token(tmp_path):
     for value in (b"Bearer \xc3\xa9\xff", b"Basic \xff\xfe", "Basic " + "w6k6w6k=", b"\xff"):
         assert client.get("/api/lectures", headers={"Authorization": value}).status_code == 401
     assert client.get("/api/lectures", headers={"Authorization": "Bearer a-long-enough-token-0123"}).status_code == 200
+
+
+def test_live_streams_are_told_by_ingest_and_capped(tmp_path):
+    """A live page's stream says ``changed`` when this process's ingest commits an event of its devices
+    (no query needed), ``ended`` when the lecture is stopped; one stream past ``max_streams`` is 503."""
+    from fastapi.testclient import TestClient
+
+    from emocast.hub.api import create_app
+    from emocast.hub.feed import ChangeFeed
+
+    feed = ChangeFeed(max_streams=1)
+    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), feed=feed), base_url="http://127.0.0.1")
+    lecture = client.post("/api/lectures", json={"title": "live", "devices": ["d1"]}).json()
+    url = f"/api/lectures/{lecture['id']}/stream"
+    with client.stream("GET", url) as stream:
+        lines = stream.iter_lines()
+        assert next(lines).startswith("retry:")
+        assert client.get(url).status_code == 503 and feed.streams == 1  # the one place is taken
+        feed.stored(["d2"])  # another room's device: nothing to say
+        feed.stored(["d1"])
+        assert next(line for line in lines if line.startswith("event:")) == "event: changed"
+        client.post(f"/api/lectures/{lecture['id']}/stop", json={})
+        assert next(line for line in lines if line.startswith("event:")) == "event: ended"
+    deadline = time.monotonic() + 5
+    while feed.streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert feed.streams == 0  # the place is given back when a stream ends

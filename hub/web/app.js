@@ -249,15 +249,19 @@ async function lecturePage(id) {
     view.dataset.bins = String(data.bins.length);
     if (l.live && !stream) listen();
   }
-  // a live lecture's page is told when events arrive (Server-Sent Events), then redraws; no polling
-  let stream = null, pending = false;
+  // a live lecture's page is told when events arrive (Server-Sent Events), then redraws; no polling.
+  // One timeline request at a time: news that arrives while one is on its way asks for one more after it.
+  let stream = null, busy = false, again = false;
   function listen() {
     stream = new EventSource(`/api/lectures/${encodeURIComponent(id)}/stream`);
     view.dataset.stream = "open";
     const redraw = () => {
-      if (pending) return;
-      pending = true;
-      setTimeout(() => { pending = false; render().catch(showError); }, REDRAW_MS);
+      if (busy) { again = true; return; }
+      busy = true;
+      setTimeout(() => render().catch(showError).finally(() => {
+        busy = false;
+        if (again) { again = false; redraw(); }
+      }), REDRAW_MS);
     };
     stream.addEventListener("changed", redraw);
     stream.addEventListener("ended", () => { stream.close(); view.dataset.stream = "ended"; redraw(); });
