@@ -14,6 +14,7 @@ import io
 import json
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,16 @@ class HubState:
     video_dir: str = ""  # [web] video_dir
     feed: ChangeFeed = field(default_factory=ChangeFeed)  # what ingest commits, for live pages' streams
     started: float = field(default_factory=time.time)
+    timelines: dict[tuple, tuple[float, dict[str, Any]]] = field(default_factory=dict)  # view -> (began, data)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def timeline_lock(self, lecture_id: str) -> threading.Lock:
+        """The lock of one lecture's timeline computations."""
+        with self._locks_guard:
+            if len(self._locks) > 10_000:  # lectures come and go; their locks need not stay
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            return self._locks.setdefault(lecture_id, threading.Lock())
 
 
 def hub_state(request: Request) -> HubState:
@@ -152,6 +163,7 @@ def rejects(s: StoreDep) -> list[dict[str, Any]]:
 lectures = APIRouter(prefix="/api/lectures", tags=["lectures"])
 compare = APIRouter(prefix="/api", tags=["lectures"])
 MAX_COMPARED = 8
+TIMELINE_KEEP_S = 60.0  # a computed view is kept this long for the requests that waited for it
 
 
 @compare.get("/compare")
@@ -160,7 +172,11 @@ def compare_lectures(s: StoreDep, state: StateDep, ids: Annotated[str, Query(max
     """Several lectures on one time axis, the lecture video's (the same lesson taught to three
     classes, this week against last): each one's bins and moments, at one bin length (the longest
     lecture's automatic one unless asked)."""
-    wanted = [i for i in ids.split(",") if i][:MAX_COMPARED]
+    wanted = [i for i in ids.split(",") if i]
+    if len(wanted) > MAX_COMPARED:
+        raise HTTPException(422, f"ids: at most {MAX_COMPARED} lectures")
+    if len(set(wanted)) < len(wanted):
+        raise HTTPException(422, "ids: a lecture named twice")
     chosen = [lecture_or_404(s, i) for i in wanted]
     if not chosen:
         raise HTTPException(422, "ids: name one or more lectures, comma-separated")
@@ -212,9 +228,23 @@ def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) 
 def shown_timeline(s: Store, state: HubState, lecture: dict[str, Any], bin_s: float | None,
                    per_device: bool = False) -> dict[str, Any]:
     """A lecture's timeline as the page, the exports and the comparison show it: at a bin length that
-    fits ``[web] max_bins`` (``checked_bins``), up to now, as ``[privacy]`` allows."""
-    return lecture_timeline(s, lecture, checked_bins(lecture, bin_s, state), time.time(), per_device,
-                            state.emotion, state.min_faces)
+    fits ``[web] max_bins`` (``checked_bins``), up to now, as ``[privacy]`` allows. One computation per
+    lecture at a time: a request that waited for another's computation shares its result when that
+    began after the request arrived (so it is as fresh as asked), so a burst of pages costs at most two
+    computations, not one each."""
+    bin_s = checked_bins(lecture, bin_s, state)
+    key = (lecture["id"], bin_s, per_device, lecture["end"])
+    arrived = time.monotonic()
+    with state.timeline_lock(lecture["id"]):
+        cached = state.timelines.get(key)
+        if cached is not None and cached[0] >= arrived:
+            return cached[1]
+        began = time.monotonic()
+        data = lecture_timeline(s, lecture, bin_s, time.time(), per_device, state.emotion, state.min_faces)
+        state.timelines[key] = (began, data)
+        for old in [k for k, (at, _) in state.timelines.items() if time.monotonic() - at >= TIMELINE_KEEP_S]:
+            state.timelines.pop(old, None)
+        return data
 
 
 @lectures.get("/{lecture_id}")

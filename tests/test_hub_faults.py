@@ -332,3 +332,39 @@ def test_live_streams_are_told_by_ingest_and_capped(tmp_path):
     while feed.streams and time.monotonic() < deadline:
         time.sleep(0.05)
     assert feed.streams == 0  # the place is given back when a stream ends
+
+
+def test_a_burst_of_timeline_requests_costs_one_computation_at_a_time(tmp_path, monkeypatch):
+    """Eight pages asking for one lecture at once: computations never overlap, a waiting request shares
+    the one that began after it arrived, and a lecture named twice in a comparison is refused."""
+    from fastapi.testclient import TestClient
+
+    from emocast.hub import routes
+    from emocast.hub.api import create_app
+
+    running, overlaps, calls = [0], [0], [0]
+    real = routes.lecture_timeline
+
+    def slow(*args, **kwargs):
+        running[0] += 1
+        calls[0] += 1
+        overlaps[0] = max(overlaps[0], running[0])
+        time.sleep(0.3)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(routes, "lecture_timeline", slow)
+    client = TestClient(create_app(str(tmp_path / "hub.sqlite")), base_url="http://127.0.0.1")
+    lecture = client.post("/api/lectures", json={"title": "busy", "devices": ["d1"]}).json()
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda: codes.append(
+        client.get(f"/api/lectures/{lecture['id']}/timeline").status_code)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * 8 and overlaps[0] == 1 and calls[0] <= 3
+    same = f"{lecture['id']},{lecture['id']}"
+    assert client.get(f"/api/compare?ids={same}").status_code == 422
