@@ -36,7 +36,7 @@ from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, lec
 
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
-              "absent_share", "blinks_per_min", "devices", "withheld"]
+              "absent_share", "blinks_per_min", "devices", "devices_withheld", "withheld"]
 STATIC = {"app.js", "chart.js", "dom.js", "style.css"}
 
 

@@ -207,9 +207,9 @@ class _Grid:
                 yield i, ov
 
 
-def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, float, float]]:
-    """(label, start, end) of each stretch where a face was attentive with an emotion: per face, its
-    emotion and attentive segments (each in time order, none overlapping) merged in one pass."""
+def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, str, float, float]]:
+    """(device, label, start, end) of each stretch where a face was attentive with an emotion: per
+    face, its emotion and attentive segments (each in time order, none overlapping) merged in one pass."""
     attentive: dict[tuple[str, int], list[Segment]] = defaultdict(list)
     for a in stories.attention:
         if a.value == "attentive":
@@ -225,36 +225,58 @@ def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, float, float]]:
             e, a = es[i], att[j]
             lo, hi = max(e.start, a.start), min(e.end, a.end)
             if hi > lo:
-                yield e.value, lo, hi
+                yield key[0], e.value, lo, hi
             if e.end < a.end:
                 i += 1
             else:
                 j += 1
 
 
-def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0) -> list[dict[str, Any]]:
-    """The timeline's bins between ``start`` and ``end`` (epoch seconds)."""
+def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0,
+         min_faces: int = 1) -> list[dict[str, Any]]:
+    """The timeline's bins between ``start`` and ``end`` (epoch seconds).
+
+    ``min_faces`` > 1 applies per device: a device with fewer faces present in a bin (their mean)
+    adds its faces to ``faces`` but nothing to any share, blink rate or emotion of that bin, so no
+    difference of two views that are shown (the room less one kiosk, one lecture less another over the
+    same time) can single out fewer than ``min_faces`` faces: each share is of whole devices that
+    each had ``min_faces`` or more. ``devices_withheld`` counts the devices left out so."""
     grid = _Grid(start, end, bin_s)
-    state_time = [dict.fromkeys(PRESENT_STATES, 0.0) for _ in range(grid.n)]
-    devices: list[set[str]] = [set() for _ in range(grid.n)]
+    state_time: list[dict[str, dict[str, float]]] = [{} for _ in range(grid.n)]  # bin -> device -> state -> s
     for seg in stories.attention:
         for i, ov in grid.spread(seg.start, seg.end):
-            state_time[i][seg.value] += ov
-            devices[i].add(seg.device)
+            per = state_time[i].setdefault(seg.device, dict.fromkeys(PRESENT_STATES, 0.0))
+            per[seg.value] += ov
+    counted: list[set[str]] = []
+    for i in range(grid.n):
+        b0, b1 = grid.bounds(i)
+        counted.append({d for d, st in state_time[i].items()
+                        if min_faces <= 1 or sum(st.values()) / max(1e-9, b1 - b0) + 1e-6 >= min_faces})
     emotion_time: list[dict[str, float]] = [defaultdict(float) for _ in range(grid.n)]
-    for label, lo, hi in _attentive_emotions(stories):
+    for device, label, lo, hi in _attentive_emotions(stories):
         for i, ov in grid.spread(lo, hi):
-            emotion_time[i][label] += ov
+            if device in counted[i]:
+                emotion_time[i][label] += ov
     blinks, blink_face_s = [0.0] * grid.n, [0.0] * grid.n
     for r in stories.summaries:
         window = float(r.payload.get("window_s") or 0.0)
         if window <= 0:
             continue
         for i, ov in grid.spread(r.ts - window, r.ts):
-            blinks[i] += ov / window * float(r.payload.get("blinks") or 0)
-            blink_face_s[i] += ov / window * float(r.payload.get("face_time_s") or 0.0)
-    out = [_bin(grid, i, state_time[i], emotion_time[i], blinks[i], blink_face_s[i], len(devices[i]), video_offset_s)
-           for i in range(grid.n)]
+            if r.device in counted[i]:
+                blinks[i] += ov / window * float(r.payload.get("blinks") or 0)
+                blink_face_s[i] += ov / window * float(r.payload.get("face_time_s") or 0.0)
+    out = []
+    for i in range(grid.n):
+        shared = dict.fromkeys(PRESENT_STATES, 0.0)
+        for device in counted[i]:
+            for k, v in state_time[i][device].items():
+                shared[k] += v
+        all_face_time = sum(sum(st.values()) for st in state_time[i].values())
+        b = _bin(grid, i, shared, emotion_time[i], blinks[i], blink_face_s[i], len(state_time[i]), video_offset_s,
+                 all_face_time)
+        b["devices_withheld"] = len(state_time[i]) - len(counted[i])
+        out.append(b)
     peak = max((b["faces"] for b in out), default=0.0)
     for b in out:
         b["absent_share"] = round(1.0 - b["faces"] / peak, 4) if peak > 0 else None
@@ -262,15 +284,18 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
 
 
 def _bin(grid: _Grid, i: int, state_time: dict[str, float], emotion_time: dict[str, float], blinks: float,
-         face_s: float, devices: int, video_offset_s: float) -> dict[str, Any]:
+         face_s: float, devices: int, video_offset_s: float, all_face_time: float | None = None) -> dict[str, Any]:
+    """One bin: ``state_time`` is the face time its shares are of; ``all_face_time`` (default: that)
+    every face's, for ``faces``."""
     b0, b1 = grid.bounds(i)
     face_time = sum(state_time.values())
+    all_face_time = face_time if all_face_time is None else all_face_time
     read = sum(emotion_time.values())
     return {
         "t": round(b0 - grid.start + video_offset_s, 3),
         "start": b0,
         "length_s": round(b1 - b0, 3),
-        "faces": round(face_time / max(1e-9, b1 - b0), 3),
+        "faces": round(all_face_time / max(1e-9, b1 - b0), 3),
         "face_time_s": round(face_time, 3),
         **{f"{k}_share": (round(v / face_time, 4) if face_time > 0 else None) for k, v in state_time.items()},
         "emotion_shares": {k: round(v / read, 4) for k, v in sorted(emotion_time.items())} if read > 0 else {},
@@ -336,13 +361,15 @@ def private(timeline: list[dict[str, Any]], emotion: bool, min_faces: int) -> li
     """The bins as the hub may show them (``[privacy]``): a bin where fewer than ``min_faces`` faces
     were present (their mean over the bin: two faces glimpsed beside one that stays are that one's
     record) keeps its face count and says why, but shows no share, so no one's own minute-by-minute
-    record appears; ``min_faces = 1`` withholds nothing. With ``emotion`` off no bin carries an
-    emotion key."""
+    record appears (nor, ``bins`` sees to it, from a difference of two shown views); ``min_faces = 1``
+    withholds nothing. With ``emotion`` off no bin carries an emotion key."""
     shares = [f"{k}_share" for k in PRESENT_STATES]
     for b in timeline:
-        if min_faces > 1 and b["faces"] + 1e-6 < min_faces and b["face_time_s"] > 0:
+        few = b["faces"] + 1e-6 < min_faces
+        left_out = b["faces"] > 0 and b["face_time_s"] <= 0  # every device had too few faces
+        if min_faces > 1 and (left_out or (few and b["face_time_s"] > 0)):
             b.update(dict.fromkeys(shares), blinks_per_min=None, emotion_shares={}, emotion_face_time_s=0.0,
-                     withheld=f"fewer than {min_faces} faces present")
+                     withheld=f"fewer than {min_faces} faces present" + ("" if few else " at any one device"))
         if not emotion:
             b.pop("emotion_shares", None)
             b.pop("emotion_face_time_s", None)
@@ -362,7 +389,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     horizon = store.horizons(devices, end)
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)
-    timeline = private(bins(stories, start, end, bin_s, offset), emotion, min_faces)
+    timeline = private(bins(stories, start, end, bin_s, offset, min_faces), emotion, min_faces)
     found = moments(timeline)
     if not emotion:
         found.pop("emotion_swings")
@@ -372,7 +399,8 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
         out["per_device"] = {
             d: private(bins(Stories([s for s in stories.attention if s.device == d],
                                     [s for s in stories.emotion if s.device == d],
-                                    [r for r in stories.summaries if r.device == d]), start, end, bin_s, offset),
+                                    [r for r in stories.summaries if r.device == d]), start, end, bin_s, offset,
+                            min_faces),
                        emotion, min_faces)
             for d in devices}
     return out

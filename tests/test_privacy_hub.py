@@ -110,6 +110,41 @@ def test_fewer_than_min_faces_show_no_shares(tmp_path, faces, shown):
     assert all(("emotion_happy" in row) == shown for row in table)
 
 
+def room_of(device: str, states: list[str], first_seq: int = 1) -> list:
+    """One face per state on ``device``, each held for two minutes."""
+    out = []
+    for track, state in enumerate(states, 1):
+        out.append(attention(device, first_seq + track - 1, T0, track, state))
+    return out
+
+
+def test_no_difference_of_two_shown_views_singles_out_a_face(tmp_path):
+    """Kiosk "front" sees 3 faces (attentive), "back" 1 face (looking away); min_faces 3. The room's
+    share, times 4, less front's, times 3, once gave the lone student's state minute by minute; and so
+    did a lecture of both kiosks less a lecture of front over the same time. Now a device with fewer
+    than 3 faces adds nothing to any share: every view shown is of whole devices with 3 or more."""
+    db = str(tmp_path / "hub.sqlite")
+    store = Store(db)
+    batch = Batch.empty()
+    batch.messages = room_of("front", ["attentive"] * 3) + room_of("back", ["looking_away"], 10)
+    batch.last_seen = {"front": T0 + 120, "back": T0 + 120}
+    store.write_batch(batch)
+    both = store.create_lecture("Both", ["front", "back"], T0, 0.0, T0 + 120)
+    front_only = store.create_lecture("Front", ["front"], T0, 0.0, T0 + 120)
+    client = TestClient(create_app(db, min_faces=3), base_url=LOCAL)
+    data = client.get(f"/api/lectures/{both['id']}/export.json", params={"bin_s": 60}).json()
+    other = client.get(f"/api/lectures/{front_only['id']}/timeline", params={"bin_s": 60}).json()
+    for room, front, back, alone in zip(data["bins"], data["per_device"]["front"], data["per_device"]["back"],
+                                        other["bins"], strict=True):
+        assert room["faces"] == pytest.approx(4.0) and room["devices_withheld"] == 1
+        assert back["attentive_share"] is None and back["looking_away_share"] is None  # withheld itself
+        # the room's shares are front's: room x 4 - front x 3 recovers nothing of back's
+        assert room["attentive_share"] == front["attentive_share"] == alone["attentive_share"] == 1.0
+        assert room["looking_away_share"] == front["looking_away_share"] == alone["looking_away_share"] == 0.0
+    csv_rows = list(csv.DictReader(io.StringIO(client.get(f"/api/lectures/{both['id']}/export.csv").text)))
+    assert all(row["devices_withheld"] == "1" and row["looking_away_share"] == "0.0" for row in csv_rows)
+
+
 def test_forget_leaves_no_row_of_the_device(tmp_path, capsys):
     db = str(tmp_path / "hub.sqlite")
     store = Store(db)
