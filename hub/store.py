@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -397,6 +397,44 @@ class Store:
             f"SELECT device, kind, ts, track, value, payload FROM messages WHERE device IN ({_marks(devices)}) "
             f"AND kind IN ({_marks(kinds)}) AND ts >= ? AND ts <= ? ORDER BY ts, seq",
             (*devices, *kinds, t0, t1))
+
+    def timeline_rows(self, devices: Sequence[str], t0: float, t1: float,
+                      kinds: Sequence[str] = ("attention", "emotion", "summary")) -> Iterator[tuple]:
+        """What a timeline reads of the given devices' messages between t0 and t1, in time order: the
+        columns and the few payload fields it needs, extracted by the database (JSON1 on SQLite, jsonb
+        on PostgreSQL), fetched in pages: (device, kind, ts, track, value, first state?, the attention's
+        ``previous_duration_s`` or the summary's ``window_s``, blinks, face time)."""
+        if not devices:
+            return iter(())
+        where = f"device IN ({_marks(devices)}) AND kind IN ({_marks(kinds)}) AND ts >= ? AND ts <= ?"
+        if self.dialect == "sqlite":
+            sql = ("SELECT device, kind, ts, track, value, "
+                   "kind = 'attention' AND coalesce(json_type(payload, '$.previous'), 'null') = 'null', "
+                   "CASE kind WHEN 'attention' THEN json_extract(payload, '$.previous_duration_s') "
+                   "WHEN 'summary' THEN json_extract(payload, '$.window_s') END, "
+                   "CASE WHEN kind = 'summary' THEN json_extract(payload, '$.blinks') END, "
+                   "CASE WHEN kind = 'summary' THEN json_extract(payload, '$.face_time_s') END "
+                   f"FROM messages WHERE {where} ORDER BY ts, seq")
+        else:
+            sql = ("SELECT device, kind, ts, track, value, "
+                   "kind = 'attention' AND coalesce(jsonb_typeof(p->'previous'), 'null') = 'null', "
+                   "CASE kind WHEN 'attention' THEN (p->>'previous_duration_s')::float8 "
+                   "WHEN 'summary' THEN (p->>'window_s')::float8 END, "
+                   "CASE WHEN kind = 'summary' THEN (p->>'blinks')::float8 END, "
+                   "CASE WHEN kind = 'summary' THEN (p->>'face_time_s')::float8 END "
+                   f"FROM (SELECT device, kind, ts, seq, track, value, payload::jsonb AS p FROM messages "
+                   f"WHERE {where}) m ORDER BY ts, seq")
+        cur = self._conn.cursor()
+        cur.execute(self._sql(sql), (*devices, *kinds, t0, t1))
+
+        def pages() -> Iterator[tuple]:
+            try:
+                while rows := cur.fetchmany(5000):
+                    yield from rows
+            finally:
+                cur.close()
+
+        return pages()
 
     def horizons(self, devices: Sequence[str], end: float) -> dict[str, float]:
         """Until when each device's open face states hold: ``end`` while it is online (its last will

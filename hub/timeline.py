@@ -26,7 +26,6 @@ seconds of faces that changed), so a few percent of one face is never called a m
 from __future__ import annotations
 
 import bisect
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,19 +39,35 @@ MIN_MOMENT_FACE_S = 15.0  # ...and that move is at least this many seconds of fa
 MAX_LECTURE_S = 7 * 86400.0  # a lecture's timeline covers at most a week from its start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
-    """One stored message as the timeline reads it."""
+    """One stored message as the timeline reads it: the columns, and the few payload fields it needs,
+    extracted by the database (``Store.timeline_rows``): a lecture of a million events is read without
+    a million parsed payloads in memory."""
 
     device: str
     kind: str
     ts: float
     track: int | None
     value: str | None
-    payload: dict[str, Any]
+    first: bool = False  # attention: the face's first state (``previous`` null)
+    duration_s: float = 0.0  # attention: ``previous_duration_s``
+    window_s: float = 0.0  # summary
+    blinks: float = 0.0  # summary
+    face_time_s: float = 0.0  # summary
+
+    @classmethod
+    def of(cls, device: str, kind: str, ts: float, track: int | None, value: str | None,
+           payload: dict[str, Any]) -> Row:
+        """The row a parsed payload gives (what ``Store.timeline_rows`` extracts in the database)."""
+        if kind == "summary":
+            return cls(device, kind, ts, track, value, window_s=float(payload.get("window_s") or 0.0),
+                       blinks=float(payload.get("blinks") or 0.0), face_time_s=float(payload.get("face_time_s") or 0.0))
+        return cls(device, kind, ts, track, value, kind == "attention" and payload.get("previous") is None,
+                   float(payload.get("previous_duration_s") or 0.0))
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     device: str
     track: int
@@ -69,7 +84,16 @@ class Stories:
 
 
 def rows_from_store(raw: Iterable[tuple]) -> list[Row]:
-    return [Row(d, k, float(ts), tr, v, json.loads(p)) for d, k, ts, tr, v, p in raw]
+    """Rows from ``Store.timeline_rows``' tuples (device, kind, ts, track, value, first, a number that is
+    ``previous_duration_s`` or a summary's ``window_s``, blinks, face time), consumed as they come."""
+    out = []
+    for d, k, ts, tr, v, first, number, blinks, face_s in raw:
+        if k == "summary":
+            out.append(Row(d, k, float(ts), tr, v, window_s=float(number or 0.0), blinks=float(blinks or 0.0),
+                           face_time_s=float(face_s or 0.0)))
+        else:
+            out.append(Row(d, k, float(ts), tr, v, bool(first), float(number or 0.0)))
+    return out
 
 
 def _lives(events: list[Row]) -> list[list[Row]]:
@@ -78,7 +102,7 @@ def _lives(events: list[Row]) -> list[list[Row]]:
     starts a new face, as does any event after an ``absent``."""
     lives: list[list[Row]] = []
     for ev in events:
-        new_face = not lives or ev.payload.get("previous") is None or lives[-1][-1].value == "absent"
+        new_face = not lives or ev.first or lives[-1][-1].value == "absent"
         if new_face:
             lives.append([ev])
         else:
@@ -97,7 +121,7 @@ def _attention_segments(device: str, track: int, events: list[Row], horizon: flo
         if i + 1 < len(events):
             nxt = events[i + 1]
             end = nxt.ts
-            dur = float(nxt.payload.get("previous_duration_s") or 0.0)
+            dur = nxt.duration_s
             if nxt.value == "absent" and dur > 0:
                 end = min(end, ev.ts + dur)
         else:
@@ -173,10 +197,6 @@ def build_stories(rows: Sequence[Row], horizon: dict[str, float]) -> Stories:
     return out
 
 
-def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
-    return max(0.0, min(a1, b1) - max(a0, b0))
-
-
 @dataclass
 class _Grid:
     """Bins of ``bin_s`` from ``start`` to ``end``; ``spread`` walks only the bins an interval covers,
@@ -185,26 +205,33 @@ class _Grid:
     start: float
     end: float
     bin_s: float
+    n: int = 0  # bins (computed)
 
-    @property
-    def n(self) -> int:
-        return max(1, int(-(-(self.end - self.start) // self.bin_s)))
+    def __post_init__(self) -> None:
+        self.n = max(1, int(-(-(self.end - self.start) // self.bin_s)))
 
     def bounds(self, i: int) -> tuple[float, float]:
         b0 = self.start + i * self.bin_s
         return b0, min(self.end, b0 + self.bin_s)
 
-    def spread(self, a0: float, a1: float) -> Iterable[tuple[int, float]]:
-        """(bin index, seconds of [a0, a1] in it) for every bin the interval overlaps."""
+    def spread(self, a0: float, a1: float) -> list[tuple[int, float]]:
+        """(bin index, seconds of [a0, a1] in it) for every bin the interval overlaps (most intervals
+        fall in one bin: that case costs no loop)."""
         a0, a1 = max(a0, self.start), min(a1, self.end)
         if a1 <= a0:
-            return
+            return []
+        n = self.n
         first = max(0, int((a0 - self.start) // self.bin_s))
-        last = min(self.n - 1, int((a1 - self.start) // self.bin_s))
-        for i in range(first, last + 1):
-            ov = _overlap(a0, a1, *self.bounds(i))
-            if ov > 0:
-                yield i, ov
+        last = min(n - 1, int((a1 - self.start) // self.bin_s))
+        if first == last:
+            return [(first, a1 - a0)]
+        start, size = self.start, self.bin_s
+        out = [(first, start + (first + 1) * size - a0)]
+        out.extend((i, size) for i in range(first + 1, last))
+        tail = a1 - (start + last * size)
+        if tail > 0:
+            out.append((last, tail))
+        return out
 
 
 def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, str, float, float]]:
@@ -259,13 +286,13 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
                 emotion_time[i][label] += ov
     blinks, blink_face_s = [0.0] * grid.n, [0.0] * grid.n
     for r in stories.summaries:
-        window = float(r.payload.get("window_s") or 0.0)
+        window = r.window_s
         if window <= 0:
             continue
         for i, ov in grid.spread(r.ts - window, r.ts):
             if r.device in counted[i]:
-                blinks[i] += ov / window * float(r.payload.get("blinks") or 0)
-                blink_face_s[i] += ov / window * float(r.payload.get("face_time_s") or 0.0)
+                blinks[i] += ov / window * r.blinks
+                blink_face_s[i] += ov / window * r.face_time_s
     out = []
     for i in range(grid.n):
         shared = dict.fromkeys(PRESENT_STATES, 0.0)
@@ -385,7 +412,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     end = min(end, start + MAX_LECTURE_S)  # a lecture left live (or dated 1970) is not years of bins
     devices = list(lecture["devices"])
     kinds = ("attention", "emotion", "summary") if emotion else ("attention", "summary")
-    rows = rows_from_store(store.messages(devices, start - LOOKBACK_S, end, kinds))
+    rows = rows_from_store(store.timeline_rows(devices, start - LOOKBACK_S, end, kinds))
     horizon = store.horizons(devices, end)
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)

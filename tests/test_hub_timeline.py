@@ -75,7 +75,7 @@ def hand_case() -> list[StoredMessage]:
 
 def rows(msgs: list[StoredMessage]) -> list[Row]:
     ordered = sorted(msgs, key=lambda m: m.ts)
-    return [Row(m.device, m.kind, m.ts, m.track, m.value, json.loads(m.payload)) for m in ordered]
+    return [Row.of(m.device, m.kind, m.ts, m.track, m.value, json.loads(m.payload)) for m in ordered]
 
 
 def test_timeline_shares_match_the_hand_computed_case():
@@ -451,3 +451,17 @@ def test_a_real_analyze_log_imports_into_a_timeline(tmp_path, demo_clip, capsys)
     assert max(faces) > 0.5 and min(faces) < 0.5
     assert all(b["attentive_share"] is None or 0 <= b["attentive_share"] <= 1 for b in data["bins"])
     assert any(b["emotion_shares"] for b in data["bins"])
+
+
+def test_the_database_extracts_what_the_timeline_reads_as_python_would(db_url):
+    """``Store.timeline_rows`` (JSON1 on SQLite, jsonb on PostgreSQL) gives the rows parsing each payload
+    in Python gives: the timeline never needs the payloads themselves."""
+    from emocast.hub.timeline import rows_from_store
+
+    store = Store(db_url)
+    batch = Batch.empty()
+    batch.messages = hand_case()
+    store.write_batch(batch)
+    got = rows_from_store(store.timeline_rows(["k1"], T0 - 10, T0 + 200))
+    assert got == rows(hand_case())
+    store.close()
