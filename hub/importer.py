@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,34 +53,47 @@ class ImportResult:
     events: list[StoredMessage]
 
 
-def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the import keeps of one record (the rest of it stays in the file)."""
+
+    t: float
+    attention: str
+    reason: str
+    emotion: str | None
+    probs: tuple[tuple[str, float], ...] | None
+
+
+def _records(path: Path, digest: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's records, checked, read a line at a time (a recording's log may be hundreds of MB);
+    ``digest`` sees every byte. ImportFileError names the file, the line and the key."""
     validator = Validator(("analyze_record",))
-    out = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        fh = path.open("rb")
     except FileNotFoundError:
         raise ImportFileError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read: {exc.strerror}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec, _ = load_json(line.encode("utf-8", "surrogatepass"), MAX_RECORD_BYTES)
-            check_values(rec)
-        except PayloadError as exc:
-            raise ImportFileError(f"{path}:{n}: {exc}") from None
-        problem = validator.problem("analyze_record", rec, whole="(record)")
-        if problem is None:
-            problem = _record_problem(rec)
-        if problem is not None:
-            raise ImportFileError(f"{path}:{n}: {problem} (is it `emocast analyze` output?)")
-        out.append((n, rec))
-    if not out:
-        raise ImportFileError(f"{path}: no records (an analyze run that found no face writes none)")
-    return out
+    with fh:
+        for n, raw in enumerate(fh, 1):
+            digest.update(raw)
+            if not raw.strip():
+                continue
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ImportFileError(f"{path}:{n}: not UTF-8 text (byte {exc.start})") from None
+            try:
+                rec, _ = load_json(raw.rstrip(b"\r\n"), MAX_RECORD_BYTES)
+                check_values(rec)
+            except PayloadError as exc:
+                raise ImportFileError(f"{path}:{n}: {exc}") from None
+            problem = validator.problem("analyze_record", rec, whole="(record)")
+            if problem is None:
+                problem = _record_problem(rec)
+            if problem is not None:
+                raise ImportFileError(f"{path}:{n}: {problem} (is it `emocast analyze` output?)")
+            yield n, rec
 
 
 def _record_problem(rec: dict[str, Any]) -> str | None:
@@ -105,35 +119,44 @@ def device_name_problem(name: str) -> str | None:
 
 
 def events_from_records(path: Path, device: str, start_ts: float, video_offset_s: float = 0.0) -> ImportResult:
-    """The events a live device would have published for this file's records."""
-    records = _records(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    tracks: dict[int, list[dict[str, Any]]] = {}
-    for _, rec in records:
-        tracks.setdefault(int(rec["track"]), []).append(rec)
+    """The events a live device would have published for this file's records. The file is read a line
+    at a time and only each record's time, states and emotion are kept (``Reading``), so memory grows
+    with the records' few fields, not with the file."""
+    hasher = hashlib.sha256()
+    tracks: dict[int, list[Reading]] = {}
+    count = 0
+    for _, rec in _records(path, hasher):
+        count += 1
+        probs = rec.get("probs")
+        tracks.setdefault(int(rec["track"]), []).append(Reading(
+            float(rec["t"]), rec["attention"], rec.get("reason") or "", rec.get("emotion"),
+            tuple(probs.items()) if probs else None))
+    if not count:
+        raise ImportFileError(f"{path}: no records (an analyze run that found no face writes none)")
+    digest = hasher.hexdigest()
     raw: list[tuple[float, int, str, dict[str, Any]]] = []  # (t, track, kind, body)
     for track, recs in tracks.items():
-        recs.sort(key=lambda r: r["t"])
+        recs.sort(key=lambda r: r.t)
         state = emotion = None
-        state_since = recs[0]["t"]
+        state_since = recs[0].t
         for rec in recs:
-            t = float(rec["t"])
-            if rec["attention"] != state:
-                body = {"track": track, "state": rec["attention"], "previous": state,
+            t = rec.t
+            if rec.attention != state:
+                body = {"track": track, "state": rec.attention, "previous": state,
                         "previous_duration_s": round(t - state_since, 3) if state else 0.0, "source_t": t}
-                if rec.get("reason"):
-                    body["reason"] = rec["reason"]
+                if rec.reason:
+                    body["reason"] = rec.reason
                 raw.append((t, track, ATTENTION, body))
-                state, state_since = rec["attention"], t
-            if rec.get("emotion") and rec["emotion"] != emotion and rec.get("probs"):
-                probs = rec["probs"]
-                raw.append((t, track, EMOTION, {"track": track, "emotion": rec["emotion"], "previous": emotion,
+                state, state_since = rec.attention, t
+            if rec.emotion and rec.emotion != emotion and rec.probs:
+                probs = dict(rec.probs)
+                raw.append((t, track, EMOTION, {"track": track, "emotion": rec.emotion, "previous": emotion,
                                                 "confidence": round(max(probs.values()), 4), "probs": probs,
                                                 "source_t": t}))
-                emotion = rec["emotion"]
-        gaps = sorted(b["t"] - a["t"] for a, b in zip(recs, recs[1:], strict=False))
+                emotion = rec.emotion
+        gaps = sorted(b.t - a.t for a, b in zip(recs, recs[1:], strict=False))
         step = gaps[len(gaps) // 2] if gaps else 0.1
-        t_end = float(recs[-1]["t"]) + step
+        t_end = recs[-1].t + step
         if state != "absent":
             raw.append((t_end, track, ATTENTION, {"track": track, "state": "absent", "previous": state,
                                                   "previous_duration_s": round(t_end - state_since, 3),
@@ -147,4 +170,4 @@ def events_from_records(path: Path, device: str, start_ts: float, video_offset_s
         value = body["state"] if kind == ATTENTION else body["emotion"]
         events.append(StoredMessage(payload["id"], device, kind, seq, ts, body["track"], value,
                                     json.dumps(payload, separators=(",", ":")), origin=f"import:{path.name}"))
-    return ImportResult(path, device, len(records), len(tracks), events)
+    return ImportResult(path, device, count, len(tracks), events)
