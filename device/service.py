@@ -107,9 +107,11 @@ class Service:
         on = self.cfg.emotion_on
         emotion = ({"model": model.card.id, "model_sha256": model.card.sha256, "labels": list(model.labels)}
                    if model is not None else {"model": None, "model_sha256": None, "labels": []})
+        restarts = self.outbox.seq_restarts()
         return self._state_envelope(INFO, {
             "version": __version__,
             **emotion,
+            **({"seq_restarts": restarts} if restarts else {}),
             "config_digest": self.cfg.digest(),
             "privacy": {"emotion": self.cfg.emotion_on},
             "capabilities": {

@@ -324,6 +324,7 @@ class Store:
         for device, status, status_ts, last_seen, info, metrics, metrics_ts, dropped, skew in sorted(rows):
             n, distinct, lo, hi = counts.get(device, (0, 0, None, None))
             m = json.loads(metrics) if metrics else {}
+            unknown = self._unknown_seqs(device, (json.loads(info) if info else {}).get("seq_restarts"), lo, hi)
             out.append({
                 "device": device,
                 "status": status or "unknown",
@@ -332,7 +333,10 @@ class Store:
                 "events": int(n) + int(imported.get(device, 0)),
                 "first_seq": lo,
                 "last_seq": hi,
-                "missing_seq": int(hi - lo + 1 - distinct) if n else 0,
+                "missing_seq": max(0, int(hi - lo + 1 - distinct) - unknown) if n else 0,
+                # seqs just below a fresh start after a corrupt outbox (info's seq_restarts): never given
+                # out, or lost with the file; the kiosk cannot say which, so they are not called missing
+                "unknown_seq": unknown,
                 "rejected": rejects.get(device, 0),
                 "info": json.loads(info) if info else None,
                 "outbox_depth": m.get("outbox_depth"),
@@ -347,6 +351,20 @@ class Store:
                 "source": "recording" if imported.get(device) and not n and status is None else "kiosk",
             })
         return out
+
+    def _unknown_seqs(self, device: str, restarts: Any, lo: int | None, hi: int | None) -> int:
+        """How many seqs lie between the last one stored below each restart and the restart itself."""
+        if not isinstance(restarts, list) or lo is None or hi is None:
+            return 0
+        total = 0
+        for r in restarts:
+            if not isinstance(r, int) or isinstance(r, bool) or not lo < r <= hi:
+                continue
+            below = self._query("SELECT MAX(seq) FROM messages WHERE device = ? AND origin = 'mqtt' AND seq < ?",
+                                (device, r))[0][0]
+            if below is not None:
+                total += int(r - below - 1)
+        return total
 
     def rejects(self, per_kind: int = 20) -> list[dict[str, Any]]:
         """Per device and kind: how many messages were rejected, the latest error, and the newest

@@ -79,14 +79,17 @@ def test_garbage_or_a_malformed_page_is_moved_aside_and_seq_goes_on(tmp_path, ca
     assert str(moved[0]) in caplog.text
     seq = fresh.append("attention", BODY)["seq"]
     assert seq > 300 and seq >= SEQ_BLOCK  # above anything the lost file could have given
+    assert fresh.seq_restarts() == [seq]  # said to the hub (info), so the gap below it is not "missing"
     fresh.close()
 
     path.write_bytes(b"this is not a database, just garbage" * 100)
     for side in ("-wal", "-shm"):
         path.with_name(path.name + side).unlink(missing_ok=True)
     third = Outbox(path, TOPICS)
-    assert third.resets == 1 and third.append("attention", BODY)["seq"] > seq
+    again = third.append("attention", BODY)["seq"]
+    assert third.resets == 1 and again > seq and third.seq_restarts() == [seq, again]
     third.close()
+    assert Outbox(path, TOPICS).seq_restarts() == [seq, again]  # kept across starts that find no fault
 
 
 def test_the_service_starts_on_a_corrupt_outbox_instead_of_exiting(tmp_path):

@@ -465,3 +465,16 @@ def test_the_database_extracts_what_the_timeline_reads_as_python_would(db_url):
     got = rows_from_store(store.timeline_rows(["k1"], T0 - 10, T0 + 200))
     assert got == rows(hand_case())
     store.close()
+
+
+def test_a_kiosks_fresh_outbox_start_is_unknown_not_missing(tmp_path):
+    """A kiosk whose corrupt outbox was moved aside goes on at seq 1001 (info's seq_restarts): the seqs
+    between its last delivered event and 1001 are unknown, not missing; a real gap still counts."""
+    store = Store(str(tmp_path / "hub.sqlite"))
+    batch = Batch.empty()
+    batch.messages = [attention("k1", seq, T0 + seq, 1, "attentive") for seq in (1, 2, 3, 5, 1001, 1002)]
+    batch.infos = {"k1": (json.dumps({"seq_restarts": [1001]}), T0)}
+    store.write_batch(batch)
+    (device,) = store.devices()
+    assert device["missing_seq"] == 1 and device["unknown_seq"] == 1001 - 5 - 1  # seq 4 lost; 6..1000 unknown
+    store.close()

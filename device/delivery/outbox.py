@@ -19,6 +19,7 @@ Faults a kiosk meets for real:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sqlite3
@@ -47,6 +48,7 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1), ('dropped', 0);
 
 
 DROP_LOG_INTERVAL_S = 60.0
+MAX_RESTARTS = 16  # fresh starts after a corrupt outbox remembered for the hub
 SEQ_BLOCK = 1000  # seqs reserved in the side file at a time
 BALLAST_BYTES = 64 * 1024  # kept beside the outbox and given up when the disk fills, so SQLite can still
 # checkpoint, delete what the broker acknowledged and shrink the file: on a full disk even a delete writes
@@ -89,6 +91,7 @@ class Outbox:
         self._acked_unsaved: set[int] = set()  # acknowledged, not yet deleted (full disk)
         self.resets = 0  # corrupt files moved aside at this start
         self._seq_file = self.path.with_name(self.path.name + ".seq")
+        self._restarts_file = self.path.with_name(self.path.name + ".restarts")
         self._ballast = self.path.with_name(self.path.name + ".reserve")
         self._ballast_tried = self._recover_tried = float("-inf")
         self._tight = False  # the disk filled up: drain first, write again once the reserve fits
@@ -102,6 +105,8 @@ class Outbox:
                 self._move_aside(exc)
                 self._db = self._open()
             self._reserved = self._reserve_from(self._read_seq_file())
+            if self.resets:
+                self._record_restart()
             self._restore_ballast()
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open the outbox {self.path}: {exc}") from exc
@@ -136,6 +141,28 @@ class Outbox:
         self.resets += 1
         log.error("outbox %s is unreadable (%s): moved aside to %s; a fresh outbox starts, seq continues "
                   "above %d (its undelivered events are lost)", self.path, exc, moved, self._read_seq_file())
+
+    def _record_restart(self) -> None:
+        """A fresh outbox after a corrupt one starts its seqs above what may have been given out: the
+        seqs between the last one the hub got and this one may never have existed, or were lost with
+        the file. The first seq of each such start is kept (a side file, fsync'd) and published in
+        ``info`` (``seq_restarts``), so the hub counts that gap as unknown, not as missing."""
+        first = int(self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0])
+        restarts = [*self.seq_restarts()[-(MAX_RESTARTS - 1):], first]
+        tmp = self._restarts_file.with_name(self._restarts_file.name + ".tmp")
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(restarts) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self._restarts_file)
+
+    def seq_restarts(self) -> list[int]:
+        """The first seq of each fresh start after a corrupt outbox (the newest ``MAX_RESTARTS``)."""
+        try:
+            values = json.loads(self._restarts_file.read_text())
+        except (OSError, ValueError):
+            return []
+        return [int(v) for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0]
 
     def _read_seq_file(self) -> int:
         try:
