@@ -138,3 +138,69 @@ def published_seqs(workdir: Path, device: str) -> int:
         db.close()
     assert left == 0, f"{device} still holds {left} undelivered events"
     return int(next_seq) - 1
+
+
+def attention_payload(device: str, seq: int) -> bytes:
+    """A valid attention event of ``device`` (a fresh id), dated now."""
+    from emocast.contract.events import SCHEMAS, utc_timestamp
+
+    return json.dumps({"schema": SCHEMAS["attention"], "id": uuid.uuid4().hex, "seq": seq,
+                       "ts": utc_timestamp(time.time() - 1), "device": device, "track": 1, "state": "attentive",
+                       "previous": None, "previous_duration_s": 0.0, "source_t": float(seq)}).encode()
+
+
+def send_backlog(port: int, kiosks: int, events: int) -> None:
+    """``kiosks`` kiosks (k0, k1, ...) each send ``events`` attention events at QoS 1 at once and wait
+    for every PUBACK: all of them acknowledged by the broker."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    def kiosk(k: int) -> None:
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"kiosk-{k}")
+        c.max_inflight_messages_set(50)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        try:
+            infos = [c.publish(f"emocast/k{k}/events/attention", attention_payload(f"k{k}", seq), qos=1)
+                     for seq in range(1, events + 1)]
+            for info in infos:
+                info.wait_for_publish(120)
+                assert info.is_published()
+        finally:
+            c.loop_stop()
+            c.disconnect()
+
+    threads = [threading.Thread(target=kiosk, args=(k,)) for k in range(kiosks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def hammer(port: int, paths: list[str], seconds: float, codes: dict, lock) -> None:
+    """GET ``paths`` in turn for ``seconds``, counting each answer's status (or the error's name)."""
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        path = paths[i % len(paths)]
+        i += 1
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as r:
+                r.read()
+                code: int | str = r.status
+        except urllib.error.HTTPError as exc:
+            code = exc.code
+        except OSError as exc:
+            code = type(exc).__name__
+        with lock:
+            codes[code] = codes.get(code, 0) + 1
+
+
+def kill_sessions(admin, database: str, stop, every_s: float = 0.5) -> None:
+    """Terminate every session on ``database`` but the admin's own, every ``every_s``, until ``stop``
+    is set: PostgreSQL restarting or failing over, as the hub sees it."""
+    while not stop.wait(every_s):
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))

@@ -5,18 +5,12 @@ reason for those lines, shown so this test could fail)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
 import time
-import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from emocast.contract.events import SCHEMAS, utc_timestamp
-from tests.hub_support import HubProcess
+from tests.hub_support import HubProcess, send_backlog
 from tests.support import REPO, Broker, free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
@@ -33,32 +27,6 @@ def documented_queue_lines() -> str:
     lines = [line for line in block.splitlines() if line.startswith(QUEUE_KEYS)]
     assert any(line.startswith("max_queued_messages") for line in lines), block
     return "\n".join(lines) + "\n"
-
-
-def send_backlog(port: int) -> None:
-    """Each kiosk sends its events at QoS 1 and waits for every PUBACK: all of them acknowledged."""
-    def kiosk(k: int) -> None:
-        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"kiosk-{k}")
-        c.max_inflight_messages_set(50)
-        c.connect("127.0.0.1", port)
-        c.loop_start()
-        try:
-            infos = [c.publish(f"emocast/k{k}/events/attention", json.dumps({
-                "schema": SCHEMAS["attention"], "id": uuid.uuid4().hex, "seq": seq, "ts": utc_timestamp(time.time()),
-                "device": f"k{k}", "track": 1, "state": "attentive", "previous": None, "previous_duration_s": 0.0,
-                "source_t": float(seq)}), qos=1) for seq in range(1, EVENTS + 1)]
-            for info in infos:
-                info.wait_for_publish(60)
-                assert info.is_published()
-        finally:
-            c.loop_stop()
-            c.disconnect()
-
-    threads = [threading.Thread(target=kiosk, args=(k,)) for k in range(KIOSKS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def stored(hub: HubProcess, settle_s: float = 3.0, timeout: float = 120.0) -> int:
@@ -85,7 +53,7 @@ def test_a_backlog_of_many_kiosks_survives_a_stopped_hub(tmp_path, documented):
     try:
         hub.start()  # the hub's persistent session and subscriptions now exist on the broker
         assert hub.stop() == 0
-        send_backlog(broker.port)  # every event acknowledged to its kiosk while the hub is away
+        send_backlog(broker.port, KIOSKS, EVENTS)  # every event acknowledged to its kiosk while the hub is away
         hub.start()
         n = stored(hub)
         if documented:

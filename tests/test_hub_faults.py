@@ -22,7 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.contract.events import SCHEMAS, utc_timestamp
-from tests.hub_support import EMOCAST, HubProcess, pg_admin, pg_database
+from tests.hub_support import EMOCAST, HubProcess, hammer, kill_sessions, pg_admin, pg_database
 from tests.support import free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
@@ -168,24 +168,6 @@ def test_a_revoked_permission_makes_ingest_wait_not_discard(mosquitto, tmp_path)
     admin.close()
 
 
-def hammer(port: int, paths: list[str], seconds: float, codes: Counter, lock: threading.Lock) -> None:
-    deadline = time.monotonic() + seconds
-    i = 0
-    while time.monotonic() < deadline:
-        path = paths[i % len(paths)]
-        i += 1
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as r:
-                r.read()
-                code = r.status
-        except urllib.error.HTTPError as exc:
-            code = exc.code
-        except OSError as exc:
-            code = type(exc).__name__
-        with lock:
-            codes[code] += 1
-
-
 def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> int:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
                                  headers={"Content-Type": "application/json", **(headers or {})})
@@ -244,17 +226,12 @@ def test_killed_database_sessions_under_readers_and_ingest_lose_nothing(mosquitt
         sender = Sender(mosquitto.port)
         stop = threading.Event()
 
-        def kill_sessions() -> None:
-            while not stop.wait(0.5):
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-
         try:
             lecture = hub.post("/api/lectures", {"title": "chemistry", "devices": [DEVICE]})
             paths = ["/api/lectures", f"/api/lectures/{lecture['id']}/timeline", "/api/devices"]
             codes: Counter = Counter()
             lock = threading.Lock()
-            killer = threading.Thread(target=kill_sessions)
+            killer = threading.Thread(target=kill_sessions, args=(admin, name, stop))
             readers = [threading.Thread(target=hammer, args=(hub.port, paths, 6.0, codes, lock)) for _ in range(6)]
             killer.start()
             for t in readers:
