@@ -440,7 +440,8 @@ class Store:
                    "WHEN 'summary' THEN (p->>'window_s')::float8 END, "
                    "CASE WHEN kind = 'summary' THEN (p->>'blinks')::float8 END, "
                    "CASE WHEN kind = 'summary' THEN (p->>'face_time_s')::float8 END "
-                   f"FROM (SELECT device, kind, ts, seq, track, value, payload::jsonb AS p FROM messages "
+                   "FROM (SELECT device, kind, ts, seq, track, value, "
+                   "CASE WHEN kind <> 'emotion' THEN payload::jsonb END AS p FROM messages "
                    f"WHERE {where}) m ORDER BY ts, seq")
         cur = self._conn.cursor()
         cur.execute(self._sql(sql), (*devices, *kinds, t0, t1))

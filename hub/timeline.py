@@ -87,12 +87,12 @@ def rows_from_store(raw: Iterable[tuple]) -> list[Row]:
     """Rows from ``Store.timeline_rows``' tuples (device, kind, ts, track, value, first, a number that is
     ``previous_duration_s`` or a summary's ``window_s``, blinks, face time), consumed as they come."""
     out = []
+    append = out.append
     for d, k, ts, tr, v, first, number, blinks, face_s in raw:
         if k == "summary":
-            out.append(Row(d, k, float(ts), tr, v, window_s=float(number or 0.0), blinks=float(blinks or 0.0),
-                           face_time_s=float(face_s or 0.0)))
+            append(Row(d, k, ts, tr, v, False, 0.0, float(number or 0.0), float(blinks or 0.0), float(face_s or 0.0)))
         else:
-            out.append(Row(d, k, float(ts), tr, v, bool(first), float(number or 0.0)))
+            append(Row(d, k, ts, tr, v, bool(first), float(number or 0.0)))
     return out
 
 
@@ -169,9 +169,8 @@ def build_stories(rows: Sequence[Row], horizon: dict[str, float]) -> Stories:
             by_track[(r.device, r.track)].append(r)
         elif r.kind == "emotion" and r.track is not None:
             emotions[(r.device, r.track)].append(r)
-    for times in heard.values():
-        times.sort()
-    split = {key: _lives(sorted(events, key=lambda r: r.ts)) for key, events in by_track.items()}
+    # the rows come in time order (the store sorts them), so every list made from them is in order too
+    split = {key: _lives(events) for key, events in by_track.items()}
     starts: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for (device, track), lives_of in split.items():
         starts[device].extend((life[0].ts, track) for life in lives_of)
@@ -187,7 +186,6 @@ def build_stories(rows: Sequence[Row], horizon: dict[str, float]) -> Stories:
             out.attention.extend(segments)
             spans[(device, track)].append((life[0].ts, end))
     for (device, track), events in emotions.items():
-        events.sort(key=lambda r: r.ts)
         lives_of = spans.get((device, track)) or [(events[0].ts, horizon.get(device, events[-1].ts))]
         for i, ev in enumerate(events):
             stop = next((e for s0, e in reversed(lives_of) if s0 <= ev.ts), lives_of[0][1])
