@@ -222,7 +222,7 @@ def _import(cfg, args: argparse.Namespace) -> int:
     from emocast.core.broker import redact_url
 
     from .importer import ImportFileError, device_name_problem, events_from_records
-    from .store import Store, StoreError, database_error_types, printable_text
+    from .store import Store, StoreError, database_error_types, new_lecture_id, printable_text
 
     if args.device and len(args.files) > 1:
         raise UsageError(f"--device names one file's device; {len(args.files)} files were given")
@@ -237,13 +237,14 @@ def _import(cfg, args: argparse.Namespace) -> int:
                 raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
         start = lecture["start"] if lecture else (args.start if args.start is not None else time.time())
         offset = lecture["video_offset_s"] if lecture else args.video_offset
+        lecture_id = lecture["id"] if lecture else new_lecture_id()
         results = []
         for path in args.files:
             problem = device_name_problem(args.device or path.stem)
             if problem:
                 raise ImportFileError(f"{path}: {problem}; nothing imported")
             try:
-                found = events_from_records(path, args.device or path.stem, start, offset)
+                found = events_from_records(path, args.device or path.stem, start, offset, lecture_id)
                 if not cfg.privacy.emotion:  # [privacy] emotion = false: the log's emotion is not imported
                     found = dataclasses.replace(found, events=[e for e in found.events if e.kind != EMOTION])
                 results.append(found)
@@ -253,8 +254,8 @@ def _import(cfg, args: argparse.Namespace) -> int:
             _refuse_repeats(store, results)
         # one transaction: the lecture, its devices and every file's events, or nothing at all
         try:
-            lecture, new = store.import_lecture([(r.device, r.events) for r in results],
-                                                lecture["id"] if lecture else None, args.title or "", start, offset,
+            lecture, new = store.import_lecture([(r.device, r.events) for r in results], lecture_id, lecture is None,
+                                                args.title or "", start, offset,
                                                 _video_name(args.video) if lecture is None else None)
         except database_error_types() as exc:
             raise StoreError(f"{redact_url(store.url)}: the database refused the import ({type(exc).__name__}: "
@@ -268,20 +269,13 @@ def _import(cfg, args: argparse.Namespace) -> int:
 
 
 def _refuse_repeats(store, results) -> None:
-    """UsageError when every event of every file is already stored: a new lecture would be empty
-    (events keep their first import's times); the message names the lectures that hold them."""
-    events = [e for r in results for e in r.events]
-    stored = store.stored_times([e.id for e in events])
-    if not events or len(stored) < len(events):
+    """UsageError when every file was imported before (known by its content, under any name): a new
+    lecture would hold the same recordings twice; the message names the lectures that hold them."""
+    origins = [r.events[0].origin for r in results if r.events]
+    holders = store.lectures_holding(origins)
+    if not origins or not all(o in holders for o in origins):
         return
-    holders: dict[str, str] = {}
-    lectures = store.lectures()
-    for r in results:
-        first, last = min(stored[e.id] for e in r.events), max(stored[e.id] for e in r.events)
-        for lec in lectures:
-            if r.device in lec["devices"] and lec["start"] <= last and (lec["end"] or last) >= first:
-                holders[lec["id"]] = lec["title"]
-    where = ", ".join(f"lecture {i} ({t!r})" for i, t in holders.items()) or "no lecture"
+    where = ", ".join(f"lecture {i} ({t!r})" for i, t in sorted({x for h in holders.values() for x in h}))
     names = ", ".join(str(r.path) for r in results)
     raise UsageError(f"every event of {names} is already stored, in {where}; nothing imported")
 

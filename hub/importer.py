@@ -118,10 +118,19 @@ def device_name_problem(name: str) -> str | None:
     return None
 
 
-def events_from_records(path: Path, device: str, start_ts: float, video_offset_s: float = 0.0) -> ImportResult:
-    """The events a live device would have published for this file's records. The file is read a line
-    at a time and only each record's time, states and emotion are kept (``Reading``), so memory grows
-    with the records' few fields, not with the file."""
+def origin_of(path: Path, digest: str) -> str:
+    """What an imported event says of where it came from: the file's name and its content's digest (the
+    same recording imported again is known by it, under any name)."""
+    return f"import:{path.name}#{digest[:16]}"
+
+
+def events_from_records(path: Path, device: str, start_ts: float, video_offset_s: float = 0.0,
+                        lecture: str = "") -> ImportResult:
+    """The events a live device would have published for this file's records, for ``lecture`` (their
+    ids derive from the file's content and the lecture: the same file imported into one lecture twice
+    is stored once, into two lectures once each). The file is read a line at a time and only each
+    record's time, states and emotion are kept (``Reading``), so memory grows with the records' few
+    fields, not with the file."""
     hasher = hashlib.sha256()
     tracks: dict[int, list[Reading]] = {}
     count = 0
@@ -165,9 +174,11 @@ def events_from_records(path: Path, device: str, start_ts: float, video_offset_s
     events = []
     for seq, (t, _track, kind, body) in enumerate(raw, 1):
         ts = start_ts + t - video_offset_s
-        payload = {"schema": SCHEMAS[kind], "id": str(uuid.uuid5(NAMESPACE, f"{digest}:{device}:{seq}")),
+        key = f"{digest}:{lecture}:{device}:{seq}" if lecture else f"{digest}:{device}:{seq}"
+        payload = {"schema": SCHEMAS[kind], "id": str(uuid.uuid5(NAMESPACE, key)),
                    "seq": seq, "ts": utc_timestamp(ts), "device": device, **body}
         value = body["state"] if kind == ATTENTION else body["emotion"]
         events.append(StoredMessage(payload["id"], device, kind, seq, ts, body["track"], value,
-                                    json.dumps(payload, separators=(",", ":")), origin=f"import:{path.name}"))
+                                    json.dumps(payload, separators=(",", ":")), origin=origin_of(path, digest),
+                                    lecture=lecture or None))
     return ImportResult(path, device, count, len(tracks), events)

@@ -83,6 +83,21 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # retention removes what the hub received long ago, whatever a kiosk's clock said
         "CREATE INDEX messages_received ON messages (received)",
     ]),
+    (6, "imported events belong to their lecture", [
+        # a recording's events are its lecture's alone (NULL: a live kiosk's), so two lectures imported
+        # close together with recordings of the same names never mix
+        "ALTER TABLE messages ADD COLUMN lecture TEXT",
+        "CREATE INDEX messages_lecture ON messages (lecture, ts)",
+        # one import of a file into a lecture, whatever ids it was given
+        "CREATE UNIQUE INDEX messages_lecture_seq ON messages (lecture, device, seq) WHERE lecture IS NOT NULL",
+        # rows imported before: to the earliest lecture naming their device over their time (as they were read)
+        """UPDATE messages SET lecture = (
+            SELECT l.id FROM lectures l
+            WHERE l.devices <> replace(l.devices, '"' || messages.device || '"', '')
+              AND messages.ts >= l.start_ts - 1800 AND messages.ts <= COALESCE(l.end_ts, messages.ts)
+            ORDER BY l.created, l.id LIMIT 1)
+           WHERE origin <> 'mqtt'""",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -53,6 +53,7 @@ class StoredMessage:
     value: str | None
     payload: str
     origin: str = "mqtt"  # or "import:<file name>"
+    lecture: str | None = None  # an imported recording's lecture (its events are that lecture's alone)
 
 
 @dataclass
@@ -227,9 +228,9 @@ class Store:
         in quarantine, the newest ``quarantine_keep`` of them."""
         received = time.time() if received is None else received
         statements: list[tuple[str, Sequence[Any]]] = [(
-            "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)
+            "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin, lecture) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin, m.lecture)
              for m in batch.messages])]
         devices = (set(batch.last_seen) | set(batch.statuses) | set(batch.infos) | set(batch.metrics)
                    | set(batch.policy_dropped) | set(batch.skews))
@@ -263,17 +264,18 @@ class Store:
             return 0
         return max(0, self._transaction(statements)[0])
 
-    def import_lecture(self, files: Sequence[tuple[str, Sequence[StoredMessage]]], lecture_id: str | None = None,
-                       title: str = "", start: float = 0.0, video_offset_s: float = 0.0, video: str | None = None,
-                       received: float | None = None) -> tuple[dict[str, Any], list[int]]:
-        """Imported files' events, each file a device, into an existing lecture (``lecture_id``) or a new
-        one (``title``, ``start``: ended just after its last event), in one transaction: a failure
-        leaves no lecture and no event of any file. Returns the lecture and each file's new events."""
+    def import_lecture(self, files: Sequence[tuple[str, Sequence[StoredMessage]]], lecture_id: str,
+                       create: bool = False, title: str = "", start: float = 0.0, video_offset_s: float = 0.0,
+                       video: str | None = None, received: float | None = None) -> tuple[dict[str, Any], list[int]]:
+        """Imported files' events, each file a device, into the lecture ``lecture_id`` (made now with
+        ``create``: ``title``, ``start``, ended just after its last event), in one transaction: a failure
+        leaves no lecture and no event of any file. The events are that lecture's alone (``lecture``):
+        another lecture's recordings of the same names over the same time never mix with them. Returns
+        the lecture and each file's new events."""
         received = time.time() if received is None else received
         devices = [device for device, _ in files]
         statements: list[tuple[str, Sequence[Any]]] = []
-        if lecture_id is None:
-            lecture_id = uuid.uuid4().hex[:12]
+        if create:
             last = max((m.ts for _, events in files for m in events), default=start)
             statements.append((
                 "INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created, video) "
@@ -288,9 +290,9 @@ class Store:
             statements.append(("UPDATE lectures SET devices = ? WHERE id = ?", (json.dumps(merged), lecture_id)))
         for _, events in files:
             statements.append((
-                "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin)
+                "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin, lecture) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin, lecture_id)
                  for m in events]))
         counts = self._transaction(statements)[1:]
         lecture = self.lecture(lecture_id)
@@ -307,11 +309,16 @@ class Store:
         """Every device the hub has heard of, with its health and its event counts.
 
         ``missing_seq``: seqs between the lowest and highest the hub stored from MQTT that it never
-        got (events lost between the device and the hub, or dropped by a device whose disk was full)."""
+        got (events lost between the device and the hub, or dropped by a device whose disk was full).
+        Imported recordings are listed apart, one entry per lecture they belong to (``source``
+        "recording", with ``lecture`` and ``lecture_title``): two lectures' ``student1`` are two."""
         counts = {row[0]: row[1:] for row in self._query(
             "SELECT device, COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM messages "
             "WHERE origin = 'mqtt' GROUP BY device")}
-        imported = dict(self._query("SELECT device, COUNT(*) FROM messages WHERE origin <> 'mqtt' GROUP BY device"))
+        recordings = self._query(
+            "SELECT m.device, m.lecture, l.title, COUNT(*) FROM messages m LEFT JOIN lectures l ON l.id = m.lecture "
+            "WHERE m.origin <> 'mqtt' GROUP BY m.device, m.lecture, l.title")
+        imported = {device for device, *_ in recordings}
         rejects: dict[str, int] = {}
         for device, count in self._query("SELECT device, SUM(count) FROM rejects GROUP BY device"):
             rejects[device] = int(count)
@@ -319,10 +326,11 @@ class Store:
         rows = self._query("SELECT device, status, status_ts, last_seen, info, metrics, metrics_ts, policy_dropped, "
                            "clock_skew_s FROM devices")
         known = {r[0] for r in rows}
-        rows += [(d, None, None, None, None, None, None, 0, None)
-                 for d in sorted((set(counts) | set(imported)) - known)]
+        rows += [(d, None, None, None, None, None, None, 0, None) for d in sorted(set(counts) - known)]
         for device, status, status_ts, last_seen, info, metrics, metrics_ts, dropped, skew in sorted(rows):
             n, distinct, lo, hi = counts.get(device, (0, 0, None, None))
+            if device in imported and not n and status is None:
+                continue  # a recording's name, listed with its lecture below
             m = json.loads(metrics) if metrics else {}
             unknown = self._unknown_seqs(device, (json.loads(info) if info else {}).get("seq_restarts"), lo, hi)
             out.append({
@@ -330,7 +338,7 @@ class Store:
                 "status": status or "unknown",
                 "status_ts": status_ts,
                 "last_seen": last_seen,
-                "events": int(n) + int(imported.get(device, 0)),
+                "events": int(n),
                 "first_seq": lo,
                 "last_seq": hi,
                 "missing_seq": max(0, int(hi - lo + 1 - distinct) - unknown) if n else 0,
@@ -347,9 +355,12 @@ class Store:
                 "policy_dropped": int(dropped or 0),
                 # the kiosk's clock less the hub's, seconds (its latest metrics): its events' times are its own
                 "clock_skew_s": None if skew is None else round(float(skew), 1),
-                # a kiosk publishes over MQTT; a recording was imported from `emocast analyze` logs
-                "source": "recording" if imported.get(device) and not n and status is None else "kiosk",
+                "source": "kiosk",  # it publishes over MQTT
             })
+        for device, lecture, title, n in sorted(recordings, key=lambda r: (r[0], r[2] or "", r[1] or "")):
+            # imported from `emocast analyze` logs: its own lecture's
+            out.append({"device": device, "lecture": lecture, "lecture_title": title, "events": int(n),
+                        "status": "unknown", "source": "recording", "missing_seq": 0, "rejected": 0})
         return out
 
     def _unknown_seqs(self, device: str, restarts: Any, lo: int | None, hi: int | None) -> int:
@@ -385,6 +396,17 @@ class Store:
             return [r[0] for r in self._query("SELECT id FROM messages")]
         return [r[0] for r in self._query("SELECT id FROM messages WHERE device = ?", (device,))]
 
+    def lectures_holding(self, origins: Sequence[str]) -> dict[str, set[tuple[str, str]]]:
+        """Per imported file's origin (name and digest), the lectures (id, title) holding its events."""
+        out: dict[str, set[tuple[str, str]]] = {}
+        if not origins:
+            return out
+        for origin, lecture_id, title in self._query(
+                "SELECT DISTINCT m.origin, l.id, l.title FROM messages m JOIN lectures l ON l.id = m.lecture "
+                f"WHERE m.origin IN ({_marks(origins)})", tuple(origins)):
+            out.setdefault(origin, set()).add((lecture_id, title))
+        return out
+
     def stored_times(self, ids: Sequence[str]) -> dict[str, float]:
         """The stored ``ts`` of those of ``ids`` the store holds."""
         out: dict[str, float] = {}
@@ -417,14 +439,17 @@ class Store:
             (*devices, *kinds, t0, t1))
 
     def timeline_rows(self, devices: Sequence[str], t0: float, t1: float,
-                      kinds: Sequence[str] = ("attention", "emotion", "summary")) -> Iterator[tuple]:
+                      kinds: Sequence[str] = ("attention", "emotion", "summary"),
+                      lecture: str | None = None) -> Iterator[tuple]:
         """What a timeline reads of the given devices' messages between t0 and t1, in time order: the
         columns and the few payload fields it needs, extracted by the database (JSON1 on SQLite, jsonb
         on PostgreSQL), fetched in pages: (device, kind, ts, track, value, first state?, the attention's
-        ``previous_duration_s`` or the summary's ``window_s``, blinks, face time)."""
+        ``previous_duration_s`` or the summary's ``window_s``, blinks, face time). Imported events count
+        for their own ``lecture`` only."""
         if not devices:
             return iter(())
-        where = f"device IN ({_marks(devices)}) AND kind IN ({_marks(kinds)}) AND ts >= ? AND ts <= ?"
+        where = (f"device IN ({_marks(devices)}) AND kind IN ({_marks(kinds)}) AND ts >= ? AND ts <= ? "
+                 "AND (lecture IS NULL OR lecture = ?)")
         if self.dialect == "sqlite":
             sql = ("SELECT device, kind, ts, track, value, "
                    "kind = 'attention' AND coalesce(json_type(payload, '$.previous'), 'null') = 'null', "
@@ -444,7 +469,7 @@ class Store:
                    "CASE WHEN kind <> 'emotion' THEN payload::jsonb END AS p FROM messages "
                    f"WHERE {where}) m ORDER BY ts, seq")
         cur = self._conn.cursor()
-        cur.execute(self._sql(sql), (*devices, *kinds, t0, t1))
+        cur.execute(self._sql(sql), (*devices, *kinds, t0, t1, lecture))
 
         def pages() -> Iterator[tuple]:
             try:
@@ -455,7 +480,7 @@ class Store:
 
         return pages()
 
-    def horizons(self, devices: Sequence[str], end: float) -> dict[str, float]:
+    def horizons(self, devices: Sequence[str], end: float, lecture: str | None = None) -> dict[str, float]:
         """Until when each device's open face states hold: ``end`` while it is online (its last will
         has not fired) and was heard within ``ONLINE_SILENCE_S`` of ``end``; else the latest time it
         was heard from (any message, stored or not, on the hub's clock), plus that grace if its
@@ -469,7 +494,8 @@ class Store:
             if online and seen is not None and seen >= end - ONLINE_SILENCE_S:
                 out[d] = end
                 continue
-            top = self._query("SELECT MAX(ts) FROM messages WHERE device = ?", (d,))[0][0]
+            top = self._query("SELECT MAX(ts) FROM messages WHERE device = ? AND (lecture IS NULL OR lecture = ?)",
+                              (d, lecture))[0][0]
             vals = [v for v in (seen, top) if v is not None]
             if vals:
                 out[d] = min(end, max(vals) + (ONLINE_SILENCE_S if online else 0.0))
@@ -515,8 +541,8 @@ class Store:
         if self.dialect == "sqlite":
             self._execute("PRAGMA secure_delete=ON")
         counts = self._transaction([
-            (f"DELETE FROM messages WHERE device IN ({_marks(devices)}) AND ts >= ? AND ts <= ?",
-             (*devices, lecture["start"], end)),
+            (f"DELETE FROM messages WHERE (device IN ({_marks(devices)}) AND ts >= ? AND ts <= ? AND lecture IS NULL) "
+             "OR lecture = ?", (*devices, lecture["start"], end, lecture_id)),
             ("DELETE FROM lectures WHERE id = ?", (lecture_id,))])
         self.scrub()
         return {"messages": counts[0], "lectures": counts[1]}
@@ -525,7 +551,7 @@ class Store:
     def create_lecture(self, title: str, devices: Sequence[str], start_ts: float | None = None,
                        video_offset_s: float = 0.0, end_ts: float | None = None,
                        video: str | None = None) -> dict[str, Any]:
-        lecture_id = uuid.uuid4().hex[:12]
+        lecture_id = new_lecture_id()
         now = time.time()
         start = now if start_ts is None else start_ts
         self._transaction([(
@@ -558,6 +584,10 @@ class Store:
 
 
 LECTURE_COLUMNS = "id, title, devices, start_ts, end_ts, video_offset_s, created, video"
+
+
+def new_lecture_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def video_name_problem(name: str) -> str | None:

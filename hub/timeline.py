@@ -410,8 +410,8 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     end = min(end, start + MAX_LECTURE_S)  # a lecture left live (or dated 1970) is not years of bins
     devices = list(lecture["devices"])
     kinds = ("attention", "emotion", "summary") if emotion else ("attention", "summary")
-    rows = rows_from_store(store.timeline_rows(devices, start - LOOKBACK_S, end, kinds))
-    horizon = store.horizons(devices, end)
+    rows = rows_from_store(store.timeline_rows(devices, start - LOOKBACK_S, end, kinds, lecture["id"]))
+    horizon = store.horizons(devices, end, lecture["id"])
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)
     timeline = private(bins(stories, start, end, bin_s, offset, min_faces), emotion, min_faces)

@@ -190,7 +190,7 @@ def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
 def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):
     url = str(tmp_path / "hub.sqlite")
     store = Store(url)
-    assert store.schema_version() == LATEST == 5
+    assert store.schema_version() == LATEST == 6
     msgs = hand_case()
     batch = Batch.empty()
     batch.messages = msgs[:4] + msgs[6:]  # seq 5 and 6 never arrived
@@ -478,3 +478,41 @@ def test_a_kiosks_fresh_outbox_start_is_unknown_not_missing(tmp_path):
     (device,) = store.devices()
     assert device["missing_seq"] == 1 and device["unknown_seq"] == 1001 - 5 - 1  # seq 4 lost; 6..1000 unknown
     store.close()
+
+
+def test_two_lectures_imported_together_with_the_same_file_names_never_mix(db_url, tmp_path, capsys):
+    """Period 3 and period 5, each with two students' recordings named student1 and student2, imported a
+    few seconds apart: each lecture's timeline equals the one it has when imported alone, on SQLite and
+    PostgreSQL alike; the devices page lists each lecture's recordings apart."""
+    p3, p5 = tmp_path / "p3", tmp_path / "p5"
+    p3.mkdir()
+    p5.mkdir()
+    files3 = [analyze_records(p3 / "student1.jsonl", {1: [(t / 10, "attentive", "happy") for t in range(600)]}),
+              analyze_records(p3 / "student2.jsonl", {1: [(t / 10, "attentive", None) for t in range(600)]})]
+    files5 = [analyze_records(p5 / "student1.jsonl", {1: [(t / 10, "looking_away", "sad") for t in range(600)]}),
+              analyze_records(p5 / "student2.jsonl", {2: [(t / 10, "eyes_closed", None) for t in range(600)]})]
+
+    def timeline_of(db: str, lecture_id: str) -> list:
+        store = Store(db)
+        try:
+            data = lecture_timeline(store, store.lecture(lecture_id), 30.0, T0 + 10_000)
+            return [{k: v for k, v in b.items()} for b in data["bins"]]
+        finally:
+            store.close()
+
+    def imported(db: str, files: list, title: str, start: float) -> str:
+        assert main(["hub", "import", *map(str, files), "--title", title, "--start", str(start),
+                     "--db", db]) == exit_codes.OK
+        return json.loads(capsys.readouterr().out.splitlines()[0])["lecture"]
+
+    alone3 = str(tmp_path / "alone3.sqlite")
+    alone5 = str(tmp_path / "alone5.sqlite")
+    a3, a5 = imported(alone3, files3, "Period 3", T0), imported(alone5, files5, "Period 5", T0 + 5)
+    l3, l5 = imported(db_url, files3, "Period 3", T0), imported(db_url, files5, "Period 5", T0 + 5)
+    assert timeline_of(db_url, l3) == timeline_of(alone3, a3)
+    assert timeline_of(db_url, l5) == timeline_of(alone5, a5)
+    assert timeline_of(db_url, l3)[0]["attentive_share"] == 1.0  # none of period 5's looking away or closed eyes
+    store = Store(db_url)
+    recordings = [(d["device"], d["lecture"]) for d in store.devices() if d["source"] == "recording"]
+    store.close()
+    assert sorted(recordings) == sorted([("student1", l3), ("student2", l3), ("student1", l5), ("student2", l5)])

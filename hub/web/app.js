@@ -104,8 +104,10 @@ async function devicesPage() {
       "refused (GET /api/rejects says why); clock: the kiosk's clock less the hub's (over a minute: its events land " +
       "at the wrong time of a lecture; set its NTP)."),
     h("h2", null, "Recordings"),
-    table("recordings", ["recording", "events"], recordings.map(d => h("tr", { "data-device": d.device },
-      h("td", null, d.device), h("td", null, d.events))), "No recording imported (emocast hub import)."));
+    table("recordings", ["recording", "lecture", "events"], recordings.map(d => h("tr", { "data-device": d.device },
+      h("td", null, d.device),
+      h("td", null, d.lecture ? h("a", { href: `/lectures/${encodeURIComponent(d.lecture)}` }, d.lecture_title || d.lecture) : "–"),
+      h("td", null, d.events))), "No recording imported (emocast hub import)."));
 }
 
 function emotionSeries(bins) {
