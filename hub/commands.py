@@ -345,6 +345,9 @@ def _lecture(cfg, args: argparse.Namespace) -> int:
     try:
         out: Any
         if args.lecture_command == "start":
+            if not args.device:
+                raise UsageError("hub lecture start: name the room's kiosks with --device (a live lecture with none "
+                                 "would never get data)")
             out = store.create_lecture(args.title, args.device, None, args.video_offset, video=_video_name(args.video))
         elif args.lecture_command == "stop":
             out = store.stop_lecture(args.id)

@@ -32,6 +32,7 @@ from .store import StoredMessage
 from .timeline import MAX_LECTURE_S
 from .validation import Validator
 
+MEDIA_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MAX_RECORD_BYTES = 16 * 1024  # one analyze record is a few hundred bytes
 MAX_DEVICE = 128  # characters of a device name, as a live kiosk's
 
@@ -68,6 +69,9 @@ def _records(path: Path, digest: Any) -> Iterator[tuple[int, dict[str, Any]]]:
     """The file's records, checked, read a line at a time (a recording's log may be hundreds of MB);
     ``digest`` sees every byte. ImportFileError names the file, the line and the key."""
     validator = Validator(("analyze_record",))
+    if path.suffix.lower() in MEDIA_SUFFIXES:
+        raise ImportFileError(f"{path}: a video or photo, not `emocast analyze` output: run `emocast analyze "
+                              f"{path} --out {path.stem}.jsonl` and import the .jsonl")
     try:
         fh = path.open("rb")
     except FileNotFoundError:

@@ -37,7 +37,8 @@ from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, lec
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
               "absent_share", "blinks_per_min", "devices", "devices_withheld", "withheld"]
-STATIC = {"app.js", "chart.js", "dom.js", "style.css"}
+STATIC = {"app.js", "chart.js", "dom.js", "style.css", "favicon.svg"}
+MEDIA_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 
 @dataclass
@@ -203,6 +204,8 @@ def create_lecture(body: LectureIn, s: StoreDep) -> dict[str, Any]:
         raise HTTPException(422, "start is more than a day ahead")
     if body.end is not None and body.end <= start:
         raise HTTPException(422, "end must be after start")
+    if body.end is None and not body.devices:
+        raise HTTPException(422, "devices: a live lecture needs the kiosks in its room (none would give it no data)")
     if body.end is not None and body.end - start > MAX_LECTURE_S:
         raise HTTPException(422, f"a lecture spans at most {MAX_LECTURE_S / 86400:g} days")
     problem = body.video is not None and video_name_problem(body.video)
@@ -271,7 +274,7 @@ def _csv(value: Any) -> Any:
     return "" if value is None else value
 
 
-@lectures.get("/{lecture_id}/video")
+@lectures.api_route("/{lecture_id}/video", methods=["GET", "HEAD"])
 def video(lecture_id: str, s: StoreDep, state: StateDep) -> FileResponse:
     """The lecture's video from ``[web] video_dir`` (byte ranges served, so the page can seek): only a
     plain file name inside that folder, never a path out of it."""
@@ -393,5 +396,10 @@ def palette_file() -> JSONResponse:
 def static(name: str) -> FileResponse:
     if name not in STATIC:
         raise HTTPException(404)
-    media = "text/css" if name.endswith(".css") else "text/javascript"
-    return FileResponse(str(WEB.joinpath(name)), media_type=media)
+    return FileResponse(str(WEB.joinpath(name)), media_type=MEDIA_TYPES[Path(name).suffix])
+
+
+@pages.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """Browsers ask for it whatever the page says: the same icon, not a 404 in every console."""
+    return FileResponse(str(WEB.joinpath("favicon.svg")), media_type="image/svg+xml")

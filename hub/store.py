@@ -138,10 +138,27 @@ class Store:
 
     @staticmethod
     def _open_postgres(url: str):
+        """A connection; a database that does not exist yet is created where the role may (``CREATE
+        DATABASE``), else refused at once, with the command that creates it (no wait can fix it)."""
         try:
             import psycopg
+            from psycopg import sql
         except ImportError:
             raise StoreError("PostgreSQL needs psycopg: pip install 'emocast[hub]'") from None
+        try:
+            return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            if "does not exist" not in str(exc) or "database" not in str(exc):
+                raise
+        name = url.rsplit("/", 1)[1].split("?", 1)[0]
+        try:
+            with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True, connect_timeout=10) as admin:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            log.info("database %s did not exist: created", redact_url(url))
+        except psycopg.Error as exc:
+            raise StoreError(f"{redact_url(url)}: the database {name!r} does not exist and this role may not create "
+                             f"it ({type(exc).__name__}): create it with `createdb {name}` (or CREATE DATABASE "
+                             f"\"{name}\";) as a role that may") from None
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
 
     def _sql(self, sql: str) -> str:

@@ -346,3 +346,52 @@ def test_a_burst_of_timeline_requests_costs_one_computation_at_a_time(tmp_path, 
     assert codes == [200] * 8 and overlaps[0] == 1 and calls[0] <= 3
     same = f"{lecture['id']},{lecture['id']}"
     assert client.get(f"/api/compare?ids={same}").status_code == 422
+
+
+def test_a_missing_postgresql_database_is_created_or_refused_at_once(tmp_path):
+    """``--db postgresql://.../name`` where the database does not exist: made when the role may, else
+    exit 9 at once naming the command (not five minutes of waiting for a server that answers)."""
+    from emocast.cli import main
+    from emocast.device import exit_codes
+
+    admin = pg_admin()
+    name = f"emocast_new_{uuid.uuid4().hex[:8]}"
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        assert main(["hub", "lecture", "list", "--db", url]) == exit_codes.OK  # made, migrated, empty
+        assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    role = f"emocast_nocreate_{uuid.uuid4().hex[:6]}"
+    admin.execute(f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    try:
+        t0 = time.monotonic()
+        code = main(["hub", "lecture", "list", "--db", f"postgresql://{role}@127.0.0.1:5432/{name}"])
+        assert code == exit_codes.STORE and time.monotonic() - t0 < 20
+    finally:
+        admin.execute(f"DROP ROLE IF EXISTS {role}")
+        admin.close()
+
+
+def test_small_things_a_teacher_meets(tmp_path, capsys):
+    """HEAD on a lecture's video, a favicon, a live lecture without kiosks refused (API and CLI), and a
+    video given to ``hub import`` told what to do with it."""
+    from fastapi.testclient import TestClient
+
+    from emocast.cli import main
+    from emocast.device import exit_codes
+    from emocast.hub.api import create_app
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "lesson.mp4").write_bytes(b"\x00" * 2048)
+    db = str(tmp_path / "hub.sqlite")
+    client = TestClient(create_app(db, video_dir=str(videos)), base_url="http://127.0.0.1")
+    lecture = client.post("/api/lectures", json={"title": "t", "devices": ["k1"], "video": "lesson.mp4"}).json()
+    head = client.head(f"/api/lectures/{lecture['id']}/video")
+    assert head.status_code == 200 and head.headers["content-length"] == "2048" and not head.content
+    assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg+xml")
+    assert client.get("/static/favicon.svg").status_code == 200
+    assert client.post("/api/lectures", json={"title": "empty room"}).status_code == 422
+    assert main(["hub", "lecture", "start", "--title", "empty", "--db", db]) == exit_codes.USAGE
+    assert main(["hub", "import", str(videos / "lesson.mp4"), "--title", "x", "--db", db]) == exit_codes.IMPORT

@@ -123,10 +123,10 @@ def test_a_lecture_video_is_a_file_name_in_the_video_folder_and_nothing_else(tmp
     client = TestClient(create_app(str(tmp_path / "hub.sqlite"), video_dir=str(videos)), base_url=LOCAL)
     for bad in ("../secret.txt", "/etc/passwd", "..", ".hidden"):
         assert client.post("/api/lectures", json={"title": "t", "video": bad}).status_code == 422, bad
-    ok = client.post("/api/lectures", json={"title": "t", "video": "a.webm"}).json()
+    ok = client.post("/api/lectures", json={"title": "t", "devices": ["k1"], "video": "a.webm"}).json()
     got = client.get(f"/api/lectures/{ok['id']}/video", headers={"Range": "bytes=0-99"})
     assert got.status_code == 206 and len(got.content) == 100  # ranges: the page can seek
-    missing = client.post("/api/lectures", json={"title": "t", "video": "gone.webm"}).json()
+    missing = client.post("/api/lectures", json={"title": "t", "devices": ["k1"], "video": "gone.webm"}).json()
     assert client.get(f"/api/lectures/{missing['id']}/video").status_code == 404
-    none = client.post("/api/lectures", json={"title": "t"}).json()
+    none = client.post("/api/lectures", json={"title": "t", "devices": ["k1"]}).json()
     assert client.get(f"/api/lectures/{none['id']}/video").status_code == 404
