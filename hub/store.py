@@ -485,7 +485,8 @@ class Store:
                    "FROM (SELECT device, kind, ts, seq, track, value, "
                    "CASE WHEN kind <> 'emotion' THEN payload::jsonb END AS p FROM messages "
                    f"WHERE {where}) m ORDER BY ts, seq")
-        cur = self._conn.cursor()
+        # PostgreSQL: numbers in binary, not parsed from text (a tenth of the fetch)
+        cur = self._conn.cursor(binary=True) if self.dialect == "postgresql" else self._conn.cursor()
         cur.execute(self._sql(sql), (*devices, *kinds, t0, t1, lecture))
 
         def pages() -> Iterator[tuple]:
