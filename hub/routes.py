@@ -274,7 +274,8 @@ def _csv(value: Any) -> Any:
     return "" if value is None else value
 
 
-@lectures.api_route("/{lecture_id}/video", methods=["GET", "HEAD"])
+@lectures.get("/{lecture_id}/video")
+@lectures.head("/{lecture_id}/video", include_in_schema=False)  # a player asks for the size first
 def video(lecture_id: str, s: StoreDep, state: StateDep) -> FileResponse:
     """The lecture's video from ``[web] video_dir`` (byte ranges served, so the page can seek): only a
     plain file name inside that folder, never a path out of it."""
