@@ -33,18 +33,12 @@ from tests.hub_support import (  # noqa: E402
     PG_ADMIN,
     HubProcess,
     attention_payload,
+    documented_queue_lines,
     hammer,
     kill_sessions,
     send_backlog,
 )
-from tests.support import REPO, Broker, free_port  # noqa: E402
-
-QUEUE_KEYS = ("autosave_interval", "max_queued_messages", "max_queued_bytes", "message_size_limit")
-
-
-def documented_queue_lines() -> str:
-    block = (REPO / "docs" / "kiosk.md").read_text().split("# mosquitto.conf", 1)[1].split("```", 1)[0]
-    return "\n".join(line for line in block.splitlines() if line.startswith(QUEUE_KEYS)) + "\n"
+from tests.support import Broker, free_port  # noqa: E402
 
 
 def stored_total(hub: HubProcess, expected: int, timeout: float) -> tuple[int, float]:

@@ -26,6 +26,8 @@ import numpy as np
 from emocast.contract.palette import state_colour
 from emocast.core.errors import UsageError
 
+from .perception.stages.record import LatestRecords
+
 log = logging.getLogger(__name__)
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -101,20 +103,6 @@ def draw(image: np.ndarray, records: Iterable[Mapping[str, Any]]) -> np.ndarray:
     return image
 
 
-class Overlay:
-    """The faces to draw on each frame: every track's latest record, until it is ``absent_s`` old."""
-
-    def __init__(self, absent_s: float) -> None:
-        self.absent_s = absent_s
-        self.latest: dict[int, Mapping[str, Any]] = {}
-
-    def update(self, t: float, records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        for rec in records:
-            self.latest[int(rec["track"])] = rec
-        self.latest = {k: r for k, r in self.latest.items() if t - float(r["t"]) < self.absent_s}
-        return list(self.latest.values())
-
-
 def video_fps(path: Path) -> float:
     """The frame rate a video's header gives (0 where it gives none: the writer then uses 25)."""
     cap = cv2.VideoCapture(str(path))
@@ -136,7 +124,7 @@ class AnnotatedVideo:
         self.tmp = path.with_name(path.stem + ".partial" + path.suffix)
         self.fps = fps if fps and fps > 0 else 25.0
         self.codec = codec
-        self.overlay = Overlay(absent_s)
+        self.overlay = LatestRecords(absent_s)
         self.writer: cv2.VideoWriter | None = None
         self.frames = 0
 
@@ -180,7 +168,7 @@ class Preview:
         why = gui_available()
         if why:
             raise UsageError(f"--preview needs a local window, and {why}")
-        self.overlay = Overlay(absent_s)
+        self.overlay = LatestRecords(absent_s)
         self._lock = threading.Lock()
         self._newest: tuple[np.ndarray, float, list[Mapping[str, Any]]] | None = None
 

@@ -29,6 +29,7 @@ from typing import Any
 from emocast.core.errors import UsageError
 
 from .perception.attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
+from .perception.stages.record import LatestRecords
 
 UNSURE = "unsure"
 STATES = (ATTENTIVE, LOOKING_AWAY, EYES_CLOSED, ABSENT)
@@ -113,13 +114,10 @@ def device_states(records: Iterable[Mapping[str, Any]], fps: float, frames: int,
     by_frame: dict[int, list[Mapping[str, Any]]] = {}
     for r in records:
         by_frame.setdefault(int(r["frame"]), []).append(r)
-    latest: dict[int, Mapping[str, Any]] = {}
+    latest = LatestRecords(absent_s)
     out: list[str] = []
     for i in range(frames):
-        t = i / fps
-        for r in by_frame.get(i, []):
-            latest[int(r["track"])] = r
-        live = [r for r in latest.values() if t - float(r["t"]) < absent_s and r.get("attention")]
+        live = [r for r in latest.update(i / fps, by_frame.get(i, [])) if r.get("attention")]
         if not live:
             out.append(ABSENT)
             continue

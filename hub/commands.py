@@ -222,12 +222,14 @@ def _import(cfg, args: argparse.Namespace) -> int:
     from emocast.core.broker import redact_url
 
     from .importer import ImportFileError, device_name_problem, events_from_records
-    from .store import Store, StoreError, database_error_types, new_lecture_id, printable_text
+    from .payloads import clean_text
+    from .store import Store, StoreError, database_error_types, new_lecture_id
 
     if args.device and len(args.files) > 1:
         raise UsageError(f"--device names one file's device; {len(args.files)} files were given")
-    if args.title is not None and not (0 < len(args.title) <= 200 and printable_text(args.title)):
-        raise UsageError("--title: 1-200 characters, without control characters or unpaired surrogates")
+    if args.title is not None and not (0 < len(args.title) <= 200 and clean_text(args.title)):
+        raise UsageError("--title: 1-200 characters, without control characters, unpaired surrogates or "
+                         "bidirectional overrides")
     store = Store(cfg.db_url())
     try:
         lecture = None

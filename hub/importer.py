@@ -27,14 +27,13 @@ from typing import Any
 from emocast.contract.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
 from emocast.core.errors import EmocastError, ExitCode
 
-from .payloads import MAX_LABEL, TRACK_MAX, PayloadError, check_values, load_json
+from .payloads import MAX_LABEL, TRACK_MAX, PayloadError, check_values, device_problem, load_json
 from .store import StoredMessage
 from .timeline import MAX_LECTURE_S
 from .validation import Validator
 
 MEDIA_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MAX_RECORD_BYTES = 16 * 1024  # one analyze record is a few hundred bytes
-MAX_DEVICE = 128  # characters of a device name, as a live kiosk's
 
 NAMESPACE = uuid.UUID("6f1d6f52-8f7c-4c1e-9a0e-0c8a1f5d2b11")
 
@@ -117,9 +116,8 @@ def _record_problem(rec: dict[str, Any]) -> str | None:
 
 def device_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name an imported file's device (as a live kiosk's id could not), or None."""
-    if not name or len(name) > MAX_DEVICE or not name.isascii() or not name.isprintable() or "/" in name:
-        return f"device {name[:60]!r}: give 1-{MAX_DEVICE} printable ASCII characters without '/' (--device)"
-    return None
+    problem = device_problem(name)
+    return f"device {name[:60]!r}: {problem} (--device)" if problem else None
 
 
 def origin_of(path: Path, digest: str) -> str:

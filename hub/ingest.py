@@ -40,7 +40,16 @@ from emocast.core.broker import Backoff, make_client, parse_broker_url, redact_u
 
 from .config import HubConfig
 from .feed import ChangeFeed
-from .payloads import PayloadError, check_columns, check_time, check_values, load_json, parse_ts, printable
+from .payloads import (
+    PayloadError,
+    check_columns,
+    check_time,
+    check_values,
+    device_problem,
+    load_json,
+    parse_ts,
+    printable,
+)
 from .store import Batch, Store, StoredMessage, refused_for_content
 from .validation import Validator
 
@@ -51,7 +60,6 @@ KIND_OF_SUFFIX = {"events/attention": ATTENTION, "events/emotion": EMOTION, "sum
 RETAINED_SUFFIXES = ("status", "info")
 SHARED_SUFFIXES = ("events/#", "summary", "metrics")
 PURGE_EVERY_S = 3600.0
-MAX_DEVICE = 128  # characters of a device id (the topic level)
 UNNAMED_DEVICE = "?"  # where a topic's device id cannot be a device (its rejects counted under this one name)
 OVERSIZE_HEAD = 1024  # bytes kept of a payload over [mqtt] max_payload_bytes: its quarantined excerpt
 
@@ -362,9 +370,9 @@ class Ingest:
         if parts is None:
             return
         device, kind = parts
-        if len(device) > MAX_DEVICE or printable(device) != device:  # every topic alike, status included
-            self._reject(batch, UNNAMED_DEVICE, kind, "topic: the device id is too long or has characters "
-                         "outside printable ASCII", item)
+        problem = device_problem(device)  # every topic alike, status included
+        if problem:
+            self._reject(batch, UNNAMED_DEVICE, kind, f"topic: {problem}", item)
             return
         if kind == "status":
             text = item.payload.decode("utf-8", "replace").strip()

@@ -129,6 +129,23 @@ def check_time(ts: float, now: float, max_skew_s: float) -> None:
         raise PayloadError(f"ts: {ts - now:.0f} s ahead of the hub's clock (more than {max_skew_s:g} s)")
 
 
+MAX_DEVICE = 128  # characters of a device id (a topic level, or an imported file's device name)
+
+
+def clean_text(text: str) -> bool:
+    """No control character, unpaired surrogate or bidirectional override: text every database stores
+    as it is and every page shows as it is (the same rule for a payload's strings and the API's)."""
+    return not _CONTROL.search(text)
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot name a device (a kiosk's topic level, an imported recording), or None."""
+    if not device or len(device) > MAX_DEVICE or printable(device) != device or "/" in device:
+        return (f"the device id is empty, longer than {MAX_DEVICE} characters, or has characters outside "
+                "printable ASCII or a '/'")
+    return None
+
+
 def printable(text: str | bytes, limit: int = 400) -> str:
     """ASCII text safe for any column and any log line: a payload, or an error message that may quote
     one, with control characters, surrogates and other non-ASCII escaped, cut to ``limit`` characters."""

@@ -31,7 +31,8 @@ from emocast import __version__
 from emocast.contract.palette import palette
 
 from .feed import ChangeFeed
-from .store import Store, printable_text, video_name_problem
+from .payloads import clean_text
+from .store import Store, video_name_problem
 from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
@@ -71,16 +72,24 @@ def hub_state(request: Request) -> HubState:
     return request.app.state.hub
 
 
-def store(state: Annotated[HubState, Depends(hub_state)]) -> Iterator[Store]:
-    """The request's own connection (the schema was migrated at the hub's start). FastAPI may run this
-    and the endpoint on different worker threads; the connection is used by one of them at a time and
-    belongs to no thread, so no other request can touch or close it."""
-    s = Store(state.db_url, migrate=False)
+@contextlib.contextmanager
+def connection(db_url: str) -> Iterator[Store]:
+    """A connection of one request's (or one stream look's) own, closed after it (the schema was
+    migrated at the hub's start)."""
+    s = Store(db_url, migrate=False)
     try:
         yield s
     finally:
         with contextlib.suppress(Exception):  # a connection the database dropped may not close cleanly
             s.close()
+
+
+def store(state: Annotated[HubState, Depends(hub_state)]) -> Iterator[Store]:
+    """The request's own connection. FastAPI may run this and the endpoint on different worker
+    threads; the connection is used by one of them at a time and belongs to no thread, so no other
+    request can touch or close it."""
+    with connection(state.db_url) as s:
+        yield s
 
 
 StoreDep = Annotated[Store, Depends(store)]
@@ -93,8 +102,8 @@ EPOCH_MIN, EPOCH_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-0
 
 
 def _printable(text: str) -> str:
-    if not printable_text(text):
-        raise ValueError("control characters and unpaired surrogates are refused")
+    if not clean_text(text):
+        raise ValueError("control characters, unpaired surrogates and bidirectional overrides are refused")
     return text
 
 
@@ -302,25 +311,18 @@ async def stream(lecture_id: str, request: Request, state: StateDep) -> Streamin
     this process's ingest (``feed``), checked against the database every ``STREAM_DB_CHECK_S``; at most
     ``[web] max_streams`` at once (503 past them: the browser retries)."""
     def first() -> dict[str, Any]:
-        s = Store(state.db_url, migrate=False)
-        try:
+        with connection(state.db_url) as s:
             return lecture_or_404(s, lecture_id)
-        finally:
-            s.close()
 
     lecture = await run_in_threadpool(first)
     devices = lecture["devices"]
 
     def look() -> tuple[tuple[int, float], bool]:
         """(the devices' change mark, whether the lecture has ended), on a connection of its own."""
-        s = Store(state.db_url, migrate=False)
-        try:
+        with connection(state.db_url) as s:
             current = s.lecture(lecture_id)
             ended = current is None or current["end"] is not None
             return s.change_mark(devices, lecture["start"] - LOOKBACK_S), ended
-        finally:
-            with contextlib.suppress(Exception):
-                s.close()
 
     feed = state.feed
     if not feed.open():
@@ -333,8 +335,8 @@ async def stream(lecture_id: str, request: Request, state: StateDep) -> Streamin
             deadline = time.monotonic() + STREAM_MAX_S
             yield "retry: 3000\n\n"
             while time.monotonic() < deadline and not await request.is_disconnected():
-                changed, ended = feed.mark(devices) != fed, feed.ended(lecture_id)
-                fed = feed.mark(devices)
+                mark = feed.mark(devices)
+                changed, ended, fed = mark != fed, feed.ended(lecture_id), mark
                 if time.monotonic() >= next_look:
                     next_look = time.monotonic() + STREAM_DB_CHECK_S
                     try:

@@ -26,6 +26,7 @@ from emocast.core.broker import redact_url
 from emocast.core.errors import EmocastError, ExitCode
 
 from .migrations import LATEST, MIGRATIONS
+from .payloads import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -424,15 +425,6 @@ class Store:
             out.setdefault(origin, set()).add((lecture_id, title))
         return out
 
-    def stored_times(self, ids: Sequence[str]) -> dict[str, float]:
-        """The stored ``ts`` of those of ``ids`` the store holds."""
-        out: dict[str, float] = {}
-        for i in range(0, len(ids), 500):
-            part = list(ids[i:i + 500])
-            out.update({r[0]: float(r[1]) for r in self._query(
-                f"SELECT id, ts FROM messages WHERE id IN ({_marks(part)})", part)})
-        return out
-
     def change_mark(self, devices: Sequence[str], since: float) -> tuple[int, float]:
         """(how many, latest received) of the devices' messages dated from ``since``: a new value
         means a lecture's timeline has changed (the live page's stream watches it)."""
@@ -444,16 +436,6 @@ class Store:
 
     def count_messages(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM messages")[0][0])
-
-    def messages(self, devices: Sequence[str], t0: float, t1: float,
-                 kinds: Sequence[str] = ("attention", "emotion", "summary")) -> list[tuple]:
-        """(device, kind, ts, track, value, payload) of the given devices between t0 and t1, in time order."""
-        if not devices:
-            return []
-        return self._query(
-            f"SELECT device, kind, ts, track, value, payload FROM messages WHERE device IN ({_marks(devices)}) "
-            f"AND kind IN ({_marks(kinds)}) AND ts >= ? AND ts <= ? ORDER BY ts, seq",
-            (*devices, *kinds, t0, t1))
 
     def timeline_rows(self, devices: Sequence[str], t0: float, t1: float,
                       kinds: Sequence[str] = ("attention", "emotion", "summary"),
@@ -585,13 +567,6 @@ class Store:
         self._transaction([("UPDATE lectures SET end_ts = ? WHERE id = ? AND end_ts IS NULL", (end, lecture_id))])
         return self.lecture(lecture_id)
 
-    def add_lecture_devices(self, lecture_id: str, devices: Sequence[str]) -> None:
-        lecture = self.lecture(lecture_id)
-        if lecture is None:
-            raise KeyError(lecture_id)
-        merged = sorted(set(lecture["devices"]) | set(devices))
-        self._transaction([("UPDATE lectures SET devices = ? WHERE id = ?", (json.dumps(merged), lecture_id))])
-
     def lecture(self, lecture_id: str) -> dict[str, Any] | None:
         rows = self._query(f"SELECT {LECTURE_COLUMNS} FROM lectures WHERE id = ?", (lecture_id,))
         return _lecture(rows[0]) if rows else None
@@ -613,15 +588,10 @@ def video_name_problem(name: str) -> str | None:
     video_dir`` (a path, or a hidden or relative name, is refused, not trimmed)."""
     if not name or Path(name).name != name or "\\" in name or name.startswith("."):
         return f"video {name!r}: give the file's name in [web] video_dir, not a path"
-    if not printable_text(name):
-        return f"video {name!r}: control characters and unpaired surrogates are not a file name here"
+    if not clean_text(name):
+        return f"video {name!r}: control characters, unpaired surrogates and bidirectional overrides are not a " \
+               "file name here"
     return None
-
-
-def printable_text(text: str) -> bool:
-    """No control character, no unpaired surrogate: text every database stores as it is (PostgreSQL
-    refuses NUL, UTF-8 has no surrogates)."""
-    return not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def _lecture(row: tuple) -> dict[str, Any]:

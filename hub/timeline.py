@@ -309,12 +309,11 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
 
 
 def _bin(grid: _Grid, i: int, state_time: dict[str, float], emotion_time: dict[str, float], blinks: float,
-         face_s: float, devices: int, video_offset_s: float, all_face_time: float | None = None) -> dict[str, Any]:
-    """One bin: ``state_time`` is the face time its shares are of; ``all_face_time`` (default: that)
-    every face's, for ``faces``."""
+         face_s: float, devices: int, video_offset_s: float, all_face_time: float) -> dict[str, Any]:
+    """One bin: ``state_time`` is the face time its shares are of; ``all_face_time`` every face's, for
+    ``faces``."""
     b0, b1 = grid.bounds(i)
     face_time = sum(state_time.values())
-    all_face_time = face_time if all_face_time is None else all_face_time
     read = sum(emotion_time.values())
     return {
         "t": round(b0 - grid.start + video_offset_s, 3),

@@ -204,3 +204,28 @@ def kill_sessions(admin, database: str, stop, every_s: float = 0.5) -> None:
     while not stop.wait(every_s):
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+
+
+def stored_seqs(db: str, device: str) -> list[int]:
+    """The seqs the hub's database holds of ``device``, sorted (a connection of the test's own)."""
+    from emocast.hub.store import Store
+
+    s = Store(db, migrate=False)
+    try:
+        return sorted(r[0] for r in s._query("SELECT seq FROM messages WHERE device = ?", (device,)))
+    finally:
+        s.close()
+
+
+QUEUE_KEYS = ("autosave_interval", "max_queued_messages", "max_queued_bytes", "message_size_limit")
+
+
+def documented_queue_lines() -> str:
+    """The broker lines docs/kiosk.md gives for keeping an offline hub's queue (not its auth lines, nor
+    persistence: a test's Broker writes its own)."""
+    from tests.support import REPO
+
+    block = (REPO / "docs" / "kiosk.md").read_text().split("# mosquitto.conf", 1)[1].split("```", 1)[0]
+    lines = [line for line in block.splitlines() if line.startswith(QUEUE_KEYS)]
+    assert any(line.startswith("max_queued_messages") for line in lines), block
+    return "\n".join(lines) + "\n"

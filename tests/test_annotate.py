@@ -13,7 +13,8 @@ import pytest
 from emocast.cli import main
 from emocast.contract.palette import state_colour
 from emocast.device import exit_codes
-from emocast.device.annotate import Overlay, bgr, draw, emotion_text, pose_axes
+from emocast.device.annotate import bgr, draw, emotion_text, pose_axes
+from emocast.device.perception.stages.record import LatestRecords
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
@@ -108,6 +109,6 @@ def test_pose_axes_turn_with_the_head(yaw, pitch):
 
 
 def test_a_face_stays_drawn_until_it_is_absent():
-    overlay = Overlay(absent_s=2.0)
+    overlay = LatestRecords(absent_s=2.0)
     assert len(overlay.update(0.0, [{"t": 0.0, "track": 1}])) == 1
     assert len(overlay.update(1.9, [])) == 1 and overlay.update(2.0, []) == []

@@ -10,23 +10,13 @@ import time
 
 import pytest
 
-from tests.hub_support import HubProcess, send_backlog
-from tests.support import REPO, Broker, free_port
+from tests.hub_support import HubProcess, documented_queue_lines, send_backlog
+from tests.support import Broker, free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e, pytest.mark.slow]
 
 KIOSKS, EVENTS = 10, 250  # 2,500 queued for the hub: over Mosquitto's default of 1,000
-QUEUE_KEYS = ("autosave_interval", "max_queued_messages", "max_queued_bytes", "message_size_limit")
-
-
-def documented_queue_lines() -> str:
-    """The broker lines docs/kiosk.md gives for keeping an offline hub's queue (not its auth lines)."""
-    text = (REPO / "docs" / "kiosk.md").read_text()
-    block = text.split("# mosquitto.conf", 1)[1].split("```", 1)[0]
-    lines = [line for line in block.splitlines() if line.startswith(QUEUE_KEYS)]
-    assert any(line.startswith("max_queued_messages") for line in lines), block
-    return "\n".join(lines) + "\n"
 
 
 def stored(hub: HubProcess, settle_s: float = 3.0, timeout: float = 120.0) -> int:

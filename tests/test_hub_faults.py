@@ -21,20 +21,22 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from emocast.contract.events import SCHEMAS, utc_timestamp
-from tests.hub_support import EMOCAST, HubProcess, hammer, kill_sessions, pg_admin, pg_database
+from tests.hub_support import (
+    EMOCAST,
+    HubProcess,
+    attention_payload,
+    hammer,
+    kill_sessions,
+    pg_admin,
+    pg_database,
+    stored_seqs,
+)
 from tests.support import free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 DEVICE = "k-faults"
-
-
-def attention(seq: int) -> bytes:
-    return json.dumps({"schema": SCHEMAS["attention"], "id": f"faults-{uuid.uuid4().hex}", "seq": seq,
-                       "ts": utc_timestamp(time.time() - 5), "device": DEVICE, "track": 1, "state": "attentive",
-                       "previous": None, "previous_duration_s": 0.0, "source_t": float(seq)}).encode()
 
 
 class Sender:
@@ -47,21 +49,12 @@ class Sender:
 
     def send(self, seqs: range) -> None:
         for seq in seqs:
-            self.client.publish(f"emocast/{DEVICE}/events/attention", attention(seq), qos=1).wait_for_publish(10)
+            info = self.client.publish(f"emocast/{DEVICE}/events/attention", attention_payload(DEVICE, seq), qos=1)
+            info.wait_for_publish(10)
 
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def stored_seqs(db: str) -> list[int]:
-    from emocast.hub.store import Store
-
-    s = Store(db, migrate=False)
-    try:
-        return sorted(r[0] for r in s._query("SELECT seq FROM messages WHERE device = ?", (DEVICE,)))
-    finally:
-        s.close()
 
 
 def quarantined(db: str) -> int:
@@ -79,7 +72,7 @@ def wait_seqs(db: str, n: int, hub: HubProcess, timeout: float = 60.0) -> list[i
     got: list[int] = []
     while time.monotonic() < deadline:
         try:
-            got = stored_seqs(db)
+            got = stored_seqs(db, DEVICE)
         except Exception:  # the table is away: not yet
             got = []
         if len(got) >= n:

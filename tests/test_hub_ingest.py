@@ -17,21 +17,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from emocast.contract.events import SCHEMAS
-from tests.hub_support import HubProcess, pg_database, published_seqs, run_device
+from tests.hub_support import HubProcess, pg_database, published_seqs, run_device, stored_seqs
 from tests.support import MEDIA, REPO, Broker, Recorder, free_port
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
-
-
-def stored_seqs(db: str, device: str) -> list[int]:
-    from emocast.hub.store import Store
-
-    s = Store(db)
-    try:
-        return sorted(r[0] for r in s._query("SELECT seq FROM messages WHERE device = ?", (device,)))
-    finally:
-        s.close()
 
 
 def wait_stored(hub: HubProcess, expected: dict[str, int], timeout: float = 60.0) -> dict[str, int]:

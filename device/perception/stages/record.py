@@ -8,7 +8,7 @@ key at all, not even a null).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..faces import Track
@@ -52,3 +52,20 @@ def frame_records(t: float, index: int, faces: FaceStage, reading: ReadingStage,
         if st is not None and (tr.last_seen_t == t or st.checked_t == t):
             out.append(face_record(tr, t, index, reading, optional))
     return out
+
+
+class LatestRecords:
+    """Each track's latest record until it has gone unread for ``absent_s`` (as the device declares a
+    face absent): what a frame shows of faces read on earlier frames (the annotated video; attention
+    scored against people, frame by frame)."""
+
+    def __init__(self, absent_s: float) -> None:
+        self.absent_s = absent_s
+        self.latest: dict[int, Mapping[str, Any]] = {}
+
+    def update(self, t: float, records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Take this frame's records; every track's latest record younger than ``absent_s`` at ``t``."""
+        for rec in records:
+            self.latest[int(rec["track"])] = rec
+        self.latest = {k: r for k, r in self.latest.items() if t - float(r["t"]) < self.absent_s}
+        return list(self.latest.values())
