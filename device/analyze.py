@@ -22,6 +22,7 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
+from emocast.contract.events import utc_timestamp
 from emocast.core.errors import EmocastError, ExitCode
 
 from .config import Config, with_overrides
@@ -31,6 +32,7 @@ from .perception.detectors import make_detector
 from .perception.emotion import EmotionModel
 from .perception.face_reading import FaceReader
 from .perception.pipeline import Analyzer, Event
+from .recording_date import recorded_at
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +86,9 @@ def _centre_inside(box: list[int], shape: tuple[int, ...]) -> bool:
     return 0 <= x + w / 2 < shape[1] and 0 <= y + h / 2 < shape[0]
 
 
-def frames_of(path: Path) -> tuple[Iterator[Frame], int]:
-    """Frames of a video (or the one frame of a photo) on media time, and the expected count.
+def frames_of(path: Path) -> tuple[Iterator[Frame], int, float]:
+    """Frames of a video (or the one frame of a photo) on media time, the expected count and the
+    media's length in seconds (0 for a photo, or a video whose header gives no frame count).
 
     Videos are read through the service's own ``VideoCaptureSource`` (same opening checks, same
     frame-rate sanity, same early-end warning)."""
@@ -93,7 +96,7 @@ def frames_of(path: Path) -> tuple[Iterator[Frame], int]:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise MediaError(f"{path}: cannot read it as a photo (missing, not an image, or corrupt)")
-        return iter([Frame(image=image, index=0, t=0.0, wall=0.0)]), 1
+        return iter([Frame(image=image, index=0, t=0.0, wall=0.0)]), 1, 0.0
     if not path.exists():
         raise MediaError(f"{path}: no such file")
     source = VideoCaptureSource(str(path))
@@ -111,7 +114,8 @@ def frames_of(path: Path) -> tuple[Iterator[Frame], int]:
         finally:
             source.close()
 
-    return gen(), source.frame_count
+    length = source.frame_count / source.fps if source.frame_count > 0 and source.fps > 0 else 0.0
+    return gen(), source.frame_count, length
 
 
 def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress: bool = True,
@@ -122,7 +126,8 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
     from tqdm import tqdm
 
     photo = is_photo(path)
-    frames, expected = frames_of(path)
+    frames, expected, length = frames_of(path)
+    about = media_fields(path, length)  # on the first record only: what the hub's import dates a lecture by
     result = AnalysisResult(frames_expected=expected)
     analyzer: Analyzer | None = None
     bar = tqdm(total=expected or None, unit="frame", desc=path.name, disable=not progress or expected <= 1,
@@ -149,6 +154,9 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
                                  int(round(w / scale)), int(round(h / scale))]
                 if not _centre_inside(record["box"], original_shape):
                     continue  # a "face" made of the replicated border: not in the photo
+            if about:
+                record.update(about)
+                about = {}
             sink(record)
             result.records += 1
         result.frames += 1
@@ -163,6 +171,19 @@ def analyze(path: Path, cfg: Config, model: EmotionModel | None, sink, progress:
     if result.frames == 0:
         raise MediaError(f"{path}: no frame could be read")
     return result
+
+
+def media_fields(path: Path, length_s: float) -> dict[str, Any]:
+    """What the first record says of the media as a whole: its length (``media_s``) and, where the
+    container carries it, when it was recorded (``recorded``, UTC); `emocast hub import` places and
+    dates the lecture by them."""
+    out: dict[str, Any] = {}
+    if length_s > 0:
+        out["media_s"] = round(length_s, 3)
+    when = recorded_at(path)
+    if when is not None:
+        out["recorded"] = utc_timestamp(when)
+    return out
 
 
 class RecordWriter:

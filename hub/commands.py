@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     which.add_argument("--lecture", help="an existing lecture's id")
     which.add_argument("--title", help="create a lecture with this title for the files")
     imp.add_argument("--device", help="the device name to file them under (one file only; default: file name)")
-    imp.add_argument("--start", type=float, default=None, help="with --title: the lecture's start, epoch seconds")
+    imp.add_argument("--start", type=float, default=None, help="with --title: the lecture's start, epoch seconds "
+                     "(default: when the recording was made, where its video said so, else now)")
     imp.add_argument("--video-offset", type=float, default=0.0,
                      help="with --title: seconds of the video at which the lecture starts")
     imp.add_argument("--video", help="with --title: the lecture video's file name in [web] video_dir")
@@ -67,6 +68,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     ls.add_argument("--video", help="the lecture video's file name in [web] video_dir")
     lt = lsub.add_parser("stop", parents=[common, opts], help="end a lecture now")
     lt.add_argument("id")
+    lv = lsub.add_parser("video", parents=[common, opts], help="set (or, with --none, clear) the video a lecture's "
+                         "page plays beside its charts: a file name in [web] video_dir")
+    lv.add_argument("id")
+    lv_which = lv.add_mutually_exclusive_group(required=True)
+    lv_which.add_argument("name", nargs="?", help="the video's file name in [web] video_dir")
+    lv_which.add_argument("--none", action="store_true", help="no video for this lecture")
     lsub.add_parser("list", parents=[common, opts], help="all lectures, as JSON lines")
     fg = hsub.add_parser("forget", parents=[common, opts], help="delete everything stored for a device or a "
                          "lecture (a family that withdraws consent); prints what was removed")
@@ -221,7 +228,7 @@ def _import(cfg, args: argparse.Namespace) -> int:
     from emocast.contract.events import EMOTION
     from emocast.core.broker import redact_url
 
-    from .importer import ImportFileError, device_name_problem, events_from_records
+    from .importer import ImportFileError, device_name_problem, events_from_records, media_facts
     from .payloads import clean_text
     from .store import Store, StoreError, database_error_types, new_lecture_id
 
@@ -237,8 +244,14 @@ def _import(cfg, args: argparse.Namespace) -> int:
             lecture = store.lecture(args.lecture)
             if lecture is None:
                 raise UsageError(f"no lecture {args.lecture} (emocast hub lecture list)")
-        start = lecture["start"] if lecture else (args.start if args.start is not None else time.time())
         offset = lecture["video_offset_s"] if lecture else args.video_offset
+        # a new lecture is dated by --start, else by when its recordings were made (their files say,
+        # where the camera wrote it), else now; it lasts as long as its longest recording
+        facts = [] if lecture else [media_facts(p) for p in args.files]
+        dates = [f.recorded for f in facts if f.recorded is not None]
+        recorded = args.start - offset if args.start is not None else (min(dates) if dates else None)
+        media_s = max((f.media_s for f in facts), default=0.0)
+        start = lecture["start"] if lecture else (recorded + offset if recorded is not None else time.time())
         lecture_id = lecture["id"] if lecture else new_lecture_id()
         results = []
         for path in args.files:
@@ -258,7 +271,8 @@ def _import(cfg, args: argparse.Namespace) -> int:
         try:
             lecture, new = store.import_lecture([(r.device, r.events) for r in results], lecture_id, lecture is None,
                                                 args.title or "", start, offset,
-                                                _video_name(args.video) if lecture is None else None)
+                                                _video_name(args.video) if lecture is None else None,
+                                                recorded=recorded, media_s=media_s)
         except database_error_types() as exc:
             raise StoreError(f"{redact_url(store.url)}: the database refused the import ({type(exc).__name__}: "
                              f"{exc}); nothing imported") from exc
@@ -355,6 +369,10 @@ def _lecture(cfg, args: argparse.Namespace) -> int:
             out = store.stop_lecture(args.id)
             if out is None:
                 raise UsageError(f"no lecture {args.id}")
+        elif args.lecture_command == "video":
+            out = store.set_video(args.id, None if args.none else _video_name(args.name))
+            if out is None:
+                raise UsageError(f"no lecture {args.id} (emocast hub lecture list)")
         else:
             for lecture in store.lectures():
                 print(json.dumps(lecture))

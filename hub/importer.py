@@ -27,7 +27,7 @@ from typing import Any
 from emocast.contract.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
 from emocast.core.errors import EmocastError, ExitCode
 
-from .payloads import MAX_LABEL, TRACK_MAX, PayloadError, check_values, device_problem, load_json
+from .payloads import MAX_LABEL, TRACK_MAX, PayloadError, check_values, device_problem, load_json, parse_ts
 from .store import StoredMessage
 from .timeline import MAX_LECTURE_S
 from .validation import Validator
@@ -107,11 +107,49 @@ def _record_problem(rec: dict[str, Any]) -> str | None:
         return f"t: {str(t)[:30]} is not a media time of 0 to {MAX_LECTURE_S:g} s"
     if isinstance(track, int) and not 0 <= track <= TRACK_MAX:
         return f"track: {str(track)[:30]} is outside 0..{TRACK_MAX}"
+    if "recorded" in rec:
+        try:
+            parse_ts(rec["recorded"])
+        except PayloadError as exc:
+            return f"recorded: {str(exc).removeprefix('ts: ')}"
     for key in ("attention", "reason", "emotion"):
         value = rec.get(key)
         if isinstance(value, str) and len(value) > MAX_LABEL:
             return f"{key}: a label of {len(value)} characters, more than {MAX_LABEL}"
     return None
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """What a log's first record says of its recording as a whole (`emocast analyze` writes them there)."""
+
+    recorded: float | None  # epoch seconds: when the recording started, from the video's container
+    media_s: float  # the recording's length; 0 when unknown
+
+
+def media_facts(path: Path) -> MediaFacts:
+    """The recording's date and length from the file's first record, read before the import places
+    the lecture on the calendar. Only that line is read; a line that is not a record says nothing here
+    (the import's own reading of the file names what is wrong with it)."""
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                if raw.strip():
+                    break
+            else:
+                return MediaFacts(None, 0.0)
+        rec, _ = load_json(raw.rstrip(b"\r\n"), MAX_RECORD_BYTES)
+    except (OSError, PayloadError):
+        return MediaFacts(None, 0.0)
+    if not isinstance(rec, dict):
+        return MediaFacts(None, 0.0)
+    try:
+        recorded = parse_ts(rec["recorded"]) if "recorded" in rec else None
+    except PayloadError:
+        recorded = None
+    length = rec.get("media_s")
+    ok = isinstance(length, int | float) and not isinstance(length, bool) and 0 < length <= MAX_LECTURE_S
+    return MediaFacts(recorded, float(length) if ok else 0.0)
 
 
 def device_name_problem(name: str) -> str | None:

@@ -98,6 +98,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             ORDER BY l.created, l.id LIMIT 1)
            WHERE origin <> 'mqtt'""",
     ]),
+    (7, "recorded lectures: their kind and the recording's date", [
+        # 'recorded': made by an import, on its video's own time axis; 'live': started for kiosks
+        "ALTER TABLE lectures ADD COLUMN kind TEXT NOT NULL DEFAULT 'live'",
+        # when the recording was made, from the video's container (NULL: unknown; the page then says
+        # when it was imported)
+        "ALTER TABLE lectures ADD COLUMN recorded_ts DOUBLE PRECISION",
+        "UPDATE lectures SET kind = 'recorded' "
+        "WHERE EXISTS (SELECT 1 FROM messages WHERE messages.lecture = lectures.id)",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -284,22 +284,25 @@ class Store:
 
     def import_lecture(self, files: Sequence[tuple[str, Sequence[StoredMessage]]], lecture_id: str,
                        create: bool = False, title: str = "", start: float = 0.0, video_offset_s: float = 0.0,
-                       video: str | None = None, received: float | None = None) -> tuple[dict[str, Any], list[int]]:
+                       video: str | None = None, received: float | None = None, recorded: float | None = None,
+                       media_s: float = 0.0) -> tuple[dict[str, Any], list[int]]:
         """Imported files' events, each file a device, into the lecture ``lecture_id`` (made now with
-        ``create``: ``title``, ``start``, ended just after its last event), in one transaction: a failure
-        leaves no lecture and no event of any file. The events are that lecture's alone (``lecture``):
-        another lecture's recordings of the same names over the same time never mix with them. Returns
-        the lecture and each file's new events."""
+        ``create``: ``title``, ``start``, a recorded lecture dated ``recorded`` where the recording says
+        when it was made, lasting the recording's ``media_s`` from the offset, or until just after its
+        last event), in one transaction: a failure leaves no lecture and no event of any file. The events
+        are that lecture's alone (``lecture``): another lecture's recordings of the same names over the
+        same time never mix with them. Returns the lecture and each file's new events."""
         received = time.time() if received is None else received
         devices = [device for device, _ in files]
         statements: list[tuple[str, Sequence[Any]]] = []
         if create:
             last = max((m.ts for _, events in files for m in events), default=start)
+            end = max(last, start + 1.0, start + media_s - video_offset_s)
             statements.append((
-                "INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created, video) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (lecture_id, title, json.dumps(sorted(set(devices))), start, max(last, start + 1.0), video_offset_s,
-                 received, video)))
+                "INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created, video, kind, "
+                "recorded_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'recorded', ?)",
+                (lecture_id, title, json.dumps(sorted(set(devices))), start, end, video_offset_s, received, video,
+                 recorded)))
         else:
             lecture = self.lecture(lecture_id)
             if lecture is None:
@@ -567,6 +570,12 @@ class Store:
         self._transaction([("UPDATE lectures SET end_ts = ? WHERE id = ? AND end_ts IS NULL", (end, lecture_id))])
         return self.lecture(lecture_id)
 
+    def set_video(self, lecture_id: str, video: str | None) -> dict[str, Any] | None:
+        """The lecture's video (a file name in ``[web] video_dir``; None: none), set at any time after its
+        start or import; None when there is no such lecture."""
+        self._transaction([("UPDATE lectures SET video = ? WHERE id = ?", (video, lecture_id))])
+        return self.lecture(lecture_id)
+
     def lecture(self, lecture_id: str) -> dict[str, Any] | None:
         rows = self._query(f"SELECT {LECTURE_COLUMNS} FROM lectures WHERE id = ?", (lecture_id,))
         return _lecture(rows[0]) if rows else None
@@ -576,7 +585,7 @@ class Store:
         return [_lecture(r) for r in rows]
 
 
-LECTURE_COLUMNS = "id, title, devices, start_ts, end_ts, video_offset_s, created, video"
+LECTURE_COLUMNS = "id, title, devices, start_ts, end_ts, video_offset_s, created, video, kind, recorded_ts"
 
 
 def new_lecture_id() -> str:
@@ -595,6 +604,11 @@ def video_name_problem(name: str) -> str | None:
 
 
 def _lecture(row: tuple) -> dict[str, Any]:
-    lecture_id, title, devices, start, end, offset, created, video = row
+    """A lecture as the API gives it. ``recorded``: made by an import (its page is on the video's time);
+    ``recorded_on``: when its recording was made, where the file said (else null: ``created`` is when
+    it was imported); ``duration_s``: its length (a live one's so far: null)."""
+    lecture_id, title, devices, start, end, offset, created, video, kind, recorded_ts = row
     return {"id": lecture_id, "title": title, "devices": json.loads(devices), "start": start, "end": end,
-            "video_offset_s": offset, "created": created, "live": end is None, "video": video}
+            "video_offset_s": offset, "created": created, "live": end is None, "video": video,
+            "recorded": kind == "recorded", "recorded_on": recorded_ts,
+            "duration_s": None if end is None else round(end - start, 3)}

@@ -329,16 +329,64 @@ def _bin(grid: _Grid, i: int, state_time: dict[str, float], emotion_time: dict[s
     }
 
 
+def _clock(seconds: float) -> str:
+    s = max(0, round(seconds))
+    h, m, r = s // 3600, s % 3600 // 60, s % 60
+    return f"{h}:{m:02d}:{r:02d}" if h else f"{m}:{r:02d}"
+
+
+@dataclass
+class _Change:
+    """One move between neighbouring bins that was big enough or carried enough, or neither."""
+
+    delta: float  # the share's move (-1..1)
+    moved: float  # face time it carried, seconds
+    bin: dict[str, Any]
+    toward: str | None = None
+
+    def qualifies(self, min_change: float, min_face_s: float) -> bool:
+        return abs(self.delta) >= min_change and self.moved >= min_face_s
+
+    def as_moment(self) -> dict[str, Any]:
+        b = self.bin
+        out = {"t": b["t"], "start": b["start"], "change": round(self.delta, 4), "points": round(self.delta * 100, 1),
+               "faces": b["faces"], "face_time_moved_s": round(self.moved, 1)}
+        if self.toward is not None:
+            out["toward"] = self.toward
+        return out
+
+
+def _none_because(found: list[_Change], verb: str, min_change: float, min_face_s: float, compared: int) -> str:
+    """Why no move of one kind counts as a moment, in the teacher's words."""
+    if compared < 2:
+        return (f"fewer than two bins had {MIN_FACE_TIME_FOR_MOMENT_S:g} s of faces' time with shares shown "
+                "(the others were empty or withheld)")
+    if not found:
+        return f"it never {verb} between neighbouring bins"
+    biggest = max(found, key=lambda c: abs(c.delta))
+    points = abs(biggest.delta) * 100
+    if abs(biggest.delta) < min_change:
+        return f"the largest move was {points:.0f} points at {_clock(biggest.bin['t'])}; a moment needs " \
+               f"{min_change * 100:.0f}"
+    return f"{points:.0f} points at {_clock(biggest.bin['t'])} were carried by {biggest.moved:.0f} s of faces' " \
+           f"time; a moment needs {min_face_s:g} s"
+
+
 def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float = MIN_MOMENT_CHANGE,
-            min_face_s: float = MIN_MOMENT_FACE_S) -> dict[str, list[dict[str, Any]]]:
+            min_face_s: float = MIN_MOMENT_FACE_S) -> dict[str, Any]:
     """The bins where the room's attention fell or recovered most, and where emotions swung most.
 
-    A change between two bins counts when it moves the share by at least ``min_change`` and the
-    face time that moved (the change times the smaller of the two bins' face time) is at least
-    ``min_face_s``: a 5% move of one face is noise, half of a room looking away for a minute is not.
-    Each moment says how many faces (mean present) and how much face time carried it."""
-    changes = []
-    swings = []
+    A change between two bins counts when it moves the share by at least ``min_change`` (15 points)
+    and the face time that moved (the change times the smaller of the two bins' face time) is at least
+    ``min_face_s``: a 5-point move of one face is noise, half of a room looking away for a minute is
+    not. A rise is a recovery only after a drop that counted (the room settling at the start is not
+    one). Each moment says its change in points, how many faces (mean present) and how much face time
+    carried it; ``rules`` states the thresholds, and ``none_because`` says, for a kind with no moment,
+    why (no two bins to compare, the largest move and what it lacked, or a rise with no drop before)."""
+    falls: list[_Change] = []
+    rises: list[_Change] = []
+    swings: list[_Change] = []
+    compared = read_pairs = 0
     prev = None
 
     def carried(delta: float, now_s: float, before_s: float) -> float:
@@ -347,29 +395,55 @@ def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float 
     for b in timeline:
         if b["face_time_s"] < MIN_FACE_TIME_FOR_MOMENT_S or b["attentive_share"] is None:
             continue
+        compared += 1
         if prev is not None:
             d = b["attentive_share"] - prev["attentive_share"]
-            moved = carried(d, b["face_time_s"], prev["face_time_s"])
-            if abs(d) >= min_change and moved >= min_face_s:
-                changes.append((d, moved, b))
-            now, before = b["emotion_shares"], prev["emotion_shares"]
+            change = _Change(d, carried(d, b["face_time_s"], prev["face_time_s"]), b)
+            if d < 0:
+                falls.append(change)
+            elif d > 0:
+                rises.append(change)
+            now, before = b.get("emotion_shares") or {}, prev.get("emotion_shares") or {}
             if now and before:
+                read_pairs += 1
                 labels = set(now) | set(before)
                 swing = sum(abs(now.get(k, 0.0) - before.get(k, 0.0)) for k in labels) / 2
-                grew = max(labels, key=lambda k: now.get(k, 0.0) - before.get(k, 0.0))
+                grew = max(sorted(labels), key=lambda k: now.get(k, 0.0) - before.get(k, 0.0))
                 moved = carried(swing, b.get("emotion_face_time_s", 0.0), prev.get("emotion_face_time_s", 0.0))
-                if swing >= min_change and moved >= min_face_s:
-                    swings.append((swing, moved, grew, b))
+                if swing > 0:
+                    swings.append(_Change(swing, moved, b, grew))
         prev = b
 
-    def moment(delta: float, moved: float, b: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {"t": b["t"], "start": b["start"], "change": round(delta, 4), "faces": b["faces"],
-                "face_time_moved_s": round(moved, 1), **extra}
+    def counted(changes: list[_Change]) -> list[_Change]:
+        return [c for c in changes if c.qualifies(min_change, min_face_s)]
 
-    drops = [moment(d, m, b) for d, m, b in sorted(changes, key=lambda x: x[0]) if d < 0][:top]
-    rises = [moment(d, m, b) for d, m, b in sorted(changes, key=lambda x: -x[0]) if d > 0][:top]
-    emo = [moment(s, m, b, toward=k) for s, m, k, b in sorted(swings, key=lambda x: -x[0])][:top]
-    return {"attention_drops": drops, "attention_recoveries": rises, "emotion_swings": emo}
+    drops = counted(falls)
+    first_drop = min((c.bin["t"] for c in drops), default=None)
+    big_rises = counted(rises)
+    recoveries = [c for c in big_rises if first_drop is not None and c.bin["t"] > first_drop]
+    moved_mix = counted(swings)
+    because: dict[str, str] = {}
+    if not drops:
+        because["attention_drops"] = _none_because(falls, "fell", min_change, min_face_s, compared)
+    if not recoveries:
+        if big_rises and not drops:
+            r = max(big_rises, key=lambda c: c.delta)
+            because["attention_recoveries"] = (f"attention rose by {r.delta * 100:.0f} points at {_clock(r.bin['t'])}, "
+                                               "but had not dropped before it: a recovery follows a drop")
+        elif big_rises:
+            because["attention_recoveries"] = "no rise that counts came after the first drop"
+        else:
+            because["attention_recoveries"] = _none_because(rises, "rose", min_change, min_face_s, compared)
+    if not moved_mix:
+        because["emotion_swings"] = _none_because(swings, "changed", min_change, min_face_s, compared) \
+            if read_pairs or compared < 2 else "no two neighbouring bins both had expressions read"
+    return {
+        "attention_drops": [c.as_moment() for c in sorted(drops, key=lambda c: c.delta)[:top]],
+        "attention_recoveries": [c.as_moment() for c in sorted(recoveries, key=lambda c: -c.delta)[:top]],
+        "emotion_swings": [c.as_moment() for c in sorted(moved_mix, key=lambda c: -c.delta)[:top]],
+        "rules": {"min_change_points": round(min_change * 100, 1), "min_face_time_s": min_face_s},
+        "none_because": because,
+    }
 
 
 NICE_BINS_S = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
@@ -414,9 +488,16 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)
     timeline = private(bins(stories, start, end, bin_s, offset, min_faces), emotion, min_faces)
-    found = moments(timeline)
+    # moments are found at the lecture's own bin length, whatever bins the page shows: a teacher who
+    # changes the bin length sees the same moments
+    moment_bin_s = auto_bin_s(end - start)
+    at_moment_bins = timeline if moment_bin_s == bin_s else private(
+        bins(stories, start, end, moment_bin_s, offset, min_faces), emotion, min_faces)
+    found = moments(at_moment_bins)
+    found["rules"]["bin_s"] = moment_bin_s
     if not emotion:
         found.pop("emotion_swings")
+        found["none_because"].pop("emotion_swings", None)
     out: dict[str, Any] = {"lecture": lecture, "bin_s": bin_s, "start": start, "end": end, "bins": timeline,
                            "moments": found, "privacy": {"emotion": emotion, "min_faces": min_faces}}
     if per_device:

@@ -165,7 +165,7 @@ def test_a_talking_head_is_attentive_and_blinks(shipped_model):
     an = Analyzer(cfg, make_detector("haar"), EmotionModel(shipped_model))
     from emocast.device.analyze import frames_of
 
-    frames, _ = frames_of(VIDEOS / "edtalk_uncrop_obama_talking.mp4")
+    frames, _, _ = frames_of(VIDEOS / "edtalk_uncrop_obama_talking.mp4")
     events = []
     last = None
     for frame in frames:

@@ -167,6 +167,25 @@ def test_moments_find_the_drop_and_the_recovery():
     assert m["emotion_swings"][0]["t"] == 120.0 and m["emotion_swings"][0]["toward"] == "happy"
     # 0.4 -> 0.5 is ten points: under the threshold, so not among the recoveries
     assert [r["t"] for r in m["attention_recoveries"]] == [180.0]
+    assert m["attention_drops"][0]["points"] == -50.0 and m["attention_recoveries"][0]["points"] == 45.0
+    assert m["rules"] == {"min_change_points": 15.0, "min_face_time_s": 15.0} and m["none_because"] == {}
+
+
+def test_a_rise_with_no_drop_before_it_is_no_recovery_and_the_page_is_told_why():
+    timeline = [{"t": float(i * 60), "start": T0 + i * 60, "face_time_s": 600.0, "faces": 10.0,
+                 "attentive_share": s, "emotion_shares": {}, "emotion_face_time_s": 0.0}
+                for i, s in enumerate([0.5, 0.85, 0.9])]  # the room settling in
+    m = moments(timeline)
+    assert m["attention_recoveries"] == [] and m["attention_drops"] == []
+    assert m["none_because"]["attention_recoveries"] == \
+        "attention rose by 35 points at 1:00, but had not dropped before it: a recovery follows a drop"
+    assert m["none_because"]["attention_drops"] == "it never fell between neighbouring bins"
+    assert m["none_because"]["emotion_swings"] == "no two neighbouring bins both had expressions read"
+    # a drop, then the same rise: now a recovery
+    timeline[0]["attentive_share"], timeline[1]["attentive_share"] = 0.9, 0.5
+    timeline[2]["attentive_share"] = 0.85
+    m = moments(timeline)
+    assert [r["t"] for r in m["attention_recoveries"]] == [120.0]
 
 
 def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
@@ -177,10 +196,14 @@ def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
 
     # a whole room moving 5 points, and its emotion mix moving 5 points: nothing to show
     small = moments(timeline(1200.0, [(0.8, {"neutral": 1.0}), (0.75, {"neutral": 0.95, "happy": 0.05})]))
-    assert small == {"attention_drops": [], "attention_recoveries": [], "emotion_swings": []}
+    assert (small["attention_drops"], small["attention_recoveries"], small["emotion_swings"]) == ([], [], [])
+    assert small["none_because"]["attention_drops"] == "the largest move was 5 points at 1:00; a moment needs 15"
+    assert small["none_because"]["emotion_swings"] == "the largest move was 5 points at 1:00; a moment needs 15"
     # one face for ten seconds of a bin: a 50-point move is 5 face-seconds, not a moment
     brief = moments(timeline(10.0, [(1.0, {"neutral": 1.0}), (0.5, {"happy": 1.0})]))
     assert brief["attention_drops"] == [] and brief["emotion_swings"] == []
+    assert brief["none_because"]["attention_drops"] == \
+        "50 points at 1:00 were carried by 5 s of faces' time; a moment needs 15 s"
     # the same move carried by a room of twenty faces is one
     room = moments(timeline(1200.0, [(1.0, {"neutral": 1.0}), (0.5, {"happy": 1.0})]))
     assert room["attention_drops"][0]["change"] == pytest.approx(-0.5)
@@ -190,7 +213,7 @@ def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
 def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):
     url = str(tmp_path / "hub.sqlite")
     store = Store(url)
-    assert store.schema_version() == LATEST == 6
+    assert store.schema_version() == LATEST == 7
     msgs = hand_case()
     batch = Batch.empty()
     batch.messages = msgs[:4] + msgs[6:]  # seq 5 and 6 never arrived

@@ -1,0 +1,181 @@
+"""Recorded lectures: an import is dated by when its recording was made (the video's container, carried
+by `emocast analyze`'s first record), lasts as long as the recording, says it was imported when the
+file gives no date; a video can be given to a lecture after its import; databases from before migrate
+without losing a row."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
+
+from emocast.cli import main  # noqa: E402
+from emocast.contract.events import utc_timestamp  # noqa: E402
+from emocast.device import exit_codes  # noqa: E402
+from emocast.hub import store as store_module  # noqa: E402
+from emocast.hub.migrations import LATEST, MIGRATIONS  # noqa: E402
+from emocast.hub.store import Store  # noqa: E402
+from tests.test_hub_timeline import T0, analyze_records  # noqa: E402
+
+
+def with_media(path: Path, recorded: float | None, media_s: float) -> Path:
+    """``path``'s analyze log with the first record saying what `emocast analyze` writes there."""
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["media_s"] = media_s
+    if recorded is not None:
+        first["recorded"] = utc_timestamp(recorded)
+    path.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    return path
+
+
+def imported(capsys, db: str, *args: str) -> dict:
+    assert main(["hub", "import", *args, "--db", db]) == exit_codes.OK
+    lecture_id = json.loads(capsys.readouterr().out.splitlines()[0])["lecture"]
+    store = Store(db)
+    try:
+        return store.lecture(lecture_id)
+    finally:
+        store.close()
+
+
+def test_an_import_is_dated_by_its_recording_and_lasts_as_long(db_url, tmp_path, capsys):
+    made = T0 - 86400 * 30  # recorded a month before the import
+    a = with_media(analyze_records(tmp_path / "ana.jsonl", {1: [(t, "attentive", None) for t in range(100)]}),
+                   made, 2400.0)
+    b = analyze_records(tmp_path / "ben.jsonl", {1: [(t, "attentive", None) for t in range(50)]})
+    lecture = imported(capsys, db_url, str(a), str(b), "--title", "Optics", "--video-offset", "60")
+    assert lecture["recorded"] is True and lecture["recorded_on"] == pytest.approx(made, abs=0.001)
+    # the lecture starts at the offset into the recording and ends with the recording, not its last face
+    assert lecture["start"] == pytest.approx(made + 60, abs=0.001)
+    assert lecture["duration_s"] == pytest.approx(2400.0 - 60, abs=0.01)
+    # its events sit at the recording's own time: the first face at the video's second 0
+    store = Store(db_url)
+    try:
+        first = min(ts for _, _, ts, *_ in store.timeline_rows(["ana"], 0, 4e9, ("attention",), lecture["id"]))
+    finally:
+        store.close()
+    assert first == pytest.approx(made, abs=0.001)
+
+
+def test_an_undated_recording_says_when_it_was_imported_and_lists_by_date(tmp_path, capsys):
+    db = str(tmp_path / "hub.sqlite")
+    a = analyze_records(tmp_path / "ana.jsonl", {1: [(t, "attentive", None) for t in range(100)]})
+    before = time.time()
+    undated = imported(capsys, db, str(a), "--title", "Undated")
+    assert undated["recorded_on"] is None and undated["created"] >= before and undated["duration_s"] == 100.0
+    old = with_media(analyze_records(tmp_path / "old.jsonl", {1: [(t, "attentive", None) for t in range(10)]}),
+                     T0 - 86400 * 300, 60.0)
+    dated = imported(capsys, db, str(old), "--title", "Last year")
+    given = imported(capsys, db, str(analyze_records(tmp_path / "c.jsonl", {1: [(0, "attentive", None)]})),
+                     "--title", "Given", "--start", str(T0))
+    assert given["recorded_on"] == T0  # --start dates it
+    store = Store(db)
+    try:
+        assert [x["title"] for x in store.lectures()] == ["Undated", "Given", "Last year"]  # newest first
+    finally:
+        store.close()
+    assert dated["duration_s"] == 60.0
+
+
+def test_a_video_is_given_to_a_lecture_after_its_import(tmp_path, capsys):
+    db = str(tmp_path / "hub.sqlite")
+    a = analyze_records(tmp_path / "ana.jsonl", {1: [(t, "attentive", None) for t in range(10)]})
+    lecture = imported(capsys, db, str(a), "--title", "Chemistry")
+    assert lecture["video"] is None
+    assert main(["hub", "lecture", "video", lecture["id"], "chemistry.mp4", "--db", db]) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["video"] == "chemistry.mp4"
+    assert main(["hub", "lecture", "video", lecture["id"], "../x.mp4", "--db", db]) == exit_codes.USAGE
+    assert main(["hub", "lecture", "video", "nope", "x.mp4", "--db", db]) == exit_codes.USAGE
+    assert main(["hub", "lecture", "video", lecture["id"], "--none", "--db", db]) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["video"] is None
+
+
+def test_a_database_from_before_recorded_lectures_migrates_without_losing_a_row(db_url, tmp_path, monkeypatch):
+    """A hub database at schema 5 (before imports were keyed to their lecture) with a live lecture and an
+    imported one: after the upgrade every row is there, the import's events are its lecture's and that
+    lecture is a recorded one."""
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:5])
+    monkeypatch.setattr(store_module, "LATEST", 5)
+    old = Store(db_url)
+    assert old.schema_version() == 5
+    rows = [(f"m{i}", "student1" if i < 5 else "kiosk", "attention", i + 1, T0 + i, 1, "attentive", "{}", T0,
+             "import:student1.jsonl#ab" if i < 5 else "mqtt") for i in range(10)]
+    old._transaction([
+        ("INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows),
+        ("INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?)", ("rec", "Recorded", '["student1"]', T0, T0 + 60, 0.0, T0)),
+        ("INSERT INTO lectures (id, title, devices, start_ts, end_ts, video_offset_s, created) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?)", ("live", "Live", '["kiosk"]', T0, None, 0.0, T0))])
+    old.close()
+    monkeypatch.undo()
+    new = Store(db_url)
+    try:
+        assert new.schema_version() == LATEST
+        assert new.count_messages() == 10
+        assert sorted(new._query("SELECT id, lecture FROM messages WHERE origin <> 'mqtt'")) == \
+            [(f"m{i}", "rec") for i in range(5)]
+        assert new.lecture("rec")["recorded"] is True and new.lecture("live")["recorded"] is False
+        assert new.lecture("live")["live"] is True and new.lecture("rec")["duration_s"] == 60.0
+    finally:
+        new.close()
+
+
+def mp4_with_date(path: Path, created_1904: int, version: int = 0) -> Path:
+    """The boxes a camera's MP4 starts with: ftyp, then moov holding mvhd (its creation time)."""
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+    times = struct.pack(">QQIQ", created_1904, created_1904, 1000, 5000) if version else \
+        struct.pack(">IIII", created_1904, created_1904, 1000, 5000)
+    mvhd = box(b"mvhd", bytes([version, 0, 0, 0]) + times + b"\0" * 80)
+    path.write_bytes(box(b"ftyp", b"isom\0\0\0\0isom") + box(b"free", b"\0" * 16) + box(b"moov", mvhd))
+    return path
+
+
+def test_a_recording_date_is_read_from_the_mp4_movie_header_or_not_at_all(tmp_path):
+    from emocast.device.recording_date import EPOCH_1904, recorded_at
+
+    when = 1_780_000_000
+    assert recorded_at(mp4_with_date(tmp_path / "a.mp4", when + EPOCH_1904)) == when
+    assert recorded_at(mp4_with_date(tmp_path / "b.mov", when + EPOCH_1904, version=1)) == when
+    assert recorded_at(mp4_with_date(tmp_path / "zero.mp4", 0)) is None  # no date written
+    assert recorded_at(mp4_with_date(tmp_path / "old.mp4", 100)) is None  # a camera whose clock was never set
+    assert recorded_at(mp4_with_date(tmp_path / "c.webm", when + EPOCH_1904)) is None  # not an MP4
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(mp4_with_date(tmp_path / "d.mp4", when + EPOCH_1904).read_bytes()[:40])
+    assert recorded_at(damaged) is None
+    assert recorded_at(tmp_path / "missing.mp4") is None
+
+
+def test_analyze_writes_the_media_length_and_date_on_its_first_record(tmp_path):
+    """A real MP4 written by OpenCV, its movie header then dated as a camera would: the first record
+    carries ``media_s`` and ``recorded``, the schema accepts it, and no other record carries them."""
+    import cv2
+    import numpy as np
+
+    from emocast.device.analyze import media_fields
+    from emocast.device.recording_date import EPOCH_1904, recorded_at
+
+    path = tmp_path / "lesson.mp4"
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for i in range(25):
+        out.write(np.full((48, 64, 3), i * 8, np.uint8))
+    out.release()
+    data = bytearray(path.read_bytes())
+    at = data.find(b"mvhd") + 4
+    assert at > 4
+    version = data[at]
+    field = ">Q" if version else ">I"
+    struct.pack_into(field, data, at + 4, 1_780_000_000 + EPOCH_1904)
+    path.write_bytes(bytes(data))
+    assert recorded_at(path) == 1_780_000_000
+    fields = media_fields(path, 2.5)
+    assert fields == {"media_s": 2.5, "recorded": utc_timestamp(1_780_000_000)}
+    assert media_fields(tmp_path / "photo.jpg", 0.0) == {}
