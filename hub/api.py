@@ -19,13 +19,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emocast import __version__
 
 from .config import LOOPBACK_NAMES
 from .feed import ChangeFeed
-from .routes import HubState, compare, lectures, pages, status
+from .routes import WEB, HubState, compare, lectures, pages, status
 from .store import Store, database_error_types
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,15 @@ def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str
         errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
                    "type": str(e.get("type", ""))} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found_page(request: Request, exc: StarletteHTTPException) -> Response:
+        """A person who follows a wrong link gets the page (which says, in words, that there is no such
+        page), not the API's JSON; API clients keep the JSON."""
+        wants_page = not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+        if exc.status_code == 404 and wants_page:
+            return FileResponse(str(WEB.joinpath("index.html")), status_code=404, media_type="text/html")
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     for router in (status, lectures, compare, pages):
         app.include_router(router)

@@ -265,8 +265,7 @@ def _import(cfg, args: argparse.Namespace) -> int:
                 results.append(found)
             except ImportFileError as exc:
                 raise ImportFileError(f"{exc}; nothing imported") from None
-        if lecture is None:
-            _refuse_repeats(store, results)
+        _refuse_repeats(store, results, lecture["id"] if lecture else None)
         # one transaction: the lecture, its devices and every file's events, or nothing at all
         try:
             lecture, new = store.import_lecture([(r.device, r.events) for r in results], lecture_id, lecture is None,
@@ -284,16 +283,26 @@ def _import(cfg, args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_repeats(store, results) -> None:
-    """UsageError when every file was imported before (known by its content, under any name): a new
-    lecture would hold the same recordings twice; the message names the lectures that hold them."""
-    origins = [r.events[0].origin for r in results if r.events]
-    holders = store.lectures_holding(origins)
-    if not origins or not all(o in holders for o in origins):
+def _refuse_repeats(store, results, lecture_id: str | None) -> None:
+    """UsageError when a file is already held by another lecture (known by its content, under any name):
+    a recording belongs to one lecture. Held by two, the difference of the two lectures' charts would be
+    that student's own record; and a lecture of nothing new would hold the same recordings twice. The
+    message names the lectures that hold them."""
+    origins = {r.events[0].origin: r.path for r in results if r.events}
+    holders = store.lectures_holding(list(origins))
+    # the same file into its own lecture again is stored once (the same ids); anywhere else, or under
+    # another name in its own lecture, it would count twice
+    clash = {o: {(i, t) for i, t, held_as in held if i != lecture_id or held_as != o} for o, held in holders.items()}
+    clash = {o: held for o, held in clash.items() if held}
+    if not clash:
         return
-    where = ", ".join(f"lecture {i} ({t!r})" for i, t in sorted({x for h in holders.values() for x in h}))
-    names = ", ".join(str(r.path) for r in results)
-    raise UsageError(f"every event of {names} is already stored, in {where}; nothing imported")
+    where = ", ".join(f"lecture {i} ({t!r})" for i, t in sorted({x for h in clash.values() for x in h}))
+    names = ", ".join(str(origins[o]) for o in origins if o in clash)
+    every = len(clash) == len(origins)
+    verb = "is" if every or len(clash) == 1 else "are"
+    raise UsageError(f"{'every event of ' if every else ''}{names} {verb} already stored, in "
+                     f"{where}: a recording belongs to one lecture (forget it there first: emocast hub forget "
+                     f"--lecture ID); nothing imported")
 
 
 def _video_name(name: str | None) -> str | None:

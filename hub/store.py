@@ -417,15 +417,20 @@ class Store:
             return [r[0] for r in self._query("SELECT id FROM messages")]
         return [r[0] for r in self._query("SELECT id FROM messages WHERE device = ?", (device,))]
 
-    def lectures_holding(self, origins: Sequence[str]) -> dict[str, set[tuple[str, str]]]:
-        """Per imported file's origin (name and digest), the lectures (id, title) holding its events."""
-        out: dict[str, set[tuple[str, str]]] = {}
-        if not origins:
+    def lectures_holding(self, origins: Sequence[str]) -> dict[str, set[tuple[str, str, str]]]:
+        """Per imported file's origin (``import:<name>#<digest>``), the lectures (id, title, and the origin
+        they hold it under) holding a file of the same content, under any name."""
+        out: dict[str, set[tuple[str, str, str]]] = {}
+        wanted: dict[str, list[str]] = {}
+        for origin in origins:
+            wanted.setdefault(origin.rsplit("#", 1)[-1], []).append(origin)
+        if not wanted:
             return out
         for origin, lecture_id, title in self._query(
                 "SELECT DISTINCT m.origin, l.id, l.title FROM messages m JOIN lectures l ON l.id = m.lecture "
-                f"WHERE m.origin IN ({_marks(origins)})", tuple(origins)):
-            out.setdefault(origin, set()).add((lecture_id, title))
+                "WHERE m.lecture IS NOT NULL"):
+            for mine in wanted.get(origin.rsplit("#", 1)[-1], ()):
+                out.setdefault(mine, set()).add((lecture_id, title, origin))
         return out
 
     def change_mark(self, devices: Sequence[str], since: float) -> tuple[int, float]:

@@ -258,14 +258,20 @@ def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, str, float, flo
 
 
 def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0,
-         min_faces: int = 1) -> list[dict[str, Any]]:
+         min_faces: int = 1, pool_small: bool = False) -> list[dict[str, Any]]:
     """The timeline's bins between ``start`` and ``end`` (epoch seconds).
 
     ``min_faces`` > 1 applies per device: a device with fewer faces present in a bin (their mean)
     adds its faces to ``faces`` but nothing to any share, blink rate or emotion of that bin, so no
     difference of two views that are shown (the room less one kiosk, one lecture less another over the
     same time) can single out fewer than ``min_faces`` faces: each share is of whole devices that
-    each had ``min_faces`` or more. ``devices_withheld`` counts the devices left out so."""
+    each had ``min_faces`` or more. ``devices_withheld`` counts the devices left out so.
+
+    ``pool_small``: a recorded lecture, whose recordings are each one student's (one face each) and
+    belong to it alone (no other lecture holds them: the import refuses a file held elsewhere). Its
+    devices with fewer faces count together, when together they have ``min_faces`` or more: the only
+    other views of them are their own, each withheld, so the room less every shown device is a group
+    of ``min_faces`` or more, never one person."""
     grid = _Grid(start, end, bin_s)
     state_time: list[dict[str, dict[str, float]]] = [{} for _ in range(grid.n)]  # bin -> device -> state -> s
     for seg in stories.attention:
@@ -275,8 +281,10 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
     counted: list[set[str]] = []
     for i in range(grid.n):
         b0, b1 = grid.bounds(i)
-        counted.append({d for d, st in state_time[i].items()
-                        if min_faces <= 1 or sum(st.values()) / max(1e-9, b1 - b0) + 1e-6 >= min_faces})
+        faces = {d: sum(st.values()) / max(1e-9, b1 - b0) for d, st in state_time[i].items()}
+        big = {d for d, f in faces.items() if min_faces <= 1 or f + 1e-6 >= min_faces}
+        small = sum(f for d, f in faces.items() if d not in big)
+        counted.append(set(faces) if pool_small and small + 1e-6 >= min_faces else big)
     emotion_time: list[dict[str, float]] = [defaultdict(float) for _ in range(grid.n)]
     for device, label, lo, hi in _attentive_emotions(stories):
         for i, ov in grid.spread(lo, hi):
@@ -487,12 +495,13 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     horizon = store.horizons(devices, end, lecture["id"])
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)
-    timeline = private(bins(stories, start, end, bin_s, offset, min_faces), emotion, min_faces)
+    pool = bool(lecture.get("recorded"))
+    timeline = private(bins(stories, start, end, bin_s, offset, min_faces, pool), emotion, min_faces)
     # moments are found at the lecture's own bin length, whatever bins the page shows: a teacher who
     # changes the bin length sees the same moments
     moment_bin_s = auto_bin_s(end - start)
     at_moment_bins = timeline if moment_bin_s == bin_s else private(
-        bins(stories, start, end, moment_bin_s, offset, min_faces), emotion, min_faces)
+        bins(stories, start, end, moment_bin_s, offset, min_faces, pool), emotion, min_faces)
     found = moments(at_moment_bins)
     found["rules"]["bin_s"] = moment_bin_s
     if not emotion:

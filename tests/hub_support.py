@@ -229,3 +229,44 @@ def documented_queue_lines() -> str:
     lines = [line for line in block.splitlines() if line.startswith(QUEUE_KEYS)]
     assert any(line.startswith("max_queued_messages") for line in lines), block
     return "\n".join(lines) + "\n"
+
+
+def class_recordings(folder: Path, students: int = 8, minutes: int = 20, step_s: float = 2.0,
+                     seed: int = 3) -> list[Path]:
+    """One `emocast analyze` log per student of a recorded lecture a teacher would recognise: most of
+    the room attentive, half of it looking away from 6:00 to 8:00 (a drop, then a recovery), short
+    glances away throughout, two students' eyes closed around 14:00, smiles from 10:00, and the room
+    emptying from 17:00 (two stay: the last bins are withheld under the default [privacy] min_faces).
+    Deterministic (``seed``); written as the analyze schema says, without the schema check per record."""
+    import random
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for s in range(1, students + 1):
+        media_s = minutes * 60 - 10.0  # the last bin a partial one
+        leaves = media_s if s <= 2 else 60 * (17 + rng.random() * 2)
+        lines = []
+        away_until = -1.0
+        for i in range(int(leaves / step_s)):
+            t = i * step_s
+            if t >= away_until and rng.random() < 0.015:
+                away_until = t + rng.uniform(4, 20)
+            state = "attentive"
+            if (360 <= t < 480 and s % 2 == 0) or t < away_until:
+                state = "looking_away"
+            if 820 <= t < 880 and s in (3, 5):
+                state = "eyes_closed"
+            emotion = "happy" if 600 <= t < 700 and s % 3 else "neutral"
+            rec = {"t": t, "frame": i, "track": 1, "box": [10, 10, 60, 60],
+                   "head_pose": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, "eye_openness": 1.0, "ear": 0.3,
+                   "eyes_closed": state == "eyes_closed", "gaze": None, "attention": state,
+                   "reason": {"looking_away": "head_pose", "eyes_closed": "eyes"}.get(state, ""),
+                   "emotion": emotion, "probs": {emotion: 0.8, "sad": 0.2}, "emotion_skipped": None}
+            if i == 0:
+                rec["media_s"] = media_s
+            lines.append(json.dumps(rec))
+        path = folder / f"student{s}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        out.append(path)
+    return out

@@ -56,7 +56,11 @@ def scheme(driver, value: str) -> None:
 
 
 def test_every_page_is_accessible_fits_a_phone_and_has_a_dark_mode(tmp_path, phone):
+    """A live lecture of one kiosk and a recorded class with withheld bins, moments and a scrolling
+    table (opened), at 390 and 1280 px, light and dark."""
+    from emocast.cli import main
     from emocast.hub.store import Batch, Store
+    from tests.hub_support import class_recordings
 
     db = str(tmp_path / "hub.sqlite")
     store = Store(db)
@@ -66,28 +70,41 @@ def test_every_page_is_accessible_fits_a_phone_and_has_a_dark_mode(tmp_path, pho
     store.write_batch(batch)
     lecture = store.create_lecture("Biology, period 3", ["k1"], T0, 0.0, T0 + 600)
     store.close()
+    assert main(["hub", "import", *map(str, class_recordings(tmp_path / "class")), "--title", "Recorded class",
+                 "--db", db]) == 0
     broker = Broker(tmp_path, free_port())
     broker.start()
     hub = HubProcess(tmp_path, broker.url, db)
     hub.start()
     base = f"http://127.0.0.1:{hub.port}"
+    recorded = next(x for x in hub.get("/api/lectures") if x["recorded"])
     try:
         pages = (("/", "#lectures tr[data-lecture]"), ("/devices", "#devices tr[data-device]"),
                  (f"/lectures/{lecture['id']}", "#attention-chart g.bin"),
-                 (f"/compare?ids={lecture['id']}", "#compare-chart path.series"))
-        for path, ready in pages:
-            phone.get(base + path)
-            wait(lambda ready=ready: phone.find_elements("css selector", ready), what=f"{path} drawn")
-            backgrounds = {}
-            for mode in ("light", "dark"):
-                scheme(phone, mode)
-                time.sleep(0.2)
-                bad = [v for v in axe_violations(phone) if v[1] in ("serious", "critical")]
-                assert not bad, f"{path} ({mode}): {json.dumps(bad, indent=1)}"
-                backgrounds[mode] = phone.execute_script("return getComputedStyle(document.body).backgroundColor")
-                width = phone.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
-                assert width[0] <= width[1], f"{path} ({mode}) scrolls sideways at 390 px: {width}"
-            assert backgrounds["light"] != backgrounds["dark"]
+                 (f"/lectures/{recorded['id']}", "#attention-chart g.bin.withheld"),
+                 (f"/compare?ids={lecture['id']},{recorded['id']}", "#compare-chart path.series"),
+                 ("/lectures/nope", "#view h2"))
+        for size in (390, 1280):
+            phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                  {"width": size, "height": 844, "deviceScaleFactor": 2 if size < 500 else 1,
+                                   "mobile": size < 500})
+            for path, ready in pages:
+                phone.get(base + path)
+                wait(lambda ready=ready: phone.find_elements("css selector", ready), what=f"{path} drawn")
+                for details in phone.find_elements("css selector", "details"):
+                    phone.execute_script("arguments[0].open = true", details)  # what they hold is checked too
+                backgrounds = {}
+                for mode in ("light", "dark"):
+                    scheme(phone, mode)
+                    time.sleep(0.3)
+                    bad = [v for v in axe_violations(phone) if v[1] in ("serious", "critical")]
+                    assert not bad, f"{path} ({mode}, {size} px): {json.dumps(bad, indent=1)}"
+                    backgrounds[mode] = phone.execute_script("return getComputedStyle(document.body).backgroundColor")
+                    width = phone.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+                    assert width[0] <= width[1], f"{path} ({mode}) scrolls sideways at {size} px: {width}"
+                assert backgrounds["light"] != backgrounds["dark"]
+        phone.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                              {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
         scheme(phone, "light")
         phone.get(f"{base}/lectures/{lecture['id']}")
         attentive = wait(lambda: phone.find_elements("css selector", "#attention-chart rect[data-key=attentive]"),

@@ -338,7 +338,7 @@ def test_the_comparison_page_overlays_two_lectures(tmp_path, browser):
 
     db = str(tmp_path / "hub.sqlite")
     for title, away_from in (("Period 1", 240), ("Period 3", 420)):
-        logs = [analyze_records(tmp_path / f"{title[-1]}{who}.jsonl", {1: [
+        logs = [analyze_records(tmp_path / f"{title[-1]}{who}.jsonl", {int(title[-1]): [
             (t, "attentive" if t < away_from or who == "a" else "looking_away", "neutral") for t in range(600)]})
             for who in ("a", "b")]
         assert main(["hub", "import", *map(str, logs), "--title", title, "--start", str(time.time() - 7200),

@@ -179,3 +179,38 @@ def test_analyze_writes_the_media_length_and_date_on_its_first_record(tmp_path):
     fields = media_fields(path, 2.5)
     assert fields == {"media_s": 2.5, "recorded": utc_timestamp(1_780_000_000)}
     assert media_fields(tmp_path / "photo.jpg", 0.0) == {}
+
+
+def test_a_recorded_class_of_one_face_recordings_shows_its_room_and_no_one_alone(tmp_path, capsys):
+    """Four students' own recordings (one face each) under the default min_faces 3: the room's bins have
+    shares (together they are four faces), each recording's own view is withheld, the bins where only
+    two remain are withheld; and a recording cannot be imported into a second lecture, where the two
+    lectures' difference would be that student's own record."""
+    from emocast.hub.timeline import lecture_timeline
+    from tests.hub_support import class_recordings
+
+    db = str(tmp_path / "hub.sqlite")
+    files = class_recordings(tmp_path / "rec", students=4, minutes=20)
+    lecture = imported(capsys, db, *map(str, files), "--title", "Period 3", "--start", str(T0))
+    store = Store(db)
+    try:
+        data = lecture_timeline(store, lecture, 60.0, T0 + 10_000, per_device=True, min_faces=3)
+    finally:
+        store.close()
+    shown = [b for b in data["bins"] if "withheld" not in b]
+    assert len(shown) >= 16 and all(b["attentive_share"] is not None for b in shown)
+    assert data["bins"][-1]["withheld"] and data["bins"][-1]["faces"] == pytest.approx(2.0)  # two stayed
+    assert all("withheld" in b for d in data["per_device"].values() for b in d if b["faces"] > 0)
+    capsys.readouterr()
+    new = analyze_records(tmp_path / "new.jsonl", {1: [(0, "attentive", None)]})
+    assert main(["hub", "import", str(files[0]), str(new), "--title", "Period 3 again", "--db", db]) == exit_codes.USAGE
+    copy = tmp_path / "renamed.jsonl"
+    copy.write_bytes(files[1].read_bytes())
+    assert main(["hub", "import", str(copy), "--lecture", lecture["id"], "--db", db]) == exit_codes.USAGE  # twice
+    assert main(["hub", "import", str(files[1]), "--lecture", lecture["id"], "--db", db]) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["new"] == 0  # the same file again: stored once
+    store = Store(db)
+    try:
+        assert [x["title"] for x in store.lectures()] == ["Period 3"]
+    finally:
+        store.close()
