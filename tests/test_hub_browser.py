@@ -381,6 +381,9 @@ def test_a_video_the_operator_placed_plays_beside_its_lecture(tmp_path, browser)
         wait(lambda: browser.execute_script(
             "const v = document.getElementById('lecture-video'); return !!v && !v.hidden && v.readyState >= 1"),
              what="the operator's video")
+        assert browser.find_element(By.ID, "video-source").text == "Playing biology-3.webm (from the hub)."
+        assert not browser.find_element(By.ID, "video-file").is_displayed() or \
+            browser.find_element(By.ID, "video-file").size["width"] <= 1  # no "No file chosen" beside it
         column = browser.find_elements(By.CSS_SELECTOR, "#attention-chart g.bin")[2]
         browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", column)
         wait(lambda: abs(browser.execute_script("return document.getElementById('lecture-video').currentTime")

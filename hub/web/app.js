@@ -243,7 +243,7 @@ function videoPanel() {
   const input = h("input", { id: "video-file", type: "file", accept: "video/*", class: "visually-hidden" });
   const open = h("label", { for: "video-file", class: "button", id: "video-open" }, "Open the video from this computer");
   const panel = h("section", { class: "video", "aria-label": "lecture video" }, video,
-    h("p", { class: "video-controls" }, playing, " ", open, input),
+    h("p", { class: "video-controls" }, playing, " ", input, open),  // the input first: its focus outlines the label
     h("p", { class: "muted small" }, "A file opened here stays on this computer."));
   const show = (src, text) => {
     if (video.src.startsWith("blob:")) URL.revokeObjectURL(video.src);

@@ -173,10 +173,14 @@ function drawStacked(container, bins, series, opts) {
   for (const r of runs) {
     const a = bins[r.start], z = bins[r.end];
     const x0 = xAt(a.t), x1 = xAt(z.t) + ((z.length_s || 0) / span) * w;
-    const text = x1 - x0 >= 7 * o.withheldLabel.length ? o.withheldLabel : x1 - x0 >= 40 ? "withheld" : null;
+    // across the run where it is wide enough, else up its height (a phone's narrow columns)
+    const across = x1 - x0 >= 7 * o.withheldLabel.length;
+    const up = !across && x1 - x0 >= 12 && h >= 7 * o.withheldLabel.length;
+    const text = across || up ? o.withheldLabel : x1 - x0 >= 40 ? "withheld" : null;
     if (!text) continue;
-    const label = svgEl("text", { x: (x0 + x1) / 2, y: m.t + h / 2, "text-anchor": "middle", class: "withheld-label" },
-                        svg);
+    const cx = (x0 + x1) / 2, cy = m.t + h / 2;
+    const label = svgEl("text", { x: cx, y: cy, "text-anchor": "middle", "dominant-baseline": "central",
+                                  class: "withheld-label", transform: up ? `rotate(-90 ${cx} ${cy})` : "" }, svg);
     label.textContent = text;
   }
   const playhead = svgEl("line", { class: "playhead", y1: m.t, y2: m.t + h, visibility: "hidden" }, svg);
