@@ -380,6 +380,48 @@ def _none_because(found: list[_Change], verb: str, min_change: float, min_face_s
            f"time; a moment needs {min_face_s:g} s"
 
 
+@dataclass
+class _Moves:
+    """Every move between neighbouring comparable bins, by kind, and how many bins and pairs there were."""
+
+    falls: list[_Change] = field(default_factory=list)
+    rises: list[_Change] = field(default_factory=list)
+    swings: list[_Change] = field(default_factory=list)
+    compared: int = 0  # bins with enough face time and shares shown
+    read_pairs: int = 0  # neighbouring pairs of them that both had expressions read
+
+
+def _moves(timeline: Sequence[dict[str, Any]]) -> _Moves:
+    """The changes between each bin worth comparing (``MIN_FACE_TIME_FOR_MOMENT_S`` of faces, shares
+    shown) and the one before it: the attentive share's, and the emotion mix's (half the summed moves)."""
+    out = _Moves()
+    prev = None
+
+    def carried(delta: float, now_s: float, before_s: float) -> float:
+        return abs(delta) * min(now_s, before_s)
+
+    for b in timeline:
+        if b["face_time_s"] < MIN_FACE_TIME_FOR_MOMENT_S or b["attentive_share"] is None:
+            continue
+        out.compared += 1
+        if prev is not None:
+            d = b["attentive_share"] - prev["attentive_share"]
+            change = _Change(d, carried(d, b["face_time_s"], prev["face_time_s"]), b)
+            if d:
+                (out.falls if d < 0 else out.rises).append(change)
+            now, before = b.get("emotion_shares") or {}, prev.get("emotion_shares") or {}
+            if now and before:
+                out.read_pairs += 1
+                labels = set(now) | set(before)
+                swing = sum(abs(now.get(k, 0.0) - before.get(k, 0.0)) for k in labels) / 2
+                grew = max(sorted(labels), key=lambda k: now.get(k, 0.0) - before.get(k, 0.0))
+                moved = carried(swing, b.get("emotion_face_time_s", 0.0), prev.get("emotion_face_time_s", 0.0))
+                if swing > 0:
+                    out.swings.append(_Change(swing, moved, b, grew))
+        prev = b
+    return out
+
+
 def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float = MIN_MOMENT_CHANGE,
             min_face_s: float = MIN_MOMENT_FACE_S) -> dict[str, Any]:
     """The bins where the room's attention fell or recovered most, and where emotions swung most.
@@ -391,60 +433,28 @@ def moments(timeline: Sequence[dict[str, Any]], top: int = 3, min_change: float 
     one). Each moment says its change in points, how many faces (mean present) and how much face time
     carried it; ``rules`` states the thresholds, and ``none_because`` says, for a kind with no moment,
     why (no two bins to compare, the largest move and what it lacked, or a rise with no drop before)."""
-    falls: list[_Change] = []
-    rises: list[_Change] = []
-    swings: list[_Change] = []
-    compared = read_pairs = 0
-    prev = None
-
-    def carried(delta: float, now_s: float, before_s: float) -> float:
-        return abs(delta) * min(now_s, before_s)
-
-    for b in timeline:
-        if b["face_time_s"] < MIN_FACE_TIME_FOR_MOMENT_S or b["attentive_share"] is None:
-            continue
-        compared += 1
-        if prev is not None:
-            d = b["attentive_share"] - prev["attentive_share"]
-            change = _Change(d, carried(d, b["face_time_s"], prev["face_time_s"]), b)
-            if d < 0:
-                falls.append(change)
-            elif d > 0:
-                rises.append(change)
-            now, before = b.get("emotion_shares") or {}, prev.get("emotion_shares") or {}
-            if now and before:
-                read_pairs += 1
-                labels = set(now) | set(before)
-                swing = sum(abs(now.get(k, 0.0) - before.get(k, 0.0)) for k in labels) / 2
-                grew = max(sorted(labels), key=lambda k: now.get(k, 0.0) - before.get(k, 0.0))
-                moved = carried(swing, b.get("emotion_face_time_s", 0.0), prev.get("emotion_face_time_s", 0.0))
-                if swing > 0:
-                    swings.append(_Change(swing, moved, b, grew))
-        prev = b
+    moves = _moves(timeline)
 
     def counted(changes: list[_Change]) -> list[_Change]:
         return [c for c in changes if c.qualifies(min_change, min_face_s)]
 
-    drops = counted(falls)
+    drops, big_rises, moved_mix = counted(moves.falls), counted(moves.rises), counted(moves.swings)
     first_drop = min((c.bin["t"] for c in drops), default=None)
-    big_rises = counted(rises)
     recoveries = [c for c in big_rises if first_drop is not None and c.bin["t"] > first_drop]
-    moved_mix = counted(swings)
     because: dict[str, str] = {}
     if not drops:
-        because["attention_drops"] = _none_because(falls, "fell", min_change, min_face_s, compared)
-    if not recoveries:
-        if big_rises and not drops:
-            r = max(big_rises, key=lambda c: c.delta)
-            because["attention_recoveries"] = (f"attention rose by {r.delta * 100:.0f} points at {_clock(r.bin['t'])}, "
-                                               "but had not dropped before it: a recovery follows a drop")
-        elif big_rises:
-            because["attention_recoveries"] = "no rise that counts came after the first drop"
-        else:
-            because["attention_recoveries"] = _none_because(rises, "rose", min_change, min_face_s, compared)
+        because["attention_drops"] = _none_because(moves.falls, "fell", min_change, min_face_s, moves.compared)
+    if not recoveries and big_rises and not drops:
+        r = max(big_rises, key=lambda c: c.delta)
+        because["attention_recoveries"] = (f"attention rose by {r.delta * 100:.0f} points at {_clock(r.bin['t'])}, "
+                                           "but had not dropped before it: a recovery follows a drop")
+    elif not recoveries:
+        because["attention_recoveries"] = "no rise that counts came after the first drop" if big_rises else \
+            _none_because(moves.rises, "rose", min_change, min_face_s, moves.compared)
     if not moved_mix:
-        because["emotion_swings"] = _none_because(swings, "changed", min_change, min_face_s, compared) \
-            if read_pairs or compared < 2 else "no two neighbouring bins both had expressions read"
+        because["emotion_swings"] = \
+            _none_because(moves.swings, "changed", min_change, min_face_s, moves.compared) \
+            if moves.read_pairs or moves.compared < 2 else "no two neighbouring bins both had expressions read"
     return {
         "attention_drops": [c.as_moment() for c in sorted(drops, key=lambda c: c.delta)[:top]],
         "attention_recoveries": [c.as_moment() for c in sorted(recoveries, key=lambda c: -c.delta)[:top]],
