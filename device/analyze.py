@@ -22,7 +22,7 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from emocast.contract.events import utc_timestamp
+from emocast.contract.events import AttentionChange, Event, utc_timestamp
 from emocast.core.errors import EmocastError, ExitCode
 
 from .config import Config, with_overrides
@@ -31,7 +31,7 @@ from .perception.capture import Frame, SourceError, VideoCaptureSource
 from .perception.detectors import make_detector
 from .perception.emotion import EmotionModel
 from .perception.face_reading import FaceReader
-from .perception.pipeline import Analyzer, Event
+from .perception.pipeline import Analyzer
 from .recording_date import recorded_at
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ def plot_timeline(records: list[dict[str, Any]], labels: tuple[str, ...], title:
 
 
 def summarize(records: list[dict[str, Any]] | None, result: AnalysisResult) -> str:
-    changes = Counter(body["state"] for kind, body in result.events if kind == "attention")
+    changes = Counter(str(ev.state) for ev in result.events if isinstance(ev, AttentionChange))
     parts = [f"{result.frames} frames, {result.records} face records"]
     if records:
         states = Counter(r["attention"] for r in records)

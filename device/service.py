@@ -19,7 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from emocast.contract.events import DURABLE_KINDS, INFO, METRICS, Topics, encode, envelope
+from emocast.contract.events import (
+    ABSENT,
+    ATTENTIVE,
+    DURABLE_KINDS,
+    INFO,
+    METRICS,
+    AttentionState,
+    Event,
+    Summary,
+    Topics,
+    encode,
+    encode_text,
+    envelope,
+)
 
 from .. import __version__
 from . import exit_codes
@@ -31,7 +44,7 @@ from .delivery.publish import MqttOptions, Publisher
 from .perception.capture import CaptureThread, LatestFrameSlot, open_source
 from .perception.detectors import make_detector
 from .perception.emotion import EmotionModel, model_path
-from .perception.pipeline import Analyzer, Event
+from .perception.pipeline import Analyzer
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +128,8 @@ class Service:
             "config_digest": self.cfg.digest(),
             "privacy": {"emotion": self.cfg.emotion_on},
             "capabilities": {
-                "attention_states": ["attentive", "looking_away", "eyes_closed", "absent"]
-                if self.cfg.attention.checks else ["attentive", "absent"],
+                "attention_states": [str(state) for state in AttentionState]
+                if self.cfg.attention.checks else [str(ATTENTIVE), str(ABSENT)],
                 "attention_checks": self.cfg.attention.checks,
                 "gaze": self.cfg.attention.checks and self.cfg.attention.gaze,
                 "emotion": on,
@@ -248,44 +261,45 @@ class Service:
                 if frame is not None:
                     last_t, last_frame_at = frame.t, now
                     self._last_t = last_t
-                    for kind, body in analyzer.process(frame):
-                        self._emit(kind, body, publisher, frame.wall)
+                    for event in analyzer.process(frame):
+                        self._emit(event, publisher, frame.wall)
                     if self.preview is not None:
                         self.preview.offer(frame.image, frame.t, analyzer.records(frame))
                     if analyzer.summary_due(frame.t):
-                        self._emit(*self._summary(analyzer, frame.t, slot), publisher, frame.wall)
+                        self._emit(self._summary(analyzer, frame.t, slot), publisher, frame.wall)
                 elif capture.stats.ended and slot.closed:
                     break
                 elif last_frame_at is not None and capture.source.live:
                     # A camera that stopped: media time goes on with the clock, so faces turn absent
                     # and summaries keep coming (saying no face is there) while it is reopened.
                     t = last_t + (now - last_frame_at)
-                    for kind, body in analyzer.idle(t):
-                        self._emit(kind, body, publisher, time.time())
+                    for event in analyzer.idle(t):
+                        self._emit(event, publisher, time.time())
                     if analyzer.summary_due(t):
-                        self._emit(*self._summary(analyzer, t, slot), publisher, time.time())
+                        self._emit(self._summary(analyzer, t, slot), publisher, time.time())
                 if now - last_metrics >= self.cfg.events.metrics_s:  # whether frames come or not
                     last_metrics = now
                     t_now = last_t if last_frame_at is None else last_t + (now - last_frame_at)
                     self._publish_metrics(analyzer, slot, capture, publisher, t_now)
-            for kind, body in analyzer.flush():  # readings still on the workers
-                self._emit(kind, body, publisher, time.time())
+            for event in analyzer.flush():  # readings still on the workers
+                self._emit(event, publisher, time.time())
             if analyzer.window is not None and analyzer.window.frames:
-                self._emit(*self._summary(analyzer, last_t, slot, final=True), publisher, time.time())
+                self._emit(self._summary(analyzer, last_t, slot, final=True), publisher, time.time())
         except Exception:
             log.exception("analysis failed")
             self._analysis_error = True
 
-    def _summary(self, analyzer: Analyzer, t: float, slot: LatestFrameSlot, final: bool = False) -> Event:
+    def _summary(self, analyzer: Analyzer, t: float, slot: LatestFrameSlot, final: bool = False) -> Summary:
         return analyzer.take_summary(t, {
             "final": final,
             "dropped_frames": slot.dropped,
             "dropped_events": self.outbox.dropped_total(),
         })
 
-    def _emit(self, kind: str, body: dict[str, Any], publisher: Publisher, wall: float) -> None:
+    def _emit(self, event: Event, publisher: Publisher, wall: float) -> None:
+        kind = event.kind
         assert kind in DURABLE_KINDS
-        payload = self.outbox.append(kind, body, wall)
+        payload = self.outbox.append(kind, event.body(), wall)
         if payload is None:  # the disk is full: dropped and counted by the outbox
             return
         self.events_written += 1
@@ -293,7 +307,7 @@ class Service:
         if self.opts.print_events:
             with self._print_lock:
                 try:
-                    self.out.write(encode({"topic": self.topics.for_kind(kind), **payload}).decode() + "\n")
+                    self.out.write(encode_text({"topic": self.topics.for_kind(kind), **payload}) + "\n")
                     self.out.flush()
                 except BrokenPipeError:  # `emocast run --print | head -1`: the reader is gone, stop cleanly
                     log.info("stdout was closed by its reader; stopping")

@@ -17,14 +17,13 @@ integers the columns hold), a media time inside a lecture's span, and the schema
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emocast.contract.events import ATTENTION, EMOTION, SCHEMAS, utc_timestamp
+from emocast.contract.events import ABSENT, AttentionChange, AttentionState, EmotionChange, encode_text, envelope
 from emocast.core.errors import EmocastError, ExitCode
 
 from .payloads import MAX_LABEL, TRACK_MAX, PayloadError, check_values, device_problem, load_json, parse_ts
@@ -58,7 +57,7 @@ class Reading:
     """What the import keeps of one record (the rest of it stays in the file)."""
 
     t: float
-    attention: str
+    attention: str | None  # null before the rules have judged a new face
     reason: str
     emotion: str | None
     probs: tuple[tuple[str, float], ...] | None
@@ -183,42 +182,34 @@ def events_from_records(path: Path, device: str, start_ts: float, video_offset_s
     if not count:
         raise ImportFileError(f"{path}: no records (an analyze run that found no face writes none)")
     digest = hasher.hexdigest()
-    raw: list[tuple[float, int, str, dict[str, Any]]] = []  # (t, track, kind, body)
+    raw: list[tuple[float, int, AttentionChange | EmotionChange]] = []  # (t, track, event)
     for track, recs in tracks.items():
         recs.sort(key=lambda r: r.t)
-        state = emotion = None
+        state: AttentionState | None = None
+        emotion = None
         state_since = recs[0].t
         for rec in recs:
             t = rec.t
-            if rec.attention != state:
-                body = {"track": track, "state": rec.attention, "previous": state,
-                        "previous_duration_s": round(t - state_since, 3) if state else 0.0, "source_t": t}
-                if rec.reason:
-                    body["reason"] = rec.reason
-                raw.append((t, track, ATTENTION, body))
-                state, state_since = rec.attention, t
+            if rec.attention is not None and rec.attention != state:
+                now = AttentionState(rec.attention)
+                raw.append((t, track, AttentionChange(track, now, state, t - state_since if state else 0.0, t,
+                                                      rec.reason)))
+                state, state_since = now, t
             if rec.emotion and rec.emotion != emotion and rec.probs:
-                probs = dict(rec.probs)
-                raw.append((t, track, EMOTION, {"track": track, "emotion": rec.emotion, "previous": emotion,
-                                                "confidence": round(max(probs.values()), 4), "probs": probs,
-                                                "source_t": t}))
+                raw.append((t, track, EmotionChange(track, rec.emotion, emotion, dict(rec.probs), t)))
                 emotion = rec.emotion
         gaps = sorted(b.t - a.t for a, b in zip(recs, recs[1:], strict=False))
         step = gaps[len(gaps) // 2] if gaps else 0.1
         t_end = recs[-1].t + step
-        if state != "absent":
-            raw.append((t_end, track, ATTENTION, {"track": track, "state": "absent", "previous": state,
-                                                  "previous_duration_s": round(t_end - state_since, 3),
-                                                  "source_t": t_end, "reason": "lost"}))
-    raw.sort(key=lambda x: (x[0], x[1], x[2]))
+        if state != ABSENT:  # the recording's face is lost where its records end
+            raw.append((t_end, track, AttentionChange(track, ABSENT, state, t_end - state_since, t_end, "lost")))
+    raw.sort(key=lambda x: (x[0], x[1], x[2].kind))
     events = []
-    for seq, (t, _track, kind, body) in enumerate(raw, 1):
+    for seq, (t, track, event) in enumerate(raw, 1):
         ts = start_ts + t - video_offset_s
         key = f"{digest}:{lecture}:{device}:{seq}" if lecture else f"{digest}:{device}:{seq}"
-        payload = {"schema": SCHEMAS[kind], "id": str(uuid.uuid5(NAMESPACE, key)),
-                   "seq": seq, "ts": utc_timestamp(ts), "device": device, **body}
-        value = body["state"] if kind == ATTENTION else body["emotion"]
-        events.append(StoredMessage(payload["id"], device, kind, seq, ts, body["track"], value,
-                                    json.dumps(payload, separators=(",", ":")), origin=origin_of(path, digest),
-                                    lecture=lecture or None))
+        payload = envelope(event.kind, event.body(), device, seq, ts, str(uuid.uuid5(NAMESPACE, key)))
+        value = str(event.state) if isinstance(event, AttentionChange) else event.emotion
+        events.append(StoredMessage(payload["id"], device, event.kind, seq, ts, track, value, encode_text(payload),
+                                    origin=origin_of(path, digest), lecture=lecture or None))
     return ImportResult(path, device, count, len(tracks), events)

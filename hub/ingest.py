@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -35,7 +34,17 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from emocast.contract.events import ATTENTION, EMOTION, EMOTION_FIELDS, INFO, METRICS, SUMMARY, without_emotion
+from emocast.contract.events import (
+    ATTENTION,
+    EMOTION,
+    EMOTION_FIELDS,
+    INFO,
+    KIND_OF_SUFFIX,
+    METRICS,
+    SUMMARY,
+    encode_text,
+    without_emotion,
+)
 from emocast.core.broker import Backoff, make_client, parse_broker_url, redact_url, tls_context
 
 from .config import HubConfig
@@ -55,8 +64,6 @@ from .validation import Validator
 
 log = logging.getLogger(__name__)
 
-KIND_OF_SUFFIX = {"events/attention": ATTENTION, "events/emotion": EMOTION, "summary": SUMMARY,
-                  "metrics": METRICS, "info": INFO, "status": "status"}
 RETAINED_SUFFIXES = ("status", "info")
 SHARED_SUFFIXES = ("events/#", "summary", "metrics")
 PURGE_EVERY_S = 3600.0
@@ -394,7 +401,7 @@ class Ingest:
         # [privacy] emotion = false: nothing emotional is written
         if not self.cfg.privacy.emotion and any(k in payload for k in EMOTION_FIELDS.get(kind, ())):
             payload = without_emotion(kind, payload)
-            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            text = encode_text(payload)
         if kind == INFO:
             batch.infos[device] = (text, ts)
         elif kind == METRICS:

@@ -31,7 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-PRESENT_STATES = ("attentive", "looking_away", "eyes_closed")
+from emocast.contract.events import ABSENT, ATTENTIVE, PRESENT_STATES
+
 LOOKBACK_S = 1800.0  # events this long before a lecture's start give the state its faces start in
 MIN_FACE_TIME_FOR_MOMENT_S = 5.0  # a bin with less face time than this is never compared
 MIN_MOMENT_CHANGE = 0.15  # a moment moves a share by at least this much (15 points)...
@@ -102,7 +103,7 @@ def _lives(events: list[Row]) -> list[list[Row]]:
     starts a new face, as does any event after an ``absent``."""
     lives: list[list[Row]] = []
     for ev in events:
-        new_face = not lives or ev.first or lives[-1][-1].value == "absent"
+        new_face = not lives or ev.first or lives[-1][-1].value == ABSENT
         if new_face:
             lives.append([ev])
         else:
@@ -116,13 +117,13 @@ def _attention_segments(device: str, track: int, events: list[Row], horizon: flo
     out = []
     end_of_track = horizon
     for i, ev in enumerate(events):
-        if ev.value == "absent":
+        if ev.value == ABSENT:
             return out, ev.ts
         if i + 1 < len(events):
             nxt = events[i + 1]
             end = nxt.ts
             dur = nxt.duration_s
-            if nxt.value == "absent" and dur > 0:
+            if nxt.value == ABSENT and dur > 0:
                 end = min(end, ev.ts + dur)
         else:
             end = max(ev.ts, horizon)
@@ -237,7 +238,7 @@ def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, str, float, flo
     face, its emotion and attentive segments (each in time order, none overlapping) merged in one pass."""
     attentive: dict[tuple[str, int], list[Segment]] = defaultdict(list)
     for a in stories.attention:
-        if a.value == "attentive":
+        if a.value == ATTENTIVE:
             attentive[(a.device, a.track)].append(a)
     emotions: dict[tuple[str, int], list[Segment]] = defaultdict(list)
     for e in stories.emotion:

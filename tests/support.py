@@ -157,3 +157,8 @@ class ScriptedDetector:
 
     def detect(self, gray, min_size):
         return next(self.script)
+
+
+def bodies(events, kind: str) -> list[dict]:
+    """The payload bodies of the analysis' events of one kind (``attention``, ``emotion``, ``summary``)."""
+    return [e.body() for e in events if e.kind == kind]

@@ -20,7 +20,7 @@ from emocast.device.config import from_mapping
 from emocast.device.perception.detectors import make_detector
 from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.pipeline import Analyzer
-from tests.support import MEDIA, needs_media
+from tests.support import MEDIA, bodies, needs_media
 
 VIDEOS = MEDIA / "videos"
 RECORD_SCHEMA = load_schema("analyze_record")
@@ -35,7 +35,7 @@ def run_analyze(path: Path, cfg_table: dict | None = None, model: EmotionModel |
 
 
 def attention_events(result) -> list[dict]:
-    return [body for kind, body in result.events if kind == "attention"]
+    return bodies(result.events, "attention")
 
 
 def test_cli_writes_jsonl_csv_and_plot_for_the_demo_clip(demo_clip, tmp_path, capsys):
@@ -171,12 +171,12 @@ def test_a_talking_head_is_attentive_and_blinks(shipped_model):
     for frame in frames:
         events.extend(an.process(frame))
         last = frame
-    _, summary = an.take_summary(last.t)
+    summary = an.take_summary(last.t).body()
     jsonschema.validate({**summary, **ENVELOPE, "final": True, "dropped_frames": 0, "dropped_events": 0},
                         load_schema("summary"))
     assert summary["attentive_share"] > 0.9 and summary["eyes_closed_share"] == 0
     assert 2 <= summary["blinks"] <= 20 and 5 <= summary["blink_rate_per_min"] <= 60
-    assert [body["state"] for kind, body in events if kind == "attention"] == ["attentive"]
+    assert [body["state"] for body in bodies(events, "attention")] == ["attentive"]
 
 
 ENVELOPE = {"schema": "emocast.summary/1", "id": "0123456789", "seq": 1, "ts": "2026-01-01T00:00:00.000Z",

@@ -23,7 +23,7 @@ from emocast.device.perception.attention import (
     EyeMonitor,
 )
 from emocast.device.perception.gaze import gaze_ratios, iris_position
-from tests.support import ScriptedDetector
+from tests.support import ScriptedDetector, bodies
 
 
 # -- eyes ------------------------------------------------------------------------------------------
@@ -393,7 +393,7 @@ def test_short_gaps_keep_the_track_and_long_ones_make_it_absent():
     events = []
     for i in range(60):
         events.extend(an.process(Frame(frame, i, i / 10, 0.0)))
-    att = [b for kind, b in events if kind == "attention"]
+    att = bodies(events, "attention")
     assert [(b["track"], b["state"]) for b in att] == [(1, ATTENTIVE), (1, ABSENT)]
     assert att[1]["source_t"] == pytest.approx(2.9) and att[1]["previous_duration_s"] == pytest.approx(2.9)
     assert att[1]["reason"] == "lost"

@@ -19,7 +19,7 @@ from emocast.device.attention_truth import (
     score_clip,
 )
 from emocast.device.config import from_mapping
-from tests.support import MEDIA, needs_media
+from tests.support import MEDIA, bodies, needs_media
 
 DWELL = {"attentive": 0.3, "looking_away": 1.5, "eyes_closed": 1.0, "absent": 2.0}
 
@@ -114,5 +114,5 @@ def test_eyes_that_reopen_darting_aside_are_a_look_away_though_the_cue_flickers(
     then as they cross the centre; people call it looking_away. Each flicker once restarted the dwell."""
     events = analyze(MEDIA / "videos" / "lp_d14_wink_gaze_aversion.mp4", from_mapping({"emotion": {"emotion_hz": 0}}),
                      None, lambda r: None, progress=False).events
-    away = [b for k, b in events if k == "attention" and b["state"] == "looking_away" and 6.8 <= b["source_t"] <= 7.6]
+    away = [b for b in bodies(events, "attention") if b["state"] == "looking_away" and 6.8 <= b["source_t"] <= 7.6]
     assert away and away[0]["reason"] == "gaze"

@@ -144,7 +144,7 @@ def test_a_blink_is_counted_only_where_a_face_is_read_often_enough(demo_clip):
             an.process(Frame(img, i, i / src.fps, 0.0))
             i += 1
         src.close()
-        return an.take_summary(i / src.fps)[1]
+        return an.take_summary(i / src.fps).body()
 
     fast, slow = summary(10.0), summary(2.0)
     assert fast["face_time_s"] > 1.0 and fast["blink_face_time_s"] == pytest.approx(fast["face_time_s"], rel=0.05)

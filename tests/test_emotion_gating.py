@@ -12,7 +12,7 @@ from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.face_geometry import HeadPose
 from emocast.device.perception.face_reading import FaceReading
 from emocast.device.perception.pipeline import TOO_SMALL, TURNED, Analyzer
-from tests.support import ScriptedDetector
+from tests.support import ScriptedDetector, bodies
 
 
 class FixedReader:
@@ -45,7 +45,7 @@ def test_faces_too_small_for_the_model_are_counted_not_read(shipped_model):
                         "emotion": {"emotion_hz": 10, "min_face_px": 32, "min_confidence": 0.0}})
     boxes = [(20, 20, 80, 80), (200, 40, 20, 20)]
     an, _, records = run(cfg, [boxes] * 30, None, EmotionModel(shipped_model))
-    summary = an.take_summary(3.0)[1]
+    summary = an.take_summary(3.0).body()
     assert summary["faces_seen"] == 2 and summary["faces_read"] == 1
     assert summary["faces_too_small"] == 1 and summary["faces_turned"] == 0
     small = [r for r in records if r["box"][2] == 20]
@@ -62,11 +62,11 @@ def test_closed_eyes_do_not_stop_the_emotion_reading(shipped_model):
                         "emotion": {"emotion_hz": 10, "min_confidence": 0.0}})
     an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, FixedReader(yaw=0.0, ear=0.05),
                               EmotionModel(shipped_model))
-    assert any(b.get("state") == EYES_CLOSED for k, b in events if k == "attention")
-    assert any(k == "emotion" for k, _ in events)
+    assert any(b.get("state") == EYES_CLOSED for b in bodies(events, "attention"))
+    assert any(e.kind == "emotion" for e in events)
     closed = [r for r in records if r["attention"] == EYES_CLOSED]
     assert closed and all(r["emotion"] is not None for r in closed)
-    assert an.take_summary(3.0)[1]["faces_read"] == 1
+    assert an.take_summary(3.0).body()["faces_read"] == 1
 
 
 def test_turned_faces_are_counted_as_turned_and_not_read(shipped_model):
@@ -74,9 +74,9 @@ def test_turned_faces_are_counted_as_turned_and_not_read(shipped_model):
                         "emotion": {"emotion_hz": 10, "min_confidence": 0.0}})
     an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, FixedReader(yaw=55.0, ear=0.3),
                               EmotionModel(shipped_model))
-    assert not any(k == "emotion" for k, _ in events)
+    assert not any(e.kind == "emotion" for e in events)
     assert records and all(r["emotion_skipped"] == TURNED for r in records)
-    summary = an.take_summary(3.0)[1]
+    summary = an.take_summary(3.0).body()
     assert summary["faces_turned"] == 1 and summary["faces_read"] == 0
     assert all(v == 0.0 for v in summary["emotion_share"].values())
 
@@ -88,15 +88,15 @@ def test_readings_too_unsure_to_call_are_counted_in_summaries_not_credited(shipp
         cfg = from_mapping({"attention": {"checks": False}, "faces": {"detect_hz": 10, "min_hits": 1},
                             "emotion": {"emotion_hz": 10, "min_confidence": min_confidence}})
         an, events, records = run(cfg, [[(20, 20, 120, 120)]] * 30, None, EmotionModel(shipped_model))
-        return an.take_summary(3.0)[1], events, records
+        return an.take_summary(3.0).body(), events, records
 
     summary, events, records = summarise(0.999)
     assert summary["emotion_readings"] >= 20 and summary["emotion_unsure"] == summary["emotion_readings"]
     assert summary["emotion_unsure_s"] > 2.0 and set(summary["emotion_share"].values()) == {0.0}
-    assert not [e for kind, e in events if kind == "emotion"]
+    assert not bodies(events, "emotion")
     read = [r for r in records if r["probs"] is not None]
     assert read and all(r["emotion"] is None and r["emotion_unsure"] for r in read)
     summary, events, records = summarise(0.0)
     assert summary["emotion_unsure"] == 0 and summary["emotion_unsure_s"] == 0.0
     assert abs(sum(summary["emotion_share"].values()) - 1.0) < 1e-3
-    assert [e for kind, e in events if kind == "emotion"]
+    assert bodies(events, "emotion")

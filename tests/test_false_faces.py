@@ -10,7 +10,7 @@ from emocast.device.perception.capture import Frame
 from emocast.device.perception.face_geometry import HeadPose
 from emocast.device.perception.face_reading import FaceReading
 from emocast.device.perception.pipeline import Analyzer
-from tests.support import MEDIA, ScriptedDetector, needs_media
+from tests.support import MEDIA, ScriptedDetector, bodies, needs_media
 
 
 class PresenceReader:
@@ -42,13 +42,13 @@ def run(presences: list[float | None], frames: int = 30, **faces):
         events.extend(an.process(frame))
         records.extend(an.records(frame))
     events.extend(an.idle(frames / 10 + 5.0))  # the box goes: absent, if it ever counted
-    return an, [b for k, b in events if k == "attention"], records
+    return an, bodies(events, "attention"), records
 
 
 def test_a_box_with_no_face_in_it_is_never_reported_counted_or_recorded():
     an, events, records = run([0.0])
     assert events == [] and records == []
-    summary = an.take_summary(3.0)[1]
+    summary = an.take_summary(3.0).body()
     assert summary["faces_seen"] == 0
     assert summary["boxes_without_face"] == 1  # not a face, but not hidden either: it may be one behind a hand
 
@@ -58,7 +58,7 @@ def test_a_track_counts_from_the_first_check_that_finds_a_face():
     assert [e["state"] for e in events] == ["attentive", "absent"]
     first = records[0]["t"]
     assert first >= 0.4  # the fourth check: the second detection confirms, the next three find no face
-    summary = an.take_summary(3.0)[1]
+    summary = an.take_summary(3.0).body()
     assert summary["faces_seen"] == 1 and summary["boxes_without_face"] == 0
 
 

@@ -16,6 +16,7 @@ from emocast.device.perception.capture import Frame
 from emocast.device.perception.detectors import make_detector
 from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.pipeline import Analyzer
+from tests.support import bodies
 
 FPS = 15.0
 
@@ -37,7 +38,7 @@ def run(shipped_model):
 
 def test_attention_follows_the_clip(run):
     _, events = run
-    att = [b for k, b in events if k == "attention"]
+    att = bodies(events, "attention")
     assert [(b["track"], b["state"]) for b in att] == [
         (1, "attentive"), (1, "absent"), (2, "attentive"), (2, "absent"), (3, "attentive"),
     ]
@@ -50,7 +51,7 @@ def test_attention_follows_the_clip(run):
 
 def test_emotion_is_sampled_per_face_at_emotion_hz(run):
     an, events = run
-    emo = [b for k, b in events if k == "emotion"]
+    emo = bodies(events, "emotion")
     assert {b["track"] for b in emo} == {1, 2, 3}
     face_seconds = sum(s.seconds for s in SEGMENTS if s.face)
     # 2 Hz per face over ~9.5 s of face time, less the first detections before a track confirms
@@ -62,7 +63,8 @@ def test_emotion_is_sampled_per_face_at_emotion_hz(run):
 
 def test_summary_shares(run):
     an, _ = run
-    kind, body = an.take_summary(16.0, {"final": True, "dropped_frames": 0, "dropped_events": 0})
+    summary = an.take_summary(16.0, {"final": True, "dropped_frames": 0, "dropped_events": 0})
+    kind, body = summary.kind, summary.body()
     assert kind == "summary"
     # the default 60 s window spans the whole 16 s clip: three tracks, attentive whenever seen
     assert body["faces_seen"] == 3 and body["attentive_share"] == 1.0
@@ -74,15 +76,15 @@ def test_summary_shares(run):
 
 def test_emotion_off_gives_attention_only(shipped_model):
     an, events = analyse(None, emotion_hz=0.0)
-    assert events and all(k == "attention" for k, _ in events)
+    assert events and all(e.kind == "attention" for e in events)
     assert "inferences" not in an.take_metrics(16.0, run=True) and "emotion" not in an.timers
 
 
 def test_real_payloads_validate_against_the_schemas(run, tmp_path):
     an, events = run
     ob = Outbox(tmp_path / "o.sqlite", Topics("emocast", "kiosk1"))
-    payloads = [ob.append(k, b, wall=1_700_000_000.5) for k, b in events]
-    payloads.append(ob.append(*an.take_summary(20.0, {"final": True, "dropped_frames": 3, "dropped_events": 0})))
+    summary = an.take_summary(20.0, {"final": True, "dropped_frames": 3, "dropped_events": 0})
+    payloads = [ob.append(e.kind, e.body(), wall=1_700_000_000.5) for e in [*events, summary]]
     validators = {kind: jsonschema.Draft202012Validator(load_schema(kind)) for kind in SCHEMAS}
     kinds = set()
     for p in payloads:
@@ -108,6 +110,6 @@ def test_schemas_reject_what_the_contract_forbids():
 def test_no_payload_carries_pixels_boxes_or_landmarks(run):
     _, events = run
     forbidden = {"box", "image", "crop", "landmarks", "face", "pixels", "name", "identity"}
-    for _, body in events:
+    for body in (e.body() for e in events):
         assert not forbidden & set(body), body
         assert len(json.dumps(body)) < 600

@@ -9,7 +9,7 @@ from emocast.device.config import from_mapping
 from emocast.device.perception.capture import Frame
 from emocast.device.perception.faces import FaceTracker, appearance, scene_changed, thumbnail
 from emocast.device.perception.pipeline import Analyzer
-from tests.support import MEDIA, ScriptedDetector, needs_media
+from tests.support import MEDIA, ScriptedDetector, bodies, needs_media
 
 
 def _look(seed: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def test_scene_cut_ends_every_track_and_numbers_start_afresh():
     events = []
     for i in range(20):
         events.extend(an.process(Frame(dark if i < 10 else bright, i, i / 10, 0.0)))
-    att = [(b["track"], b["state"], b.get("reason")) for k, b in events if k == "attention"]
+    att = [(b["track"], b["state"], b.get("reason")) for b in bodies(events, "attention")]
     assert att == [(1, "attentive", None), (1, "absent", "cut"), (2, "attentive", None)]
     assert not scene_changed(None, thumbnail(dark[..., 0]), 30) and not scene_changed(
         thumbnail(dark[..., 0]), thumbnail(dark[..., 0]), 30)
@@ -98,5 +98,5 @@ def test_real_clips_cut_together_never_share_a_track_number():
     for i in range(len(seen)):
         for j in range(i + 1, len(seen)):
             assert not seen[i] & seen[j], seen
-    cuts = [b for k, b in events if k == "attention" and b.get("reason") == "cut"]
+    cuts = [b for b in bodies(events, "attention") if b.get("reason") == "cut"]
     assert len(cuts) >= 4

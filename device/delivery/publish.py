@@ -10,7 +10,6 @@ the oldest unacknowledged row, so a cut connection can duplicate an event (hubs 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import ssl
@@ -22,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from emocast.contract.events import Topics
+from emocast.contract.events import INFO, Topics, encode
 from emocast.core.broker import Backoff, BrokerAddress, make_client, tls_context
 
 from .outbox import Outbox
@@ -164,7 +163,7 @@ class Publisher(threading.Thread):
             self._generation += 1
             self._high_water = 0  # replay from the oldest unacknowledged event
         client.publish(self.topics.status, "online", qos=1, retain=True)
-        client.publish(self.topics.for_kind("info"), json.dumps(self.info, separators=(",", ":")), qos=1, retain=True)
+        client.publish(self.topics.for_kind(INFO), encode(self.info), qos=1, retain=True)
         for topic, payload in self.retained:
             client.publish(topic, payload, qos=1, retain=True)
         log.info("connected to %s as %s", self.opts.broker.redacted(), self.opts.client_id)

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emocast.contract.events import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
+
 from .calibration import Calibration
 
-ATTENTIVE = "attentive"
-LOOKING_AWAY = "looking_away"
-EYES_CLOSED = "eyes_closed"
-ABSENT = "absent"
+__all__ = ["ABSENT", "ATTENTIVE", "EYES_CLOSED", "LOOKING_AWAY"]  # the contract's states, as the rules use them
 
 
 GRACE_READINGS = 1.5  # the grace in a face's own reading intervals, where that is longer than grace_s

@@ -19,6 +19,8 @@ from typing import Any
 
 import cv2
 
+from emocast.contract.events import Event, Summary
+
 from ..config import Config
 from . import calibration
 from .attention import AttentionRules
@@ -37,8 +39,6 @@ from .stages.record import frame_records
 from .stages.summary import SummaryAccumulator
 from .stages.timing import StageTimer
 from .stages.workers import WorkerPool
-
-Event = tuple[str, dict[str, Any]]  # (kind, body)
 
 BUDGET_SHARE = 0.9  # of a frame's interval, on each worker, for per-face work (the rest: capture, delivery)
 MIN_SHARE = 0.1  # of a frame's interval granted to per-face work however long the frame's detection took
@@ -217,7 +217,7 @@ class Analyzer:
     def summary_due(self, t: float) -> bool:
         return self.summary.due(t)
 
-    def take_summary(self, t: float, extra: dict[str, Any] | None = None) -> Event:
+    def take_summary(self, t: float, extra: dict[str, Any] | None = None) -> Summary:
         """Close the current window into a summary body and start the next one."""
         return self.summary.take(t, len(self.faces.confirmed()), self.optional, extra)
 

@@ -10,16 +10,37 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 ATTENTION = "attention"
 EMOTION = "emotion"
 SUMMARY = "summary"
 METRICS = "metrics"
 INFO = "info"
+STATUS = "status"  # retained "online" / "offline" (the broker's last will), plain text, not JSON
+
+
+class AttentionState(str, Enum):
+    """The attention states a device publishes and the hub reads (a ``str``: JSON and SQL see the
+    plain word). ``absent`` ends a face's track."""
+
+    ATTENTIVE = "attentive"
+    LOOKING_AWAY = "looking_away"
+    EYES_CLOSED = "eyes_closed"
+    ABSENT = "absent"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ATTENTIVE, LOOKING_AWAY, EYES_CLOSED, ABSENT = (AttentionState.ATTENTIVE, AttentionState.LOOKING_AWAY,
+                                                AttentionState.EYES_CLOSED, AttentionState.ABSENT)
+PRESENT_STATES = (ATTENTIVE, LOOKING_AWAY, EYES_CLOSED)  # a face in the room, in the order charts stack them
 
 SCHEMAS = {
     ATTENTION: "emocast.attention/1",
@@ -29,13 +50,15 @@ SCHEMAS = {
     INFO: "emocast.info/1",
 }
 
-_TOPIC_SUFFIX = {
+TOPIC_SUFFIX = {
     ATTENTION: "events/attention",
     EMOTION: "events/emotion",
     SUMMARY: "summary",
     METRICS: "metrics",
     INFO: "info",
+    STATUS: "status",
 }
+KIND_OF_SUFFIX = {suffix: kind for kind, suffix in TOPIC_SUFFIX.items()}  # the table read the other way
 
 # Events that must reach the hub go through the durable outbox at QoS 1; metrics are best-effort.
 DURABLE_KINDS = (ATTENTION, EMOTION, SUMMARY)
@@ -70,7 +93,7 @@ class Topics:
         return f"{self.base}/status"
 
     def for_kind(self, kind: str) -> str:
-        return f"{self.base}/{_TOPIC_SUFFIX[kind]}"
+        return f"{self.base}/{TOPIC_SUFFIX[kind]}"
 
 
 def utc_timestamp(wall: float) -> str:
@@ -79,11 +102,13 @@ def utc_timestamp(wall: float) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def envelope(kind: str, body: dict[str, Any], device: str, seq: int, wall: float) -> dict[str, Any]:
-    """The payload as published: the common fields first, then the kind's own."""
+def envelope(kind: str, body: Mapping[str, Any], device: str, seq: int, wall: float,
+             event_id: str | None = None) -> dict[str, Any]:
+    """The payload as published: the common fields first, then the kind's own. ``event_id``: one
+    derived from the content (an import, stored once however often it runs); else a random one."""
     return {
         "schema": SCHEMAS[kind],
-        "id": str(uuid.uuid4()),
+        "id": event_id or str(uuid.uuid4()),
         "seq": seq,
         "ts": utc_timestamp(wall),
         "device": device,
@@ -91,8 +116,86 @@ def envelope(kind: str, body: dict[str, Any], device: str, seq: int, wall: float
     }
 
 
-def encode(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+def encode_text(payload: Mapping[str, Any]) -> str:
+    """The one JSON form of a payload: compact, UTF-8 as is (what is published, stored and exported)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    return encode_text(payload).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionChange:
+    """A face's attention state changed (``events/attention``): from ``previous``, held
+    ``previous_duration_s``, to ``state`` at media time ``source_t``; ``reason`` names the cue that held
+    longest over a spell away, or why a track ended."""
+
+    kind: ClassVar[str] = ATTENTION
+    track: int
+    state: AttentionState
+    previous: AttentionState | None
+    previous_duration_s: float
+    source_t: float
+    reason: str = ""
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"track": self.track, "state": str(self.state),
+                               "previous": None if self.previous is None else str(self.previous),
+                               "previous_duration_s": round(self.previous_duration_s, 3),
+                               "source_t": round(self.source_t, 3)}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> AttentionChange:
+        previous = body.get("previous")
+        return cls(int(body["track"]), AttentionState(body["state"]),
+                   None if previous is None else AttentionState(previous),
+                   float(body.get("previous_duration_s") or 0.0), float(body.get("source_t") or 0.0),
+                   body.get("reason") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class EmotionChange:
+    """A face's smoothed emotion changed (``events/emotion``), with the smoothed probabilities."""
+
+    kind: ClassVar[str] = EMOTION
+    track: int
+    emotion: str
+    previous: str | None
+    probs: Mapping[str, float]
+    source_t: float
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probs.values()) if self.probs else 0.0
+
+    def body(self) -> dict[str, Any]:
+        return {"track": self.track, "emotion": self.emotion, "previous": self.previous,
+                "confidence": round(float(self.confidence), 4), "probs": dict(self.probs),
+                "source_t": round(self.source_t, 3)}
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> EmotionChange:
+        return cls(int(body["track"]), body["emotion"], body.get("previous"), dict(body.get("probs") or {}),
+                   float(body.get("source_t") or 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A device's periodic summary (``summary``): its fields are the window's measures and whatever
+    each running stage adds (emotion off: none of emotion's), so they travel as a mapping."""
+
+    kind: ClassVar[str] = SUMMARY
+    values: Mapping[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+Event = AttentionChange | EmotionChange | Summary  # what the analysis hands the outbox
 
 
 def load_schema(kind: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from emocast.contract.events import EMOTION
+from emocast.contract.events import EmotionChange, Event
 
 from ...config import EmotionSection
 from ..attention import ABSENT, AttentionRules
@@ -26,8 +26,6 @@ from .reading import PROFILE, FaceState, ReadingStage
 from .scheduler import Candidate, CostEstimate, Credit, pick_with
 from .timing import Rates, StageTimer
 from .workers import Pending, WorkerPool
-
-Event = tuple[str, dict[str, Any]]
 
 # Why a face's emotion is not read now (analyze records and summary counts say so, not hide it).
 TURNED = "turned"  # a profile, or the head turned past the limits: the model was trained on frontal faces
@@ -149,14 +147,7 @@ class EmotionSampler:
             summary.unsure_readings += int(ef.smoother.unsure)
             if change is not None:
                 label, previous = change
-                events.append((EMOTION, {
-                    "track": k,
-                    "emotion": label,
-                    "previous": previous,
-                    "confidence": round(float(ef.smoother.probs.max()), 4),  # type: ignore[union-attr]
-                    "probs": ef.smoother.as_dict(),
-                    "source_t": round(t, 3),
-                }))
+                events.append(EmotionChange(k, label, previous, ef.smoother.as_dict(), t))
         return events
 
     # -- summary, records, metrics -------------------------------------------------------------------

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
+from emocast.contract.events import Event
+
 from .timing import Rates, StageTimer
 
 if TYPE_CHECKING:
     from .faces import FaceStage
     from .reading import ReadingStage
 
-Event = tuple[str, dict[str, Any]]
 
 
 class RateTarget(NamedTuple):

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from emocast.contract.events import ATTENTION
+from emocast.contract.events import AttentionChange, AttentionState, Event
 
 from ...config import AttentionSection
 from ..attention import (
@@ -41,8 +41,6 @@ from .faces import FaceStage, FaceUpdate
 from .scheduler import Candidate, CostEstimate, Credit, pick_with
 from .timing import Rates, StageTimer
 from .workers import Pending, WorkerPool
-
-Event = tuple[str, dict[str, Any]]  # (kind, body)
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +255,7 @@ class ReadingStage:
             return []
         log.debug("track %d: %s -> %s%s at %.2f s", tr.id, change.previous, change.state,
                   f" ({change.reason})" if change.reason else "", change.t)  # a number and a state, never a box
-        return [(ATTENTION, attention_body(tr, change))]
+        return [attention_change(tr, change)]
 
     def end(self, tr: Track, t: float, reason: str) -> list[Event]:
         """A track is over: absent (if it ever counted) with the reason, and its state forgotten."""
@@ -271,14 +269,8 @@ class ReadingStage:
         return {"attention_reads_per_face_s": self.rates.take(t, run)}
 
 
-def attention_body(tr: Track, ch: StateChange) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "track": tr.id,
-        "state": ch.state,
-        "previous": ch.previous,
-        "previous_duration_s": round(ch.previous_duration_s, 3),
-        "source_t": round(ch.t, 3),
-    }
-    if ch.reason:  # the cue that held longest over the spell (absent: why the track ended)
-        body["reason"] = ch.reason
-    return body
+def attention_change(tr: Track, ch: StateChange) -> AttentionChange:
+    """The contract's event for a state change of the rules (``reason``: the cue that held longest over
+    the spell; absent: why the track ended)."""
+    previous = None if ch.previous is None else AttentionState(ch.previous)
+    return AttentionChange(tr.id, AttentionState(ch.state), previous, ch.previous_duration_s, ch.t, ch.reason)

@@ -13,15 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emocast.contract.events import SUMMARY
+from emocast.contract.events import Summary
 
 from ...config import EventsSection
 from ..attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
 from .faces import FaceStage
 from .optional import OptionalStage
 from .reading import BLINK_GAP_S, ReadingStage
-
-Event = tuple[str, dict[str, Any]]
 
 
 @dataclass
@@ -83,7 +81,7 @@ class SummaryAccumulator:
         return self.window is not None and t - self.window.start_t >= self.cfg.summary_s
 
     def take(self, t: float, faces_now: int, optional: Sequence[OptionalStage],
-             extra: dict[str, Any] | None = None) -> Event:
+             extra: dict[str, Any] | None = None) -> Summary:
         """Close the current window into a summary body and start the next one; each optional stage
         adds its own fields (emotion off: no emotion key at all)."""
         w = self.window or SummaryWindow(start_t=t)
@@ -111,4 +109,4 @@ class SummaryAccumulator:
             body.update(stage.take_summary())
         body.update(extra or {})
         self.window = SummaryWindow(start_t=t)
-        return SUMMARY, body
+        return Summary(body)
