@@ -233,6 +233,29 @@ class _Grid:
         return out
 
 
+GRAIN_S = 5.0  # the finest time a share is decided on: every bin length is a multiple of it
+MAX_GRAINS = 20_000  # a lecture longer than 20,000 grains (~28 h) is decided on a coarser round grain
+
+
+def grain_s(span_s: float) -> float:
+    """The grain a lecture's shares are decided on (``GRAIN_S``, coarser for a lecture of days): a
+    bin is made of whole grains, and a device counts in a bin only where it counts in each of them, so
+    two views of one lecture at different bin lengths differ by whole grains of ``min_faces`` or more
+    faces, never by the seconds in which one person was alone."""
+    return next((b for b in NICE_BINS_S if b >= GRAIN_S and span_s / b <= MAX_GRAINS), NICE_BINS_S[-1])
+
+
+def _countable(face_s: dict[str, float], bounds: tuple[float, float], min_faces: int, pool_small: bool) -> set[str]:
+    """The devices whose faces may count in a stretch of time: those with ``min_faces`` or more faces
+    present on average over it, and (``pool_small``) the smaller ones together where together they
+    have that many."""
+    length = max(1e-9, bounds[1] - bounds[0])
+    faces = {d: s / length for d, s in face_s.items()}
+    big = {d for d, f in faces.items() if min_faces <= 1 or f + 1e-6 >= min_faces}
+    small = sum(f for d, f in faces.items() if d not in big)
+    return set(faces) if pool_small and small + 1e-6 >= min_faces else big
+
+
 def _attentive_emotions(stories: Stories) -> Iterable[tuple[str, str, float, float]]:
     """(device, label, start, end) of each stretch where a face was attentive with an emotion: per
     face, its emotion and attentive segments (each in time order, none overlapping) merged in one pass."""
@@ -272,20 +295,32 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
     belong to it alone (no other lecture holds them: the import refuses a file held elsewhere). Its
     devices with fewer faces count together, when together they have ``min_faces`` or more: the only
     other views of them are their own, each withheld, so the room less every shown device is a group
-    of ``min_faces`` or more, never one person."""
+    of ``min_faces`` or more, never one person.
+
+    Both rules hold in every grain of a bin too (``grain_s``: 5 s), so a bin of 60 s is never shown where
+    one of its 30 s halves is withheld: the 60 s figure less the shown half would be the withheld one."""
     grid = _Grid(start, end, bin_s)
     state_time: list[dict[str, dict[str, float]]] = [{} for _ in range(grid.n)]  # bin -> device -> state -> s
     for seg in stories.attention:
         for i, ov in grid.spread(seg.start, seg.end):
             per = state_time[i].setdefault(seg.device, dict.fromkeys(PRESENT_STATES, 0.0))
             per[seg.value] += ov
-    counted: list[set[str]] = []
-    for i in range(grid.n):
-        b0, b1 = grid.bounds(i)
-        faces = {d: sum(st.values()) / max(1e-9, b1 - b0) for d, st in state_time[i].items()}
-        big = {d for d, f in faces.items() if min_faces <= 1 or f + 1e-6 >= min_faces}
-        small = sum(f for d, f in faces.items() if d not in big)
-        counted.append(set(faces) if pool_small and small + 1e-6 >= min_faces else big)
+    face_s = [{d: sum(st.values()) for d, st in per_bin.items()} for per_bin in state_time]
+    counted = [_countable(face_s[i], grid.bounds(i), min_faces, pool_small) for i in range(grid.n)]
+    if min_faces > 1:  # and in every grain of the bin: no two bin lengths differ by a few faces' seconds
+        grain = grain_s(end - start)
+        per_bin = round(bin_s / grain)
+        if abs(per_bin * grain - bin_s) > 1e-6:
+            raise ValueError(f"bin_s {bin_s:g} is not a multiple of {grain:g} s")
+        grains = _Grid(start, end, grain)
+        grain_face_s: list[dict[str, float]] = [defaultdict(float) for _ in range(grains.n)]
+        for seg in stories.attention:
+            for j, ov in grains.spread(seg.start, seg.end):
+                grain_face_s[j][seg.device] += ov
+        for i in range(grid.n):
+            for j in range(i * per_bin, min(grains.n, (i + 1) * per_bin)):
+                here = grain_face_s[j]
+                counted[i] -= set(here) - _countable(here, grains.bounds(j), min_faces, pool_small)
     emotion_time: list[dict[str, float]] = [defaultdict(float) for _ in range(grid.n)]
     for device, label, lo, hi in _attentive_emotions(stories):
         for i, ov in grid.spread(lo, hi):

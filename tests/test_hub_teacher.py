@@ -128,12 +128,18 @@ def test_withheld_bins_are_hatched_labelled_counted_and_have_no_share(school, wi
         tip = wait(lambda: [t for t in driver.find_elements(By.CSS_SELECTOR, "#attention-chart .tooltip")
                             if t.is_displayed()], what="the tooltip")[0]
         assert "no shares: fewer than 3 faces present" in tip.text and "%" not in tip.text
+        assert "from 2 recordings" in tip.text and "device" not in tip.text  # what a recorded lecture is made of
         chart_right = driver.execute_script(
             "return document.getElementById('attention-chart').getBoundingClientRect().right")
         assert driver.execute_script("return arguments[0].getBoundingClientRect().right", tip) <= chart_right + 1
         # the last bin lasts 20 s of 30: two thirds of a full column
         widths = [float(c.find_element(By.CSS_SELECTOR, "rect.hover").get_attribute("width")) for c in columns[-2:]]
         assert data["bins"][-1]["length_s"] == 20 and widths[1] == pytest.approx(widths[0] * 2 / 3, rel=0.02)
+        # the header bar counts live events apart from imports; "How to read this" names only what is shown
+        health = wait(lambda: driver.find_element(By.ID, "health").text, what="the health line")
+        assert "live events received since the hub started (imports not counted)" in health
+        explained = driver.execute_script("return document.querySelector('details.explain').textContent")
+        assert "withheld (hatched)" in explained and "CSV" not in explained
         # the header: when it was recorded and for how long, from its recordings
         assert "recorded" in driver.find_element(By.ID, "lecture-when").text
         assert "20 min of video" in driver.find_element(By.ID, "lecture-when").text
