@@ -25,8 +25,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import cv2  # noqa: E402
 
 from emocast.device import config as cfgmod  # noqa: E402
-from emocast.device.demo_clip import write_clip  # noqa: E402
 from emocast.device.perception.capture import CaptureThread, Frame, LatestFrameSlot, VideoCaptureSource  # noqa: E402
+from emocast.device.perception.demo_clip import write_clip  # noqa: E402
 from emocast.device.perception.detectors import make_detector  # noqa: E402
 from emocast.device.perception.emotion import EmotionModel, default_model_path  # noqa: E402
 from emocast.device.perception.face_reading import FaceReader  # noqa: E402

@@ -33,9 +33,9 @@ from emocast.contract.events import (
     encode_text,
     envelope,
 )
+from emocast.core.errors import ExitCode
 
 from .. import __version__
-from . import exit_codes
 from .annotate import Preview
 from .config import Config, broker_password, default_state_dir, parse_broker_url
 from .delivery.homeassistant import discovery_messages
@@ -241,13 +241,13 @@ class Service:
     def _exit_code(self, capture: CaptureThread, publisher: Publisher) -> int:
         if publisher.stats.fatal:
             log.error("%s", publisher.stats.fatal)
-            return exit_codes.BROKER_REFUSED
+            return ExitCode.BROKER_REFUSED
         if capture.stats.crashed:
             log.error("capture failed: %s", capture.stats.last_error)
-            return exit_codes.SOURCE
+            return ExitCode.SOURCE
         if self._analysis_error:
-            return exit_codes.UNEXPECTED
-        return exit_codes.OK
+            return ExitCode.UNEXPECTED
+        return ExitCode.OK
 
     def _analysis_loop(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
                        publisher: Publisher) -> None:

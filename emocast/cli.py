@@ -335,9 +335,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """A device config, or a hub config (one with a [store] or [web] table), checked as ``run`` or
     ``hub`` would check it; nothing is opened. Secrets are never printed."""
     from emocast.core.broker import parse_broker_url, redact_url
+    from emocast.core.errors import ExitCode
     from emocast.core.settings import ConfigError, read_toml
     from emocast.device import config as cfgmod
-    from emocast.device import exit_codes
 
     try:
         if {"store", "web"} & set(read_toml(args.config)):
@@ -346,19 +346,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             hub = hubcfg.load(args.config)
             print(f"{args.config}: valid hub config (database {redact_url(hub.db_url())}, web {hub.web.listen}, "
                   f"broker {parse_broker_url(hub.mqtt.url).redacted()})")
-            return exit_codes.OK
+            return ExitCode.OK
         cfg = cfgmod.load(args.config)
         cfgmod.check_for_run(cfg)  # everything `run` checks before it opens anything
     except ConfigError as exc:
         print(f"invalid: {exc}", file=sys.stderr)
-        return exit_codes.CONFIG
+        return ExitCode.CONFIG
     print(f"{args.config}: valid (device {cfg.device_id}, source {redact_url(cfg.source.uri)}, broker "
           f"{parse_broker_url(cfg.mqtt.url).redacted()}, digest {cfg.digest()})")
-    return exit_codes.OK
+    return ExitCode.OK
 
 
 def cmd_demo_clip(args: argparse.Namespace) -> int:
-    from emocast.device.demo_clip import ensure_demo_clip, write_clip
+    from emocast.device.perception.demo_clip import ensure_demo_clip, write_clip
 
     print(write_clip(Path(args.path)) if args.path else ensure_demo_clip())
     return 0

@@ -67,7 +67,7 @@ def recorder_factory():
 @pytest.fixture(scope="session")
 def demo_clip(tmp_path_factory) -> Path:
     """The demo clip (a portrait, motion, empty stretches), written fresh for the test session."""
-    from emocast.device.demo_clip import write_clip
+    from emocast.device.perception.demo_clip import write_clip
 
     return write_clip(tmp_path_factory.mktemp("clips") / "demo.avi")
 
@@ -75,7 +75,7 @@ def demo_clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory) -> Path:
     """5.6 s: a face, 2.6 s of nobody (the face goes absent), the face again."""
-    from emocast.device.demo_clip import Segment, write_clip
+    from emocast.device.perception.demo_clip import Segment, write_clip
 
     segments = (Segment(2.0, True, 0.6, 0.4, 0.6), Segment(2.6, False), Segment(1.5, True, 0.7, 0.5, 0.5))
     return write_clip(tmp_path_factory.mktemp("svc") / "short.avi", segments=segments)

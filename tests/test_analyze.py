@@ -14,7 +14,7 @@ import pytest
 
 from emocast.cli import main
 from emocast.contract.events import load_schema
-from emocast.device import exit_codes
+from emocast.core.errors import ExitCode
 from emocast.device.analyze import CSV_COLUMNS, MediaError, analyze
 from emocast.device.config import from_mapping
 from emocast.device.perception.detectors import make_detector
@@ -41,7 +41,7 @@ def attention_events(result) -> list[dict]:
 def test_cli_writes_jsonl_csv_and_plot_for_the_demo_clip(demo_clip, tmp_path, capsys):
     out, table, png = tmp_path / "a.jsonl", tmp_path / "a.csv", tmp_path / "a.png"
     code = main(["analyze", str(demo_clip), "--out", str(out), "--csv", str(table), "--plot", str(png)])
-    assert code == exit_codes.OK
+    assert code == ExitCode.OK
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) > 50
     for r in records:
@@ -81,7 +81,7 @@ def test_missing_corrupt_and_truncated_media(tmp_path, demo_clip, caplog):
         run_analyze(junk)
     bad_photo = tmp_path / "broken.jpg"
     bad_photo.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    assert main(["analyze", str(bad_photo), "--quiet"]) == exit_codes.SOURCE
+    assert main(["analyze", str(bad_photo), "--quiet"]) == ExitCode.SOURCE
     # a video cut short: what can be read is analysed, and the cut is reported
     whole = demo_clip.read_bytes()
     cut = tmp_path / "cut.avi"
@@ -186,18 +186,18 @@ ENVELOPE = {"schema": "emocast.summary/1", "id": "0123456789", "seq": 1, "ts": "
 def test_a_bad_kiosk_config_is_exit_3_naming_file_and_key(tmp_path, caplog):
     bad = tmp_path / "kiosk.toml"
     bad.write_text("[attention]\nmax_yawn_deg = 30\n")
-    assert main(["analyze", str(tmp_path / "x.mp4"), "--config", str(bad), "--quiet"]) == exit_codes.CONFIG
+    assert main(["analyze", str(tmp_path / "x.mp4"), "--config", str(bad), "--quiet"]) == ExitCode.CONFIG
     assert "kiosk.toml" in caplog.text and "max_yawn_deg" in caplog.text
 
 
 def test_calibrate_on_a_recording_writes_a_usable_file(tmp_path, capsys):
-    from emocast.device.demo_clip import Segment, write_clip
     from emocast.device.perception import calibration
+    from emocast.device.perception.demo_clip import Segment, write_clip
 
     clip = write_clip(tmp_path / "still.avi", fps=15.0, segments=(Segment(9.0, True, 0.7, 0.5, 0.5),))
     out = tmp_path / "cal.json"
     code = main(["calibrate", "--source", str(clip), "--settle-s", "0.3", "--record-s", "1.2", "--out", str(out)])
-    assert code == exit_codes.OK
+    assert code == ExitCode.OK
     cal = calibration.load(out)
     assert cal.samples >= 5 * calibration.MIN_SAMPLES
     # one still face for every target: the ranges are its own iris position plus the margin
@@ -212,9 +212,9 @@ def test_calibrate_fails_cleanly_when_a_target_has_no_face(tmp_path, demo_clip, 
     out = tmp_path / "cal.json"
     # the demo clip has no face from 3.0 to 6.5 s: the second and third targets see nobody
     code = main(["calibrate", "--source", str(demo_clip), "--settle-s", "0.2", "--record-s", "1.5", "--out", str(out)])
-    assert code == exit_codes.CALIBRATION
+    assert code == ExitCode.CALIBRATION
     assert not out.exists() and "nothing written" in caplog.text
-    assert main(["calibrate", "--source", str(tmp_path / "none.mp4"), "--out", str(out)]) == exit_codes.SOURCE
+    assert main(["calibrate", "--source", str(tmp_path / "none.mp4"), "--out", str(out)]) == ExitCode.SOURCE
 
 
 @needs_media("videos", "edtalk_uncrop_obama_talking.mp4")

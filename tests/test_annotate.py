@@ -12,7 +12,7 @@ import pytest
 
 from emocast.cli import main
 from emocast.contract.palette import state_colour
-from emocast.device import exit_codes
+from emocast.core.errors import ExitCode
 from emocast.device.annotate import bgr, draw, emotion_text, pose_axes
 from emocast.device.perception.stages.record import LatestRecords
 
@@ -52,13 +52,13 @@ def test_annotate_writes_every_frame_with_the_faces_drawn(demo_clip, tmp_path):
 def test_annotate_refuses_a_photo_and_an_unknown_container(tmp_path):
     photo = tmp_path / "face.png"
     cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
-    assert main(["analyze", str(photo), "--annotate", str(tmp_path / "x.mp4"), "--quiet"]) == exit_codes.USAGE
+    assert main(["analyze", str(photo), "--annotate", str(tmp_path / "x.mp4"), "--quiet"]) == ExitCode.USAGE
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
     for _ in range(3):
         writer.write(np.zeros((64, 64, 3), np.uint8))
     writer.release()
-    assert main(["analyze", str(video), "--annotate", str(tmp_path / "x.gif"), "--quiet"]) == exit_codes.USAGE
+    assert main(["analyze", str(video), "--annotate", str(tmp_path / "x.gif"), "--quiet"]) == ExitCode.USAGE
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.gif").exists()
 
 
@@ -66,7 +66,7 @@ def test_a_failed_analysis_leaves_no_annotated_file(tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
     out = tmp_path / "annotated.mp4"
-    assert main(["analyze", str(broken), "--annotate", str(out), "--quiet"]) == exit_codes.SOURCE
+    assert main(["analyze", str(broken), "--annotate", str(out), "--quiet"]) == ExitCode.SOURCE
     assert not out.exists() and not list(tmp_path.glob("*.partial*"))
 
 
@@ -74,7 +74,7 @@ def test_preview_is_refused_without_a_display(monkeypatch, tmp_path, caplog):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     code = main(["run", "--source", "demo", "--preview", "--duration", "1", "--outbox", str(tmp_path / "o.sqlite")])
-    assert code == exit_codes.USAGE
+    assert code == ExitCode.USAGE
     assert "--preview needs a local window" in caplog.text
     assert not (tmp_path / "o.sqlite").exists()  # refused before anything was opened
 

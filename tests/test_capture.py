@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from emocast.device.demo_clip import Segment, write_clip
 from emocast.device.perception.capture import (
     CaptureThread,
     Frame,
@@ -15,6 +14,7 @@ from emocast.device.perception.capture import (
     VideoCaptureSource,
     open_source,
 )
+from emocast.device.perception.demo_clip import Segment, write_clip
 
 SHORT = (Segment(1.0, True, 0.6, 0.4, 0.6), Segment(1.0, False))  # 30 frames at 15 fps
 
@@ -136,15 +136,15 @@ def test_the_demo_without_matplotlib_says_how_to_get_it_and_the_service_exits_5(
     import sys
 
     from emocast.cli import main
-    from emocast.device import exit_codes
+    from emocast.core.errors import ExitCode
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no clip made before
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: importing it fails
     with pytest.raises(SourceError, match=r"pip install 'emocast\[plot\]', or set \[source\] uri"):
         open_source("demo")
-    assert main(["demo-clip"]) == exit_codes.SOURCE
-    assert main(["run", "--source", "demo", "--duration", "5", "--broker", "mqtt://127.0.0.1:1"]) == exit_codes.SOURCE
+    assert main(["demo-clip"]) == ExitCode.SOURCE
+    assert main(["run", "--source", "demo", "--duration", "5", "--broker", "mqtt://127.0.0.1:1"]) == ExitCode.SOURCE
     assert not list((tmp_path / "cache").rglob("*.avi"))  # nothing half-made is left behind
 
 
@@ -308,11 +308,11 @@ def test_a_gstreamer_pipeline_opens_only_with_an_opencv_that_has_gstreamer():
 
 def test_the_service_exits_5_naming_gstreamer_for_a_pipeline_it_cannot_open(tmp_path):
     from emocast.cli import main
-    from emocast.device import exit_codes
+    from emocast.core.errors import ExitCode
     from emocast.device.perception.capture import opencv_has_gstreamer
 
     if opencv_has_gstreamer():
         pytest.skip("this OpenCV has GStreamer: the pipeline would open")
     code = main(["run", "--source", "gst:videotestsrc ! videoconvert ! appsink", "--duration", "2",
                  "--outbox", str(tmp_path / "o.sqlite"), "--broker", "mqtt://127.0.0.1:1"])
-    assert code == exit_codes.SOURCE
+    assert code == ExitCode.SOURCE

@@ -88,6 +88,19 @@ def test_the_hub_imports_nothing_from_the_device():
             assert not device, f"{name} imports {sorted(device)} from the device (the contract is emocast.contract)"
 
 
+def test_the_analysis_imports_nothing_from_the_service_above_it():
+    """Rooms look down only: perception (frames in, state changes out) takes its settings, its
+    interpreter, its demo clip from itself, the contract and the core; no part imports the command line."""
+    modules = _modules()
+    for name, path in modules.items():
+        found = _imports(name, path, set(modules))
+        if name.startswith("emocast.device.perception"):
+            up = {m for m in found if m.startswith("emocast.device") and not m.startswith("emocast.device.perception")}
+            assert not up, f"{name} imports {sorted(up)} from the device above it"
+        if name != "emocast.cli" and not name.startswith("emocast.__"):
+            assert "emocast.cli" not in found, f"{name} imports the command line"
+
+
 def test_the_contract_and_the_core_import_none_of_the_parts():
     modules = _modules()
     parts = ("emocast.device", "emocast.hub", "emocast.convert", "emocast.cli")

@@ -240,7 +240,7 @@ def test_camera_faults_scale_scales_only_the_faults_and_is_recorded(tmp_path, ca
     from emocast.cli import main
     from emocast.convert.augment import CAMERA_FAULTS, augment_batch, scale_faults
     from emocast.convert.recipe import Recipe
-    from emocast.device import exit_codes
+    from emocast.core.errors import ExitCode
 
     base = Recipe().augment
     half = scale_faults(base, 0.5)
@@ -266,7 +266,7 @@ def test_camera_faults_scale_scales_only_the_faults_and_is_recorded(tmp_path, ca
     assert 0.4 < full < 0.6 and 0.15 < halved < 0.35
     assert blurred_share(scale_faults({"blur": 0.5}, 0.0)) == 0.0
 
-    assert main(["convert", "train", "--run", str(tmp_path / "run"), "--camera-faults", "-0.5"]) == exit_codes.USAGE
+    assert main(["convert", "train", "--run", str(tmp_path / "run"), "--camera-faults", "-0.5"]) == ExitCode.USAGE
     assert "--camera-faults must be 0 or more" in caplog.text
     assert not (tmp_path / "run").exists()
 

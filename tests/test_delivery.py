@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
 @pytest.mark.slow  # a wall-clock run with the broker stopped and started
 def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
-    from emocast.device.demo_clip import Segment, write_clip
+    from emocast.device.perception.demo_clip import Segment, write_clip
 
     clip = write_clip(tmp_path / "c.avi", segments=(Segment(1.5, True, 0.6, 0.3, 0.7), Segment(2.3, False)))
     broker = Broker(tmp_path, free_port(), persistent=True)
@@ -55,7 +55,7 @@ def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
 def test_outbox_cap_while_the_broker_is_away_is_counted_and_reported(tmp_path, request):
     """The broker is away long enough for the outbox cap to drop the oldest events; when it is back,
     the next summary and the metrics say how many were dropped, and what is left arrives in order."""
-    from emocast.device.demo_clip import Segment, write_clip
+    from emocast.device.perception.demo_clip import Segment, write_clip
 
     clip = write_clip(tmp_path / "c.avi", segments=(Segment(1.0, True, 0.6, 0.3, 0.7), Segment(2.2, False)))
     port = free_port()
@@ -91,7 +91,7 @@ def test_outbox_cap_while_the_broker_is_away_is_counted_and_reported(tmp_path, r
 def test_service_killed_mid_run_delivers_its_backlog_at_the_next_start(tmp_path, request):
     """SIGKILL while the broker is away: what was committed (the --print lines) is delivered after
     the next start, and seq carries on from where the killed run stopped."""
-    from emocast.device.demo_clip import Segment, write_clip
+    from emocast.device.perception.demo_clip import Segment, write_clip
 
     clip = write_clip(tmp_path / "c.avi", segments=(Segment(1.0, True, 0.6, 0.3, 0.7), Segment(2.2, False)))
     port = free_port()

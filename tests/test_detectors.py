@@ -72,7 +72,7 @@ def test_tiles_appear_only_when_small_faces_need_them_and_cover_the_frame():
 
 @needs_blazeface
 def test_blazeface_finds_the_demo_face_and_nothing_in_an_empty_frame():
-    from emocast.device.demo_clip import ensure_demo_clip
+    from emocast.device.perception.demo_clip import ensure_demo_clip
 
     cap = cv2.VideoCapture(str(ensure_demo_clip()))
     faces = 0

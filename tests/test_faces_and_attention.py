@@ -3,8 +3,8 @@ from __future__ import annotations
 import cv2
 import pytest
 
-from emocast.device.demo_clip import SEGMENTS, render_frames
 from emocast.device.perception.attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY, AttentionStateMachine
+from emocast.device.perception.demo_clip import SEGMENTS, render_frames
 from emocast.device.perception.detectors import make_detector
 from emocast.device.perception.faces import FaceTracker, detect_faces, iou
 

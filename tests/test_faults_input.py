@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from emocast.contract.model_card import ModelError, load_card
+from emocast.core.errors import ExitCode
 from emocast.device import config as cfgmod
-from emocast.device import exit_codes
 
 EMOCAST = [sys.executable, "-m", "emocast"]
 
@@ -34,7 +34,7 @@ def test_non_finite_numbers_are_refused_naming_the_key(tmp_path, text, key):
     with pytest.raises(cfgmod.ConfigError, match=f"{key.replace('[', '.').replace(']', '.')}: expected a finite"):
         cfgmod.load(path)
     res = cli("check-config", str(path))
-    assert res.returncode == exit_codes.CONFIG and key in res.stderr + res.stdout
+    assert res.returncode == ExitCode.CONFIG and key in res.stderr + res.stdout
 
 
 def test_files_that_are_not_utf8_name_the_file_with_their_exit_code(tmp_path, shipped_model):
@@ -42,7 +42,7 @@ def test_files_that_are_not_utf8_name_the_file_with_their_exit_code(tmp_path, sh
     bad.write_bytes("[device]\nid = \"caf\xe9\"\n".encode("latin-1"))
     with pytest.raises(cfgmod.ConfigError, match="latin1.toml: not UTF-8"):
         cfgmod.load(bad)
-    assert cli("check-config", str(bad)).returncode == exit_codes.CONFIG
+    assert cli("check-config", str(bad)).returncode == ExitCode.CONFIG
     model = tmp_path / shipped_model.name
     model.write_bytes(shipped_model.read_bytes())
     card = json.loads(shipped_model.with_suffix(".json").read_text())
@@ -57,12 +57,12 @@ def test_a_mistyped_input_keeps_earlier_results_and_a_missing_folder_is_said_fir
     out.write_text("earlier results\n")
     csv.write_text("earlier,csv\n")
     res = cli("analyze", str(tmp_path / "lectrue.mp4"), "--out", str(out), "--csv", str(csv), "--no-emotion")
-    assert res.returncode == exit_codes.SOURCE
+    assert res.returncode == ExitCode.SOURCE
     assert out.read_text() == "earlier results\n" and csv.read_text() == "earlier,csv\n"
     assert not list(tmp_path.glob("*.partial"))
     started = time.monotonic()
     res = cli("analyze", "demo", "--out", str(tmp_path / "nowhere" / "x.jsonl"))
-    assert res.returncode == exit_codes.USAGE and "nowhere" in res.stderr and "does not exist" in res.stderr
+    assert res.returncode == ExitCode.USAGE and "nowhere" in res.stderr and "does not exist" in res.stderr
     assert time.monotonic() - started < 60  # refused before the work, not after it
 
 
@@ -83,7 +83,7 @@ def test_sighup_stops_the_service_cleanly_with_a_log_line(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == exit_codes.OK, err[-2000:]
+    assert proc.returncode == ExitCode.OK, err[-2000:]
     assert "received SIGHUP" in err and "stopped:" in err
 
 
@@ -98,7 +98,7 @@ def test_a_reader_that_goes_away_stops_print_without_a_traceback(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert json.loads(first)["topic"].startswith("emocast/")
-    assert proc.returncode == exit_codes.OK, err[-2000:]
+    assert proc.returncode == ExitCode.OK, err[-2000:]
     assert "Traceback" not in err and "stdout was closed" in err
 
 
@@ -106,13 +106,13 @@ def test_check_config_checks_what_run_checks_and_ranges_give_one_exit_code(tmp_p
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[mqtt]\npassword_file = "{tmp_path / "missing.secret"}"\n')
     res = cli("check-config", str(cfg))
-    assert res.returncode == exit_codes.CONFIG and "missing.secret" in res.stderr
+    assert res.returncode == ExitCode.CONFIG and "missing.secret" in res.stderr
     res = cli("run", "--config", str(cfg), "--duration", "1")
-    assert res.returncode == exit_codes.CONFIG and "missing.secret" in res.stderr
+    assert res.returncode == ExitCode.CONFIG and "missing.secret" in res.stderr
     res = cli("run", "--duration", "-5")
-    assert res.returncode == exit_codes.CONFIG and "--duration -5" in res.stderr
+    assert res.returncode == ExitCode.CONFIG and "--duration -5" in res.stderr
     res = cli("analyze", "demo", "--hz", "-3", "--no-emotion")
-    assert res.returncode == exit_codes.CONFIG and "detect_hz" in res.stderr
+    assert res.returncode == ExitCode.CONFIG and "detect_hz" in res.stderr
 
 
 def test_stderr_holds_only_log_lines_and_log_level_works_after_the_subcommand(tmp_path):
@@ -122,16 +122,16 @@ def test_stderr_holds_only_log_lines_and_log_level_works_after_the_subcommand(tm
     cfg = tmp_path / "c.toml"
     cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:9"\n')
     res = cli("run", "--config", str(cfg), "--outbox", str(tmp_path / "o.sqlite"), "--duration", "2")
-    assert res.returncode == exit_codes.OK, res.stderr[-2000:]
+    assert res.returncode == ExitCode.OK, res.stderr[-2000:]
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) [\w.]+: ")
     assert lines and all(stamped.match(ln) for ln in lines), [ln for ln in lines if not stamped.match(ln)]
     assert "XNNPACK" not in res.stderr
     res = cli("run", "--config", str(cfg), "--outbox", str(tmp_path / "o.sqlite"), "--duration", "2",
               "--log-level", "debug")
-    assert res.returncode == exit_codes.OK and " DEBUG " in res.stderr and "XNNPACK" in res.stderr
+    assert res.returncode == ExitCode.OK and " DEBUG " in res.stderr and "XNNPACK" in res.stderr
     res = cli("check-config", str(cfg), "--log-level", "loud")
-    assert res.returncode == exit_codes.USAGE and "invalid choice" in res.stderr
+    assert res.returncode == ExitCode.USAGE and "invalid choice" in res.stderr
 
 
 def test_without_any_landmark_model_run_analyze_and_calibrate_exit_with_the_model_code_and_the_fix(tmp_path):
@@ -153,7 +153,7 @@ def test_without_any_landmark_model_run_analyze_and_calibrate_exit_with_the_mode
                   str(tmp_path / "o.sqlite")], ["analyze", str(photo)],
                  ["calibrate", "--source", str(photo), "--out", str(tmp_path / "cal.json")]):
         res = subprocess.run([*EMOCAST, *args], capture_output=True, text=True, timeout=120, env=env)
-        assert res.returncode == exit_codes.MODEL, res.stderr[-2000:]
+        assert res.returncode == ExitCode.MODEL, res.stderr[-2000:]
         assert "no landmark model is installed" in res.stderr and "face_landmark.tflite" in res.stderr
         assert "Traceback" not in res.stderr
     assert not (tmp_path / "cal.json").exists()

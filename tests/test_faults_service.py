@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from emocast.device import exit_codes
+from emocast.core.errors import ExitCode
 from emocast.device import service as service_mod
 from emocast.device.config import from_mapping
 from emocast.device.perception.capture import SourceError, VideoCaptureSource
@@ -57,7 +57,7 @@ def test_a_lost_camera_still_sends_metrics_and_summaries_and_faces_go_absent(bro
     th = threading.Thread(target=lambda: result.setdefault("code", Service(cfg, RunOptions(duration_s=7.0)).run()))
     th.start()
     th.join(60)
-    assert result.get("code") == exit_codes.OK
+    assert result.get("code") == ExitCode.OK
     assert rec.wait_for(lambda m: any(t.endswith("lost/status") and p == b"offline" for t, p, _ in m), 15)
     metrics = rec.payloads("lost/metrics")
     assert any(m["source_ok"] is False for m in metrics), [m["source_ok"] for m in metrics]
@@ -82,5 +82,5 @@ def test_a_pipeline_that_cannot_keep_up_says_so(tmp_path):
                           str(MEDIA / "videos" / "facenet_pytorch_crowd_multiface.mp4"), "--outbox",
                           str(tmp_path / "o.sqlite"), "--duration", "6"], capture_output=True, text=True,
                          timeout=120)
-    assert res.returncode == exit_codes.OK, res.stderr[-2000:]
+    assert res.returncode == ExitCode.OK, res.stderr[-2000:]
     assert "analysis cannot keep up" in res.stderr and "slowest stage detect" in res.stderr

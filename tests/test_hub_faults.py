@@ -345,13 +345,13 @@ def test_a_missing_postgresql_database_is_created_or_refused_at_once(tmp_path):
     """``--db postgresql://.../name`` where the database does not exist: made when the role may, else
     exit 9 at once naming the command (not five minutes of waiting for a server that answers)."""
     from emocast.cli import main
-    from emocast.device import exit_codes
+    from emocast.core.errors import ExitCode
 
     admin = pg_admin()
     name = f"emocast_new_{uuid.uuid4().hex[:8]}"
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
-        assert main(["hub", "lecture", "list", "--db", url]) == exit_codes.OK  # made, migrated, empty
+        assert main(["hub", "lecture", "list", "--db", url]) == ExitCode.OK  # made, migrated, empty
         assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -360,7 +360,7 @@ def test_a_missing_postgresql_database_is_created_or_refused_at_once(tmp_path):
     try:
         t0 = time.monotonic()
         code = main(["hub", "lecture", "list", "--db", f"postgresql://{role}@127.0.0.1:5432/{name}"])
-        assert code == exit_codes.STORE and time.monotonic() - t0 < 20
+        assert code == ExitCode.STORE and time.monotonic() - t0 < 20
     finally:
         admin.execute(f"DROP ROLE IF EXISTS {role}")
         admin.close()
@@ -372,7 +372,7 @@ def test_small_things_a_teacher_meets(tmp_path, capsys):
     from fastapi.testclient import TestClient
 
     from emocast.cli import main
-    from emocast.device import exit_codes
+    from emocast.core.errors import ExitCode
     from emocast.hub.api import create_app
 
     videos = tmp_path / "videos"
@@ -386,5 +386,5 @@ def test_small_things_a_teacher_meets(tmp_path, capsys):
     assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg+xml")
     assert client.get("/static/favicon.svg").status_code == 200
     assert client.post("/api/lectures", json={"title": "empty room"}).status_code == 422
-    assert main(["hub", "lecture", "start", "--title", "empty", "--db", db]) == exit_codes.USAGE
-    assert main(["hub", "import", str(videos / "lesson.mp4"), "--title", "x", "--db", db]) == exit_codes.IMPORT
+    assert main(["hub", "lecture", "start", "--title", "empty", "--db", db]) == ExitCode.USAGE
+    assert main(["hub", "import", str(videos / "lesson.mp4"), "--title", "x", "--db", db]) == ExitCode.IMPORT

@@ -16,7 +16,7 @@ pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip ins
 
 from emocast.cli import main  # noqa: E402
 from emocast.contract.events import utc_timestamp  # noqa: E402
-from emocast.device import exit_codes  # noqa: E402
+from emocast.core.errors import ExitCode  # noqa: E402
 from emocast.hub import store as store_module  # noqa: E402
 from emocast.hub.migrations import LATEST, MIGRATIONS  # noqa: E402
 from emocast.hub.store import Store  # noqa: E402
@@ -35,7 +35,7 @@ def with_media(path: Path, recorded: float | None, media_s: float) -> Path:
 
 
 def imported(capsys, db: str, *args: str) -> dict:
-    assert main(["hub", "import", *args, "--db", db]) == exit_codes.OK
+    assert main(["hub", "import", *args, "--db", db]) == ExitCode.OK
     lecture_id = json.loads(capsys.readouterr().out.splitlines()[0])["lecture"]
     store = Store(db)
     try:
@@ -88,11 +88,11 @@ def test_a_video_is_given_to_a_lecture_after_its_import(tmp_path, capsys):
     a = analyze_records(tmp_path / "ana.jsonl", {1: [(t, "attentive", None) for t in range(10)]})
     lecture = imported(capsys, db, str(a), "--title", "Chemistry")
     assert lecture["video"] is None
-    assert main(["hub", "lecture", "video", lecture["id"], "chemistry.mp4", "--db", db]) == exit_codes.OK
+    assert main(["hub", "lecture", "video", lecture["id"], "chemistry.mp4", "--db", db]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["video"] == "chemistry.mp4"
-    assert main(["hub", "lecture", "video", lecture["id"], "../x.mp4", "--db", db]) == exit_codes.USAGE
-    assert main(["hub", "lecture", "video", "nope", "x.mp4", "--db", db]) == exit_codes.USAGE
-    assert main(["hub", "lecture", "video", lecture["id"], "--none", "--db", db]) == exit_codes.OK
+    assert main(["hub", "lecture", "video", lecture["id"], "../x.mp4", "--db", db]) == ExitCode.USAGE
+    assert main(["hub", "lecture", "video", "nope", "x.mp4", "--db", db]) == ExitCode.USAGE
+    assert main(["hub", "lecture", "video", lecture["id"], "--none", "--db", db]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["video"] is None
 
 
@@ -203,11 +203,11 @@ def test_a_recorded_class_of_one_face_recordings_shows_its_room_and_no_one_alone
     assert all("withheld" in b for d in data["per_device"].values() for b in d if b["faces"] > 0)
     capsys.readouterr()
     new = analyze_records(tmp_path / "new.jsonl", {1: [(0, "attentive", None)]})
-    assert main(["hub", "import", str(files[0]), str(new), "--title", "Period 3 again", "--db", db]) == exit_codes.USAGE
+    assert main(["hub", "import", str(files[0]), str(new), "--title", "Period 3 again", "--db", db]) == ExitCode.USAGE
     copy = tmp_path / "renamed.jsonl"
     copy.write_bytes(files[1].read_bytes())
-    assert main(["hub", "import", str(copy), "--lecture", lecture["id"], "--db", db]) == exit_codes.USAGE  # twice
-    assert main(["hub", "import", str(files[1]), "--lecture", lecture["id"], "--db", db]) == exit_codes.OK
+    assert main(["hub", "import", str(copy), "--lecture", lecture["id"], "--db", db]) == ExitCode.USAGE  # twice
+    assert main(["hub", "import", str(files[1]), "--lecture", lecture["id"], "--db", db]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["new"] == 0  # the same file again: stored once
     store = Store(db)
     try:

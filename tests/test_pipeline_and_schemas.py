@@ -11,8 +11,8 @@ import pytest
 from emocast.contract.events import SCHEMAS, Topics, load_schema
 from emocast.device import config as cfgmod
 from emocast.device.delivery.outbox import Outbox
-from emocast.device.demo_clip import SEGMENTS, render_frames
 from emocast.device.perception.capture import Frame
+from emocast.device.perception.demo_clip import SEGMENTS, render_frames
 from emocast.device.perception.detectors import make_detector
 from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.pipeline import Analyzer

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
+from emocast.core.errors import ExitCode
 from emocast.device import config as cfgmod
-from emocast.device import exit_codes
 from tests.support import REPO
 from tests.test_service_mqtt import config, run_cli, validate
 
@@ -37,7 +37,7 @@ def test_a_kiosk_without_emotion_publishes_nothing_emotional(broker, recorder_fa
     res = run_cli(["--log-level", "DEBUG", "run", "--config", str(cfg), "--source", str(short_clip), "--fast",
                    "--metrics-s", "0.2", "--broker", broker.url, "--device-id", "calm1",
                    "--outbox", str(tmp_path / "o.sqlite"), "--print"])
-    assert res.returncode == exit_codes.OK, res.stderr[-3000:]
+    assert res.returncode == ExitCode.OK, res.stderr[-3000:]
     assert "[privacy] emotion = false wins" in res.stderr
     assert rec.wait_for(lambda m: any(t == "emocast/calm1/status" and p == b"offline" for t, p, _ in m), 20)
     topics = {t for t, _, _ in rec.messages}
@@ -70,7 +70,7 @@ def test_analyze_without_emotion_writes_no_emotion(tmp_path, short_clip):
     cfg = config(tmp_path, privacy={"emotion": False})
     res = run_cli(["analyze", str(short_clip), "--config", str(cfg), "--out", str(out), "--csv", str(table),
                    "--quiet"])
-    assert res.returncode == exit_codes.OK, res.stderr[-2000:]
+    assert res.returncode == ExitCode.OK, res.stderr[-2000:]
     header = table.read_text().splitlines()[0].split(",")
     assert "attention" in header and "emotion" not in header and "confidence" not in header
     records = [json.loads(line) for line in out.read_text().splitlines()]

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from emocast.cli import main
-from emocast.device import exit_codes
+from emocast.core.errors import ExitCode
 from tests.hub_support import HubProcess, published_seqs, run_device
 from tests.test_hub_timeline import T0, attention, emotion, event
 
@@ -154,15 +154,15 @@ def test_forget_leaves_no_row_of_the_device(tmp_path, capsys):
     batch.rejects = [("alice", "attention", "bad", T0, "{...}")]
     store.write_batch(batch)
     lec = store.create_lecture("Both", ["alice", "bob"], T0, 0.0, T0 + 120)
-    assert main(["hub", "forget", "--device", "alice", "--db", db]) == exit_codes.OK
+    assert main(["hub", "forget", "--device", "alice", "--db", db]) == ExitCode.OK
     said = json.loads(capsys.readouterr().out)
     assert said["forgot"] == "alice" and said["messages"] == 6 and said["quarantined"] == 1
     assert not [r for r in all_rows(db) if "alice" in r]
     assert store.lecture(lec["id"])["devices"] == ["bob"] and store.count_messages() == 6
-    assert main(["hub", "forget", "--lecture", lec["id"], "--db", db]) == exit_codes.OK
+    assert main(["hub", "forget", "--lecture", lec["id"], "--db", db]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["messages"] == 6
     assert store.lectures() == [] and store.count_messages() == 0
-    assert main(["hub", "forget", "--lecture", "nope", "--db", db]) == exit_codes.USAGE
+    assert main(["hub", "forget", "--lecture", "nope", "--db", db]) == ExitCode.USAGE
     store.close()
     # not in the file's free pages, not in the write-ahead log either
     for path in tmp_path.glob("hub.sqlite*"):
@@ -184,7 +184,7 @@ def test_forget_clears_the_devices_retained_status_on_the_broker(broker, tmp_pat
     config = tmp_path / "hub.toml"
     config.write_text(f'[mqtt]\nurl = "{broker.url}"\n')
     db = str(tmp_path / "hub.sqlite")
-    assert main(["hub", "forget", "--device", "alice", "--db", db, "--config", str(config)]) == exit_codes.OK
+    assert main(["hub", "forget", "--device", "alice", "--db", db, "--config", str(config)]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["retained_cleared"] is True
     got: list = []
     sub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="check")

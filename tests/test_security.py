@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emocast.device import exit_codes
+from emocast.core.errors import ExitCode
 from tests.support import Broker, Recorder, free_port
 from tests.test_service_mqtt import config, event_payloads, run_cli, validate
 
@@ -110,7 +110,7 @@ def test_certificate_problems_are_fatal_and_named(tmp_path, pki, short_clip, cas
                       timeout=90)
     finally:
         broker.stop()
-    assert res.returncode == exit_codes.BROKER_REFUSED, f"{case}: {res.stderr[-2000:]}"
+    assert res.returncode == ExitCode.BROKER_REFUSED, f"{case}: {res.stderr[-2000:]}"
     assert all(text in res.stderr for text in expect), res.stderr[-2000:]
     assert time.monotonic() - t0 < 60  # not a silent retry loop
 
@@ -119,15 +119,15 @@ def test_certificate_problems_are_fatal_and_named(tmp_path, pki, short_clip, cas
 def test_tls_files_are_checked_at_start(tmp_path, pki, short_clip):
     missing = config(tmp_path, mqtt={"ca_file": str(tmp_path / "nope.crt")})
     res = run_cli(["run", "--config", str(missing), "--source", str(short_clip)], timeout=60)
-    assert res.returncode == exit_codes.CONFIG and "[mqtt] ca_file: no such file" in res.stderr
+    assert res.returncode == ExitCode.CONFIG and "[mqtt] ca_file: no such file" in res.stderr
     junk = tmp_path / "junk.crt"
     junk.write_text("not a certificate\n")
     bad = config(tmp_path, mqtt={"ca_file": str(junk)})
     res = run_cli(["check-config", str(bad)], timeout=60)
-    assert res.returncode == exit_codes.CONFIG and "is not a PEM CA certificate" in res.stderr
+    assert res.returncode == ExitCode.CONFIG and "is not a PEM CA certificate" in res.stderr
     mismatched = config(tmp_path, mqtt={"cert_file": str(pki["client_crt"]), "key_file": str(pki["stranger_key"])})
     res = run_cli(["check-config", str(mismatched)], timeout=60)
-    assert res.returncode == exit_codes.CONFIG and "cert_file/key_file" in res.stderr
+    assert res.returncode == ExitCode.CONFIG and "cert_file/key_file" in res.stderr
 
 
 @needs_tools
@@ -141,7 +141,7 @@ def test_tls_and_password_wrong_password_is_refused_by_name(tmp_path, pki, short
     broker.start()
     try:
         secret = tmp_path / "secret"
-        for password, code in (("right", exit_codes.OK), ("Zq9-not-it", exit_codes.BROKER_REFUSED)):
+        for password, code in (("right", ExitCode.OK), ("Zq9-not-it", ExitCode.BROKER_REFUSED)):
             secret.write_text(password + "\n")
             cfg = config(tmp_path, mqtt={"ca_file": str(pki["ca"]), "username": "kiosk",
                                          "password_file": str(secret)})
@@ -182,7 +182,7 @@ def test_an_acl_that_forbids_the_device_topic_is_reported_and_loses_nothing(tmp_
         # the device id kiosk2 is not the one the ACL lets user kiosk1 write under
         res = run_cli(["run", "--config", str(cfg), "--source", str(short_clip), "--loop", "--device-id", "kiosk2",
                        "--broker", broker.url, "--outbox", str(outbox)], timeout=90)
-        assert res.returncode == exit_codes.BROKER_REFUSED, res.stderr[-2000:]
+        assert res.returncode == ExitCode.BROKER_REFUSED, res.stderr[-2000:]
         assert "Not authorized" in res.stderr and "emocast/kiosk2/" in res.stderr and "ACL" in res.stderr
         from emocast.contract.events import Topics
         from emocast.device.delivery.outbox import Outbox
@@ -256,7 +256,7 @@ def test_credentials_never_reach_logs_messages_or_the_digest(tmp_path, broker):
     path = config(tmp_path, source={"uri": cam, "stall_timeout_s": 1.0, "reopen_backoff_max_s": 1.0},
                   mqtt={"url": url})
     checked = run_cli(["check-config", str(path)], timeout=60)
-    assert checked.returncode == exit_codes.OK, checked.stderr
+    assert checked.returncode == ExitCode.OK, checked.stderr
     assert secret not in checked.stdout + checked.stderr and "rtsp://cam:***@127.0.0.1" in checked.stdout
     ran = run_cli(["run", "--config", str(path), "--duration", "4", "--log-level", "DEBUG"], timeout=90)
     said = ran.stdout + ran.stderr

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from emocast.contract.events import SCHEMAS, load_schema
-from emocast.device import exit_codes
+from emocast.core.errors import ExitCode
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
 
@@ -61,7 +61,7 @@ def test_clip_in_events_out(broker, recorder_factory, demo_clip, tmp_path):
     res = run_cli(["--log-level", "DEBUG", "run", "--config", str(cfg), "--source", str(demo_clip), "--fast",
                    "--metrics-s", "0.2", "--broker", broker.url,
                    "--device-id", "it1", "--outbox", str(tmp_path / "o.sqlite"), "--print"])
-    assert res.returncode == exit_codes.OK, res.stderr[-3000:]
+    assert res.returncode == ExitCode.OK, res.stderr[-3000:]
     assert rec.wait_for(lambda m: any(t == "emocast/it1/status" and p == b"offline" for t, p, _ in m), 20)
 
     status = rec.texts("it1/status")
@@ -119,7 +119,7 @@ def test_sigterm_stops_cleanly_and_publishes_offline(broker, recorder_factory, s
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == exit_codes.OK, err[-2000:]
+    assert proc.returncode == ExitCode.OK, err[-2000:]
     assert "received SIGTERM" in err
     assert rec.wait_for(lambda m: rec.texts("it2/status")[-1:] == ["offline"], 10)
 
@@ -150,7 +150,7 @@ def test_no_broker_events_are_kept_and_delivered_at_the_next_start(broker, recor
     broker.stop()
     first = run_cli(["run", "--config", str(cfg), "--source", str(short_clip), "--fast", "--broker", broker.url,
                      "--device-id", "it4", "--outbox", outbox, "--print"])
-    assert first.returncode == exit_codes.OK, first.stderr[-2000:]
+    assert first.returncode == ExitCode.OK, first.stderr[-2000:]
     spooled = [json.loads(line) for line in first.stdout.splitlines()]
     assert len(spooled) >= 5 and "left in the outbox" in first.stderr
     assert first.stderr.count("cannot reach the broker") == 1  # said once, not at every retry
@@ -159,7 +159,7 @@ def test_no_broker_events_are_kept_and_delivered_at_the_next_start(broker, recor
     rec = recorder_factory(broker.port)
     second = run_cli(["run", "--config", str(cfg), "--source", str(short_clip), "--fast", "--broker", broker.url,
                       "--device-id", "it4", "--outbox", outbox, "--print"])
-    assert second.returncode == exit_codes.OK, second.stderr[-2000:]
+    assert second.returncode == ExitCode.OK, second.stderr[-2000:]
     fresh = [json.loads(line) for line in second.stdout.splitlines()]
     assert fresh[0]["seq"] == spooled[-1]["seq"] + 1, "seq continues across restarts"
     want = {p["id"] for p in spooled + fresh}
@@ -177,7 +177,7 @@ def test_corrupt_model_exits_with_the_model_code_and_names_the_file(tmp_path, sh
     bad.write_bytes(default_model_path().read_bytes()[:1000])  # truncated copy
     res = run_cli(["run", "--config", str(config(tmp_path, emotion={"model": str(bad)})), "--source",
                    str(short_clip), "--broker", "mqtt://127.0.0.1:1", "--outbox", str(tmp_path / "o.sqlite")])
-    assert res.returncode == exit_codes.MODEL == 4
+    assert res.returncode == ExitCode.MODEL == 4
     assert str(bad) in res.stderr and "SHA-256" in res.stderr
     assert "exiting with code 4 (missing or corrupt model)" in res.stderr
 
@@ -185,7 +185,7 @@ def test_corrupt_model_exits_with_the_model_code_and_names_the_file(tmp_path, sh
 def test_missing_source_exits_with_the_source_code(tmp_path):
     res = run_cli(["run", "--source", str(tmp_path / "nope.mp4"), "--broker", "mqtt://127.0.0.1:1",
                    "--outbox", str(tmp_path / "o.sqlite")])
-    assert res.returncode == exit_codes.SOURCE == 5
+    assert res.returncode == ExitCode.SOURCE == 5
     assert "nope.mp4" in res.stderr
 
 
@@ -193,7 +193,7 @@ def test_bad_config_exits_with_the_config_code_and_names_the_key(tmp_path):
     p = tmp_path / "bad.toml"
     p.write_text("[emotion]\nemotion_hz = \"often\"\n")
     res = run_cli(["run", "--config", str(p)])
-    assert res.returncode == exit_codes.CONFIG == 3
+    assert res.returncode == ExitCode.CONFIG == 3
     assert str(p) in res.stderr and "[emotion] emotion_hz" in res.stderr
     chk = run_cli(["check-config", str(p)])
     assert chk.returncode == 3 and "emotion_hz" in chk.stderr
@@ -239,7 +239,7 @@ def test_refused_login_exits_with_the_broker_code_and_says_why(tmp_path, short_c
                        "--outbox", str(tmp_path / "o.sqlite")], timeout=60)
     finally:
         secured.stop()
-    assert res.returncode == exit_codes.BROKER_REFUSED == 6, res.stderr[-2000:]
+    assert res.returncode == ExitCode.BROKER_REFUSED == 6, res.stderr[-2000:]
     assert "broker refused the connection" in res.stderr
     assert "wrong" not in res.stderr  # the password is never logged
 

@@ -6,8 +6,9 @@ import threading
 
 import numpy as np
 
+from emocast.core.errors import ExitCode
 from emocast.device import config as cfgmod
-from emocast.device import exit_codes, service
+from emocast.device import service
 
 
 class ExplodingCamera:
@@ -50,7 +51,7 @@ def test_a_capture_crash_is_a_source_failure_not_a_clean_stop(tmp_path, monkeypa
     cfg = cfgmod.with_overrides(cfgmod.load(None), "mqtt", url="mqtt://127.0.0.1:1", drain_timeout_s=0.0)
     cfg = cfgmod.with_overrides(cfg, "outbox", path=str(tmp_path / "o.sqlite"))
     code = run_in_thread(service.Service(cfg))
-    assert code == exit_codes.SOURCE
+    assert code == ExitCode.SOURCE
     assert "driver fault" in caplog.text
 
 

@@ -178,7 +178,7 @@ def test_the_averaged_folder_quantizes_like_a_run_folder(trained_run, tmp_path):
 
 def test_refusals_name_the_folder_and_exit_with_the_usage_code(trained_run, tmp_path, caplog):
     from emocast.cli import main
-    from emocast.device import exit_codes
+    from emocast.core.errors import ExitCode
 
     data, run = trained_run
     bare = tmp_path / "bare"
@@ -187,15 +187,15 @@ def test_refusals_name_the_folder_and_exit_with_the_usage_code(trained_run, tmp_
     def average(folder: Path, *extra: str) -> int:
         return main(["convert", "average", str(folder), "--data", str(data), "--out", str(tmp_path / "o"), *extra])
 
-    assert average(bare) == exit_codes.USAGE  # no epochs kept
-    assert average(run, "--last", "1") == exit_codes.USAGE  # one epoch is no average
-    assert average(tmp_path) == exit_codes.USAGE  # not a run folder
+    assert average(bare) == ExitCode.USAGE  # no epochs kept
+    assert average(run, "--last", "1") == ExitCode.USAGE  # one epoch is no average
+    assert average(tmp_path) == ExitCode.USAGE  # not a run folder
     averaged = tmp_path / "averaged"
     (averaged / "epochs").mkdir(parents=True)
     from emocast.convert.weight_average import average_run
 
     average_run(run, data, averaged, bn_batches=1)  # an averaged folder: its recipe has one key more
-    assert average(averaged) == exit_codes.USAGE
+    assert average(averaged) == ExitCode.USAGE
     assert "averaged/epochs: no epoch weights" in caplog.text
     assert not (tmp_path / "o").exists()  # nothing half-written
 
@@ -204,10 +204,10 @@ def test_refusals_name_the_folder_and_exit_with_the_usage_code(trained_run, tmp_
     odd = tmp_path / "odd"
     shutil.copytree(run, odd)
     np.savez(odd / "epochs" / "epoch_009.weights.npz", np.zeros(3))
-    assert average(odd) == exit_codes.USAGE  # weights of another network
+    assert average(odd) == ExitCode.USAGE  # weights of another network
     assert "epoch_009.weights.npz: 1 weights of other shapes" in caplog.text
     (odd / "epochs" / "epoch_009.weights.npz").write_bytes(b"not an npz")
-    assert average(odd) == exit_codes.USAGE  # a corrupted file
+    assert average(odd) == ExitCode.USAGE  # a corrupted file
     assert "epoch_009.weights.npz: not readable as epoch weights" in caplog.text
     assert not (tmp_path / "o").exists()
 

@@ -258,7 +258,7 @@ def open_source(uri: str, width: int = 640, height: int = 480, fps: float = 30.0
     if uri == "picamera":
         return PiCameraSource(width, height, fps)
     if uri == "demo":
-        from ..demo_clip import DemoUnavailable, ensure_demo_clip
+        from .demo_clip import DemoUnavailable, ensure_demo_clip
 
         try:
             return VideoCaptureSource(str(ensure_demo_clip()))

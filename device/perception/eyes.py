@@ -39,8 +39,8 @@ from emocast.contract.model_card import ModelError, sha256_of, shipped_model_fil
 
 from .detectors import DetectorUnavailable
 from .detectors.blazeface import INSTALL_HINT, model_dir
-from .emotion import dequantize_output, load_interpreter, quantize_input
 from .face_geometry import upright_patch
+from .tflite import dequantize_output, load_interpreter, quantize_input
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ class FaceMeshLandmarks:
     lids_follow_closure = False
 
     def __init__(self, threads: int = 1) -> None:
-        from .emotion import load_interpreter  # the runtime choice is the emotion model's
+        from .tflite import load_interpreter
 
         path = model_dir() / MESH_MODEL
         if not path.is_file():

@@ -21,7 +21,6 @@ import cv2
 
 from emocast.contract.events import Event, Summary
 
-from ..config import Config
 from . import calibration
 from .attention import AttentionRules
 from .capture import Frame
@@ -29,6 +28,7 @@ from .detectors import landmark_box
 from .emotion import EmotionModel
 from .face_reading import FaceReader
 from .faces import FaceDetector, Track
+from .settings import AnalysisSettings
 from .stages.emotion import TOO_SMALL as TOO_SMALL
 from .stages.emotion import TURNED as TURNED
 from .stages.emotion import EmotionSampler
@@ -54,7 +54,7 @@ class WorkerKit:
 
 
 class Analyzer:
-    def __init__(self, cfg: Config, detector: FaceDetector, model: EmotionModel | None,
+    def __init__(self, cfg: AnalysisSettings, detector: FaceDetector, model: EmotionModel | None,
                  reader: FaceReader | None = None, threads: int = 1, frame_budget_ms: float | None = None) -> None:
         """``model``: the emotion model (None: emotion off, no sampler). ``reader`` does the landmark
         checks (built from the config when ``attention.checks``). ``threads``: per-face workers, each

@@ -108,7 +108,7 @@ class BlazeFaceDetector:
     overlap = 0.25  # of a tile's side, shared with its neighbour
 
     def __init__(self, variant: str = "full", threads: int = 1) -> None:
-        from ..emotion import load_interpreter
+        from ..tflite import load_interpreter
 
         self.variant = VARIANTS[variant]
         path = model_dir() / self.variant.file

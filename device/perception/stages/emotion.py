@@ -16,10 +16,10 @@ import numpy as np
 
 from emocast.contract.events import EmotionChange, Event
 
-from ...config import EmotionSection
 from ..attention import ABSENT, AttentionRules
 from ..emotion import EmotionSmoother
 from ..faces import Track
+from ..settings import EmotionSection
 from .faces import FaceStage
 from .optional import RateTarget
 from .reading import PROFILE, FaceState, ReadingStage

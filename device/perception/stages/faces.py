@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...config import FacesSection
 from ..detectors import UnionDetector, primary
 from ..detectors.boxes import Box, iou, suppress_duplicates
 from ..faces import FaceDetector, FaceTracker, ProfileFinder, Track, appearance, detect_faces, scene_changed, thumbnail
+from ..settings import FacesSection
 from .timing import StageTimer
 
 CUT, MERGED, LOST = "cut", "merged", "lost"  # why a track ended

@@ -19,7 +19,6 @@ import numpy as np
 
 from emocast.contract.events import AttentionChange, AttentionState, Event
 
-from ...config import AttentionSection
 from ..attention import (
     ABSENT,
     ATTENTIVE,
@@ -37,6 +36,7 @@ from ..detectors.boxes import Box
 from ..face_geometry import HeadPose
 from ..face_reading import FaceReader, FaceReading
 from ..faces import Track
+from ..settings import AttentionSection
 from .faces import FaceStage, FaceUpdate
 from .scheduler import Candidate, CostEstimate, Credit, pick_with
 from .timing import Rates, StageTimer

@@ -15,8 +15,8 @@ from typing import Any
 
 from emocast.contract.events import Summary
 
-from ...config import EventsSection
 from ..attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
+from ..settings import EventsSection
 from .faces import FaceStage
 from .optional import OptionalStage
 from .reading import BLINK_GAP_S, ReadingStage
