@@ -4,6 +4,7 @@ that returns scripted boxes. Tests import these from here; conftest.py holds onl
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -162,3 +163,14 @@ class ScriptedDetector:
 def bodies(events, kind: str) -> list[dict]:
     """The payload bodies of the analysis' events of one kind (``attention``, ``emotion``, ``summary``)."""
     return [e.body() for e in events if e.kind == kind]
+
+
+@functools.cache
+def schema_validator(kind: str):
+    """One validator per shipped schema, built once (building one costs ~40x a validation)."""
+    import jsonschema
+
+    from emocast.contract.events import load_schema
+
+    schema = load_schema(kind)
+    return jsonschema.validators.validator_for(schema)(schema)

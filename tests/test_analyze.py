@@ -20,7 +20,7 @@ from emocast.device.config import from_mapping
 from emocast.device.perception.detectors import make_detector
 from emocast.device.perception.emotion import EmotionModel
 from emocast.device.perception.pipeline import Analyzer
-from tests.support import MEDIA, bodies, needs_media
+from tests.support import MEDIA, bodies, needs_media, schema_validator
 
 VIDEOS = MEDIA / "videos"
 RECORD_SCHEMA = load_schema("analyze_record")
@@ -30,7 +30,7 @@ def run_analyze(path: Path, cfg_table: dict | None = None, model: EmotionModel |
     records: list[dict] = []
     result = analyze(path, from_mapping(cfg_table or {}), model, records.append, progress=False)
     for r in records:
-        jsonschema.validate(r, RECORD_SCHEMA)
+        schema_validator("analyze_record").validate(r)
     return records, result
 
 
@@ -45,7 +45,7 @@ def test_cli_writes_jsonl_csv_and_plot_for_the_demo_clip(demo_clip, tmp_path, ca
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) > 50
     for r in records:
-        jsonschema.validate(r, RECORD_SCHEMA)
+        schema_validator("analyze_record").validate(r)
     rows = list(csv.reader(table.open()))
     assert rows[0] == CSV_COLUMNS and len(rows) == len(records) + 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -112,7 +112,7 @@ def test_profile_detector_finds_turned_faces_on_the_whole_frame_both_ways():
     det = make_detector("profile")
     boxes = detect_faces(det, gray, 640, 40)
     mirrored = detect_faces(det, np.ascontiguousarray(gray[:, ::-1]), 640, 40)
-    assert len(boxes) == len(mirrored)  # both mirrors searched: the flipped photo gives the same count
+    assert len(boxes) >= 2 and len(boxes) == len(mirrored)  # both mirrors searched: the flipped photo, the same
 
 
 def test_every_python_package_in_the_tree_is_in_the_distribution():

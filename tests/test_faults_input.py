@@ -3,6 +3,7 @@ that must not destroy earlier results, a closed terminal (SIGHUP), a reader that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -74,10 +75,26 @@ def _service(tmp_path: Path, *extra: str, stdout=subprocess.PIPE) -> subprocess.
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def _events_in_outbox(path: Path) -> int:
+    """Events the service has written to its outbox so far (0 while it starts)."""
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as conn:
+            return conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    except sqlite3.Error:  # the schema not written yet
+        return 0
+
+
 def test_sighup_stops_the_service_cleanly_with_a_log_line(tmp_path):
     proc = _service(tmp_path)
     try:
-        time.sleep(8)
+        deadline = time.monotonic() + 60
+        while _events_in_outbox(tmp_path / "o.sqlite") == 0:  # running: analysing and writing events
+            assert proc.poll() is None and time.monotonic() < deadline, "the service never wrote an event"
+            time.sleep(0.2)
         proc.send_signal(signal.SIGHUP)
         _, err = proc.communicate(timeout=60)
     finally:

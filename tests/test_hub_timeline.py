@@ -26,6 +26,7 @@ from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E
 from emocast.hub.migrations import LATEST  # noqa: E402
 from emocast.hub.store import Batch, Store, StoredMessage  # noqa: E402
 from emocast.hub.timeline import Row, bins, build_stories, lecture_timeline, moments  # noqa: E402
+from tests.support import schema_validator  # noqa: E402
 
 T0 = 1_790_000_000.0  # a lecture's start, epoch seconds
 
@@ -278,9 +279,7 @@ def test_a_token_guards_every_route(tmp_path):
 
 def analyze_records(path: Path, track_states: dict[int, list[tuple[float, str, str | None]]]) -> Path:
     """A JSON-lines file shaped like `emocast analyze` output (validated against its schema)."""
-    import jsonschema
-
-    schema = load_schema("analyze_record")
+    validator = schema_validator("analyze_record")
     lines = []
     for track, seq in track_states.items():
         for i, (t, state, label) in enumerate(seq):
@@ -291,7 +290,7 @@ def analyze_records(path: Path, track_states: dict[int, list[tuple[float, str, s
                    "eyes_closed": state == "eyes_closed", "gaze": None, "attention": state,
                    "reason": "eyes" if state == "eyes_closed" else "", "emotion": label, "probs": probs,
                    "emotion_skipped": None}
-            jsonschema.validate(rec, schema)
+            validator.validate(rec)
             lines.append(json.dumps(rec))
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -12,7 +12,7 @@ import pytest
 
 from emocast.core.errors import ExitCode
 from emocast.device import config as cfgmod
-from tests.support import REPO
+from tests.support import REPO, schema_validator
 from tests.test_service_mqtt import config, run_cli, validate
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.e2e]
@@ -75,13 +75,9 @@ def test_analyze_without_emotion_writes_no_emotion(tmp_path, short_clip):
     assert "attention" in header and "emotion" not in header and "confidence" not in header
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and not any(keys_of(r) & EMOTION_KEYS for r in records)
-    import jsonschema
 
-    from emocast.contract.events import load_schema
-
-    schema = load_schema("analyze_record")
     for r in records:
-        jsonschema.validate(r, schema)
+        schema_validator("analyze_record").validate(r)
 
 
 def test_a_config_with_both_says_which_wins(caplog):
