@@ -88,3 +88,35 @@ def shipped_model() -> Path:
     path = default_model_path()
     assert path.is_file(), f"the shipped model is missing: {path}"
     return path
+
+
+# The two tiers, marked at collection from what a test uses, never by hand: `integration` for a test
+# that starts a broker, a PostgreSQL database, a browser or a process of its own (the service, the hub,
+# the CLI in a subprocess); `unit` for the rest (in-process, SQLite files at most). `pytest -m unit` is
+# the quick pass; `bash scripts/test.sh` runs both.
+INTEGRATION_FIXTURES = {"broker", "mosquitto", "recorder_factory", "browser", "phone", "school"}
+INTEGRATION_MARKERS = {"mqtt", "e2e"}
+INTEGRATION_CALLS = ("subprocess", "Popen", "HubProcess(", "run_device(", "run_cli(", "_service(", "pg_database(",
+                     "running_hub(", "Broker(")
+
+
+def _starts_something(item: pytest.Item) -> bool:
+    import inspect
+
+    if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    if INTEGRATION_MARKERS & {m.name for m in item.iter_markers()}:
+        return True
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("db_url") == "postgresql":
+        return True
+    try:
+        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
+    except (OSError, TypeError, AttributeError):
+        return False
+    return any(call in source for call in INTEGRATION_CALLS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration if _starts_something(item) else pytest.mark.unit)
