@@ -18,15 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from emocast.core.broker import BrokerAddress as BrokerAddress
 from emocast.core.broker import check_mqtt, password_of, redact_url
 from emocast.core.broker import parse_broker_url as parse_broker_url
-from emocast.core.broker import tls_context as tls_context
 from emocast.core.settings import ConfigError as ConfigError
-from emocast.core.settings import build_section as build_section
-from emocast.core.settings import build_sections, state_dir
-from emocast.core.settings import read_secret as read_secret
-from emocast.core.settings import read_toml as read_toml
+from emocast.core.settings import build_section, build_sections, read_toml, state_dir
 from emocast.core.settings import rng as _rng
 
 from .perception.settings import AttentionSection, EmotionSection, EventsSection, FacesSection

@@ -39,20 +39,14 @@ _FATAL_REASONS = {
 }
 
 
-class BrokerRefused(Exception):
-    """The broker refused us for a reason a retry will not fix (credentials, ACL, client id)."""
-
-
 @dataclass
 class PublisherStats:
     connected: bool = False
     connects: int = 0
-    disconnects: int = 0
     published: int = 0
     acked: int = 0
     last_error: str = ""
     fatal: str = ""
-    inflight: int = 0
     refused: int = 0  # PUBACKs with a failure reason (MQTT 5 only)
     ack_timeouts: int = 0  # connections dropped because the broker stopped acknowledging
 
@@ -205,7 +199,6 @@ class Publisher(threading.Thread):
         if not was and not self._closing and self._stopped_for_tls():
             return
         if was and not self._closing:
-            self.stats.disconnects += 1
             self._unreachable_logged = False
             log.warning("disconnected from the broker (%s); events stay in the outbox", reason_code)
 
@@ -279,8 +272,6 @@ class Publisher(threading.Thread):
                     self._inflight[info.mid] = (row.seq, gen, time.monotonic(), row.topic)
             if early is not None:
                 self._acked(row.seq, early[1], row.topic)
-        with self._lock:
-            self.stats.inflight = len(self._inflight)
 
     def _watch_acks(self) -> None:
         """A broker that connects and takes events but never acknowledges them (wedged, or a link that

@@ -20,7 +20,6 @@ import cv2
 import numpy as np
 
 # dlib 68-point indices
-JAW = slice(0, 17)
 RIGHT_EYE = slice(36, 42)  # the person's right eye: on the image's left
 LEFT_EYE = slice(42, 48)
 
