@@ -37,7 +37,8 @@ MESH_INPUT = 192
 # eyes 36-47 (corner, two upper lid, corner, two lower lid), mouth 48-67. Eyes, nose and mouth are the
 # mesh's own points of the same name (its eye contours' corners and lids, for the eye aspect ratio);
 # the jaw and two inner brow ends are the mesh points nearest dlib's on faces of the group and
-# eyestate photos (the two models draw the face's outline differently; distances: docs/benchmarks.md#measured-constants).
+# eyestate photos (the two models draw the face's outline differently; distances in docs/benchmarks.md,
+# "Measured constants").
 MESH_TO_68 = np.array([
     127, 227, 147, 215, 172, 136, 149, 148, 152, 377, 378, 365, 397, 435, 401, 454, 356,
     70, 63, 105, 66, 55, 285, 296, 334, 293, 300,
@@ -82,7 +83,7 @@ class FaceMeshLandmarks:
     """MediaPipe's Face Mesh on a gray frame (the gray repeated in three channels)."""
 
     name = "facemesh"
-    # Its eye points barely move when eyes close (its EAR against dlib's in blinks: docs/benchmarks.md#measured-constants)
+    # Its eye points barely move when eyes close (its EAR against dlib's: docs/benchmarks.md, "Measured constants")
     lids_follow_closure = False
 
     def __init__(self, threads: int = 1) -> None:

@@ -28,7 +28,8 @@ from .timing import StageTimer
 
 CUT, MERGED, LOST = "cut", "merged", "lost"  # why a track ended
 # the profile search's area (twice a face) is shrunk to this width: a kiosk's few large faces keep detail;
-# a tiled room, where several tracks may be lost at once, searches at 96 px (cheaper, as many found: docs/benchmarks.md#measured-constants)
+# a tiled room, where several tracks may be lost at once, searches at 96 px: cheaper, as many found
+# (docs/benchmarks.md, "Measured constants")
 KIOSK_PROFILE_WIDTH = 160
 LANDMARK_TO_BOX = (1.14, 1.16, 0.09)  # width and height scale, centre raised (of the height): see seen_at
 MIN_TRACK_IOU = 0.3  # a reading's box must overlap the track's this much to move it
