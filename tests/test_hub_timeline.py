@@ -538,3 +538,25 @@ def test_two_lectures_imported_together_with_the_same_file_names_never_mix(db_ur
     recordings = [(d["device"], d["lecture"]) for d in store.devices() if d["source"] == "recording"]
     store.close()
     assert sorted(recordings) == sorted([("student1", l3), ("student2", l3), ("student1", l5), ("student2", l5)])
+
+
+def test_face_seconds_per_grain_from_the_integral_equal_the_overlaps():
+    """The grain check reads each device's face-seconds per grain from the integral of its face count;
+    on random segments (some before the lecture, some past its end) it equals the plain overlaps."""
+    import random
+
+    from emocast.hub.timeline import Segment, _face_seconds, _Grid
+
+    rng = random.Random(7)
+    segments = []
+    for device in ("a", "b"):
+        for _ in range(300):
+            t = T0 + rng.uniform(-100, 3700)
+            segments.append(Segment(device, 1, "attentive", t, t + rng.expovariate(1 / 40)))
+    grid = _Grid(T0, T0 + 3603, 5.0)
+    fast = _face_seconds(segments, grid)
+    for k in range(grid.n):
+        b0, b1 = grid.bounds(k)
+        for device in ("a", "b"):
+            plain = sum(max(0.0, min(b1, s.end) - max(b0, s.start)) for s in segments if s.device == device)
+            assert fast[k].get(device, 0.0) == pytest.approx(plain, abs=1e-6)
