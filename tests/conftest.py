@@ -92,12 +92,14 @@ def shipped_model() -> Path:
 
 # The two tiers, marked at collection from what a test uses, never by hand: `integration` for a test
 # that starts a broker, a PostgreSQL database, a browser or a process of its own (the service, the hub,
-# the CLI in a subprocess); `unit` for the rest (in-process, SQLite files at most). `pytest -m unit` is
-# the quick pass; `bash scripts/test.sh` runs both.
-INTEGRATION_FIXTURES = {"broker", "mosquitto", "recorder_factory", "browser", "phone", "school"}
-INTEGRATION_MARKERS = {"mqtt", "e2e"}
+# the CLI in a subprocess), reads the real clips, photos or FER2013 of ../shared, or trains or converts
+# a model; `unit` for the rest (in-process, synthetic inputs, SQLite files at most). `pytest -m unit`
+# is the quick pass; `bash scripts/test.sh` runs both.
+INTEGRATION_FIXTURES = {"broker", "mosquitto", "recorder_factory", "browser", "phone", "school", "shipped_model"}
+INTEGRATION_MARKERS = {"mqtt", "e2e", "slow"}
 INTEGRATION_CALLS = ("subprocess", "Popen", "HubProcess(", "run_device(", "run_cli(", "_service(", "pg_database(",
-                     "running_hub(", "Broker(")
+                     "running_hub(", "Broker(", "train(", "quantize", "convert", "keras", "fit(", "evaluate(")
+SHARED = "../shared"  # what a skip reason names when a test reads the shared data
 
 
 def _starts_something(item: pytest.Item) -> bool:
@@ -105,7 +107,10 @@ def _starts_something(item: pytest.Item) -> bool:
 
     if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
         return True
-    if INTEGRATION_MARKERS & {m.name for m in item.iter_markers()}:
+    markers = list(item.iter_markers())
+    if INTEGRATION_MARKERS & {m.name for m in markers}:
+        return True
+    if any(m.name == "skipif" and SHARED in str(m.kwargs.get("reason", "")) for m in markers):
         return True
     callspec = getattr(item, "callspec", None)
     if callspec is not None and callspec.params.get("db_url") == "postgresql":
