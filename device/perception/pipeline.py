@@ -29,6 +29,7 @@ from .emotion import EmotionModel
 from .face_reading import FaceReader
 from .faces import FaceDetector, Track
 from .settings import AnalysisSettings
+from .stages.budget import FrameBudget
 from .stages.emotion import TOO_SMALL as TOO_SMALL
 from .stages.emotion import TURNED as TURNED
 from .stages.emotion import EmotionSampler
@@ -39,9 +40,6 @@ from .stages.record import frame_records
 from .stages.summary import SummaryAccumulator
 from .stages.timing import StageTimer
 from .stages.workers import WorkerPool
-
-BUDGET_SHARE = 0.9  # of a frame's interval, on each worker, for per-face work (the rest: capture, delivery)
-MIN_SHARE = 0.1  # of a frame's interval granted to per-face work however long the frame's detection took
 
 
 @dataclass
@@ -70,7 +68,7 @@ class Analyzer:
             kits.append(WorkerKit(reader.clone() if reader is not None else None,
                                   model.clone() if model is not None else None))
         self.pool = WorkerPool(kits)
-        self.frame_budget_ms = frame_budget_ms
+        self.budget = FrameBudget(frame_budget_ms, self.pool.size)
         rules = AttentionRules.from_config(a, calibration.load(a.calibration) if a.calibration else None)
         self.faces = FaceStage(cfg.faces, detector, a.absent_s, profiles=reader is not None,
                                live=frame_budget_ms is not None)
@@ -116,9 +114,11 @@ class Analyzer:
         events: list[Event] = []
         for ended in update.ended:
             events += self._end(ended.track, ended.t, ended.reason)
-        read_ms, *optional_ms = self._grants(t0)
-        cap = self._cap_ms()
-        if self.overlapped:
+        read_hz = self.cfg.read_hz or self.cfg.faces.detect_hz  # "as fast as it can" weighs as detection's rate
+        read_ms, *optional_ms = self.budget.grants(t0, [read_hz * self.reading.cost.ms,
+                                                        *(stage.demand_ms() for stage in self.optional)])
+        cap = self.budget.cap_ms()
+        if self.budget.overlapped:
             # the workers read the last frame's faces while this frame was detected: fold them in, then
             # start this frame's, to be read while the next frame is detected
             events += self._collect()
@@ -141,49 +141,13 @@ class Analyzer:
 
     def pace(self, frame_budget_ms: float | None) -> None:
         """Frames now come at a camera's pace, ``frame_budget_ms`` apart (None: offline, no deadline)."""
-        self.frame_budget_ms = frame_budget_ms
-        self.faces.live = frame_budget_ms is not None
+        self.budget = FrameBudget(frame_budget_ms, self.pool.size)
+        self.faces.live = self.budget.live
         self.faces.reset_tiling()
-
-    @property
-    def overlapped(self) -> bool:
-        """Live on several workers, a frame's readings run while the next frame is detected (offline they
-        are folded in on their own frame, so the records never depend on timing)."""
-        return self.frame_budget_ms is not None and self.pool.size > 1
 
     def records(self, frame: Frame) -> list[dict[str, Any]]:
         """The offline records of the frame just processed (``emocast analyze``; never the service)."""
         return frame_records(frame.t, frame.index, self.faces, self.reading, self.optional)
-
-    def _grants(self, t0: float) -> list[float | None]:
-        """The worker time this frame grants to attention readings and to each optional stage (None
-        offline).
-
-        What the frame leaves: with one worker, its interval's share less this frame's own work so
-        far (detection), never less than ``MIN_SHARE`` of the interval, so a board whose detection
-        overruns its frames still reads faces; with several, whose readings overlap the next frame's
-        detection, every worker's share of the interval (a batch still running when the next frame is
-        done makes that frame wait for it: the room is read as fast as the cores allow, no faster).
-        It is split by what each stage would spend at its targets (rate x cost a face), so when the
-        room is too big all fall by the same factor: attention toward ``read_hz`` (weighed as
-        ``detect_hz`` where it is 0, as fast as it can), emotion toward ``emotion_hz``."""
-        if self.frame_budget_ms is None:
-            return [None] * (1 + len(self.optional))
-        if self.overlapped:  # the analysis thread's own work runs beside the workers'
-            total = BUDGET_SHARE * self.frame_budget_ms * self.pool.size
-        else:
-            spent = (time.perf_counter() - t0) * 1000
-            total = max(MIN_SHARE * self.frame_budget_ms, BUDGET_SHARE * self.frame_budget_ms - spent)
-        read_hz = self.cfg.read_hz or self.cfg.faces.detect_hz  # "as fast as it can" weighs as detection's rate
-        demands = [read_hz * self.reading.cost.ms, *(stage.demand_ms() for stage in self.optional)]
-        whole = sum(demands)
-        if whole <= 0:
-            return [total] + [0.0] * len(self.optional)
-        return [total * d / whole for d in demands]
-
-    def _cap_ms(self) -> float:
-        """How much granted time a stage may carry over: two frames' worth of every worker."""
-        return 2.0 * (self.frame_budget_ms or 0.0) * self.pool.size
 
     def flush(self) -> list[Event]:
         """Fold in what the workers are still reading (at the end of a run)."""
