@@ -307,7 +307,7 @@ def _refuse_repeats(store, results, lecture_id: str | None) -> None:
 
 def _video_name(name: str | None) -> str | None:
     """``--video``, refused (exit 2) unless a plain file name in ``[web] video_dir``."""
-    from .store import video_name_problem
+    from .payloads import video_name_problem
 
     problem = name is not None and video_name_problem(name)
     if problem:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a summary of many faces is a few kilobytes
@@ -152,3 +153,14 @@ def printable(text: str | bytes, limit: int = 400) -> str:
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
     out = repr(raw[:limit])[2:-1]
     return out[:limit] + "..." if len(raw) > limit or len(out) > limit else out
+
+
+def video_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a lecture's video, or None: it must be a plain file name in ``[web]
+    video_dir`` (a path, or a hidden or relative name, is refused, not trimmed)."""
+    if not name or Path(name).name != name or "\\" in name or name.startswith("."):
+        return f"video {name!r}: give the file's name in [web] video_dir, not a path"
+    if not clean_text(name):
+        return f"video {name!r}: control characters, unpaired surrogates and bidirectional overrides are not a " \
+               "file name here"
+    return None

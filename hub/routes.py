@@ -31,8 +31,8 @@ from emocast import __version__
 from emocast.contract.palette import palette
 
 from .feed import ChangeFeed
-from .payloads import clean_text
-from .store import Store, video_name_problem
+from .payloads import clean_text, video_name_problem
+from .store import Store
 from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, grain_s, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")

@@ -26,19 +26,26 @@ from emocast.core.broker import redact_url
 from emocast.core.errors import EmocastError, ExitCode
 
 from .migrations import LATEST, MIGRATIONS
-from .payloads import clean_text
 
 log = logging.getLogger(__name__)
 
 # A kiosk publishes metrics every 10 s by default: one silent this long is not holding faces, whatever
 # its retained status says.
-ONLINE_SILENCE_S = 300.0
 
 
 class StoreError(EmocastError):
     """The database cannot be opened or migrated; the message names it."""
 
     exit_code = ExitCode.STORE
+
+
+@dataclass(frozen=True)
+class DevicePresence:
+    """A device's presence as stored (``Store.presence``)."""
+
+    online: bool  # its retained status says online (the broker's last will has not fired)
+    last_seen: float | None  # the last message heard from it, on the hub's clock
+    latest_event: float | None  # its latest stored event's time
 
 
 @dataclass(frozen=True)
@@ -488,27 +495,16 @@ class Store:
 
         return pages()
 
-    def horizons(self, devices: Sequence[str], end: float, lecture: str | None = None) -> dict[str, float]:
-        """Until when each device's open face states hold: ``end`` while it is online (its last will
-        has not fired) and was heard within ``ONLINE_SILENCE_S`` of ``end``; else the latest time it
-        was heard from (any message, stored or not, on the hub's clock), plus that grace if its
-        retained status still says online (a forged or stale ``online`` cannot hold a face present for
-        a whole lecture)."""
+    def presence(self, devices: Sequence[str], lecture: str | None = None) -> dict[str, DevicePresence]:
+        """What the hub knows of each device's being there, for the timeline's horizons: whether its
+        retained status says online, when it was last heard from (any message, on the hub's clock) and
+        its latest stored event (a live kiosk's, or this lecture's recording's)."""
         out = {}
         for d in devices:
             rows = self._query("SELECT status, last_seen FROM devices WHERE device = ?", (d,))
-            online = bool(rows) and rows[0][0] == "online"
-            seen = rows[0][1] if rows else None
-            if online and seen is not None and seen >= end - ONLINE_SILENCE_S:
-                out[d] = end
-                continue
             top = self._query("SELECT MAX(ts) FROM messages WHERE device = ? AND (lecture IS NULL OR lecture = ?)",
                               (d, lecture))[0][0]
-            vals = [v for v in (seen, top) if v is not None]
-            if vals:
-                out[d] = min(end, max(vals) + (ONLINE_SILENCE_S if online else 0.0))
-            elif online:
-                out[d] = end
+            out[d] = DevicePresence(bool(rows) and rows[0][0] == "online", rows[0][1] if rows else None, top)
         return out
 
     # -- erasure -----------------------------------------------------------------------------------
@@ -595,17 +591,6 @@ LECTURE_COLUMNS = "id, title, devices, start_ts, end_ts, video_offset_s, created
 
 def new_lecture_id() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def video_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a lecture's video, or None: it must be a plain file name in ``[web]
-    video_dir`` (a path, or a hidden or relative name, is refused, not trimmed)."""
-    if not name or Path(name).name != name or "\\" in name or name.startswith("."):
-        return f"video {name!r}: give the file's name in [web] video_dir, not a path"
-    if not clean_text(name):
-        return f"video {name!r}: control characters, unpaired surrogates and bidirectional overrides are not a " \
-               "file name here"
-    return None
 
 
 def _lecture(row: tuple) -> dict[str, Any]:

@@ -38,6 +38,7 @@ MIN_FACE_TIME_FOR_MOMENT_S = 5.0  # a bin with less face time than this is never
 MIN_MOMENT_CHANGE = 0.15  # a moment moves a share by at least this much (15 points)...
 MIN_MOMENT_FACE_S = 15.0  # ...and that move is at least this many seconds of face time
 MAX_LECTURE_S = 7 * 86400.0  # a lecture's timeline covers at most a week from its start
+ONLINE_SILENCE_S = 300.0  # an online device unheard for this long no longer holds its faces present
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,24 @@ def _heard_before(times: list[float], t: float) -> float:
     """The latest of a device's message times before ``t`` (``t`` itself when there is none)."""
     i = bisect.bisect_left(times, t)
     return times[i - 1] if i else t
+
+
+def horizons(presence: dict[str, Any], end: float) -> dict[str, float]:
+    """Until when each device's open face states hold (``presence``: ``Store.presence``): ``end`` while
+    it is online (its last will has not fired) and was heard within ``ONLINE_SILENCE_S`` of ``end``;
+    else the latest time it was heard from or stored an event, plus that grace if its retained status
+    still says online (a forged or stale ``online`` cannot hold a face present for a whole lecture)."""
+    out = {}
+    for d, p in presence.items():
+        if p.online and p.last_seen is not None and p.last_seen >= end - ONLINE_SILENCE_S:
+            out[d] = end
+            continue
+        heard = [v for v in (p.last_seen, p.latest_event) if v is not None]
+        if heard:
+            out[d] = min(end, max(heard) + (ONLINE_SILENCE_S if p.online else 0.0))
+        elif p.online:
+            out[d] = end
+    return out
 
 
 def build_stories(rows: Sequence[Row], horizon: dict[str, float]) -> Stories:
@@ -576,7 +595,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     devices = list(lecture["devices"])
     kinds = ("attention", "emotion", "summary") if emotion else ("attention", "summary")
     rows = rows_from_store(store.timeline_rows(devices, start - LOOKBACK_S, end, kinds, lecture["id"]))
-    horizon = store.horizons(devices, end, lecture["id"])
+    horizon = horizons(store.presence(devices, lecture["id"]), end)
     stories = build_stories(rows, horizon)
     offset = float(lecture.get("video_offset_s") or 0.0)
     pool = bool(lecture.get("recorded"))

@@ -142,7 +142,7 @@ def test_a_kiosk_restarted_mid_lecture_keeps_its_faces():
 def test_a_silent_online_kiosk_does_not_hold_its_faces_to_the_end(tmp_path):
     """A retained ``online`` (stale, or forged by another client) holds a kiosk's open faces only
     ``ONLINE_SILENCE_S`` past when it was last heard from, not until the lecture ends."""
-    from emocast.hub.store import ONLINE_SILENCE_S
+    from emocast.hub.timeline import ONLINE_SILENCE_S, horizons
 
     store = Store(str(tmp_path / "hub.sqlite"))
     batch = Batch.empty()
@@ -150,7 +150,7 @@ def test_a_silent_online_kiosk_does_not_hold_its_faces_to_the_end(tmp_path):
     batch.statuses = {"k1": ("online", T0), "k2": ("online", T0)}
     batch.last_seen = {"k1": T0 + 3500, "k2": T0 + 10}
     store.write_batch(batch)
-    horizon = store.horizons(["k1", "k2"], T0 + 3600)
+    horizon = horizons(store.presence(["k1", "k2"]), T0 + 3600)
     assert horizon == {"k1": T0 + 3600, "k2": T0 + 10 + ONLINE_SILENCE_S}
     store.close()
 
