@@ -33,7 +33,7 @@ from emocast.contract.palette import palette
 from .feed import ChangeFeed
 from .payloads import clean_text, video_name_problem
 from .store import Store
-from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, grain_s, lecture_timeline
+from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, grain_s, grains_in, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
@@ -231,7 +231,7 @@ def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) 
     span = min(MAX_LECTURE_S, end - lecture["start"])
     bin_s = bin_s or state.default_bin_s or auto_bin_s(span)
     grain = grain_s(span) if state.min_faces > 1 else 1.0
-    if state.min_faces > 1 and abs(round(bin_s / grain) * grain - bin_s) > 1e-6:
+    if state.min_faces > 1 and grains_in(bin_s, grain) is None:
         raise HTTPException(422, f"bin_s: {bin_s:g} s is not a multiple of {grain:g} s, the grain shares are "
                                  "decided on (so that two bin lengths never differ by one person's seconds)")
     if span / bin_s > state.max_bins:

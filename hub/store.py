@@ -29,9 +29,6 @@ from .migrations import LATEST, MIGRATIONS
 
 log = logging.getLogger(__name__)
 
-# A kiosk publishes metrics every 10 s by default: one silent this long is not holding faces, whatever
-# its retained status says.
-
 
 class StoreError(EmocastError):
     """The database cannot be opened or migrated; the message names it."""

@@ -38,7 +38,9 @@ MIN_FACE_TIME_FOR_MOMENT_S = 5.0  # a bin with less face time than this is never
 MIN_MOMENT_CHANGE = 0.15  # a moment moves a share by at least this much (15 points)...
 MIN_MOMENT_FACE_S = 15.0  # ...and that move is at least this many seconds of face time
 MAX_LECTURE_S = 7 * 86400.0  # a lecture's timeline covers at most a week from its start
-ONLINE_SILENCE_S = 300.0  # an online device unheard for this long no longer holds its faces present
+# A kiosk publishes metrics every 10 s by default: one silent this long is not holding faces, whatever
+# its retained status says.
+ONLINE_SILENCE_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,12 @@ def grain_s(span_s: float) -> float:
     return next((b for b in NICE_BINS_S if b >= GRAIN_S and span_s / b <= MAX_GRAINS), NICE_BINS_S[-1])
 
 
+def grains_in(bin_s: float, grain: float) -> int | None:
+    """How many whole grains a bin of ``bin_s`` is, or None where it is not a whole number of them."""
+    n = round(bin_s / grain)
+    return n if n >= 1 and abs(n * grain - bin_s) <= 1e-6 else None
+
+
 def _face_seconds(segments: Sequence[Segment], grid: _Grid) -> list[dict[str, float]]:
     """Per cell of ``grid``, each device's face-seconds, from the integral of its face count: for each
     device, F(x) = sum over its segments of their length before x (sorted starts and ends with prefix
@@ -369,8 +377,8 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
     counted = [_countable(face_s[i], grid.bounds(i), min_faces, pool_small) for i in range(grid.n)]
     if min_faces > 1:  # and in every grain of the bin: no two bin lengths differ by a few faces' seconds
         grain = grain_s(end - start)
-        per_bin = round(bin_s / grain)
-        if abs(per_bin * grain - bin_s) > 1e-6:
+        per_bin = grains_in(bin_s, grain)
+        if per_bin is None:
             raise ValueError(f"bin_s {bin_s:g} is not a multiple of {grain:g} s")
         grains = _Grid(start, end, grain)
         grain_face_s = _face_seconds(stories.attention, grains)
@@ -398,9 +406,8 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
         for device in counted[i]:
             for k, v in state_time[i][device].items():
                 shared[k] += v
-        all_face_time = sum(sum(st.values()) for st in state_time[i].values())
         b = _bin(grid, i, shared, emotion_time[i], blinks[i], blink_face_s[i], len(state_time[i]), video_offset_s,
-                 all_face_time)
+                 sum(face_s[i].values()))
         b["devices_withheld"] = len(state_time[i]) - len(counted[i])
         out.append(b)
     peak = max((b["faces"] for b in out), default=0.0)

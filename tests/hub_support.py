@@ -231,6 +231,15 @@ def documented_queue_lines() -> str:
     return "\n".join(lines) + "\n"
 
 
+def analyze_record(t: float, frame: int, track: int, state: str, emotion: str | None,
+                   probs: dict[str, float] | None, reason: str = "") -> dict[str, Any]:
+    """One face's record on one frame as `emocast analyze` writes it, a frontal face of fixed box."""
+    return {"t": t, "frame": frame, "track": track, "box": [10, 10, 60, 60],
+            "head_pose": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, "eye_openness": 1.0, "ear": 0.3,
+            "eyes_closed": state == "eyes_closed", "gaze": None, "attention": state, "reason": reason,
+            "emotion": emotion, "probs": probs, "emotion_skipped": None}
+
+
 def class_recordings(folder: Path, students: int = 8, minutes: int = 20, step_s: float = 2.0,
                      seed: int = 3) -> list[Path]:
     """One `emocast analyze` log per student of a recorded lecture a teacher would recognise: most of
@@ -258,11 +267,8 @@ def class_recordings(folder: Path, students: int = 8, minutes: int = 20, step_s:
             if 820 <= t < 880 and s in (3, 5):
                 state = "eyes_closed"
             emotion = "happy" if 600 <= t < 700 and s % 3 else "neutral"
-            rec = {"t": t, "frame": i, "track": 1, "box": [10, 10, 60, 60],
-                   "head_pose": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, "eye_openness": 1.0, "ear": 0.3,
-                   "eyes_closed": state == "eyes_closed", "gaze": None, "attention": state,
-                   "reason": {"looking_away": "head_pose", "eyes_closed": "eyes"}.get(state, ""),
-                   "emotion": emotion, "probs": {emotion: 0.8, "sad": 0.2}, "emotion_skipped": None}
+            rec = analyze_record(t, i, 1, state, emotion, {emotion: 0.8, "sad": 0.2},
+                                 {"looking_away": "head_pose", "eyes_closed": "eyes"}.get(state, ""))
             if i == 0:
                 rec["media_s"] = media_s
             lines.append(json.dumps(rec))

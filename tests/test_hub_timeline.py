@@ -26,6 +26,7 @@ from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E
 from emocast.hub.migrations import LATEST  # noqa: E402
 from emocast.hub.store import Batch, Store, StoredMessage  # noqa: E402
 from emocast.hub.timeline import Row, bins, build_stories, lecture_timeline, moments  # noqa: E402
+from tests.hub_support import analyze_record  # noqa: E402
 from tests.support import schema_validator  # noqa: E402
 
 T0 = 1_790_000_000.0  # a lecture's start, epoch seconds
@@ -285,11 +286,7 @@ def analyze_records(path: Path, track_states: dict[int, list[tuple[float, str, s
         for i, (t, state, label) in enumerate(seq):
             probs = None if label is None else {"happy": 0.9 if label == "happy" else 0.1,
                                                 "neutral": 0.1 if label == "happy" else 0.9}
-            rec = {"t": t, "frame": i + 1, "track": track, "box": [10, 10, 60, 60],
-                   "head_pose": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}, "eye_openness": 1.0, "ear": 0.3,
-                   "eyes_closed": state == "eyes_closed", "gaze": None, "attention": state,
-                   "reason": "eyes" if state == "eyes_closed" else "", "emotion": label, "probs": probs,
-                   "emotion_skipped": None}
+            rec = analyze_record(t, i + 1, track, state, label, probs, "eyes" if state == "eyes_closed" else "")
             validator.validate(rec)
             lines.append(json.dumps(rec))
     path.write_text("\n".join(lines) + "\n")

@@ -110,8 +110,8 @@ function deviceRow(d) {
       d.clock_skew_s == null ? "–" : `${d.clock_skew_s > 0 ? "+" : ""}${d.clock_skew_s} s`));
 }
 
-function sources(l) {
-  const n = l.devices.length;
+// what a lecture's data comes from: "8 recordings" or "2 kiosks" (n: how many; default, all of them)
+function sources(l, n = l.devices.length) {
   return l.recorded ? plural(n, "recording", "recordings") : plural(n, "kiosk", "kiosks");
 }
 
@@ -224,6 +224,19 @@ function momentList(id, items, verb, seek, because) {
     (m.faces !== undefined ? ` (${Number(m.faces).toFixed(1)} faces)` : "")));
   return h("ul", { "data-moments": id },
            rows.length ? rows : h("li", { class: "muted none" }, because ? `none: ${because}` : "none"));
+}
+
+// a lecture's moments as the lecture page and the comparison both list them (emotion swings: the page's)
+function momentLists(mo, seek, swings) {
+  const because = mo.none_because || {};
+  return [
+    h("p", null, "Attention dropped"),
+    momentList("drops", mo.attention_drops, "attentive share fell by", seek, because.attention_drops),
+    h("p", null, "Attention recovered"),
+    momentList("recoveries", mo.attention_recoveries, "attentive share rose by", seek, because.attention_recoveries),
+    swings && [h("p", null, "Emotion swings"),
+               momentList("swings", mo.emotion_swings || [], "mix changed by", seek, because.emotion_swings)],
+  ];
 }
 
 function momentRules(mo) {
@@ -359,7 +372,6 @@ async function lecturePage(id) {
     const k = data.privacy && data.privacy.min_faces;
     const withheld = data.bins.some(b => b.withheld) ? `withheld: fewer than ${k} faces` : null;
     const boxes = { attention: h("div", { id: "attention-chart" }), emotion: emotionOn && h("div", { id: "emotion-chart" }) };
-    const because = mo.none_because || {};
     replace(head, lectureHeader(l, binS, id, setBin, render), explain(data.privacy, mo.rules));
     replace(body,
       h("h3", null, "Attention of the faces present"), legend(attention, withheld), boxes.attention,
@@ -367,15 +379,8 @@ async function lecturePage(id) {
       emotionOn && [h("h3", null, "Emotions while attentive"), legend(emotions, withheld), boxes.emotion],
       binTable(data.bins, attention, emotions),
       h("h3", null, "Moments"), momentRules(mo),
-      h("div", { class: "moments", id: "moments" },
-        h("p", null, "Attention dropped"),
-        momentList("drops", mo.attention_drops, "attentive share fell by", seek, because.attention_drops),
-        h("p", null, "Attention recovered"),
-        momentList("recoveries", mo.attention_recoveries, "attentive share rose by", seek, because.attention_recoveries),
-        emotionOn && [h("p", null, "Emotion swings"),
-                      momentList("swings", mo.emotion_swings || [], "mix changed by", seek, because.emotion_swings)]));
-    const from = b => l.recorded ? plural(b.devices, "recording", "recordings") : plural(b.devices, "kiosk", "kiosks");
-    const info = b => `· ${b.faces.toFixed(1)} faces · from ${from(b)}` +
+      h("div", { class: "moments", id: "moments" }, momentLists(mo, seek, emotionOn)));
+    const info = b => `· ${b.faces.toFixed(1)} faces · from ${sources(l, b.devices)}` +
       (b.blinks_per_min !== null && b.blinks_per_min !== undefined ? ` · ${b.blinks_per_min} blinks/min` : "");
     const pick = b => seek(b.t);
     const label = k ? `fewer than ${k} faces` : "withheld";
@@ -445,11 +450,7 @@ async function comparePage() {
     h("h3", null, "Moments"),
     h("div", { class: "compare-moments" }, data.lectures.map(x => h("section", { "data-lecture": x.lecture.id },
       h("h4", null, h("a", { href: `/lectures/${encodeURIComponent(x.lecture.id)}` }, x.lecture.title)),
-      h("p", null, "Attention dropped"),
-      momentList("drops", x.moments.attention_drops, "attentive share fell by", null, (x.moments.none_because || {}).attention_drops),
-      h("p", null, "Attention recovered"),
-      momentList("recoveries", x.moments.attention_recoveries, "attentive share rose by", null,
-                 (x.moments.none_because || {}).attention_recoveries)))));
+      momentLists(x.moments, null, false)))));
   window.emocastChart.drawLines(box, series, { title: "attentive share per lecture over video time" });
   scrollHints();
 }
