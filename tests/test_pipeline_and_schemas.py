@@ -61,6 +61,19 @@ def test_emotion_is_sampled_per_face_at_emotion_hz(run):
         assert b["emotion"] == max(b["probs"], key=b["probs"].get)
 
 
+def test_the_analysis_events_read_back_from_their_bodies(run):
+    """The contract's typed events and their payload bodies are one thing: each event of the clip,
+    read back from its body (as a hub or a tool reading the topic would), is the same event."""
+    from emocast.contract.events import AttentionChange, EmotionChange
+
+    _, events = run
+    kinds = {type(e) for e in events}
+    assert kinds == {AttentionChange, EmotionChange}
+    for e in events:
+        again = type(e).from_body(e.body())
+        assert again.body() == e.body() and again.kind == e.kind
+
+
 def test_summary_shares(run):
     an, _ = run
     summary = an.take_summary(16.0, {"final": True, "dropped_frames": 0, "dropped_events": 0})

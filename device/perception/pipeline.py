@@ -71,7 +71,7 @@ class Analyzer:
         self.budget = FrameBudget(frame_budget_ms, self.pool.size)
         rules = AttentionRules.from_config(a, calibration.load(a.calibration) if a.calibration else None)
         self.faces = FaceStage(cfg.faces, detector, a.absent_s, profiles=reader is not None,
-                               live=frame_budget_ms is not None)
+                               live=self.budget.live)
         self.reading = ReadingStage(a, cfg.read_hz, rules, cfg.faces.min_presence,
                                     self.pool if reader is not None else None, landmark_box(detector), reader)
         # the stages a deployment may run without: emotion exists only when it is on
