@@ -48,9 +48,11 @@ print(json.dumps({"wall_s": wall, "rss0": rss0, "peak": status("VmHWM"), "bins":
 """
 
 
-def payload(kind: str, device: str, seq: int, ts: float, body: dict) -> str:
-    return json.dumps({"schema": SCHEMAS[kind], "id": str(uuid.uuid4()), "seq": seq, "ts": utc_timestamp(ts),
-                       "device": device, **body}, separators=(",", ":"))
+def stored(kind: str, device: str, seq: int, ts: float, body: dict) -> StoredMessage:
+    """An event as ingest stores it."""
+    payload = {"schema": SCHEMAS[kind], "id": str(uuid.uuid4()), "seq": seq, "ts": utc_timestamp(ts),
+               "device": device, **body}
+    return StoredMessage.event(kind, payload, json.dumps(payload, separators=(",", ":")), ts)
 
 
 def build(db: str, events: int, devices: int, hours: float) -> str:
@@ -77,23 +79,20 @@ def build(db: str, events: int, devices: int, hours: float) -> str:
                 if new != "attentive":
                     body["reason"] = "gaze"
                 state[track] = new
-                batch.messages.append(StoredMessage(str(uuid.uuid4()), device, "attention", seq, ts, track, new,
-                                                    payload("attention", device, seq, ts, body)))
+                batch.messages.append(stored("attention", device, seq, ts, body))
             else:
                 label = rng.choice(LABELS)
                 probs = {k: round(rng.random() / 7, 4) for k in LABELS}
                 body = {"track": track, "emotion": label, "previous": None, "confidence": 0.6, "probs": probs,
                         "source_t": t}
-                batch.messages.append(StoredMessage(str(uuid.uuid4()), device, "emotion", seq, ts, track, label,
-                                                    payload("emotion", device, seq, ts, body)))
+                batch.messages.append(stored("emotion", device, seq, ts, body))
         for k in range(summaries):
             seq += 1
             ts = T0 + (k + 1) * 60
             body = {"window_s": 60.0, "frames": 600, "faces_seen": 30, "faces_now": 29, "face_time_s": 1750.0,
                     "attentive_share": 0.7, "looking_away_share": 0.2, "eyes_closed_share": 0.1, "blinks": 400,
                     "blink_rate_per_min": 14.0, "emotion_share": {k2: 1 / 7 for k2 in LABELS}, "final": False}
-            batch.messages.append(StoredMessage(str(uuid.uuid4()), device, "summary", seq, ts, None, None,
-                                                payload("summary", device, seq, ts, body)))
+            batch.messages.append(stored("summary", device, seq, ts, body))
         batch.last_seen = {device: T0 + span}
         store.write_batch(batch)
     lecture = store.create_lecture("benchmark", [f"room-{d:02d}" for d in range(devices)], T0, 0.0, T0 + span)

@@ -205,11 +205,10 @@ def events_from_records(path: Path, device: str, start_ts: float, video_offset_s
             raw.append((t_end, track, AttentionChange(track, ABSENT, state, t_end - state_since, t_end, "lost")))
     raw.sort(key=lambda x: (x[0], x[1], x[2].kind))
     events = []
-    for seq, (t, track, event) in enumerate(raw, 1):
+    for seq, (t, _track, event) in enumerate(raw, 1):
         ts = start_ts + t - video_offset_s
         key = f"{digest}:{lecture}:{device}:{seq}" if lecture else f"{digest}:{device}:{seq}"
         payload = envelope(event.kind, event.body(), device, seq, ts, str(uuid.uuid5(NAMESPACE, key)))
-        value = str(event.state) if isinstance(event, AttentionChange) else event.emotion
-        events.append(StoredMessage(payload["id"], device, event.kind, seq, ts, track, value, encode_text(payload),
-                                    origin=origin_of(path, digest), lecture=lecture or None))
+        events.append(StoredMessage.event(event.kind, payload, encode_text(payload), ts, origin_of(path, digest),
+                                          lecture or None))
     return ImportResult(path, device, count, len(tracks), events)

@@ -18,6 +18,10 @@
   locked by another process, a table missing, a permission revoked) stays unacknowledged and is retried
   with back-off while health names the error; only a message the database refuses for its content (a
   constraint, a value it cannot hold) is quarantined, once.
+- The broker's own count of messages it dropped for a full client queue (Mosquitto's
+  ``$SYS/broker/publish/messages/dropped``, where the broker publishes it and lets the hub read it) is
+  watched: a broker set up with queue limits too small for a backlog drops QoS 1 messages it has
+  already acknowledged to the kiosks, and health warns while that count is above zero.
 """
 
 from __future__ import annotations
@@ -97,16 +101,21 @@ class IngestStats:
     connection_changed_at: float = field(default_factory=time.time)
     last_stored_at: float = field(default_factory=time.time)  # the latest committed batch (start: now)
     last_commit_ms: float = 0.0
+    broker_dropped: int | None = None  # the broker's count of messages dropped for full queues (None: unknown)
 
     def as_dict(self) -> dict[str, Any]:
         return {"received": self.received, "stored": self.stored, "duplicates": self.duplicates,
                 "rejected": self.rejected, "dropped": self.dropped, "policy_dropped": self.policy_dropped,
                 "batches": self.batches,
                 "db_errors": self.db_errors, "mqtt_connected": self.connected,
-                "last_commit_ms": round(self.last_commit_ms, 2), "last_stored_at": round(self.last_stored_at, 3)}
+                "last_commit_ms": round(self.last_commit_ms, 2), "last_stored_at": round(self.last_stored_at, 3),
+                "broker_dropped": self.broker_dropped}
 
 
 BROKER_GRACE_S = 30.0  # a broker away this long makes the hub unhealthy (a restart takes seconds)
+# Mosquitto's count, since it started, of QoS 1/2 messages it dropped because a client's queue was full
+# (max_queued_messages / max_queued_bytes); other brokers may publish nothing here
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 MAX_RETRY_WAIT_S = 10.0  # the longest wait between tries of a batch the database failed
 
 
@@ -157,7 +166,8 @@ class Ingest:
         self.stats.connected, self.stats.connection_changed_at = True, time.time()
         log.info("connected to %s as %s (session %s)", parse_broker_url(self.cfg.mqtt.url).redacted(),
                  self.cfg.mqtt.client_id, "resumed" if flags.session_present else "new")
-        client.subscribe([(t, mqtt.SubscribeOptions(qos=1)) for t in self.topics()])
+        client.subscribe([(t, mqtt.SubscribeOptions(qos=1)) for t in self.topics()]
+                         + [(BROKER_DROPPED_TOPIC, mqtt.SubscribeOptions(qos=0))])
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._generation += 1  # acknowledgements for what came before are not sent: it will come again
@@ -171,6 +181,9 @@ class Ingest:
         ``[mqtt] max_payload_bytes`` is kept as its first KiB only (enough to quarantine an excerpt), so
         what waits is bounded by count and bytes: QoS 0 past ``queue_max`` or ``queue_max_bytes`` is
         dropped and counted; QoS 1 is bounded by the broker (``receive_maximum`` in flight)."""
+        if msg.topic == BROKER_DROPPED_TOPIC:
+            self._broker_dropped(msg.payload)
+            return
         self.stats.received += 1
         m = self.cfg.mqtt
         payload, size = msg.payload, -1
@@ -183,6 +196,15 @@ class Ingest:
                 return
             self._queued_bytes += len(payload)
         self._queue.put(Received(msg.topic, payload, msg.qos, msg.mid, self._generation, time.time(), size))
+
+    def _broker_dropped(self, payload: bytes) -> None:
+        try:
+            dropped = int(payload.decode("ascii"))
+        except ValueError:
+            return
+        if dropped > (self.stats.broker_dropped or 0):
+            log.warning("the broker has dropped %d queued messages for full client queues since it started", dropped)
+        self.stats.broker_dropped = dropped
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -210,7 +232,8 @@ class Ingest:
     def health(self) -> dict[str, Any]:
         """The counters, the messages waiting, and ``problems``: why the hub is not doing its job now
         (nothing stored for ``[store] stall_s`` with messages waiting, the database failing, the broker
-        away); an empty list is healthy. ``/api/health`` and the unit's watchdog read it."""
+        away); an empty list is healthy. ``/api/health`` and the unit's watchdog read it. ``warnings``:
+        what went wrong that a restart cannot mend (the broker dropped queued messages)."""
         now, st = time.time(), self.stats
         waiting = self._queue.qsize() + self._pending
         problems = []
@@ -221,7 +244,12 @@ class Ingest:
             problems.append(f"ingest: {waiting} messages waiting and nothing stored for {idle:.0f} s")
         if not st.connected and now - st.connection_changed_at > BROKER_GRACE_S:
             problems.append(f"broker: not connected for {now - st.connection_changed_at:.0f} s")
-        return {**st.as_dict(), "waiting": waiting, "problems": problems}
+        warnings = []
+        if st.broker_dropped:
+            warnings.append(f"broker: it dropped {st.broker_dropped} queued messages for full client queues since "
+                            "it started; if the hub's session was one, events the kiosks had been told were "
+                            "delivered are lost: set max_queued_messages 0 as docs/hub.md says")
+        return {**st.as_dict(), "waiting": waiting, "problems": problems, "warnings": warnings}
 
     # -- writer ----------------------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -408,9 +436,7 @@ class Ingest:
             batch.metrics[device] = (text, ts)
             batch.skews[device] = ts - item.at  # metrics are sent live: their time is the kiosk's clock now
         else:
-            value = payload.get("state") if kind == ATTENTION else payload.get("emotion")
-            batch.messages.append(StoredMessage(payload["id"], device, kind, int(payload["seq"]), ts,
-                                                payload.get("track"), value, text))
+            batch.messages.append(StoredMessage.event(kind, payload, text, ts))
 
     def _checked(self, item: Received, device: str, kind: str) -> tuple[dict[str, Any], str, float]:
         """The payload, its text and its time, once everything the schema and the database need holds

@@ -4,12 +4,15 @@ PostgreSQL alike.
 A hub upgraded in place must keep years of lectures: a schema change is a new entry at the end of
 ``MIGRATIONS`` (never an edit of a shipped one), applied in the same transaction that records its
 number in ``schema_version``. The SQL is the subset both databases read the same way; types are
-spelled so both accept them (``DOUBLE PRECISION`` for epoch seconds, ``BIGINT`` for seq).
+spelled so both accept them (``DOUBLE PRECISION`` for epoch seconds, ``BIGINT`` for seq). A statement
+that cannot be written so (reading JSON) is a dict of one per dialect.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+Statement = str | dict[str, str]  # SQL, or SQL per dialect ("sqlite", "postgresql")
+
+MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (1, "messages, devices, lectures", [
         # every durable payload (attention, emotion, summary) once, de-duplicated on its id;
         # ``value`` is the attention state or the emotion label, for timelines without JSON parsing
@@ -106,6 +109,28 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE lectures ADD COLUMN recorded_ts DOUBLE PRECISION",
         "UPDATE lectures SET kind = 'recorded' "
         "WHERE EXISTS (SELECT 1 FROM messages WHERE messages.lecture = lectures.id)",
+    ]),
+    (8, "the payload fields a timeline reads, as columns", [
+        # written at ingest and import (``StoredMessage.event``): a timeline reads columns, not JSON
+        "ALTER TABLE messages ADD COLUMN starts_face SMALLINT NOT NULL DEFAULT 0",  # attention, previous null
+        "ALTER TABLE messages ADD COLUMN previous_duration_s DOUBLE PRECISION",  # attention
+        "ALTER TABLE messages ADD COLUMN window_s DOUBLE PRECISION",  # summary
+        "ALTER TABLE messages ADD COLUMN blinks DOUBLE PRECISION",  # summary
+        "ALTER TABLE messages ADD COLUMN face_time_s DOUBLE PRECISION",  # summary
+        {"sqlite": "UPDATE messages SET "
+                   "starts_face = coalesce(json_type(payload, '$.previous'), 'null') = 'null', "
+                   "previous_duration_s = json_extract(payload, '$.previous_duration_s') WHERE kind = 'attention'",
+         "postgresql": "UPDATE messages SET "
+                       "starts_face = CASE WHEN coalesce(jsonb_typeof(payload::jsonb -> 'previous'), 'null') = 'null' "
+                       "THEN 1 ELSE 0 END, "
+                       "previous_duration_s = (payload::jsonb ->> 'previous_duration_s')::float8 "
+                       "WHERE kind = 'attention'"},
+        {"sqlite": "UPDATE messages SET window_s = json_extract(payload, '$.window_s'), "
+                   "blinks = json_extract(payload, '$.blinks'), face_time_s = json_extract(payload, '$.face_time_s') "
+                   "WHERE kind = 'summary'",
+         "postgresql": "UPDATE messages SET window_s = (payload::jsonb ->> 'window_s')::float8, "
+                       "blinks = (payload::jsonb ->> 'blinks')::float8, "
+                       "face_time_s = (payload::jsonb ->> 'face_time_s')::float8 WHERE kind = 'summary'"},
     ]),
 ]
 

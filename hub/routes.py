@@ -28,12 +28,14 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from emocast import __version__
+from emocast.contract.events import PRESENT_STATES
 from emocast.contract.palette import palette
 
+from .binning import grain_s, grains_in
 from .feed import ChangeFeed
 from .payloads import clean_text, video_name_problem
 from .store import Store
-from .timeline import LOOKBACK_S, MAX_LECTURE_S, PRESENT_STATES, auto_bin_s, grain_s, grains_in, lecture_timeline
+from .timeline import LOOKBACK_S, MAX_LECTURE_S, auto_bin_s, lecture_timeline
 
 WEB = resources.files("emocast.hub").joinpath("web")
 CSV_FIELDS = ["t", "start", "length_s", "faces", "face_time_s", *[f"{s}_share" for s in PRESENT_STATES],
@@ -142,10 +144,13 @@ status = APIRouter(prefix="/api", tags=["status"])
 def health(s: StoreDep, state: StateDep) -> JSONResponse:
     """``ok`` false, with ``problems`` naming why, when ingest is not doing its job (see
     ``Ingest.health``); 503 then, so a probe or the unit's watchdog needs no JSON to tell. A database
-    that fails this very query answers 503 through the app's guard."""
+    that fails this very query answers 503 through the app's guard. ``warnings``: losses a restart
+    cannot mend (``ok`` stays true: the hub itself is working)."""
     ingest = state.ingest_stats() if state.ingest_stats else None
     problems = list(ingest.get("problems", [])) if ingest else []
-    body = {"ok": not problems, "problems": problems, "version": __version__, "database": s.dialect,
+    warnings = list(ingest.get("warnings", [])) if ingest else []
+    body = {"ok": not problems, "problems": problems, "warnings": warnings, "version": __version__,
+            "database": s.dialect,
             "privacy": {"emotion": state.emotion, "min_faces": state.min_faces},
             "schema_version": s.schema_version(), "ingest": ingest, "time": time.time()}
     return JSONResponse(body, status_code=503 if problems else 200)

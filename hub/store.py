@@ -47,7 +47,8 @@ class DevicePresence:
 
 @dataclass(frozen=True)
 class StoredMessage:
-    """One durable payload as the store keeps it (the JSON text stays as received)."""
+    """One durable payload as the store keeps it (the JSON text stays as received), with the few fields
+    a timeline reads beside it as columns (``event`` fills them from the payload)."""
 
     id: str
     device: str
@@ -55,10 +56,47 @@ class StoredMessage:
     seq: int
     ts: float
     track: int | None
-    value: str | None
+    value: str | None  # the attention state, or the emotion label
     payload: str
     origin: str = "mqtt"  # or "import:<file name>"
     lecture: str | None = None  # an imported recording's lecture (its events are that lecture's alone)
+    starts_face: bool = False  # attention: the face's first state (``previous`` null)
+    previous_duration_s: float | None = None  # attention
+    window_s: float | None = None  # summary
+    blinks: float | None = None  # summary
+    face_time_s: float | None = None  # summary
+
+    @classmethod
+    def event(cls, kind: str, payload: dict[str, Any], text: str, ts: float, origin: str = "mqtt",
+              lecture: str | None = None) -> StoredMessage:
+        """An attention, emotion or summary event as stored, from its checked payload and its text."""
+        common = (payload["id"], payload["device"], kind, int(payload["seq"]), ts, payload.get("track"))
+        if kind == "attention":
+            return cls(*common, _text(payload.get("state")), text, origin, lecture, payload.get("previous") is None,
+                       _number(payload.get("previous_duration_s")))
+        if kind == "summary":
+            return cls(*common, None, text, origin, lecture, window_s=_number(payload.get("window_s")),
+                       blinks=_number(payload.get("blinks")), face_time_s=_number(payload.get("face_time_s")))
+        return cls(*common, _text(payload.get("emotion")), text, origin, lecture)
+
+    def row(self, received: float, lecture: str | None) -> tuple:
+        """Its values for ``INSERT_MESSAGE``."""
+        return (self.id, self.device, self.kind, self.seq, self.ts, self.track, self.value, self.payload, received,
+                self.origin, lecture, int(self.starts_face), self.previous_duration_s, self.window_s, self.blinks,
+                self.face_time_s)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)  # a state is a str enum: the plain word
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+INSERT_MESSAGE = ("INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin, lecture, "
+                  "starts_face, previous_duration_s, window_s, blinks, face_time_s) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 
 
 @dataclass
@@ -225,7 +263,7 @@ class Store:
                     continue
                 log.info("database %s: migration %d (%s)", redact_url(self.url), version, what)
                 for statement in statements:
-                    self._execute(statement)
+                    self._execute(statement[self.dialect] if isinstance(statement, dict) else statement)
                 self._execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             self._execute("COMMIT")
         except BaseException:
@@ -249,11 +287,8 @@ class Store:
         duplicates, dropped on their id). Rejected messages are counted per device and kind and kept
         in quarantine, the newest ``quarantine_keep`` of them."""
         received = time.time() if received is None else received
-        statements: list[tuple[str, Sequence[Any]]] = [(
-            "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin, lecture) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin, m.lecture)
-             for m in batch.messages])]
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (INSERT_MESSAGE, [m.row(received, m.lecture) for m in batch.messages])]
         devices = (set(batch.last_seen) | set(batch.statuses) | set(batch.infos) | set(batch.metrics)
                    | set(batch.policy_dropped) | set(batch.skews))
         for device in sorted(devices):
@@ -314,11 +349,7 @@ class Store:
             merged = sorted(set(lecture["devices"]) | set(devices))
             statements.append(("UPDATE lectures SET devices = ? WHERE id = ?", (json.dumps(merged), lecture_id)))
         for _, events in files:
-            statements.append((
-                "INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin, lecture) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, received, m.origin, lecture_id)
-                 for m in events]))
+            statements.append((INSERT_MESSAGE, [m.row(received, lecture_id) for m in events]))
         counts = self._transaction(statements)[1:]
         lecture = self.lecture(lecture_id)
         assert lecture is not None
@@ -452,33 +483,17 @@ class Store:
     def timeline_rows(self, devices: Sequence[str], t0: float, t1: float,
                       kinds: Sequence[str] = ("attention", "emotion", "summary"),
                       lecture: str | None = None) -> Iterator[tuple]:
-        """What a timeline reads of the given devices' messages between t0 and t1, in time order: the
-        columns and the few payload fields it needs, extracted by the database (JSON1 on SQLite, jsonb
-        on PostgreSQL), fetched in pages: (device, kind, ts, track, value, first state?, the attention's
-        ``previous_duration_s`` or the summary's ``window_s``, blinks, face time). Imported events count
-        for their own ``lecture`` only."""
+        """What a timeline reads of the given devices' messages between t0 and t1, in time order, from
+        columns only (no payload is read), fetched in pages: (device, kind, ts, track, value, first state?,
+        the attention's ``previous_duration_s`` or the summary's ``window_s``, blinks, face time). Imported
+        events count for their own ``lecture`` only."""
         if not devices:
             return iter(())
         where = (f"device IN ({_marks(devices)}) AND kind IN ({_marks(kinds)}) AND ts >= ? AND ts <= ? "
                  "AND (lecture IS NULL OR lecture = ?)")
-        if self.dialect == "sqlite":
-            sql = ("SELECT device, kind, ts, track, value, "
-                   "kind = 'attention' AND coalesce(json_type(payload, '$.previous'), 'null') = 'null', "
-                   "CASE kind WHEN 'attention' THEN json_extract(payload, '$.previous_duration_s') "
-                   "WHEN 'summary' THEN json_extract(payload, '$.window_s') END, "
-                   "CASE WHEN kind = 'summary' THEN json_extract(payload, '$.blinks') END, "
-                   "CASE WHEN kind = 'summary' THEN json_extract(payload, '$.face_time_s') END "
-                   f"FROM messages WHERE {where} ORDER BY ts, seq")
-        else:
-            sql = ("SELECT device, kind, ts, track, value, "
-                   "kind = 'attention' AND coalesce(jsonb_typeof(p->'previous'), 'null') = 'null', "
-                   "CASE kind WHEN 'attention' THEN (p->>'previous_duration_s')::float8 "
-                   "WHEN 'summary' THEN (p->>'window_s')::float8 END, "
-                   "CASE WHEN kind = 'summary' THEN (p->>'blinks')::float8 END, "
-                   "CASE WHEN kind = 'summary' THEN (p->>'face_time_s')::float8 END "
-                   "FROM (SELECT device, kind, ts, seq, track, value, "
-                   "CASE WHEN kind <> 'emotion' THEN payload::jsonb END AS p FROM messages "
-                   f"WHERE {where}) m ORDER BY ts, seq")
+        sql = ("SELECT device, kind, ts, track, value, starts_face, "
+               "CASE kind WHEN 'attention' THEN previous_duration_s ELSE window_s END, blinks, face_time_s "
+               f"FROM messages WHERE {where} ORDER BY ts, seq")
         # PostgreSQL: numbers in binary, not parsed from text (a tenth of the fetch)
         cur = self._conn.cursor(binary=True) if self.dialect == "postgresql" else self._conn.cursor()
         cur.execute(self._sql(sql), (*devices, *kinds, t0, t1, lecture))

@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
@@ -22,10 +23,13 @@ from emocast.core.errors import ExitCode  # noqa: E402
 from emocast.device.config import ConfigError  # noqa: E402
 from emocast.hub import config as hubconfig  # noqa: E402
 from emocast.hub.api import create_app  # noqa: E402
+from emocast.hub.binning import bins  # noqa: E402
 from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E402
 from emocast.hub.migrations import LATEST  # noqa: E402
+from emocast.hub.moments import moments  # noqa: E402
 from emocast.hub.store import Batch, Store, StoredMessage  # noqa: E402
-from emocast.hub.timeline import Row, bins, build_stories, lecture_timeline, moments  # noqa: E402
+from emocast.hub.stories import Rows, build_stories  # noqa: E402
+from emocast.hub.timeline import lecture_timeline  # noqa: E402
 from tests.hub_support import analyze_record  # noqa: E402
 from tests.support import schema_validator  # noqa: E402
 
@@ -35,8 +39,7 @@ T0 = 1_790_000_000.0  # a lecture's start, epoch seconds
 def event(kind: str, device: str, seq: int, ts: float, **body) -> StoredMessage:
     payload = {"schema": SCHEMAS[kind], "id": f"{device}-{seq:08d}", "seq": seq, "ts": utc_timestamp(ts),
                "device": device, **body}
-    value = body.get("state") if kind == "attention" else body.get("emotion")
-    return StoredMessage(payload["id"], device, kind, seq, ts, body.get("track"), value, json.dumps(payload))
+    return StoredMessage.event(kind, payload, json.dumps(payload), ts)
 
 
 def attention(device, seq, ts, track, state, previous=None, prev_dur=0.0, **extra):
@@ -75,9 +78,9 @@ def hand_case() -> list[StoredMessage]:
     ]
 
 
-def rows(msgs: list[StoredMessage]) -> list[Row]:
+def rows(msgs: list[StoredMessage]) -> Rows:
     ordered = sorted(msgs, key=lambda m: m.ts)
-    return [Row.of(m.device, m.kind, m.ts, m.track, m.value, json.loads(m.payload)) for m in ordered]
+    return Rows.parsed((m.device, m.kind, m.ts, m.track, m.value, json.loads(m.payload)) for m in ordered)
 
 
 def test_timeline_shares_match_the_hand_computed_case():
@@ -143,7 +146,7 @@ def test_a_kiosk_restarted_mid_lecture_keeps_its_faces():
 def test_a_silent_online_kiosk_does_not_hold_its_faces_to_the_end(tmp_path):
     """A retained ``online`` (stale, or forged by another client) holds a kiosk's open faces only
     ``ONLINE_SILENCE_S`` past when it was last heard from, not until the lecture ends."""
-    from emocast.hub.timeline import ONLINE_SILENCE_S, horizons
+    from emocast.hub.stories import ONLINE_SILENCE_S, horizons
 
     store = Store(str(tmp_path / "hub.sqlite"))
     batch = Batch.empty()
@@ -215,7 +218,7 @@ def test_a_small_move_or_one_face_for_a_moment_is_not_a_moment():
 def test_store_migrates_once_deduplicates_and_counts_missing_seq(tmp_path):
     url = str(tmp_path / "hub.sqlite")
     store = Store(url)
-    assert store.schema_version() == LATEST == 7
+    assert store.schema_version() == LATEST == 8
     msgs = hand_case()
     batch = Batch.empty()
     batch.messages = msgs[:4] + msgs[6:]  # seq 5 and 6 never arrived
@@ -442,13 +445,14 @@ def test_retention_removes_only_old_messages(tmp_path):
 
 
 def test_the_hub_imports_no_camera_model_or_landmark_code():
-    """The hub runs where there is no camera: importing it must not load OpenCV, dlib or TFLite."""
+    """The hub runs where there is no camera: importing it must not load OpenCV, dlib, TFLite or
+    TensorFlow (numpy it does use: timelines are computed as arrays)."""
     import subprocess
     import sys
 
     code = ("import sys; import emocast.cli, emocast.hub.commands, emocast.hub.api, emocast.hub.ingest, "
             "emocast.hub.importer, emocast.hub.timeline; emocast.cli.build_parser(); "
-            "heavy = [m for m in ('cv2', 'dlib', 'tensorflow', 'ai_edge_litert', 'numpy') if m in sys.modules]; "
+            "heavy = [m for m in ('cv2', 'dlib', 'tensorflow', 'ai_edge_litert', 'keras') if m in sys.modules]; "
             "print(','.join(heavy))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -472,18 +476,38 @@ def test_a_real_analyze_log_imports_into_a_timeline(tmp_path, demo_clip, capsys)
     assert any(b["emotion_shares"] for b in data["bins"])
 
 
-def test_the_database_extracts_what_the_timeline_reads_as_python_would(db_url):
-    """``Store.timeline_rows`` (JSON1 on SQLite, jsonb on PostgreSQL) gives the rows parsing each payload
-    in Python gives: the timeline never needs the payloads themselves."""
-    from emocast.hub.timeline import rows_from_store
+def test_the_columns_a_timeline_reads_hold_what_the_payloads_say(db_url, monkeypatch):
+    """A timeline reads columns, never payloads: what ingest writes in them, and what migration 8 fills
+    in for the events of a database from before it (from each payload's JSON, on SQLite and on
+    PostgreSQL), is what parsing each payload in Python gives."""
+    from emocast.hub import store as store_module
+    from emocast.hub.migrations import MIGRATIONS
 
     store = Store(db_url)
     batch = Batch.empty()
     batch.messages = hand_case()
     store.write_batch(batch)
-    got = rows_from_store(store.timeline_rows(["k1"], T0 - 10, T0 + 200))
-    assert got == rows(hand_case())
+    assert Rows.of(store.timeline_rows(["k1"], T0 - 10, T0 + 200)).tuples() == rows(hand_case()).tuples()
+    store._transaction([("DELETE FROM messages", ())])
+    store._transaction([(f"DROP TABLE {t}", ()) for t in ("messages", "devices", "lectures", "rejects", "quarantine",
+                                                          "schema_version")])
     store.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:7])
+    monkeypatch.setattr(store_module, "LATEST", 7)
+    old = Store(db_url)
+    assert old.schema_version() == 7
+    old._transaction([("INSERT INTO messages (id, device, kind, seq, ts, track, value, payload, received, origin) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [(m.id, m.device, m.kind, m.seq, m.ts, m.track, m.value, m.payload, T0, "mqtt")
+                        for m in hand_case()])])
+    old.close()
+    monkeypatch.undo()
+    migrated = Store(db_url)
+    try:
+        assert migrated.schema_version() == LATEST
+        assert Rows.of(migrated.timeline_rows(["k1"], T0 - 10, T0 + 200)).tuples() == rows(hand_case()).tuples()
+    finally:
+        migrated.close()
 
 
 def test_a_kiosks_fresh_outbox_start_is_unknown_not_missing(tmp_path):
@@ -537,23 +561,76 @@ def test_two_lectures_imported_together_with_the_same_file_names_never_mix(db_ur
     assert sorted(recordings) == sorted([("student1", l3), ("student2", l3), ("student1", l5), ("student2", l5)])
 
 
-def test_face_seconds_per_grain_from_the_integral_equal_the_overlaps():
-    """The grain check reads each device's face-seconds per grain from the integral of its face count;
-    on random segments (some before the lecture, some past its end) it equals the plain overlaps."""
+def test_spreading_intervals_over_bins_equals_their_plain_overlaps():
+    """Every figure of a bin comes from ``spread`` (each interval's seconds in each bin, summed per row,
+    the whole bins between its ends by a running sum): on random intervals (some before the lecture,
+    some past its end, some spanning hundreds of bins) it equals the plain overlaps, weighted too."""
     import random
 
-    from emocast.hub.timeline import Segment, _face_seconds, _Grid
+    import numpy as np
+
+    from emocast.hub.binning import Grid, spread
 
     rng = random.Random(7)
-    segments = []
-    for device in ("a", "b"):
-        for _ in range(300):
-            t = T0 + rng.uniform(-100, 3700)
-            segments.append(Segment(device, 1, "attentive", t, t + rng.expovariate(1 / 40)))
-    grid = _Grid(T0, T0 + 3603, 5.0)
-    fast = _face_seconds(segments, grid)
+    starts = np.array([T0 + rng.uniform(-100, 3700) for _ in range(600)])
+    ends = starts + np.array([rng.expovariate(1 / 40) if i % 10 else rng.uniform(0, 3000) for i in range(600)])
+    rows_of = np.array([i % 3 for i in range(600)])
+    weights = np.array([rng.uniform(0.1, 3) for _ in range(600)])
+    grid = Grid(T0, T0 + 3603, 5.0)
+    fast = spread(grid, starts, ends, rows_of, 3, weights)
+    assert fast.shape == (3, grid.n)
     for k in range(grid.n):
         b0, b1 = grid.bounds(k)
-        for device in ("a", "b"):
-            plain = sum(max(0.0, min(b1, s.end) - max(b0, s.start)) for s in segments if s.device == device)
-            assert fast[k].get(device, 0.0) == pytest.approx(plain, abs=1e-6)
+        for r in range(3):
+            plain = sum(max(0.0, min(b1, e) - max(b0, s)) * w
+                        for s, e, rr, w in zip(starts, ends, rows_of, weights, strict=True) if rr == r)
+            assert fast[r, k] == pytest.approx(plain, abs=1e-6)
+
+
+def test_bins_on_random_faces_equal_sums_over_their_segments():
+    """The arrays' bins against sums written out segment by segment: per bin, each state's face time,
+    and each emotion's attentive time (an emotion segment against the same face's attentive ones),
+    over random faces on three kiosks (``min_faces`` 1: nothing withheld)."""
+    import random
+
+    from emocast.hub.stories import Segment, Segments, Stories, Summaries
+
+    rng = random.Random(11)
+    att, emo = [], []
+    for device in ("a", "b", "c"):
+        for track in range(1, 8):
+            t = T0 + rng.uniform(-60, 300)
+            while t < T0 + 700:
+                d = rng.expovariate(1 / 30)
+                att.append(Segment(device, track, rng.choice(["attentive", "looking_away", "eyes_closed"]), t, t + d))
+                t += d + (rng.expovariate(1 / 20) if rng.random() < 0.3 else 0.0)
+            t = T0 + rng.uniform(-60, 300)
+            while t < T0 + 700:
+                d = rng.expovariate(1 / 45)
+                emo.append(Segment(device, track, rng.choice(["happy", "sad", "neutral"]), t, t + d))
+                t += d
+    none = np.zeros(0)
+    stories = Stories(Segments.of(att), Segments.of(emo), Summaries([], none.astype(int), none, none, none, none))
+    got = bins(stories, T0, T0 + 600, 60.0)
+    assert len(got) == 10
+    for i, b in enumerate(got):
+        b0, b1 = T0 + 60 * i, T0 + 60 * (i + 1)
+
+        def inside(s0: float, s1: float, lo: float = b0, hi: float = b1) -> float:
+            return max(0.0, min(hi, s1) - max(lo, s0))
+
+        state = {k: sum(inside(s.start, s.end) for s in att if s.value == k)
+                 for k in ("attentive", "looking_away", "eyes_closed")}
+        face = sum(state.values())
+        assert b["face_time_s"] == pytest.approx(face, abs=1e-3)
+        assert b["attentive_share"] == pytest.approx(state["attentive"] / face, abs=1e-4)
+        assert b["devices"] == 3
+        read = {}
+        for e in emo:
+            for a in att:
+                if a.value == "attentive" and (a.device, a.track) == (e.device, e.track):
+                    lo, hi = max(e.start, a.start), min(e.end, a.end)
+                    read[e.value] = read.get(e.value, 0.0) + (inside(lo, hi) if hi > lo else 0.0)
+        total = sum(read.values())
+        assert b["emotion_face_time_s"] == pytest.approx(total, abs=1e-3)
+        assert b["emotion_shares"] == pytest.approx({k: v / total for k, v in read.items() if v > 0}, abs=1e-4)

@@ -74,7 +74,8 @@ async function health() {
     out.textContent = `v${hl.version} · ${hl.database}` +
       (i ? ` · broker ${i.mqtt_connected ? "connected" : "not connected"} · ` +
            `${plural(i.stored, "live event", "live events")} received since the hub started (imports not counted)` : "") +
-      (hl.ok ? "" : ` · not ok: ${(hl.problems || []).join("; ")}`);
+      (hl.ok ? "" : ` · not ok: ${(hl.problems || []).join("; ")}`) +
+      ((hl.warnings || []).length ? ` · warning: ${hl.warnings.join("; ")}` : "");
     const p = hl.privacy || {};
     document.getElementById("privacy").textContent = `Privacy: emotion ${p.emotion === false ? "off (never stored or shown)" : "on"}` +
       (p.min_faces > 1 ? ` · no shares for fewer than ${p.min_faces} faces` : " · shares for any number of faces");

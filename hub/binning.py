@@ -1,0 +1,288 @@
+"""From a lecture's face stories to its bins: face time per state, emotion and blink, per device and bin,
+and which devices may count in each bin under ``min_faces``.
+
+Everything is computed as arrays (device x bin), each interval spread over the bins it covers at
+once (``_spread``), so a timeline costs its segments plus its bins, in numpy, not a Python step per
+segment and bin; the room's bins and each device's own are read off the same arrays.
+
+``min_faces`` > 1 applies per device: a device with fewer faces present in a bin (their mean) adds
+its faces to ``faces`` but nothing to any share, blink rate or emotion of that bin, so no difference
+of two views that are shown (the room less one kiosk, one lecture less another over the same time)
+can single out fewer than ``min_faces`` faces: each share is of whole devices that each had
+``min_faces`` or more. The rule holds in every grain of a bin too (``grain_s``: 5 s), so a bin of
+60 s is never shown where one of its 30 s halves is withheld: the 60 s figure less the shown half
+would be the withheld one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emocast.contract.events import ATTENTIVE, PRESENT_STATES
+
+from .stories import Stories, searchsorted_by_key
+
+NICE_BINS_S = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+GRAIN_S = 5.0  # the finest time a share is decided on: every bin length is a multiple of it
+MAX_GRAINS = 20_000  # a lecture longer than 20,000 grains (~28 h) is decided on a coarser round grain
+
+
+def grain_s(span_s: float) -> float:
+    """The grain a lecture's shares are decided on (``GRAIN_S``, coarser for a lecture of days): a
+    bin is made of whole grains, and a device counts in a bin only where it counts in each of them, so
+    two views of one lecture at different bin lengths differ by whole grains of ``min_faces`` or more
+    faces, never by the seconds in which one person was alone."""
+    return next((b for b in NICE_BINS_S if b >= GRAIN_S and span_s / b <= MAX_GRAINS), NICE_BINS_S[-1])
+
+
+def grains_in(bin_s: float, grain: float) -> int | None:
+    """How many whole grains a bin of ``bin_s`` is, or None where it is not a whole number of them."""
+    n = round(bin_s / grain)
+    return n if n >= 1 and abs(n * grain - bin_s) <= 1e-6 else None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Bins of ``bin_s`` from ``start`` to ``end`` (the last one cut at ``end``)."""
+
+    start: float
+    end: float
+    bin_s: float
+
+    @property
+    def n(self) -> int:
+        return max(1, int(-(-(self.end - self.start) // self.bin_s)))
+
+    def bounds(self, i: int) -> tuple[float, float]:
+        b0 = self.start + i * self.bin_s
+        return b0, min(self.end, b0 + self.bin_s)
+
+    def lengths(self) -> np.ndarray:
+        left = self.start + np.arange(self.n) * self.bin_s
+        return np.minimum(self.end, left + self.bin_s) - left
+
+
+def spread(grid: Grid, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, n_rows: int,
+           weights: np.ndarray | None = None) -> np.ndarray:
+    """``[n_rows, grid.n]``: the seconds of each interval [starts, ends) inside each bin (times its
+    weight), summed per row (``rows``: each interval's row index). An interval's first and last bin
+    get their parts; the whole bins between get ``bin_s`` each through a running sum of +/- marks, so
+    an hour-long face costs as much as a second-long one."""
+    n = grid.n
+    a0, a1 = np.maximum(starts, grid.start), np.minimum(ends, grid.end)
+    keep = a1 > a0
+    a0, a1, rows = a0[keep], a1[keep], rows[keep]
+    w = np.ones(len(a0)) if weights is None else weights[keep]
+    first = np.clip(((a0 - grid.start) // grid.bin_s).astype(np.int64), 0, n - 1)
+    last = np.clip(((a1 - grid.start) // grid.bin_s).astype(np.int64), 0, n - 1)
+    one = first == last
+    head = np.where(one, a1 - a0, grid.start + (first + 1) * grid.bin_s - a0)
+    tail = np.where(one, 0.0, a1 - (grid.start + last * grid.bin_s))
+    size = n_rows * n
+    out = np.bincount(rows * n + first, head * w, size) + np.bincount(rows * n + last, tail * w, size)
+    whole = last > first + 1
+    if whole.any():  # open weight per bin: +w where an interval's whole bins begin, -w after they end
+        r, f, la = rows[whole], first[whole], last[whole]
+        size = n_rows * (n + 1)
+        if weights is None:  # counts, exactly
+            marks = np.bincount(r * (n + 1) + f + 1, minlength=size) - np.bincount(r * (n + 1) + la, minlength=size)
+        else:
+            ww = w[whole]
+            marks = np.bincount(r * (n + 1) + f + 1, ww, size) - np.bincount(r * (n + 1) + la, ww, size)
+        open_weight = np.cumsum(marks.reshape(n_rows, n + 1), axis=1)[:, :n]
+        if weights is not None:  # a run of +w and -w leaves a rounding residue, not a weight
+            open_weight[np.abs(open_weight) < 1e-9] = 0.0
+        out += (open_weight * grid.bin_s).reshape(-1)
+    return out.reshape(n_rows, n)
+
+
+def overlaps(a_key: np.ndarray, a_start: np.ndarray, a_end: np.ndarray, b_key: np.ndarray, b_start: np.ndarray,
+             b_end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where intervals of ``a`` and ``b`` with the same key overlap: (index into ``b``, start, end) of
+    each overlap. Within a key, ``a``'s intervals must not overlap each other (a face's attention
+    segments follow one another), so they are sorted by start and by end alike and the ones that meet
+    one ``b`` interval are a contiguous run found by two searches."""
+    order = np.lexsort((a_start, a_key))
+    key, s, e = a_key[order], a_start[order], a_end[order]
+    lo = searchsorted_by_key(key, e, b_key, b_start, "right")  # the first a ending after b starts
+    hi = searchsorted_by_key(key, s, b_key, b_end, "left")  # the first a starting at or after b's end
+    count = np.maximum(0, hi - lo)
+    which = np.repeat(np.arange(len(b_key)), count)
+    offsets = np.cumsum(count) - count
+    idx = lo[which] + (np.arange(len(which)) - offsets[which])
+    lo_t, hi_t = np.maximum(b_start[which], s[idx]), np.minimum(b_end[which], e[idx])
+    keep = hi_t > lo_t
+    return which[keep], lo_t[keep], hi_t[keep]
+
+
+@dataclass
+class Tally:
+    """A lecture's face time on one grid, per device (``devices``: its row order): ``states``
+    [device, state, bin] in ``PRESENT_STATES`` order, ``emotions`` [device, label, bin] (attentive
+    time with that emotion), ``blinks`` and ``blink_face_s`` [device, bin] from the summaries, and
+    ``unsafe`` [device, bin]: a grain of the bin where the device alone had fewer than ``min_faces``."""
+
+    grid: Grid
+    devices: list[str]
+    labels: list[str]
+    states: np.ndarray
+    emotions: np.ndarray
+    blinks: np.ndarray
+    blink_face_s: np.ndarray
+    grain_faces: np.ndarray  # [device, grain] face-seconds on the grain grid (empty without min_faces)
+    grain: Grid | None
+
+    @classmethod
+    def of(cls, stories: Stories, grid: Grid, min_faces: int) -> Tally:
+        att, emo, summ = stories.attention, stories.emotion, stories.summaries
+        devices = sorted(set(att.devices) | set(emo.devices) | set(summ.devices))
+        index = {d: i for i, d in enumerate(devices)}
+        n_dev, n_states = len(devices), len(PRESENT_STATES)
+        dev_a = att.device_codes(index)
+        state = att.value_codes(PRESENT_STATES)
+        present = state >= 0
+        states = spread(grid, att.start[present], att.end[present], (dev_a * n_states + state)[present],
+                        n_dev * n_states).reshape(n_dev, n_states, grid.n)
+        # attentive time with an emotion: per face, its emotion segments against its attentive ones
+        labels = sorted({emo.values[c] for c in np.unique(emo.value).tolist()})
+        attentive = state == PRESENT_STATES.index(ATTENTIVE)
+        dev_e = emo.device_codes(index)
+        key_a = dev_a * (1 << 32) + att.track
+        key_e = dev_e * (1 << 32) + emo.track
+        which, lo, hi = overlaps(key_a[attentive], att.start[attentive], att.end[attentive], key_e, emo.start,
+                                 emo.end)
+        label = emo.value_codes(labels)[which]
+        emotions = spread(grid, lo, hi, dev_e[which] * max(1, len(labels)) + label,
+                          n_dev * max(1, len(labels))).reshape(n_dev, max(1, len(labels)), grid.n)
+        dev_s = summ.device_codes(index)
+        window = summ.window_s
+        ok = window > 0
+        per_s = np.divide(1.0, window, out=np.zeros_like(window), where=ok)
+        blinks = spread(grid, (summ.ts - window)[ok], summ.ts[ok], dev_s[ok], n_dev, (summ.blinks * per_s)[ok])
+        blink_face_s = spread(grid, (summ.ts - window)[ok], summ.ts[ok], dev_s[ok], n_dev,
+                              (summ.face_time_s * per_s)[ok])
+        grain, grain_faces = None, np.zeros((n_dev, 0))
+        if min_faces > 1:
+            grain = Grid(grid.start, grid.end, grain_s(grid.end - grid.start))
+            if grains_in(grid.bin_s, grain.bin_s) is None:
+                raise ValueError(f"bin_s {grid.bin_s:g} is not a multiple of {grain.bin_s:g} s")
+            grain_faces = spread(grain, att.start[present], att.end[present], dev_a[present], n_dev)
+        return cls(grid, devices, labels, states, emotions, blinks, blink_face_s, grain_faces, grain)
+
+    def counted(self, rows: np.ndarray, min_faces: int, pool_small: bool) -> np.ndarray:
+        """[device, bin] for the devices ``rows`` viewed together: which may count in each bin (present,
+        and with ``min_faces`` or more faces there and in each of its grains; with ``pool_small``, the
+        smaller devices together where together they have that many)."""
+        faces = self.states[rows].sum(axis=1)
+        ok = countable(faces, self.grid.lengths(), min_faces, pool_small)
+        if self.grain is not None:
+            here = self.grain_faces[rows]
+            bad = (here > 1e-9) & ~countable(here, self.grain.lengths(), min_faces, pool_small)
+            per_bin = grains_in(self.grid.bin_s, self.grain.bin_s) or 1
+            padded = np.zeros((len(rows), self.grid.n * per_bin), bool)
+            width = min(padded.shape[1], bad.shape[1])
+            padded[:, :width] = bad[:, :width]
+            ok &= ~padded.reshape(len(rows), self.grid.n, per_bin).any(axis=2)
+        return ok
+
+
+def countable(face_s: np.ndarray, lengths: np.ndarray, min_faces: int, pool_small: bool) -> np.ndarray:
+    """[device, stretch]: the devices whose faces may count in each stretch of time: those present with
+    ``min_faces`` or more faces on average over it, and (``pool_small``) the smaller ones together
+    where together they have that many."""
+    present = face_s > 0
+    if min_faces <= 1:
+        return present
+    faces = face_s / np.maximum(1e-9, lengths)
+    big = present & (faces + 1e-6 >= min_faces)
+    if not pool_small:
+        return big
+    small = np.where(present & ~big, faces, 0.0).sum(axis=0)
+    return big | (present & (small + 1e-6 >= min_faces))
+
+
+def tally_bins(tally: Tally, rows: Sequence[int], video_offset_s: float, min_faces: int,
+               pool_small: bool) -> list[dict[str, Any]]:
+    """The bins of the devices ``rows`` of ``tally`` viewed together (the room, or one device)."""
+    rows = np.asarray(rows, np.int64)
+    grid = tally.grid
+    states = tally.states[rows]  # [device, state, bin]
+    face_s = states.sum(axis=1)  # [device, bin]
+    counted = tally.counted(rows, min_faces, pool_small)
+    shown = (states * counted[:, None, :]).sum(axis=0)  # [state, bin]
+    emotions = (tally.emotions[rows] * counted[:, None, :]).sum(axis=0)  # [label, bin]
+    blinks = (tally.blinks[rows] * counted).sum(axis=0)
+    blink_face_s = (tally.blink_face_s[rows] * counted).sum(axis=0)
+    present = (face_s > 0).sum(axis=0)
+    withheld = present - counted.sum(axis=0)
+    all_face_s = face_s.sum(axis=0)
+    out = []
+    for i in range(grid.n):
+        shared = {k: float(shown[j, i]) for j, k in enumerate(PRESENT_STATES)}
+        read = {label: float(emotions[j, i]) for j, label in enumerate(tally.labels) if emotions[j, i] > 0}
+        b = _bin(grid, i, shared, read, float(blinks[i]), float(blink_face_s[i]), int(present[i]), video_offset_s,
+                 float(all_face_s[i]))
+        b["devices_withheld"] = int(withheld[i])
+        out.append(b)
+    peak = max((b["faces"] for b in out), default=0.0)
+    for b in out:
+        b["absent_share"] = round(1.0 - b["faces"] / peak, 4) if peak > 0 else None
+    return out
+
+
+def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0,
+         min_faces: int = 1, pool_small: bool = False) -> list[dict[str, Any]]:
+    """The timeline's bins between ``start`` and ``end`` (epoch seconds), of all the stories' devices
+    together (see the module's docstring for ``min_faces``).
+
+    ``pool_small``: a recorded lecture, whose recordings are each one student's (one face each) and
+    belong to it alone (no other lecture holds them: the import refuses a file held elsewhere). Its
+    devices with fewer faces count together, when together they have ``min_faces`` or more: the only
+    other views of them are their own, each withheld, so the room less every shown device is a group
+    of ``min_faces`` or more, never one person."""
+    tally = Tally.of(stories, Grid(start, end, bin_s), min_faces)
+    return tally_bins(tally, range(len(tally.devices)), video_offset_s, min_faces, pool_small)
+
+
+def _bin(grid: Grid, i: int, state_time: dict[str, float], emotion_time: dict[str, float], blinks: float,
+         face_s: float, devices: int, video_offset_s: float, all_face_time: float) -> dict[str, Any]:
+    """One bin: ``state_time`` is the face time its shares are of; ``all_face_time`` every face's, for
+    ``faces``."""
+    b0, b1 = grid.bounds(i)
+    face_time = sum(state_time.values())
+    read = sum(emotion_time.values())
+    return {
+        "t": round(b0 - grid.start + video_offset_s, 3),
+        "start": b0,
+        "length_s": round(b1 - b0, 3),
+        "faces": round(all_face_time / max(1e-9, b1 - b0), 3),
+        "face_time_s": round(face_time, 3),
+        **{f"{k}_share": (round(v / face_time, 4) if face_time > 0 else None) for k, v in state_time.items()},
+        "emotion_shares": {k: round(v / read, 4) for k, v in sorted(emotion_time.items())} if read > 0 else {},
+        "emotion_face_time_s": round(read, 3),
+        "blinks_per_min": round(blinks / (face_s / 60.0), 2) if face_s > 0 else None,
+        "devices": devices,
+    }
+
+
+def private(timeline: list[dict[str, Any]], emotion: bool, min_faces: int) -> list[dict[str, Any]]:
+    """The bins as the hub may show them (``[privacy]``): a bin where fewer than ``min_faces`` faces
+    were present (their mean over the bin: two faces glimpsed beside one that stays are that one's
+    record) keeps its face count and says why, but shows no share, so no one's own minute-by-minute
+    record appears (nor, ``Tally.counted`` sees to it, from a difference of two shown views);
+    ``min_faces = 1`` withholds nothing. With ``emotion`` off no bin carries an emotion key."""
+    shares = [f"{k}_share" for k in PRESENT_STATES]
+    for b in timeline:
+        few = b["faces"] + 1e-6 < min_faces
+        left_out = b["faces"] > 0 and b["face_time_s"] <= 0  # every device had too few faces
+        if min_faces > 1 and (left_out or (few and b["face_time_s"] > 0)):
+            b.update(dict.fromkeys(shares), blinks_per_min=None, emotion_shares={}, emotion_face_time_s=0.0,
+                     withheld=f"fewer than {min_faces} faces present" + ("" if few else " at any one device"))
+        if not emotion:
+            b.pop("emotion_shares", None)
+            b.pop("emotion_face_time_s", None)
+    return timeline
