@@ -9,9 +9,10 @@ segment and bin; the room's bins and each device's own are read off the same arr
 its faces to ``faces`` but nothing to any share, blink rate or emotion of that bin, so no difference
 of two views that are shown (the room less one kiosk, one lecture less another over the same time)
 can single out fewer than ``min_faces`` faces: each share is of whole devices that each had
-``min_faces`` or more. The rule holds in every grain of a bin too (``grain_s``: 5 s), so a bin of
-60 s is never shown where one of its 30 s halves is withheld: the 60 s figure less the shown half
-would be the withheld one.
+``min_faces`` or more. "Had" means at every moment of the bin, not on average (``least_faces``): a
+view that is shown holds a device only over stretches where it never had fewer, so no difference of
+shown views (two bin lengths, two lectures over the same time whose bins start a few seconds apart)
+is a slice of time in which fewer faces were there.
 """
 
 from __future__ import annotations
@@ -27,22 +28,6 @@ from emocast.contract.events import ATTENTIVE, PRESENT_STATES
 from .stories import Stories, searchsorted_by_key
 
 NICE_BINS_S = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
-GRAIN_S = 5.0  # the finest time a share is decided on: every bin length is a multiple of it
-MAX_GRAINS = 20_000  # a lecture longer than 20,000 grains (~28 h) is decided on a coarser round grain
-
-
-def grain_s(span_s: float) -> float:
-    """The grain a lecture's shares are decided on (``GRAIN_S``, coarser for a lecture of days): a
-    bin is made of whole grains, and a device counts in a bin only where it counts in each of them, so
-    two views of one lecture at different bin lengths differ by whole grains of ``min_faces`` or more
-    faces, never by the seconds in which one person was alone."""
-    return next((b for b in NICE_BINS_S if b >= GRAIN_S and span_s / b <= MAX_GRAINS), NICE_BINS_S[-1])
-
-
-def grains_in(bin_s: float, grain: float) -> int | None:
-    """How many whole grains a bin of ``bin_s`` is, or None where it is not a whole number of them."""
-    n = round(bin_s / grain)
-    return n if n >= 1 and abs(n * grain - bin_s) <= 1e-6 else None
 
 
 @dataclass(frozen=True)
@@ -100,6 +85,37 @@ def spread(grid: Grid, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, n
     return out.reshape(n_rows, n)
 
 
+def least_faces(grid: Grid, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """``[n_rows, grid.n]``: the fewest intervals (faces) of each row open at any moment of each bin.
+
+    Each row's count steps +1 at an interval's start and -1 at its end; sorted by row and time, the
+    running sum returns to 0 after each row's last step (every interval ends). A bin's fewest is the
+    smaller of its count at the bin's start and after each step inside it."""
+    out = np.zeros((n_rows, grid.n), np.int64)
+    if not len(starts):
+        return out
+    t = np.concatenate([starts, ends])
+    row = np.concatenate([rows, rows])
+    order = np.lexsort((t, row))
+    t, row = t[order], row[order]
+    count = np.cumsum(np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64)])[order])
+    last = np.ones(len(t), bool)  # the count after all steps at one time
+    last[:-1] = (row[1:] != row[:-1]) | (t[1:] != t[:-1])
+    t, row, count = t[last], row[last], count[last]
+    # at each bin's start: the count after the row's last step at or before it
+    left = grid.start + np.arange(grid.n) * grid.bin_s
+    q_row = np.repeat(np.arange(n_rows), grid.n)
+    at = searchsorted_by_key(row, t, q_row, np.tile(left, n_rows), "right") - 1
+    valid = (at >= 0) & (row[np.clip(at, 0, len(row) - 1)] == q_row)
+    out[:] = np.where(valid, count[np.clip(at, 0, len(row) - 1)], 0).reshape(n_rows, grid.n)
+    # after each step inside a bin
+    k = ((t - grid.start) // grid.bin_s).astype(np.int64)
+    inside = (t > grid.start) & (t < grid.end) & (k >= 0) & (k < grid.n)
+    inside &= t > left[np.clip(k, 0, grid.n - 1)]
+    np.minimum.at(out, (row[inside], k[inside]), count[inside])
+    return out
+
+
 def overlaps(a_key: np.ndarray, a_start: np.ndarray, a_end: np.ndarray, b_key: np.ndarray, b_start: np.ndarray,
              b_end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where intervals of ``a`` and ``b`` with the same key overlap: (index into ``b``, start, end) of
@@ -124,7 +140,7 @@ class Tally:
     """A lecture's face time on one grid, per device (``devices``: its row order): ``states``
     [device, state, bin] in ``PRESENT_STATES`` order, ``emotions`` [device, label, bin] (attentive
     time with that emotion), ``blinks`` and ``blink_face_s`` [device, bin] from the summaries, and
-    ``unsafe`` [device, bin]: a grain of the bin where the device alone had fewer than ``min_faces``."""
+    ``least`` [device, bin]: the fewest faces the device had at any moment of the bin."""
 
     grid: Grid
     devices: list[str]
@@ -133,8 +149,7 @@ class Tally:
     emotions: np.ndarray
     blinks: np.ndarray
     blink_face_s: np.ndarray
-    grain_faces: np.ndarray  # [device, grain] face-seconds on the grain grid (empty without min_faces)
-    grain: Grid | None
+    least: np.ndarray
 
     @classmethod
     def of(cls, stories: Stories, grid: Grid, min_faces: int) -> Tally:
@@ -165,44 +180,27 @@ class Tally:
         blinks = spread(grid, (summ.ts - window)[ok], summ.ts[ok], dev_s[ok], n_dev, (summ.blinks * per_s)[ok])
         blink_face_s = spread(grid, (summ.ts - window)[ok], summ.ts[ok], dev_s[ok], n_dev,
                               (summ.face_time_s * per_s)[ok])
-        grain, grain_faces = None, np.zeros((n_dev, 0))
-        if min_faces > 1:
-            grain = Grid(grid.start, grid.end, grain_s(grid.end - grid.start))
-            if grains_in(grid.bin_s, grain.bin_s) is None:
-                raise ValueError(f"bin_s {grid.bin_s:g} is not a multiple of {grain.bin_s:g} s")
-            grain_faces = spread(grain, att.start[present], att.end[present], dev_a[present], n_dev)
-        return cls(grid, devices, labels, states, emotions, blinks, blink_face_s, grain_faces, grain)
+        least = least_faces(grid, att.start[present], att.end[present], dev_a[present], n_dev)
+        return cls(grid, devices, labels, states, emotions, blinks, blink_face_s, least)
 
     def counted(self, rows: np.ndarray, min_faces: int, pool_small: bool) -> np.ndarray:
         """[device, bin] for the devices ``rows`` viewed together: which may count in each bin (present,
-        and with ``min_faces`` or more faces there and in each of its grains; with ``pool_small``, the
-        smaller devices together where together they have that many)."""
-        faces = self.states[rows].sum(axis=1)
-        ok = countable(faces, self.grid.lengths(), min_faces, pool_small)
-        if self.grain is not None:
-            here = self.grain_faces[rows]
-            bad = (here > 1e-9) & ~countable(here, self.grain.lengths(), min_faces, pool_small)
-            per_bin = grains_in(self.grid.bin_s, self.grain.bin_s) or 1
-            padded = np.zeros((len(rows), self.grid.n * per_bin), bool)
-            width = min(padded.shape[1], bad.shape[1])
-            padded[:, :width] = bad[:, :width]
-            ok &= ~padded.reshape(len(rows), self.grid.n, per_bin).any(axis=2)
-        return ok
+        with ``min_faces`` or more faces at every moment of it; with ``pool_small``, the smaller devices
+        together where together they always had that many)."""
+        return countable(self.states[rows].sum(axis=1) > 0, self.least[rows], min_faces, pool_small)
 
 
-def countable(face_s: np.ndarray, lengths: np.ndarray, min_faces: int, pool_small: bool) -> np.ndarray:
-    """[device, stretch]: the devices whose faces may count in each stretch of time: those present with
-    ``min_faces`` or more faces on average over it, and (``pool_small``) the smaller ones together
-    where together they have that many."""
-    present = face_s > 0
+def countable(present: np.ndarray, least: np.ndarray, min_faces: int, pool_small: bool) -> np.ndarray:
+    """[device, bin]: the present devices whose faces may count in each bin: those that never had
+    fewer than ``min_faces`` faces in it, and (``pool_small``) the others too where together they never
+    had fewer (the sum of each one's fewest: a bound from below, never an overcount)."""
     if min_faces <= 1:
         return present
-    faces = face_s / np.maximum(1e-9, lengths)
-    big = present & (faces + 1e-6 >= min_faces)
+    big = present & (least >= min_faces)
     if not pool_small:
         return big
-    small = np.where(present & ~big, faces, 0.0).sum(axis=0)
-    return big | (present & (small + 1e-6 >= min_faces))
+    small = np.where(present & ~big, least, 0).sum(axis=0)
+    return big | (present & (small >= min_faces))
 
 
 def tally_bins(tally: Tally, rows: Sequence[int], video_offset_s: float, min_faces: int,

@@ -31,7 +31,6 @@ from emocast import __version__
 from emocast.contract.events import PRESENT_STATES
 from emocast.contract.palette import palette
 
-from .binning import grain_s, grains_in
 from .feed import ChangeFeed
 from .payloads import clean_text, video_name_problem
 from .store import Store
@@ -235,12 +234,8 @@ def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) 
     end = lecture["end"] if lecture["end"] is not None else max(lecture["start"], time.time())
     span = min(MAX_LECTURE_S, end - lecture["start"])
     bin_s = bin_s or state.default_bin_s or auto_bin_s(span)
-    grain = grain_s(span) if state.min_faces > 1 else 1.0
-    if state.min_faces > 1 and grains_in(bin_s, grain) is None:
-        raise HTTPException(422, f"bin_s: {bin_s:g} s is not a multiple of {grain:g} s, the grain shares are "
-                                 "decided on (so that two bin lengths never differ by one person's seconds)")
     if span / bin_s > state.max_bins:
-        shortest = math.ceil(span / state.max_bins / grain) * grain
+        shortest = math.ceil(span / state.max_bins)
         raise HTTPException(422, f"{span / bin_s:.0f} bins of {bin_s:g} s; at most {state.max_bins}: "
                                  f"ask for bin_s={shortest:g} or more")
     return bin_s

@@ -634,3 +634,33 @@ def test_bins_on_random_faces_equal_sums_over_their_segments():
         total = sum(read.values())
         assert b["emotion_face_time_s"] == pytest.approx(total, abs=1e-3)
         assert b["emotion_shares"] == pytest.approx({k: v / total for k, v in read.items() if v > 0}, abs=1e-4)
+
+
+def test_the_fewest_faces_in_a_bin_are_the_fewest_at_any_moment_of_it():
+    """``least_faces`` (the privacy rule's count) against a count taken at every moment that matters:
+    each bin's start and every face's start and end inside it, on random faces of three devices,
+    some abutting (a face's next state starts where the last ended), some before or past the lecture."""
+    import random
+
+    from emocast.hub.binning import Grid, least_faces
+
+    rng = random.Random(5)
+    starts, ends, rows_of = [], [], []
+    for row in range(3):
+        for _ in range(40):
+            t = T0 + rng.uniform(-50, 650)
+            for _ in range(rng.randint(1, 4)):  # a face's states, end to end
+                d = rng.choice([0.5, 2.5, 10.0, rng.expovariate(1 / 60)])
+                starts.append(t)
+                ends.append(t + d)
+                rows_of.append(row)
+                t += d
+    grid = Grid(T0, T0 + 600, 30.0)
+    got = least_faces(grid, np.array(starts), np.array(ends), np.array(rows_of), 3)
+    for k in range(grid.n):
+        b0, b1 = grid.bounds(k)
+        for row in range(3):
+            mine = [(s, e) for s, e, r in zip(starts, ends, rows_of, strict=True) if r == row]
+            moments = [b0] + [x for s, e in mine for x in (s, e) if b0 < x < b1]
+            fewest = min(sum(1 for s, e in mine if s <= m < e) for m in moments)
+            assert got[row, k] == fewest, (row, k)
