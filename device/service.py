@@ -23,10 +23,10 @@ from emocast.contract.events import (
     ABSENT,
     ATTENTIVE,
     DURABLE_KINDS,
-    INFO,
-    METRICS,
     AttentionState,
     Event,
+    Info,
+    Metrics,
     Summary,
     Topics,
     encode,
@@ -111,9 +111,9 @@ class Service:
     def _outbox_path(self) -> Path:
         return Path(self.cfg.outbox.path) if self.cfg.outbox.path else default_state_dir() / "outbox.sqlite"
 
-    def _state_envelope(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _state_envelope(self, state: Info | Metrics) -> dict[str, Any]:
         """info and metrics are not events: they carry the latest event's seq instead of taking one."""
-        return envelope(kind, body, self.device_id, max(0, self.outbox.next_seq() - 1), time.time())
+        return envelope(state.kind, state.body(), self.device_id, max(0, self.outbox.next_seq() - 1), time.time())
 
     def _info(self, model: EmotionModel | None, detector: str = "") -> dict[str, Any]:
         """What the device runs (retained): the model only where emotion is on (``model`` exists then)."""
@@ -121,7 +121,7 @@ class Service:
         emotion = ({"model": model.card.id, "model_sha256": model.card.sha256, "labels": list(model.labels)}
                    if model is not None else {"model": None, "model_sha256": None, "labels": []})
         restarts = self.outbox.seq_restarts()
-        return self._state_envelope(INFO, {
+        return self._state_envelope(Info({
             "version": __version__,
             **emotion,
             **({"seq_restarts": restarts} if restarts else {}),
@@ -137,7 +137,7 @@ class Service:
                 "detector": detector or self.cfg.faces.detector,  # the one running (after a fallback)
                 "summary_s": self.cfg.events.summary_s,
             },
-        })
+        }))
 
     def _mqtt_options(self) -> MqttOptions:
         m = self.cfg.mqtt
@@ -319,11 +319,10 @@ class Service:
     def _publish_metrics(self, analyzer: Analyzer, slot: LatestFrameSlot, capture: CaptureThread,
                          publisher: Publisher, t: float) -> None:
         # each part reports its own: capture, the frame slot, the analysis stages, the outbox, delivery
-        payload = self._state_envelope(METRICS, {
-            **capture.stats.metrics(), **slot.metrics(), **analyzer.take_metrics(t), **self.outbox.metrics(),
-            **publisher.stats.metrics(), "cpu_temp_c": cpu_temperature_c(),
-        })
-        publisher.publish_direct(self.topics.for_kind(METRICS), encode(payload), qos=0)
+        metrics = Metrics.of(capture.stats.metrics(), slot.metrics(), analyzer.take_metrics(t), self.outbox.metrics(),
+                             publisher.stats.metrics(), {"cpu_temp_c": cpu_temperature_c()})
+        payload = self._state_envelope(metrics)
+        publisher.publish_direct(self.topics.for_kind(metrics.kind), encode(payload), qos=0)
         self._warn_if_behind(payload)
         self._warn_if_slow_reads(payload, analyzer)
         if log.isEnabledFor(logging.DEBUG):

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from emocast.contract.events import METRICS, SUMMARY, Topics
+from emocast.contract.events import METRICS, SUMMARY, DeviceStatus, Topics
 
 DOMINANT_EMOTION = (
     "{% set s = value_json.emotion_share %}"
@@ -56,8 +56,8 @@ def discovery_messages(topics: Topics, discovery_prefix: str, version: str,
             "object_id": f"{node}_{sensor['key']}",
             "state_topic": topics.for_kind(sensor["kind"]),
             "availability_topic": topics.status,
-            "payload_available": "online",
-            "payload_not_available": "offline",
+            "payload_available": str(DeviceStatus.ONLINE),
+            "payload_not_available": str(DeviceStatus.OFFLINE),
             "device": device,
         }
         out.append((f"{discovery_prefix}/sensor/{node}/{sensor['key']}/config", json.dumps(config)))

@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from emocast.contract.events import INFO, Topics, encode
+from emocast.contract.events import INFO, DeviceStatus, Topics, encode
 from emocast.core.broker import Backoff, BrokerAddress, make_client, tls_context
 
 from .outbox import Outbox
@@ -98,7 +98,7 @@ class Publisher(threading.Thread):
         o = self.opts
         client = make_client(o.client_id, o.broker, o.broker.username, o.password,
                              self._tls_context() if o.broker.tls else None, o.protocol, clean_session=True)
-        client.will_set(self.topics.status, "offline", qos=1, retain=True)
+        client.will_set(self.topics.status, str(DeviceStatus.OFFLINE), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=1)  # replaced by a jittered wait at each failure
         client.max_inflight_messages_set(o.window)
         client.on_connect = self._on_connect
@@ -156,7 +156,7 @@ class Publisher(threading.Thread):
         with self._lock:
             self._generation += 1
             self._high_water = 0  # replay from the oldest unacknowledged event
-        client.publish(self.topics.status, "online", qos=1, retain=True)
+        client.publish(self.topics.status, str(DeviceStatus.ONLINE), qos=1, retain=True)
         client.publish(self.topics.for_kind(INFO), encode(self.info), qos=1, retain=True)
         for topic, payload in self.retained:
             client.publish(topic, payload, qos=1, retain=True)
@@ -326,7 +326,7 @@ class Publisher(threading.Thread):
         self._closing = True
         if self.stats.connected:
             try:
-                info = self.client.publish(self.topics.status, "offline", qos=1, retain=True)
+                info = self.client.publish(self.topics.status, str(DeviceStatus.OFFLINE), qos=1, retain=True)
                 info.wait_for_publish(timeout=timeout_s)
             except (RuntimeError, ValueError) as exc:
                 log.warning("could not publish offline: %s", exc)

@@ -25,6 +25,17 @@ INFO = "info"
 STATUS = "status"  # retained "online" / "offline" (the broker's last will), plain text, not JSON
 
 
+class DeviceStatus(str, Enum):
+    """A device's retained ``status``: ``online`` once connected, ``offline`` from its last will or a
+    clean stop (plain text on the wire, not JSON)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class AttentionState(str, Enum):
     """The attention states a device publishes and the hub reads (a ``str``: JSON and SQL see the
     plain word). ``absent`` ends a face's track."""
@@ -189,6 +200,38 @@ class Summary:
     each running stage adds (emotion off: none of emotion's), so they travel as a mapping."""
 
     kind: ClassVar[str] = SUMMARY
+    values: Mapping[str, Any]
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """A device's health and rates (``metrics``, QoS 0, best effort, not stored as events): each part
+    reports its own figures (capture, the frame slot, the analysis stages, the outbox, delivery), merged
+    in the order given. Like ``Info``, it carries the latest event's seq instead of taking one."""
+
+    kind: ClassVar[str] = METRICS
+    values: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, *parts: Mapping[str, Any]) -> Metrics:
+        merged: dict[str, Any] = {}
+        for part in parts:
+            merged.update(part)
+        return cls(merged)
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """What a device runs (``info``, retained): version, model (where emotion is on), privacy and
+    capabilities, and where its outbox started its seq again."""
+
+    kind: ClassVar[str] = INFO
     values: Mapping[str, Any]
 
     def body(self) -> dict[str, Any]:
