@@ -31,6 +31,7 @@ LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MEASURE = r"""
 import json, sys, time
 from emocast.hub.store import Store
+from emocast.hub.privacy import Privacy
 from emocast.hub.timeline import lecture_timeline
 
 def status(key):
@@ -42,7 +43,7 @@ lecture = store.lecture(sys.argv[2])
 rss0 = status("VmRSS")
 t0 = time.perf_counter()
 data = lecture_timeline(store, lecture, float(sys.argv[3]), lecture["end"], per_device=sys.argv[4] == "1",
-                        emotion=True, min_faces=3)
+                        privacy=Privacy(emotion=True, min_faces=3))
 wall = time.perf_counter() - t0
 print(json.dumps({"wall_s": wall, "rss0": rss0, "peak": status("VmHWM"), "bins": len(data["bins"])}))
 """

@@ -24,8 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emocast import __version__
 
-from .config import LOOPBACK_NAMES
+from .config import HubConfig
 from .feed import ChangeFeed
+from .privacy import Privacy
 from .routes import WEB, HubState, compare, lectures, pages, status
 from .store import Store, database_error_types
 
@@ -48,17 +49,17 @@ CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 MAX_BODY = 64 * 1024  # bytes of a request body: a lecture is a title and a few device ids
 
 
-def create_app(db_url: str, token: str = "", ingest_stats: Callable[[], dict[str, Any]] | None = None,
-               default_bin_s: float = 0.0, allowed_hosts: frozenset[str] = LOOPBACK_NAMES,
-               max_bins: int = 5000, emotion: bool = True, min_faces: int = 1, video_dir: str = "",
+def create_app(cfg: HubConfig, ingest_stats: Callable[[], dict[str, Any]] | None = None,
                feed: ChangeFeed | None = None) -> FastAPI:
-    """``feed``: what this process's ingest commits, for live pages' streams (one of its own without
+    """The hub's web side from its parsed config. ``ingest_stats``: the running ingest's health;
+    ``feed``: what this process's ingest commits, for live pages' streams (one of its own without
     ingest: streams then learn of changes from the database alone)."""
+    db_url, allowed_hosts = cfg.db_url(), cfg.hosts()
     app = FastAPI(title="emocast hub", version=__version__, docs_url=None, redoc_url=None,
                   description="Attention and emotion of a room, per lecture, from emocast kiosks' events.")
     Store(db_url).close()  # the schema migrated once, here: a request's connection never migrates
-    state = app.state.hub = HubState(db_url, token, ingest_stats, default_bin_s, max_bins, emotion,
-                                     min_faces, video_dir, feed or ChangeFeed())
+    state = app.state.hub = HubState(db_url, cfg.token(), ingest_stats, cfg.web.default_bin_s, cfg.web.max_bins,
+                                     Privacy.of(cfg.privacy), cfg.web.video_dir, feed or ChangeFeed())
     database_errors = database_error_types()
 
     @app.middleware("http")

@@ -265,22 +265,3 @@ def _bin(grid: Grid, i: int, state_time: dict[str, float], emotion_time: dict[st
         "blinks_per_min": round(blinks / (face_s / 60.0), 2) if face_s > 0 else None,
         "devices": devices,
     }
-
-
-def private(timeline: list[dict[str, Any]], emotion: bool, min_faces: int) -> list[dict[str, Any]]:
-    """The bins as the hub may show them (``[privacy]``): a bin where fewer than ``min_faces`` faces
-    were present (their mean over the bin: two faces glimpsed beside one that stays are that one's
-    record) keeps its face count and says why, but shows no share, so no one's own minute-by-minute
-    record appears (nor, ``Tally.counted`` sees to it, from a difference of two shown views);
-    ``min_faces = 1`` withholds nothing. With ``emotion`` off no bin carries an emotion key."""
-    shares = [f"{k}_share" for k in PRESENT_STATES]
-    for b in timeline:
-        few = b["faces"] + 1e-6 < min_faces
-        left_out = b["faces"] > 0 and b["face_time_s"] <= 0  # every device had too few faces
-        if min_faces > 1 and (left_out or (few and b["face_time_s"] > 0)):
-            b.update(dict.fromkeys(shares), blinks_per_min=None, emotion_shares={}, emotion_face_time_s=0.0,
-                     withheld=f"fewer than {min_faces} faces present" + ("" if few else " at any one device"))
-        if not emotion:
-            b.pop("emotion_shares", None)
-            b.pop("emotion_face_time_s", None)
-    return timeline

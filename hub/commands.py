@@ -139,8 +139,7 @@ def _serve(cfg) -> int:
     wait_for_database(cfg.db_url(), cfg.store.connect_wait_s)
     feed = ChangeFeed(cfg.web.max_streams)
     ingest = Ingest(cfg, feed=feed)
-    app = create_app(cfg.db_url(), cfg.token(), ingest.health, cfg.web.default_bin_s, cfg.hosts(), cfg.web.max_bins,
-                     cfg.privacy.emotion, cfg.privacy.min_faces, cfg.web.video_dir, feed)
+    app = create_app(cfg, ingest.health, feed)
     host, port = parse_listen(cfg.web.listen)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                                            lifespan="off", timeout_graceful_shutdown=5))  # live pages' streams
@@ -225,15 +224,16 @@ def _import(cfg, args: argparse.Namespace) -> int:
     """Every file read and checked before anything is written: a file that is not analyze output
     creates no lecture (exit 10), and with ``--title`` files whose every event is already stored create
     none either (exit 2, naming the lecture that holds them)."""
-    from emocast.contract.events import EMOTION
     from emocast.core.broker import redact_url
 
     from .importer import ImportFileError, device_name_problem, events_from_records, media_facts
     from .payloads import clean_text
+    from .privacy import Privacy
     from .store import Store, StoreError, database_error_types, new_lecture_id
 
     if args.device and len(args.files) > 1:
         raise UsageError(f"--device names one file's device; {len(args.files)} files were given")
+    privacy = Privacy.of(cfg.privacy)  # emotion off: a log's emotion is not imported
     if args.title is not None and not (0 < len(args.title) <= 200 and clean_text(args.title)):
         raise UsageError("--title: 1-200 characters, without control characters, unpaired surrogates or "
                          "bidirectional overrides")
@@ -260,8 +260,7 @@ def _import(cfg, args: argparse.Namespace) -> int:
                 raise ImportFileError(f"{path}: {problem}; nothing imported")
             try:
                 found = events_from_records(path, args.device or path.stem, start, offset, lecture_id)
-                if not cfg.privacy.emotion:  # [privacy] emotion = false: the log's emotion is not imported
-                    found = dataclasses.replace(found, events=[e for e in found.events if e.kind != EMOTION])
+                found = dataclasses.replace(found, events=[e for e in found.events if privacy.reads(e.kind)])
                 results.append(found)
             except ImportFileError as exc:
                 raise ImportFileError(f"{exc}; nothing imported") from None

@@ -41,13 +41,13 @@ from paho.mqtt.properties import Properties
 from emocast.contract.events import (
     ATTENTION,
     EMOTION,
-    EMOTION_FIELDS,
     INFO,
     KIND_OF_SUFFIX,
     METRICS,
+    STATUS,
     SUMMARY,
+    DeviceStatus,
     encode_text,
-    without_emotion,
 )
 from emocast.core.broker import Backoff, make_client, parse_broker_url, redact_url, tls_context
 
@@ -63,6 +63,7 @@ from .payloads import (
     parse_ts,
     printable,
 )
+from .privacy import Privacy
 from .store import Batch, Store, StoredMessage, refused_for_content
 from .validation import Validator
 
@@ -129,6 +130,7 @@ class Ingest:
         self.stop_event = stop or threading.Event()
         self.stats = IngestStats()
         self.validator = Validator((ATTENTION, EMOTION, SUMMARY, METRICS, INFO))
+        self.privacy = Privacy.of(cfg.privacy)
         self.prefix = cfg.mqtt.prefix
         self._queue: queue.Queue[Received] = queue.Queue()
         self._generation = 0
@@ -392,8 +394,7 @@ class Ingest:
         kind; acknowledged with its batch (sending it again cannot make it valid)."""
         self.stats.rejected += 1
         device, error, excerpt = printable(device, 64), printable(error, 300), printable(item.payload)
-        if not self.cfg.privacy.emotion and kind in EMOTION_FIELDS:  # it may quote emotion: kept out
-            error, excerpt = f"invalid {kind} (details not kept: [privacy] emotion = false)", ""
+        error, excerpt = self.privacy.refusal(kind, error, excerpt)  # emotion off: nothing it may quote
         batch.rejects.append((device, kind, error, item.at, excerpt))
         if (device, kind) not in self._logged_rejects:
             self._logged_rejects.add((device, kind))
@@ -409,14 +410,14 @@ class Ingest:
         if problem:
             self._reject(batch, UNNAMED_DEVICE, kind, f"topic: {problem}", item)
             return
-        if kind == "status":
+        if kind == STATUS:
             text = item.payload.decode("utf-8", "replace").strip()
-            if text in ("online", "offline"):
+            if text in {str(s) for s in DeviceStatus}:
                 batch.statuses[device] = (text, item.at)
             else:
                 self._reject(batch, device, "status", f"status must be online or offline, not {text[:40]!r}", item)
             return
-        if kind == EMOTION and not self.cfg.privacy.emotion:  # [privacy] emotion = false: not even read
+        if not self.privacy.reads(kind):  # [privacy] emotion = false: emotion events are not even read
             self.stats.policy_dropped += 1
             batch.policy_dropped[device] = batch.policy_dropped.get(device, 0) + 1
             return
@@ -426,10 +427,9 @@ class Ingest:
             self._reject(batch, device, kind, str(exc), item)
             return
         batch.last_seen[device] = max(batch.last_seen.get(device, 0.0), item.at)  # the hub's clock, not the kiosk's
-        # [privacy] emotion = false: nothing emotional is written
-        if not self.cfg.privacy.emotion and any(k in payload for k in EMOTION_FIELDS.get(kind, ())):
-            payload = without_emotion(kind, payload)
-            text = encode_text(payload)
+        kept = self.privacy.stored(kind, payload)  # [privacy] emotion = false: nothing emotional is written
+        if kept is not payload:
+            payload, text = kept, encode_text(kept)
         if kind == INFO:
             batch.infos[device] = (text, ts)
         elif kind == METRICS:

@@ -33,6 +33,7 @@ from emocast.contract.palette import palette
 
 from .feed import ChangeFeed
 from .payloads import clean_text, video_name_problem
+from .privacy import Privacy
 from .store import Store
 from .timeline import LOOKBACK_S, MAX_LECTURE_S, auto_bin_s, lecture_timeline
 
@@ -52,8 +53,7 @@ class HubState:
     ingest_stats: Callable[[], dict[str, Any]] | None = None
     default_bin_s: float = 0.0  # 0: sized to each lecture (timeline.auto_bin_s)
     max_bins: int = 5000
-    emotion: bool = True  # [privacy] emotion
-    min_faces: int = 1  # [privacy] min_faces
+    privacy: Privacy = field(default_factory=Privacy)  # [privacy]
     video_dir: str = ""  # [web] video_dir
     feed: ChangeFeed = field(default_factory=ChangeFeed)  # what ingest commits, for live pages' streams
     started: float = field(default_factory=time.time)
@@ -150,23 +150,15 @@ def health(s: StoreDep, state: StateDep) -> JSONResponse:
     warnings = list(ingest.get("warnings", [])) if ingest else []
     body = {"ok": not problems, "problems": problems, "warnings": warnings, "version": __version__,
             "database": s.dialect,
-            "privacy": {"emotion": state.emotion, "min_faces": state.min_faces},
+            "privacy": state.privacy.as_dict(),
             "schema_version": s.schema_version(), "ingest": ingest, "time": time.time()}
     return JSONResponse(body, status_code=503 if problems else 200)
 
 
 @status.get("/devices")
 def devices(s: StoreDep, state: StateDep) -> list[dict[str, Any]]:
-    """Every device; with ``[privacy] emotion = false``, ``emotion_conflict`` marks a kiosk whose info
-    says it infers emotion all the same (its emotion is dropped here, but it still infers it)."""
-    out = s.devices()
-    for d in out:
-        info = d.get("info") or {}
-        infers = (info.get("privacy") or {}).get("emotion", (info.get("capabilities") or {}).get("emotion", False))
-        d["emotion_conflict"] = bool(not state.emotion and infers)
-        if not state.emotion and info:
-            d["info"] = {k: v for k, v in info.items() if k not in ("labels",)}
-    return out
+    """Every device, as ``[privacy]`` lets it be shown (``Privacy.device``)."""
+    return [state.privacy.device(d) for d in s.devices()]
 
 
 @status.get("/rejects")
@@ -256,7 +248,7 @@ def shown_timeline(s: Store, state: HubState, lecture: dict[str, Any], bin_s: fl
         if cached is not None and cached[0] >= arrived:
             return cached[1]
         began = time.monotonic()
-        data = lecture_timeline(s, lecture, bin_s, time.time(), per_device, state.emotion, state.min_faces)
+        data = lecture_timeline(s, lecture, bin_s, time.time(), per_device, state.privacy)
         state.timelines[key] = (began, data)
         for old in [k for k, (at, _) in state.timelines.items() if time.monotonic() - at >= TIMELINE_KEEP_S]:
             state.timelines.pop(old, None)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emocast.contract.events import DeviceStatus
 from emocast.core.broker import redact_url
 from emocast.core.errors import EmocastError, ExitCode
 
@@ -516,7 +517,7 @@ class Store:
             rows = self._query("SELECT status, last_seen FROM devices WHERE device = ?", (d,))
             top = self._query("SELECT MAX(ts) FROM messages WHERE device = ? AND (lecture IS NULL OR lecture = ?)",
                               (d, lecture))[0][0]
-            out[d] = DevicePresence(bool(rows) and rows[0][0] == "online", rows[0][1] if rows else None, top)
+            out[d] = DevicePresence(bool(rows) and rows[0][0] == DeviceStatus.ONLINE, rows[0][1] if rows else None, top)
         return out
 
     # -- erasure -----------------------------------------------------------------------------------

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .binning import NICE_BINS_S, Grid, Tally, private, tally_bins
+from .binning import NICE_BINS_S, Grid, Tally, tally_bins
 from .moments import moments
+from .privacy import Privacy
 from .stories import Rows, build_stories, horizons
 
 LOOKBACK_S = 1800.0  # events this long before a lecture's start give the state its faces start in
 MAX_LECTURE_S = 7 * 86400.0  # a lecture's timeline covers at most a week from its start
+OPEN = Privacy()  # emotion on, nothing withheld: tests and benchmarks that ask for no [privacy]
 TARGET_BINS = 40  # about this many columns: a 15-second recording is not one 60 s bin, a day not 1,440
 
 
@@ -34,21 +36,20 @@ def auto_bin_s(span_s: float) -> float:
 
 
 def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, per_device: bool = False,
-                     emotion: bool = True, min_faces: int = 1) -> dict[str, Any]:
+                     privacy: Privacy = OPEN) -> dict[str, Any]:
     """The whole answer for one lecture: its bins (and each device's, if asked) and its moments, as
-    ``[privacy]`` lets them be shown (``private``)."""
+    ``privacy`` lets them be shown."""
     start = float(lecture["start"])
     end = float(lecture["end"]) if lecture["end"] is not None else max(start, now)
     end = min(end, start + MAX_LECTURE_S)  # a lecture left live (or dated 1970) is not years of bins
     devices = list(lecture["devices"])
-    kinds = ("attention", "emotion", "summary") if emotion else ("attention", "summary")
-    rows = Rows.of(store.timeline_rows(devices, start - LOOKBACK_S, end, kinds, lecture["id"]))
+    rows = Rows.of(store.timeline_rows(devices, start - LOOKBACK_S, end, privacy.timeline_kinds(), lecture["id"]))
     stories = build_stories(rows, horizons(store.presence(devices, lecture["id"]), end))
     offset = float(lecture.get("video_offset_s") or 0.0)
     pool = bool(lecture.get("recorded"))
+    min_faces = privacy.min_faces
     tally = Tally.of(stories, Grid(start, end, bin_s), min_faces)
-    everyone = range(len(tally.devices))
-    timeline = private(tally_bins(tally, everyone, offset, min_faces, pool), emotion, min_faces)
+    timeline = privacy.shown_bins(tally_bins(tally, range(len(tally.devices)), offset, min_faces, pool))
     # moments are found at the lecture's own bin length, whatever bins the page shows: a teacher who
     # changes the bin length sees the same moments
     moment_bin_s = auto_bin_s(end - start)
@@ -56,18 +57,14 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
         at_moment_bins = timeline
     else:
         coarse = Tally.of(stories, Grid(start, end, moment_bin_s), min_faces)
-        at_moment_bins = private(tally_bins(coarse, range(len(coarse.devices)), offset, min_faces, pool), emotion,
-                                 min_faces)
-    found = moments(at_moment_bins)
+        at_moment_bins = privacy.shown_bins(tally_bins(coarse, range(len(coarse.devices)), offset, min_faces, pool))
+    found = privacy.shown_moments(moments(at_moment_bins))
     found["rules"]["bin_s"] = moment_bin_s
-    if not emotion:
-        found.pop("emotion_swings")
-        found["none_because"].pop("emotion_swings", None)
     out: dict[str, Any] = {"lecture": lecture, "bin_s": bin_s, "start": start, "end": end, "bins": timeline,
-                           "moments": found, "privacy": {"emotion": emotion, "min_faces": min_faces}}
+                           "moments": found, "privacy": privacy.as_dict()}
     if per_device:
         row = {d: i for i, d in enumerate(tally.devices)}
         out["per_device"] = {  # each device alone: a device with no stories has only empty bins
-            d: private(tally_bins(tally, [row[d]] if d in row else [], offset, min_faces, False), emotion, min_faces)
+            d: privacy.shown_bins(tally_bins(tally, [row[d]] if d in row else [], offset, min_faces, False))
             for d in devices}
     return out

@@ -276,3 +276,20 @@ def class_recordings(folder: Path, students: int = 8, minutes: int = 20, step_s:
         path.write_text("\n".join(lines) + "\n")
         out.append(path)
     return out
+
+
+SETTING_SECTION = {"min_faces": "privacy", "emotion": "privacy", "token": "web", "max_bins": "web",
+                   "video_dir": "web", "allowed_hosts": "web", "default_bin_s": "web", "max_streams": "web"}
+
+
+def hub_app(db: str, ingest_stats: Any = None, feed: Any = None, **settings: Any):
+    """The hub's web app on ``db``, made as ``emocast hub serve`` makes it: from a config with these
+    settings (named as in hub.toml: ``min_faces``, ``emotion``, ``token``, ...). ``min_faces`` is 1
+    unless given: most tests' rooms are a face or two."""
+    from emocast.hub import config as hubconfig
+    from emocast.hub.api import create_app
+
+    data: dict[str, dict[str, Any]] = {"store": {"url": db}, "privacy": {"min_faces": 1}}
+    for name, value in settings.items():
+        data.setdefault(SETTING_SECTION[name], {})[name] = value
+    return create_app(hubconfig.from_mapping(data, "<test>"), ingest_stats, feed)

@@ -88,6 +88,19 @@ def test_the_hub_imports_nothing_from_the_device():
             assert not device, f"{name} imports {sorted(device)} from the device (the contract is emocast.contract)"
 
 
+def test_the_hubs_privacy_rules_live_in_one_module():
+    """Every path that stores or shows something asks ``hub/privacy.py``: no other hub module reads the
+    ``[privacy]`` switches or strips emotion itself (binning takes the ``min_faces`` it is handed)."""
+    import re
+
+    decides = re.compile(r"privacy\.emotion\b|cfg\.privacy\.min_faces|EMOTION_FIELDS|without_emotion|\bwithheld=")
+    for path in sorted((ROOT / "hub").glob("*.py")):
+        if path.name in ("privacy.py", "config.py"):
+            continue
+        found = decides.findall(path.read_text())
+        assert not found, f"hub/{path.name} decides on [privacy] itself ({sorted(set(found))}): ask hub/privacy.py"
+
+
 def test_the_analysis_imports_nothing_from_the_service_above_it():
     """Rooms look down only: perception (frames in, state changes out) takes its settings, its
     interpreter, its demo clip from itself, the contract and the core; no part imports the command line."""

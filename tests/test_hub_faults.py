@@ -26,6 +26,7 @@ from tests.hub_support import (
     HubProcess,
     attention_payload,
     hammer,
+    hub_app,
     kill_sessions,
     pg_admin,
     pg_database,
@@ -269,9 +270,8 @@ def test_the_watchdog_asks_the_web_side(tmp_path):
 def test_bytes_in_the_authorization_header_are_a_wrong_token(tmp_path):
     from fastapi.testclient import TestClient
 
-    from emocast.hub.api import create_app
 
-    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="a-long-enough-token-0123"),
+    client = TestClient(hub_app(str(tmp_path / "hub.sqlite"), token="a-long-enough-token-0123"),
                         base_url="http://127.0.0.1")
     for value in (b"Bearer \xc3\xa9\xff", b"Basic \xff\xfe", "Basic " + "w6k6w6k=", b"\xff"):
         assert client.get("/api/lectures", headers={"Authorization": value}).status_code == 401
@@ -283,11 +283,10 @@ def test_live_streams_are_told_by_ingest_and_capped(tmp_path):
     (no query needed), ``ended`` when the lecture is stopped; one stream past ``max_streams`` is 503."""
     from fastapi.testclient import TestClient
 
-    from emocast.hub.api import create_app
     from emocast.hub.feed import ChangeFeed
 
     feed = ChangeFeed(max_streams=1)
-    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), feed=feed), base_url="http://127.0.0.1")
+    client = TestClient(hub_app(str(tmp_path / "hub.sqlite"), feed=feed), base_url="http://127.0.0.1")
     lecture = client.post("/api/lectures", json={"title": "live", "devices": ["d1"]}).json()
     url = f"/api/lectures/{lecture['id']}/stream"
     with client.stream("GET", url) as stream:
@@ -311,7 +310,6 @@ def test_a_burst_of_timeline_requests_costs_one_computation_at_a_time(tmp_path, 
     from fastapi.testclient import TestClient
 
     from emocast.hub import routes
-    from emocast.hub.api import create_app
 
     running, overlaps, calls = [0], [0], [0]
     real = routes.lecture_timeline
@@ -327,7 +325,7 @@ def test_a_burst_of_timeline_requests_costs_one_computation_at_a_time(tmp_path, 
             running[0] -= 1
 
     monkeypatch.setattr(routes, "lecture_timeline", slow)
-    client = TestClient(create_app(str(tmp_path / "hub.sqlite")), base_url="http://127.0.0.1")
+    client = TestClient(hub_app(str(tmp_path / "hub.sqlite")), base_url="http://127.0.0.1")
     lecture = client.post("/api/lectures", json={"title": "busy", "devices": ["d1"]}).json()
     codes: list[int] = []
     threads = [threading.Thread(target=lambda: codes.append(
@@ -373,13 +371,12 @@ def test_small_things_a_teacher_meets(tmp_path, capsys):
 
     from emocast.cli import main
     from emocast.core.errors import ExitCode
-    from emocast.hub.api import create_app
 
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "lesson.mp4").write_bytes(b"\x00" * 2048)
     db = str(tmp_path / "hub.sqlite")
-    client = TestClient(create_app(db, video_dir=str(videos)), base_url="http://127.0.0.1")
+    client = TestClient(hub_app(db, video_dir=str(videos)), base_url="http://127.0.0.1")
     lecture = client.post("/api/lectures", json={"title": "t", "devices": ["k1"], "video": "lesson.mp4"}).json()
     head = client.head(f"/api/lectures/{lecture['id']}/video")
     assert head.status_code == 200 and head.headers["content-length"] == "2048" and not head.content

@@ -186,6 +186,7 @@ def test_a_recorded_class_of_one_face_recordings_shows_its_room_and_no_one_alone
     shares (together they are four faces), each recording's own view is withheld, the bins where only
     two remain are withheld; and a recording cannot be imported into a second lecture, where the two
     lectures' difference would be that student's own record."""
+    from emocast.hub.privacy import Privacy
     from emocast.hub.timeline import lecture_timeline
     from tests.hub_support import class_recordings
 
@@ -194,7 +195,7 @@ def test_a_recorded_class_of_one_face_recordings_shows_its_room_and_no_one_alone
     lecture = imported(capsys, db, *map(str, files), "--title", "Period 3", "--start", str(T0))
     store = Store(db)
     try:
-        data = lecture_timeline(store, lecture, 60.0, T0 + 10_000, per_device=True, min_faces=3)
+        data = lecture_timeline(store, lecture, 60.0, T0 + 10_000, per_device=True, privacy=Privacy(min_faces=3))
     finally:
         store.close()
     shown = [b for b in data["bins"] if "withheld" not in b]

@@ -22,7 +22,6 @@ from emocast.contract.events import SCHEMAS, load_schema, utc_timestamp  # noqa:
 from emocast.core.errors import ExitCode  # noqa: E402
 from emocast.device.config import ConfigError  # noqa: E402
 from emocast.hub import config as hubconfig  # noqa: E402
-from emocast.hub.api import create_app  # noqa: E402
 from emocast.hub.binning import bins  # noqa: E402
 from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E402
 from emocast.hub.migrations import LATEST  # noqa: E402
@@ -30,7 +29,7 @@ from emocast.hub.moments import moments  # noqa: E402
 from emocast.hub.store import Batch, Store, StoredMessage  # noqa: E402
 from emocast.hub.stories import Rows, build_stories  # noqa: E402
 from emocast.hub.timeline import lecture_timeline  # noqa: E402
-from tests.hub_support import analyze_record  # noqa: E402
+from tests.hub_support import analyze_record, hub_app  # noqa: E402
 from tests.support import schema_validator  # noqa: E402
 
 T0 = 1_790_000_000.0  # a lecture's start, epoch seconds
@@ -113,7 +112,7 @@ def test_bins_size_themselves_to_the_lecture(tmp_path):
     assert [auto_bin_s(s) for s in (15, 600, 3000, 3600, 86400)] == [5.0, 15.0, 120.0, 120.0, 3600.0]
     store = Store(str(tmp_path / "hub.sqlite"))
     short = store.create_lecture("A 15 s recording", ["k1"], T0, 0.0, T0 + 15)
-    client = TestClient(create_app(str(tmp_path / "hub.sqlite")), base_url="http://127.0.0.1")
+    client = TestClient(hub_app(str(tmp_path / "hub.sqlite")), base_url="http://127.0.0.1")
     data = client.get(f"/api/lectures/{short['id']}/timeline").json()
     assert data["bin_s"] == 5.0 and len(data["bins"]) == 3  # not one 60 s bin
     assert client.get(f"/api/lectures/{short['id']}/timeline", params={"bin_s": 60}).json()["bin_s"] == 60.0
@@ -238,7 +237,7 @@ def test_lecture_timeline_and_api(tmp_path):
     batch.messages = hand_case()
     batch.last_seen = {"k1": T0 + 120}
     store.write_batch(batch)
-    client = TestClient(create_app(url), base_url="http://127.0.0.1")
+    client = TestClient(hub_app(url), base_url="http://127.0.0.1")
     assert client.get("/api/health").json()["ok"] is True
     live = client.post("/api/lectures", json={"title": "Now", "devices": ["k1"]})
     assert live.status_code == 201 and live.json()["live"]
@@ -273,12 +272,12 @@ def test_lecture_timeline_and_api(tmp_path):
 
 
 def test_a_token_guards_every_route(tmp_path):
-    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="s3cret"), base_url="http://127.0.0.1")
+    client = TestClient(hub_app(str(tmp_path / "hub.sqlite"), token="s3cret-s3cret-s3cret"), base_url="http://127.0.0.1")
     assert client.get("/api/health").status_code == 401
     assert client.get("/").status_code == 401
     assert client.get("/api/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/api/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    assert client.get("/api/devices", auth=("teacher", "s3cret")).status_code == 200
+    assert client.get("/api/health", headers={"Authorization": "Bearer s3cret-s3cret-s3cret"}).status_code == 200
+    assert client.get("/api/devices", auth=("teacher", "s3cret-s3cret-s3cret")).status_code == 200
 
 
 def analyze_records(path: Path, track_states: dict[int, list[tuple[float, str, str | None]]]) -> Path:

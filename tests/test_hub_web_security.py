@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from emocast.core.settings import ConfigError  # noqa: E402
 from emocast.hub import config as hubconfig  # noqa: E402
-from emocast.hub.api import create_app  # noqa: E402
+from tests.hub_support import hub_app  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
 JSON = {"Content-Type": "application/json"}
@@ -24,7 +24,7 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture
 def client(db_url):
-    return TestClient(create_app(db_url, max_bins=5000), base_url=LOCAL)
+    return TestClient(hub_app(db_url, max_bins=5000), base_url=LOCAL)
 
 
 def live_lecture(client) -> str:
@@ -34,7 +34,7 @@ def live_lecture(client) -> str:
 
 
 def test_only_the_hubs_own_host_names_are_served(tmp_path):
-    app = create_app(str(tmp_path / "hub.sqlite"), allowed_hosts=frozenset({"127.0.0.1", "hub.school.lan"}))
+    app = hub_app(str(tmp_path / "hub.sqlite"), allowed_hosts="hub.school.lan")
     assert TestClient(app, base_url=LOCAL).get("/api/health").status_code == 200
     assert TestClient(app, base_url="http://hub.school.lan:8080").get("/").status_code == 200
     rebound = TestClient(app, base_url="http://attacker.example").get("/api/devices")
@@ -109,7 +109,7 @@ def test_tokens_that_would_switch_authentication_off_are_refused(tmp_path, caplo
 
 
 def test_a_token_is_compared_whole(tmp_path):
-    app = TestClient(create_app(str(tmp_path / "hub.sqlite"), token="a-long-enough-token-0123"), base_url=LOCAL)
+    app = TestClient(hub_app(str(tmp_path / "hub.sqlite"), token="a-long-enough-token-0123"), base_url=LOCAL)
     assert app.get("/api/health", headers={"Authorization": "Bearer a-long-enough-token-0123"}).status_code == 200
     for wrong in ("a", "a-long-enough-token-012", "a-long-enough-token-01234", ""):
         assert app.get("/api/health", headers={"Authorization": f"Bearer {wrong}"}).status_code == 401
@@ -120,7 +120,7 @@ def test_a_lecture_video_is_a_file_name_in_the_video_folder_and_nothing_else(tmp
     videos.mkdir()
     (videos / "a.webm").write_bytes(b"\x1a\x45\xdf\xa3" + b"\0" * 2000)
     (tmp_path / "secret.txt").write_text("not for the web")
-    client = TestClient(create_app(str(tmp_path / "hub.sqlite"), video_dir=str(videos)), base_url=LOCAL)
+    client = TestClient(hub_app(str(tmp_path / "hub.sqlite"), video_dir=str(videos)), base_url=LOCAL)
     for bad in ("../secret.txt", "/etc/passwd", "..", ".hidden"):
         assert client.post("/api/lectures", json={"title": "t", "video": bad}).status_code == 422, bad
     ok = client.post("/api/lectures", json={"title": "t", "devices": ["k1"], "video": "a.webm"}).json()

@@ -14,14 +14,13 @@ import pytest
 
 from emocast.cli import main
 from emocast.core.errors import ExitCode
-from tests.hub_support import HubProcess, published_seqs, run_device
+from tests.hub_support import HubProcess, hub_app, published_seqs, run_device
 from tests.test_hub_timeline import T0, attention, emotion, event
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from emocast.hub.api import create_app  # noqa: E402
 from emocast.hub.store import Batch, Store  # noqa: E402
 
 LOCAL = "http://127.0.0.1"
@@ -94,7 +93,7 @@ def test_fewer_than_min_faces_show_no_shares(tmp_path, faces, shown):
     batch.last_seen = {"k1": T0 + 120}
     store.write_batch(batch)
     lecture = store.create_lecture("Tutorial", ["k1"], T0, 0.0, T0 + 120)
-    client = TestClient(create_app(db, min_faces=3), base_url=LOCAL)
+    client = TestClient(hub_app(db, min_faces=3), base_url=LOCAL)
     data = client.get(f"/api/lectures/{lecture['id']}/timeline", params={"bin_s": 60, "per_device": True}).json()
     views = [data["bins"], data["per_device"]["k1"]]
     for bins in views:
@@ -131,7 +130,7 @@ def test_no_difference_of_two_shown_views_singles_out_a_face(tmp_path):
     store.write_batch(batch)
     both = store.create_lecture("Both", ["front", "back"], T0, 0.0, T0 + 120)
     front_only = store.create_lecture("Front", ["front"], T0, 0.0, T0 + 120)
-    client = TestClient(create_app(db, min_faces=3), base_url=LOCAL)
+    client = TestClient(hub_app(db, min_faces=3), base_url=LOCAL)
     data = client.get(f"/api/lectures/{both['id']}/export.json", params={"bin_s": 60}).json()
     other = client.get(f"/api/lectures/{front_only['id']}/timeline", params={"bin_s": 60}).json()
     for room, front, back, alone in zip(data["bins"], data["per_device"]["front"], data["per_device"]["back"],
@@ -233,7 +232,7 @@ def test_two_views_never_differ_by_a_few_faces(tmp_path):
     lecture = store.create_lecture("Seminar", ["k1"], T0, 0.0, T0 + 120)
     later = store.create_lecture("Seminar, again", ["k1"], T0 + 2.5, 0.0, T0 + 120)
     store.close()
-    client = TestClient(create_app(db, min_faces=3), base_url=LOCAL)
+    client = TestClient(hub_app(db, min_faces=3), base_url=LOCAL)
 
     def timeline(lec: dict, bin_s: float) -> list[dict]:
         return client.get(f"/api/lectures/{lec['id']}/timeline", params={"bin_s": bin_s}).json()["bins"]
@@ -246,6 +245,6 @@ def test_two_views_never_differ_by_a_few_faces(tmp_path):
     assert shifted[0]["faces"] > 4.5 and shifted[0]["attentive_share"] is None and shifted[0]["withheld"]
     assert timeline(lecture, 7)[0]["attentive_share"] == 1.0  # any bin length: 7 s bins of five faces
     # with min_faces 1 nothing is withheld
-    open_hub = TestClient(create_app(db, min_faces=1), base_url=LOCAL)
+    open_hub = TestClient(hub_app(db, min_faces=1), base_url=LOCAL)
     got = open_hub.get(f"/api/lectures/{later['id']}/timeline", params={"bin_s": 60}).json()["bins"]
     assert got[0]["attentive_share"] < 1.0
