@@ -50,4 +50,5 @@ venv="${EMOCAST_VENV:-.venv}"
   npm install --silent --no-audit --no-fund --prefix .cache/node axe-core@4
 
 "$venv/bin/ruff" check .
-"$venv/bin/python" -m pytest -ra "$@"
+# the tests spread over every core (pytest-xdist): each test starts its own broker, database and ports
+"$venv/bin/python" -m pytest -ra -n auto "$@"
