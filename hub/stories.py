@@ -127,11 +127,6 @@ class Segments:
     end: np.ndarray
 
     @classmethod
-    def empty(cls) -> Segments:
-        none = np.zeros(0)
-        return cls([], none.astype(np.int64), none.astype(np.int64), [], none.astype(np.int64), none, none)
-
-    @classmethod
     def of(cls, segments: Sequence[Segment]) -> Segments:
         """From a list of segments (tests build their cases so)."""
         devices, device = _codes(s.device for s in segments)
