@@ -79,27 +79,6 @@ class Rows:
                    np.where(np.isnan(track), NO_TRACK, track).astype(np.int64), list(seen[2]),
                    col[4].astype(np.int64), col[5], *(np.nan_to_num(col[i], nan=0.0) for i in (6, 7, 8)))
 
-    @classmethod
-    def parsed(cls, messages: Iterable[tuple[str, str, float, int | None, str | None, dict[str, Any]]]) -> Rows:
-        """From (device, kind, ts, track, value, parsed payload) in time order: what ``Store.timeline_rows``
-        extracts in the database, done in Python (the tests' reference)."""
-        raw = []
-        for device, kind, ts, track, value, p in messages:
-            if kind == "summary":
-                raw.append((device, kind, ts, track, value, False, p.get("window_s"), p.get("blinks"),
-                            p.get("face_time_s")))
-            else:
-                raw.append((device, kind, ts, track, value, kind == "attention" and p.get("previous") is None,
-                            p.get("previous_duration_s") if kind == "attention" else None, None, None))
-        return cls.of(raw)
-
-    def tuples(self) -> list[tuple]:
-        """Each row as a tuple of plain values (to compare two ``Rows``)."""
-        return [(self.devices[d], KINDS[k], float(t), None if tr == NO_TRACK else int(tr), self.values[v], bool(f),
-                 float(n), float(b), float(s))
-                for d, k, t, tr, v, f, n, b, s in zip(self.device, self.kind, self.ts, self.track, self.value,
-                                                      self.first, self.number, self.blinks, self.face_s, strict=True)]
-
     def value_codes(self, vocabulary: Sequence[str]) -> np.ndarray:
         """Each row's value as its index in ``vocabulary`` (-1 where it is not there)."""
         lookup = np.array([vocabulary.index(v) if v in vocabulary else -1 for v in self.values] or [-1], np.int64)
