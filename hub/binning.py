@@ -2,10 +2,10 @@
 and which devices may count in each bin under ``min_faces``.
 
 Everything is computed as arrays (device x bin), each interval spread over the bins it covers at
-once (``_spread``), so a timeline costs its segments plus its bins, in numpy, not a Python step per
+once (``spread``), so a timeline costs its segments plus its bins, in numpy, not a Python step per
 segment and bin; the room's bins and each device's own are read off the same arrays.
 
-``min_faces`` > 1 applies per device: a device with fewer faces present in a bin (their mean) adds
+``min_faces`` > 1 applies per device: a device with fewer faces present at some moment of a bin adds
 its faces to ``faces`` but nothing to any share, blink rate or emotion of that bin, so no difference
 of two views that are shown (the room less one kiosk, one lecture less another over the same time)
 can single out fewer than ``min_faces`` faces: each share is of whole devices that each had
@@ -25,7 +25,7 @@ import numpy as np
 
 from emocast.contract.events import ATTENTIVE, PRESENT_STATES
 
-from .stories import Stories, searchsorted_by_key
+from .stories import Stories, face_key, searchsorted_by_key
 
 NICE_BINS_S = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 
@@ -152,28 +152,26 @@ class Tally:
     least: np.ndarray
 
     @classmethod
-    def of(cls, stories: Stories, grid: Grid, min_faces: int) -> Tally:
+    def of(cls, stories: Stories, grid: Grid) -> Tally:
         att, emo, summ = stories.attention, stories.emotion, stories.summaries
         devices = sorted(set(att.devices) | set(emo.devices) | set(summ.devices))
-        index = {d: i for i, d in enumerate(devices)}
         n_dev, n_states = len(devices), len(PRESENT_STATES)
-        dev_a = att.device_codes(index)
+        dev_a = att.device_codes(devices)
         state = att.value_codes(PRESENT_STATES)
         present = state >= 0
         states = spread(grid, att.start[present], att.end[present], (dev_a * n_states + state)[present],
                         n_dev * n_states).reshape(n_dev, n_states, grid.n)
         # attentive time with an emotion: per face, its emotion segments against its attentive ones
         labels = sorted({emo.values[c] for c in np.unique(emo.value).tolist()})
+        n_labels = max(1, len(labels))
         attentive = state == PRESENT_STATES.index(ATTENTIVE)
-        dev_e = emo.device_codes(index)
-        key_a = dev_a * (1 << 32) + att.track
-        key_e = dev_e * (1 << 32) + emo.track
-        which, lo, hi = overlaps(key_a[attentive], att.start[attentive], att.end[attentive], key_e, emo.start,
-                                 emo.end)
+        dev_e = emo.device_codes(devices)
+        which, lo, hi = overlaps(face_key(dev_a, att.track)[attentive], att.start[attentive], att.end[attentive],
+                                 face_key(dev_e, emo.track), emo.start, emo.end)
         label = emo.value_codes(labels)[which]
-        emotions = spread(grid, lo, hi, dev_e[which] * max(1, len(labels)) + label,
-                          n_dev * max(1, len(labels))).reshape(n_dev, max(1, len(labels)), grid.n)
-        dev_s = summ.device_codes(index)
+        emotions = spread(grid, lo, hi, dev_e[which] * n_labels + label, n_dev * n_labels).reshape(n_dev, n_labels,
+                                                                                                 grid.n)
+        dev_s = summ.device_codes(devices)
         window = summ.window_s
         ok = window > 0
         per_s = np.divide(1.0, window, out=np.zeros_like(window), where=ok)
@@ -242,7 +240,7 @@ def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_
     devices with fewer faces count together, when together they have ``min_faces`` or more: the only
     other views of them are their own, each withheld, so the room less every shown device is a group
     of ``min_faces`` or more, never one person."""
-    tally = Tally.of(stories, Grid(start, end, bin_s), min_faces)
+    tally = Tally.of(stories, Grid(start, end, bin_s))
     return tally_bins(tally, range(len(tally.devices)), video_offset_s, min_faces, pool_small)
 
 

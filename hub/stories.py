@@ -31,11 +31,23 @@ KINDS = ("attention", "emotion", "summary")
 NO_TRACK = -1
 
 
-def _codes(column: Iterable[Any]) -> tuple[list[Any], np.ndarray]:
-    """Distinct values in first-seen order, and each entry's index among them."""
-    seen: dict[Any, int] = {}
+def _codes(column: Iterable[Any], seen: dict[Any, int] | None = None) -> tuple[list[Any], np.ndarray]:
+    """Distinct values in first-seen order, and each entry's index among them (``seen``: the codes
+    given so far, extended, when a column arrives in parts)."""
+    seen = {} if seen is None else seen
     codes = np.fromiter((seen.setdefault(v, len(seen)) for v in column), np.int64)
     return list(seen), codes
+
+
+def _recode(names: Sequence[Any], codes: np.ndarray, vocabulary: Sequence[Any]) -> np.ndarray:
+    """``codes`` (indices into ``names``) as indices into ``vocabulary`` (-1 where a name is not there)."""
+    lookup = np.array([vocabulary.index(v) if v in vocabulary else -1 for v in names] or [-1], np.int64)
+    return lookup[codes]
+
+
+def face_key(device: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """One number per face (a device's code and a track number, an int32), to sort and search faces by."""
+    return (device.astype(np.int64) << 32) | track
 
 
 @dataclass
@@ -68,7 +80,7 @@ class Rows:
         while chunk := list(itertools.islice(rows, page)):
             cols = list(zip(*chunk, strict=True))
             for i, table in zip((0, 1, 4), seen, strict=True):
-                parts[i].append(np.fromiter((table.setdefault(v, len(table)) for v in cols[i]), np.int64, len(chunk)))
+                parts[i].append(_codes(cols[i], table)[1])
             for i in (2, 3, 6, 7, 8):  # NULL -> NaN (numpy reads None so)
                 parts[i].append(np.array(cols[i], float))
             parts[5].append(np.array(cols[5], bool))
@@ -81,8 +93,7 @@ class Rows:
 
     def value_codes(self, vocabulary: Sequence[str]) -> np.ndarray:
         """Each row's value as its index in ``vocabulary`` (-1 where it is not there)."""
-        lookup = np.array([vocabulary.index(v) if v in vocabulary else -1 for v in self.values] or [-1], np.int64)
-        return lookup[self.value]
+        return _recode(self.values, self.value, vocabulary)
 
 
 class Segment(NamedTuple):
@@ -120,14 +131,13 @@ class Segments:
         for d, tr, v, s, e in zip(self.device, self.track, self.value, self.start, self.end, strict=True):
             yield Segment(self.devices[d], int(tr), self.values[v], float(s), float(e))
 
-    def device_codes(self, index: dict[str, int]) -> np.ndarray:
-        """Each segment's device as its index in ``index``."""
-        return np.array([index[d] for d in self.devices] or [0], np.int64)[self.device]
+    def device_codes(self, devices: Sequence[str]) -> np.ndarray:
+        """Each segment's device as its index in ``devices``."""
+        return _recode(self.devices, self.device, devices)
 
     def value_codes(self, vocabulary: Sequence[str]) -> np.ndarray:
         """Each segment's value as its index in ``vocabulary`` (-1 where it is not there)."""
-        lookup = np.array([vocabulary.index(v) if v in vocabulary else -1 for v in self.values] or [-1], np.int64)
-        return lookup[self.value]
+        return _recode(self.values, self.value, vocabulary)
 
 
 @dataclass
@@ -141,8 +151,9 @@ class Summaries:
     blinks: np.ndarray
     face_time_s: np.ndarray
 
-    def device_codes(self, index: dict[str, int]) -> np.ndarray:
-        return np.array([index[d] for d in self.devices] or [0], np.int64)[self.device]
+    def device_codes(self, devices: Sequence[str]) -> np.ndarray:
+        """Each summary's device as its index in ``devices``."""
+        return _recode(self.devices, self.device, devices)
 
 
 @dataclass
@@ -213,7 +224,7 @@ class _Lives:
     restarts numbers its faces from 1 again, so a track's first state (``previous`` null) starts a new
     face, as does any event after an ``absent``."""
 
-    key: np.ndarray  # device << 32 | track
+    key: np.ndarray  # face_key
     start: np.ndarray
     end: np.ndarray  # its ``absent``, or when its last state ended
 
@@ -254,7 +265,7 @@ def _attention(rows: Rows, horizon: dict[str, float]) -> tuple[Segments, _Lives]
     life_end = np.where(absent[last], life_t1, np.maximum(life_t1, until)) if n else np.zeros(0)
     keep = (rows.value_codes(PRESENT_STATES)[pick] >= 0) & (end > ts)
     segments = Segments(rows.devices, dev[keep], track[keep], rows.values, rows.value[pick][keep], ts[keep], end[keep])
-    return segments, _Lives((life_dev << 32) | track[first], life_t0, life_end)
+    return segments, _Lives(face_key(life_dev, track[first]), life_t0, life_end)
 
 
 def _emotion(rows: Rows, lives: _Lives, horizon: dict[str, float]) -> Segments:
@@ -264,7 +275,7 @@ def _emotion(rows: Rows, lives: _Lives, horizon: dict[str, float]) -> Segments:
     pick = np.nonzero((rows.kind == KINDS.index("emotion")) & (rows.track != NO_TRACK))[0]
     pick = pick[np.lexsort((pick, rows.track[pick], rows.device[pick]))]
     dev, track, ts = rows.device[pick], rows.track[pick], rows.ts[pick]
-    key = (dev << 32) | track
+    key = face_key(dev, track)
     n = len(pick)
     if not n:
         return Segments(rows.devices, dev, track, rows.values, rows.value[pick], ts, ts)

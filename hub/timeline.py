@@ -48,7 +48,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     offset = float(lecture.get("video_offset_s") or 0.0)
     pool = bool(lecture.get("recorded"))
     min_faces = privacy.min_faces
-    tally = Tally.of(stories, Grid(start, end, bin_s), min_faces)
+    tally = Tally.of(stories, Grid(start, end, bin_s))
     timeline = privacy.shown_bins(tally_bins(tally, range(len(tally.devices)), offset, min_faces, pool))
     # moments are found at the lecture's own bin length, whatever bins the page shows: a teacher who
     # changes the bin length sees the same moments
@@ -56,7 +56,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     if moment_bin_s == bin_s:
         at_moment_bins = timeline
     else:
-        coarse = Tally.of(stories, Grid(start, end, moment_bin_s), min_faces)
+        coarse = Tally.of(stories, Grid(start, end, moment_bin_s))
         at_moment_bins = privacy.shown_bins(tally_bins(coarse, range(len(coarse.devices)), offset, min_faces, pool))
     found = privacy.shown_moments(moments(at_moment_bins))
     found["rules"]["bin_s"] = moment_bin_s
