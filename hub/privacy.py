@@ -16,6 +16,8 @@ from typing import Any
 
 from emocast.contract.events import EMOTION, EMOTION_FIELDS, PRESENT_STATES, without_emotion
 
+from .stories import KINDS
+
 
 @dataclass(frozen=True)
 class Privacy:
@@ -50,8 +52,8 @@ class Privacy:
 
     # -- what is shown -----------------------------------------------------------------------------
     def timeline_kinds(self) -> tuple[str, ...]:
-        """The stored kinds a timeline reads."""
-        return ("attention", "emotion", "summary") if self.emotion else ("attention", "summary")
+        """The stored kinds a timeline reads: those read at all."""
+        return tuple(kind for kind in KINDS if self.reads(kind))
 
     def device(self, row: dict[str, Any]) -> dict[str, Any]:
         """A device as the API shows it: with emotion off, its info without the model's labels, and
