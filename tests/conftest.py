@@ -90,38 +90,69 @@ def shipped_model() -> Path:
     return path
 
 
-# The two tiers, marked at collection from what a test uses, never by hand: `integration` for a test
-# that starts a broker, a PostgreSQL database, a browser or a process of its own (the service, the hub,
-# the CLI in a subprocess), reads the real clips, photos or FER2013 of ../shared, or trains or converts
-# a model; `unit` for the rest (in-process, synthetic inputs, SQLite files at most). `pytest -m unit`
-# is the quick pass; `bash scripts/test.sh` runs both.
-INTEGRATION_FIXTURES = {"broker", "mosquitto", "recorder_factory", "browser", "phone", "school", "shipped_model"}
-INTEGRATION_MARKERS = {"mqtt", "e2e", "slow"}
-INTEGRATION_CALLS = ("subprocess", "Popen", "HubProcess(", "run_device(", "run_cli(", "_service(", "pg_database(",
-                     "running_hub(", "Broker(", "train(", "quantize", "convert", "keras", "fit(", "evaluate(")
-SHARED = "../shared"  # what a skip reason names when a test reads the shared data
+
+FOLDERS = ("anger", "fear", "happiness", "sadness", "surprise", "neutral")  # the data's own names
 
 
-def _starts_something(item: pytest.Item) -> bool:
-    import inspect
+@pytest.fixture(scope="session")
+def image_tree(tmp_path_factory) -> Path:
+    """A data set as people bring one: train/ and test/ with class folders named as data sets name them,
+    neutral included (random faces, each class a little darker on the left)."""
+    import cv2
+    import numpy as np
 
-    if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
-        return True
-    markers = list(item.iter_markers())
-    if INTEGRATION_MARKERS & {m.name for m in markers}:
-        return True
-    if any(m.name == "skipif" and SHARED in str(m.kwargs.get("reason", "")) for m in markers):
-        return True
+    root = tmp_path_factory.mktemp("faces")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 6)):
+        for c, name in enumerate(FOLDERS):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                face = rng.integers(0, 255, (48, 48)).astype(np.uint8)
+                face[:, : 8 * (c + 1)] //= 3  # each class a little different
+                cv2.imwrite(str(folder / f"{i}.png"), face)
+    return root
+
+# The two tiers are the two folders: `tests/unit` (in-process, synthetic inputs, SQLite files at most)
+# and `tests/integration` (a real broker, PostgreSQL, a browser, the service or the CLI as a process, the
+# clips and FER2013 of ../shared, training and converting models). Each test is marked from its folder
+# (`pytest -m unit` is the quick pass; `bash scripts/test.sh` runs both), and a unit test that asks for a
+# part of the integration tier, or starts a process, fails: the folder cannot drift from what a test does.
+INTEGRATION_FIXTURES = {"broker", "mosquitto", "recorder_factory", "browser", "phone", "school"}
+UNIT = Path(__file__).parent / "unit"
+
+
+def _asks_for_a_service(item: pytest.Item) -> str | None:
+    """The integration part a test item asks for, or None."""
+    used = INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if used:
+        return f"the fixture {sorted(used)[0]!r}"
     callspec = getattr(item, "callspec", None)
     if callspec is not None and callspec.params.get("db_url") == "postgresql":
-        return True
-    try:
-        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
-    except (OSError, TypeError, AttributeError):
-        return False
-    return any(call in source for call in INTEGRATION_CALLS)
+        return "a PostgreSQL database"
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        item.add_marker(pytest.mark.integration if _starts_something(item) else pytest.mark.unit)
+        if UNIT in Path(item.path).parents:
+            needs = _asks_for_a_service(item)
+            if needs is not None:
+                raise pytest.UsageError(f"{item.nodeid} is a unit test but uses {needs}: it belongs in "
+                                        "tests/integration")
+            item.add_marker(pytest.mark.unit)
+        else:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In tests/unit, starting a process fails the test, naming the command."""
+    if UNIT not in Path(request.node.path).parents:
+        return
+    import subprocess
+
+    def refuse(self, args, *rest, **kwargs):
+        raise AssertionError(f"a unit test starts no process (it ran {args!r}): it belongs in tests/integration")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

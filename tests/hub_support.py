@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import free_port, wait_port
+from tests.support import EMOCAST, free_port, wait_port
 
-EMOCAST = [sys.executable, "-m", "emocast"]
+LOCAL = "http://127.0.0.1"  # the base URL of an in-process test client (a same-origin browser)
 PG_ADMIN = os.environ.get("EMOCAST_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

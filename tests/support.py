@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 SHARED = REPO.parent / "shared"
+EMOCAST = [sys.executable, "-m", "emocast"]  # the CLI as a process
 
 
 FER_DIR = SHARED / "data" / "fer2013"
