@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .budget import MAX_FACE_MS, MAX_MB
+
 
 def _default_data() -> Path:
     here = Path.cwd() / ".." / "shared" / "data" / "fer2013"
@@ -73,9 +75,10 @@ def _train(csub: argparse._SubParsersAction, common: argparse.ArgumentParser) ->
 
 def _quantize(csub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     q = csub.add_parser("quantize", parents=[common],
-                        help="Keras model -> TFLite (int8 by default) with its model card")
+                        help="a Keras, TensorFlow, ONNX or PyTorch model -> TFLite (int8 by default) with its card")
     q.add_argument("model", type=Path, help="a .keras file (its run folder's recipe.json is read), a Keras 2 / "
-                   "tf.keras .h5 full model, or a TensorFlow SavedModel directory")
+                   "tf.keras .h5 full model, a TensorFlow SavedModel directory, an ONNX graph (.onnx: emocast[onnx]) "
+                   "or a torch.export program (.pt2: emocast[torch])")
     q.add_argument("--labels", help="the model's classes in output order, comma-separated (default: the recipe's, "
                    "else FER2013's seven); matched to the data's classes by name, with synonyms")
     q.add_argument("--size", help="input size, N or HxW (default: the recipe's, else 48)")
@@ -90,6 +93,11 @@ def _quantize(csub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     q.add_argument("--mode", choices=("int8", "float16", "dynamic"), default="int8")
     q.add_argument("--calib", type=int, default=500, help="representative images from the train split")
     q.add_argument("--eval-limit", type=int, default=0, help="score on this many validation images (0: all)")
+    q.add_argument("--max-face-ms", type=float, default=MAX_FACE_MS,
+                   help="the kiosk's budget: refuse a file slower than this a face on one thread here "
+                   "(default %(default)s)")
+    q.add_argument("--max-mb", type=float, default=MAX_MB,
+                   help="the kiosk's budget: refuse a file larger than this (default %(default)s)")
 
 
 def _ensemble(csub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -66,8 +66,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     flags = {"input_size": _size(args.size), "color": args.color, "pixel_scale": args.scale,
              "pixel_offset": args.offset, "crop_margin": args.crop_margin}
     card = quantize(args.model, args.data, args.out, mode=args.mode, calib_size=args.calib,
-                    eval_limit=args.eval_limit, labels=labels, preprocess=flags, accept_drop=args.accept_drop)
+                    eval_limit=args.eval_limit, labels=labels, preprocess=flags, accept_drop=args.accept_drop,
+                    max_face_ms=args.max_face_ms, max_mb=args.max_mb)
     print(json.dumps({"file": str(args.out), "size_bytes": card.extra.get("size_bytes"), **card.metrics,
+                      "agreement": card.extra.get("agreement"),
                       "latency_ms_median_1thread": card.extra.get("latency_ms_median_1thread")}, indent=2))
     return 0
 

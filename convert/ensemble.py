@@ -19,8 +19,7 @@ import keras
 from keras import layers
 
 from .architectures import Mirror
-from .errors import Refusal
-from .sources import MissingModelFile
+from .errors import MissingModelFile, Refusal
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,14 @@ class TfliteEvaluation:
     size_bytes: int
 
 
+def float_probabilities(source, split: Split, pre: Preprocess, batch_size: int = 256) -> np.ndarray:
+    """The float model's outputs on ``split``, from its own runtime (Keras, TensorFlow, onnxruntime, torch)."""
+    return np.asarray(source.predict(batch_to_model_input(split.images, pre), batch_size=batch_size))
+
+
 def evaluate_float(source, split: Split, pre: Preprocess, batch_size: int = 256) -> Scores:
-    """Score the float model a ``sources.ModelSource`` holds (Keras or SavedModel) on ``split``."""
-    probs = source.predict(batch_to_model_input(split.images, pre), batch_size=batch_size)
+    """Score the float model a source holds (``sources.load_source``) on ``split``."""
+    probs = float_probabilities(source, split, pre, batch_size)
     return score(split.labels, probs.argmax(axis=1), len(split.classes))
 
 

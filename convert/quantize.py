@@ -18,6 +18,7 @@ import numpy as np
 
 from emocast.contract.model_card import ModelCard, Preprocess, batch_to_model_input, card_path_for, sha256_of
 
+from .budget import MAX_FACE_MS, MAX_MB, check_budget
 from .data import FER_LABELS, Split, canonical_label, load_split
 from .errors import Refusal
 
@@ -130,13 +131,16 @@ def _norm(v):
 
 
 def _recipe_and_labels(model_path: Path, recipe: dict | None, labels: tuple[str, ...] | None,
-                       preprocess: dict | None) -> tuple[dict, tuple[str, ...]]:
-    """The recipe the model is converted with (given, or its run folder's, with the flags merged in)
-    and its labels; flags or labels that contradict the run folder are refused, naming both."""
+                       preprocess: dict | None, declared: dict | None = None) -> tuple[dict, tuple[str, ...]]:
+    """The recipe the model is converted with (given, or its run folder's, or what a graph ``declared``
+    of its input, with the flags merged in) and its labels; flags or labels that contradict the run
+    folder or the graph are refused, naming both."""
     recipe = dict(recipe or {})
     where = "the given recipe"
     stored = Path(model_path).parent / "recipe.json"
-    if not recipe and Path(model_path).is_file() and stored.is_file():
+    if not recipe and declared:
+        recipe, where = dict(declared), f"{model_path}'s graph"
+    elif not recipe and Path(model_path).is_file() and stored.is_file():
         recipe, where = json.loads(stored.read_text()), str(stored)
     recipe = merge_flags(recipe, dict(preprocess or {}), where)
     if labels and recipe.get("labels") and list(map(canonical_label, recipe["labels"])) != list(
@@ -163,12 +167,14 @@ def _score_and_gate(source, out_path: Path, data: Path, recipe: dict, labels: tu
                     accept_drop: bool, max_drop: float) -> None:
     """Score the float model and the written file on the validation split (into ``metrics``); a drop
     over ``max_drop`` removes the file and its card and is refused, unless ``accept_drop``."""
-    from .evaluate import evaluate_float, evaluate_tflite
+    from .evaluate import evaluate_tflite, float_probabilities
+    from .metrics import score
 
     val, left_val = load_split(data, recipe.get("val_split", "public_test")).for_labels(labels)
     if eval_limit:
         val = val.subset(eval_limit, 0)
-    fl = evaluate_float(source, val, pre)
+    float_probs = float_probabilities(source, val, pre)
+    fl = score(val.labels, float_probs.argmax(axis=1), len(val.classes))
     metrics["float"] = {"accuracy": round(fl.accuracy, 4), "macro_f1": round(fl.macro_f1, 4)}
     _write_card(out_path, pre, card_recipe, mode, metrics, labels)  # the device-side loader reads the file's card
     q = evaluate_tflite(out_path, val)
@@ -176,8 +182,11 @@ def _score_and_gate(source, out_path: Path, data: Path, recipe: dict, labels: tu
     metrics["validation"] = {"split": val.name, "labels": "FER2013", "images": len(val),
                              **({"left_out": left_val} if left_val else {})}
     metrics["latency_ms_median_1thread"] = round(q.latency_ms, 3)
-    log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | %.2f ms/face",
-             fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, q.latency_ms)
+    # the share of faces on which the file the device runs and the float model give the same class
+    metrics["agreement"] = round(float((q.probs.argmax(axis=1) == float_probs.argmax(axis=1)).mean()), 4)
+    log.info("float acc %.4f F1 %.4f | %s acc %.4f F1 %.4f | same class on %.1f%% of faces | %.2f ms/face",
+             fl.accuracy, fl.macro_f1, mode, q.scores.accuracy, q.scores.macro_f1, 100 * metrics["agreement"],
+             q.latency_ms)
     if robust:
         from .robustness import robustness
 
@@ -206,17 +215,23 @@ def quantize(
     accept_drop: bool = False,
     max_drop: float = 0.02,
     robust: bool = True,
+    max_face_ms: float = MAX_FACE_MS,
+    max_mb: float = MAX_MB,
 ) -> ModelCard:
-    """Convert ``model_path`` (.keras, .h5 or a SavedModel directory) and write ``out_path`` plus
-    its card; with ``evaluate``, score the float and quantized models on the validation split and
+    """Convert ``model_path`` (.keras, .h5, a SavedModel directory, .onnx or .pt2) and write ``out_path``
+    plus its card; with ``evaluate``, score the float and quantized models on the validation split and
     refuse (``QuantizationError``, nothing left behind) an accuracy drop over ``max_drop`` unless
     ``accept_drop``; with ``robust`` also under a kiosk camera's faults (``robustness``), in the
     card. ``labels`` and ``preprocess`` (PREPROCESS_KEYS) describe a model without a run folder;
-    they must agree with a run folder's recipe where there is one."""
+    they must agree with a run folder's recipe, or what a graph says of its input, where there is
+    one. A file over the kiosk's budget (``max_face_ms`` a face on one thread, ``max_mb``) is refused
+    (``ModelSourceError``) and removed."""
     from .sources import check_probabilities, load_source
 
-    source = load_source(model_path)
-    recipe, labels = _recipe_and_labels(model_path, recipe, labels, preprocess)
+    flags = dict(preprocess or {})
+    source = load_source(model_path, _size_flag(flags.get("input_size")), flags.get("color"))
+    declared = getattr(source, "declared", None)
+    recipe, labels = _recipe_and_labels(model_path, recipe, labels, flags, declared)
     pre = preprocess_for(recipe)
     _check_shapes(source, model_path, labels, pre)
     training = training_record(Path(model_path).parent / "history.csv") if Path(model_path).is_file() else {}
@@ -227,16 +242,15 @@ def quantize(
         if not len(train):
             raise QuantizationError(f"{data}: no training images of the model's classes ({', '.join(labels)})")
         calib = representative_images(train, calib_size, int(recipe.get("seed", 0)))
-        check_probabilities(source, batch_to_model_input(calib[:32], pre))
+        check_probabilities(source, batch_to_model_input(calib[:128], pre))
     log.info("converting %s (%s) to %s TFLite", model_path, source.kind, mode)
-    if source.keras_model is not None:
-        blob = convert_keras(source.keras_model, pre, mode, calib if mode == "int8" else None)
-    else:
-        blob = convert_saved_model(Path(model_path), pre, mode, calib if mode == "int8" else None)
+    blob = _convert(source, Path(model_path), pre, mode, calib if mode == "int8" else None, calib)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
     card_recipe = {**recipe, "labels": list(labels)}
-    if source.kind != "keras" or "architecture" not in recipe:
+    if hasattr(source, "record"):
+        card_recipe["source"] = source.record()
+    elif source.kind != "keras" or "architecture" not in recipe:
         card_recipe.setdefault("source", {"file": Path(model_path).name, "format": source.kind})
     dataset = FER_DATASET if tuple(labels) == FER_LABELS and "source" not in card_recipe else (
         f"{Path(data).name}: {recipe.get('train_split', 'train')} split for calibration, "
@@ -249,7 +263,29 @@ def quantize(
     if evaluate:
         _score_and_gate(source, out_path, data, recipe, labels, pre, mode, metrics, card_recipe, eval_limit,
                         robust, accept_drop, max_drop)
-    return _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
+    card = _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
+    check_budget(Path(model_path), out_path, metrics.get("latency_ms_median_1thread"), max_face_ms, max_mb)
+    return card
+
+
+def _size_flag(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+
+
+def _convert(source, model_path: Path, pre: Preprocess, mode: Mode, calib: np.ndarray | None,
+             faces: np.ndarray | None = None) -> bytes:
+    """The TFLite flatbuffer, by the source's way in: a Keras model, a SavedModel, or a graph onnx2tf
+    turns into a SavedModel first (checked on ``faces``)."""
+    if getattr(source, "keras_model", None) is not None:
+        return convert_keras(source.keras_model, pre, mode, calib)
+    if hasattr(source, "saved_model"):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="emocast-onnx-") as tmp:
+            return convert_saved_model(source.saved_model(Path(tmp) / "saved_model", faces), pre, mode, calib)
+    return convert_saved_model(model_path, pre, mode, calib)
 
 
 def convert_saved_model(path: Path, pre: Preprocess, mode: Mode, calib: np.ndarray | None) -> bytes:

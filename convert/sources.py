@@ -2,7 +2,8 @@
 
 - a Keras 3 ``.keras`` file (our run folders' ``best.keras``, or anyone's);
 - a legacy Keras 2 / tf.keras ``.h5`` / ``.hdf5`` full model (how most published FER models are saved);
-- a TensorFlow SavedModel directory (``saved_model.pb`` inside), converted from its serving signature.
+- a TensorFlow SavedModel directory (``saved_model.pb`` inside), converted from its serving signature;
+- an ONNX graph (``.onnx``) or a ``torch.export`` program (``.pt2``): see ``onnx_source``.
 
 Each comes out as a ``ModelSource`` that the quantizer converts and the evaluator runs in float, so
 the int8 file is always checked against the model it came from.
@@ -18,19 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from emocast.core.errors import EmocastError, ExitCode
+from .errors import ModelSourceError
 
 log = logging.getLogger(__name__)
-
-
-class ModelSourceError(EmocastError):
-    """The file is not a model we can read; the message names it and says why."""
-
-    exit_code = ExitCode.MODEL
-
-
-class MissingModelFile(ModelSourceError, FileNotFoundError):
-    """A model file named on the command line does not exist."""
 
 
 @dataclass
@@ -68,11 +59,20 @@ class ModelSource:
         return np.concatenate(out)
 
 
-def load_source(path: Path) -> ModelSource:
+FOREIGN_SUFFIXES = (".onnx", ".pt2")
+
+
+def load_source(path: Path, size: tuple[int, int] | None = None, color: str | None = None):
+    """The model at ``path`` as a ``ModelSource`` (Keras, SavedModel) or an ``onnx_source.OnnxSource``
+    (ONNX, torch.export); ``size`` and ``color`` (the flags) fix a graph's dynamic input."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     path = Path(path)
     if not path.exists():
         raise ModelSourceError(f"{path}: no such file or directory")
+    if path.suffix.lower() in FOREIGN_SUFFIXES:
+        from .onnx_source import load_onnx, load_program
+
+        return (load_onnx if path.suffix.lower() == ".onnx" else load_program)(path, size, color)
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise ModelSourceError(f"{path}: a directory, but not a TensorFlow SavedModel (no saved_model.pb)")
@@ -91,7 +91,7 @@ def load_source(path: Path) -> ModelSource:
         return source
     suffix = path.suffix.lower()
     if suffix not in (".keras", ".h5", ".hdf5"):
-        raise ModelSourceError(f"{path}: not a .keras, .h5 or SavedModel directory")
+        raise ModelSourceError(f"{path}: not a .keras, .h5, .onnx, .pt2 or SavedModel directory")
     import keras
 
     from . import architectures  # noqa: F401  (registers the layers our own models use)
@@ -104,10 +104,17 @@ def load_source(path: Path) -> ModelSource:
     return ModelSource(path, "keras" if suffix == ".keras" else "h5", keras_model=model)
 
 
-def check_probabilities(source: ModelSource, x: np.ndarray) -> None:
+def check_probabilities(source, x: np.ndarray) -> None:
     """The device treats outputs as class probabilities (it smooths and thresholds them): logits or
-    sigmoid scores would make every figure wrong, so they are refused with the fix."""
-    y = source.predict(x[:32])
+    sigmoid scores would make every figure wrong, so they are refused with the fix; so are NaN and an
+    output that does not depend on the face (a broken export, or weights that never trained)."""
+    y = np.asarray(source.predict(x), np.float64)
+    if not np.isfinite(y).all():
+        raise ModelSourceError(f"{source.path}: NaN or infinite outputs on {int((~np.isfinite(y)).any(axis=1).sum())} "
+                               f"of {len(y)} calibration faces")
+    if len(y) > 1 and float(np.ptp(y, axis=0).max()) < 1e-6:
+        raise ModelSourceError(f"{source.path}: the same output for every calibration face ({len(y)} faces): "
+                               "the model does not read its input")
     sums = y.sum(axis=1)
     if y.min() < -1e-4 or np.abs(sums - 1.0).max() > 1e-2:
         raise ModelSourceError(f"{source.path}: its outputs are not probabilities (row sums "

