@@ -230,20 +230,6 @@ def tally_bins(tally: Tally, rows: Sequence[int], video_offset_s: float, min_fac
     return out
 
 
-def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0,
-         min_faces: int = 1, pool_small: bool = False) -> list[dict[str, Any]]:
-    """The timeline's bins between ``start`` and ``end`` (epoch seconds), of all the stories' devices
-    together (see the module's docstring for ``min_faces``).
-
-    ``pool_small``: a recorded lecture, whose recordings are each one student's (one face each) and
-    belong to it alone (no other lecture holds them: the import refuses a file held elsewhere). Its
-    devices with fewer faces count together, when together they have ``min_faces`` or more: the only
-    other views of them are their own, each withheld, so the room less every shown device is a group
-    of ``min_faces`` or more, never one person."""
-    tally = Tally.of(stories, Grid(start, end, bin_s))
-    return tally_bins(tally, range(len(tally.devices)), video_offset_s, min_faces, pool_small)
-
-
 def _bin(grid: Grid, i: int, state_time: dict[str, float], emotion_time: dict[str, float], blinks: float,
          face_s: float, devices: int, video_offset_s: float, all_face_time: float) -> dict[str, Any]:
     """One bin: ``state_time`` is the face time its shares are of; ``all_face_time`` every face's, for

@@ -187,7 +187,7 @@ def compare_lectures(s: StoreDep, state: StateDep, ids: Annotated[str, Query(max
     if not chosen:
         raise HTTPException(422, "ids: name one or more lectures, comma-separated")
     longest = max(chosen, key=lambda lec: (lec["end"] or time.time()) - lec["start"])
-    bin_s = checked_bins(longest, bin_s, state)
+    bin_s = checked_bin_s(longest, bin_s, state)
     out = []
     for lec in chosen:
         data = shown_timeline(s, state, lec, bin_s)
@@ -219,7 +219,7 @@ def create_lecture(body: LectureIn, s: StoreDep) -> dict[str, Any]:
     return s.create_lecture(body.title, body.devices, start, body.video_offset_s, body.end, body.video)
 
 
-def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) -> float:
+def checked_bin_s(lecture: dict[str, Any], bin_s: float | None, state: HubState) -> float:
     """The bin asked for, else ``[web] default_bin_s``, else one sized to the lecture's length
     (``auto_bin_s``), when the lecture (a live one up to now) needs no more than ``[web] max_bins`` of
     them; else 422 naming the shortest bin that fits."""
@@ -236,11 +236,11 @@ def checked_bins(lecture: dict[str, Any], bin_s: float | None, state: HubState) 
 def shown_timeline(s: Store, state: HubState, lecture: dict[str, Any], bin_s: float | None,
                    per_device: bool = False) -> dict[str, Any]:
     """A lecture's timeline as the page, the exports and the comparison show it: at a bin length that
-    fits ``[web] max_bins`` (``checked_bins``), up to now, as ``[privacy]`` allows. One computation per
+    fits ``[web] max_bins`` (``checked_bin_s``), up to now, as ``[privacy]`` allows. One computation per
     lecture at a time: a request that waited for another's computation shares its result when that
     began after the request arrived (so it is as fresh as asked), so a burst of pages costs at most two
     computations, not one each."""
-    bin_s = checked_bins(lecture, bin_s, state)
+    bin_s = checked_bin_s(lecture, bin_s, state)
     key = (lecture["id"], bin_s, per_device, lecture["end"])
     arrived = time.monotonic()
     with state.timeline_lock(lecture["id"]):

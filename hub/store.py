@@ -509,9 +509,10 @@ class Store:
         return pages()
 
     def presence(self, devices: Sequence[str], lecture: str | None = None) -> dict[str, DevicePresence]:
-        """What the hub knows of each device's being there, for the timeline's horizons: whether its
-        retained status says online, when it was last heard from (any message, on the hub's clock) and
-        its latest stored event (a live kiosk's, or this lecture's recording's)."""
+        """What the hub knows of each device's being there, for how long the timeline holds its faces
+        (``stories.heard_until``): whether its retained status says online, when it was last heard from
+        (any message, on the hub's clock) and its latest stored event (a live kiosk's, or this lecture's
+        recording's)."""
         out = {}
         for d in devices:
             rows = self._query("SELECT status, last_seen FROM devices WHERE device = ?", (d,))

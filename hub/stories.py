@@ -6,7 +6,7 @@ its event until the track's next attention event (``absent`` ends the track: the
 face once it has been unseen for its ``absent_s``, and that event's ``previous_duration_s`` trims the
 unseen tail), and an emotion holds from its event until the next emotion event or the end of the face
 it belongs to. A face still present when the data stops is held until its device's horizon
-(``horizons``): when it was last heard from, or, while it is online, until now or the lecture's end.
+(``heard_until``): when it was last heard from, or, while it is online, until now or the lecture's end.
 
 The rows arrive as columns (``Rows``) and the stories are built as arrays: a lecture of a million
 events is never a million Python objects.
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -96,14 +96,6 @@ class Rows:
         return _recode(self.values, self.value, vocabulary)
 
 
-class Segment(NamedTuple):
-    device: str
-    track: int
-    value: str
-    start: float
-    end: float
-
-
 @dataclass
 class Segments:
     """Stretches of one kind of state (attention, or emotion) per face, as columns."""
@@ -116,20 +108,8 @@ class Segments:
     start: np.ndarray
     end: np.ndarray
 
-    @classmethod
-    def of(cls, segments: Sequence[Segment]) -> Segments:
-        """From a list of segments (tests build their cases so)."""
-        devices, device = _codes(s.device for s in segments)
-        values, value = _codes(s.value for s in segments)
-        return cls(devices, device, np.array([s.track for s in segments], np.int64), values, value,
-                   np.array([s.start for s in segments], float), np.array([s.end for s in segments], float))
-
     def __len__(self) -> int:
         return len(self.start)
-
-    def __iter__(self) -> Iterator[Segment]:
-        for d, tr, v, s, e in zip(self.device, self.track, self.value, self.start, self.end, strict=True):
-            yield Segment(self.devices[d], int(tr), self.values[v], float(s), float(e))
 
     def device_codes(self, devices: Sequence[str]) -> np.ndarray:
         """Each segment's device as its index in ``devices``."""
@@ -163,7 +143,7 @@ class Stories:
     summaries: Summaries
 
 
-def horizons(presence: dict[str, Any], end: float) -> dict[str, float]:
+def heard_until(presence: dict[str, Any], end: float) -> dict[str, float]:
     """Until when each device's open face states hold (``presence``: ``Store.presence``): ``end`` while
     it is online (its last will has not fired) and was heard within ``ONLINE_SILENCE_S`` of ``end``;
     else the latest time it was heard from or stored an event, plus that grace if its retained status

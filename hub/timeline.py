@@ -22,7 +22,7 @@ from typing import Any
 from .binning import NICE_BINS_S, Grid, Tally, tally_bins
 from .moments import moments
 from .privacy import Privacy
-from .stories import Rows, build_stories, horizons
+from .stories import Rows, build_stories, heard_until
 
 LOOKBACK_S = 1800.0  # events this long before a lecture's start give the state its faces start in
 MAX_LECTURE_S = 7 * 86400.0  # a lecture's timeline covers at most a week from its start
@@ -44,7 +44,7 @@ def lecture_timeline(store, lecture: dict[str, Any], bin_s: float, now: float, p
     end = min(end, start + MAX_LECTURE_S)  # a lecture left live (or dated 1970) is not years of bins
     devices = list(lecture["devices"])
     rows = Rows.of(store.timeline_rows(devices, start - LOOKBACK_S, end, privacy.timeline_kinds(), lecture["id"]))
-    stories = build_stories(rows, horizons(store.presence(devices, lecture["id"]), end))
+    stories = build_stories(rows, heard_until(store.presence(devices, lecture["id"]), end))
     offset = float(lecture.get("video_offset_s") or 0.0)
     pool = bool(lecture.get("recorded"))
     min_faces = privacy.min_faces

@@ -144,9 +144,9 @@ class EmotionSmoother:
     crediting either emotion with its time. So one odd frame does not flip the reported emotion,
     and a face people would not agree on is not called."""
 
-    def __init__(self, labels: tuple[str, ...], past_weight: float = 0.5, min_confidence: float = 0.5) -> None:
+    def __init__(self, labels: tuple[str, ...], smoothing: float = 0.5, min_confidence: float = 0.5) -> None:
         self.labels = labels
-        self.past_weight = past_weight
+        self.smoothing = smoothing
         self.min_confidence = min_confidence
         self.probs: np.ndarray | None = None
         self.current: str | None = None
@@ -160,7 +160,7 @@ class EmotionSmoother:
         if self.probs is None:
             self.probs = probs.astype(np.float32).copy()
         else:
-            self.probs = self.past_weight * self.probs + (1.0 - self.past_weight) * probs
+            self.probs = self.smoothing * self.probs + (1.0 - self.smoothing) * probs
         i = int(np.argmax(self.probs))
         label, conf = self.labels[i], float(self.probs[i])
         self.unsure = conf < self.min_confidence

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 
 
 from emocast.contract.events import SCHEMAS, utc_timestamp  # noqa: E402
+from emocast.hub.binning import Grid, Tally, tally_bins  # noqa: E402
 from emocast.hub.store import StoredMessage  # noqa: E402
-from emocast.hub.stories import Rows  # noqa: E402
+from emocast.hub.stories import Rows, Segments, Stories  # noqa: E402
 from tests.hub_support import analyze_record  # noqa: E402
 from tests.support import schema_validator  # noqa: E402
 
@@ -90,3 +93,36 @@ def analyze_records(path: Path, track_states: dict[int, list[tuple[float, str, s
             lines.append(json.dumps(rec))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+class Segment(NamedTuple):
+    """One stretch of a face's story, as a test writes or reads it."""
+
+    device: str
+    track: int
+    value: str
+    start: float
+    end: float
+
+
+def segments_of(segments: list[Segment]) -> Segments:
+    """The columns the timeline holds, from a list of segments."""
+    devices = list(dict.fromkeys(s.device for s in segments))
+    values = list(dict.fromkeys(s.value for s in segments))
+    return Segments(devices, np.array([devices.index(s.device) for s in segments], np.int64),
+                    np.array([s.track for s in segments], np.int64), values,
+                    np.array([values.index(s.value) for s in segments], np.int64),
+                    np.array([s.start for s in segments], float), np.array([s.end for s in segments], float))
+
+
+def segment_list(segments: Segments) -> list[Segment]:
+    return [Segment(segments.devices[d], int(tr), segments.values[v], float(s), float(e))
+            for d, tr, v, s, e in zip(segments.device, segments.track, segments.value, segments.start, segments.end,
+                                      strict=True)]
+
+
+def bins(stories: Stories, start: float, end: float, bin_s: float, video_offset_s: float = 0.0,
+         min_faces: int = 1, pool_small: bool = False) -> list[dict[str, Any]]:
+    """The room's bins, all devices together, as the timeline computes them."""
+    tally = Tally.of(stories, Grid(start, end, bin_s))
+    return tally_bins(tally, range(len(tally.devices)), video_offset_s, min_faces, pool_small)

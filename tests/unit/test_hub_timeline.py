@@ -21,14 +21,25 @@ from emocast.contract.events import load_schema  # noqa: E402
 from emocast.core.errors import ExitCode  # noqa: E402
 from emocast.device.config import ConfigError  # noqa: E402
 from emocast.hub import config as hubconfig  # noqa: E402
-from emocast.hub.binning import bins  # noqa: E402
 from emocast.hub.importer import ImportFileError, events_from_records  # noqa: E402
 from emocast.hub.migrations import LATEST  # noqa: E402
 from emocast.hub.moments import moments  # noqa: E402
 from emocast.hub.store import Batch, Store  # noqa: E402
 from emocast.hub.stories import build_stories  # noqa: E402
 from emocast.hub.timeline import lecture_timeline  # noqa: E402
-from tests.helpers.hub_timeline import T0, analyze_records, attention, emotion, event, hand_case, rows
+from tests.helpers.hub_timeline import (  # noqa: E402
+    T0,
+    Segment,
+    analyze_records,
+    attention,
+    bins,
+    emotion,
+    event,
+    hand_case,
+    rows,
+    segment_list,
+    segments_of,
+)
 from tests.hub_support import hub_app  # noqa: E402
 
 
@@ -86,16 +97,16 @@ def test_a_kiosk_restarted_mid_lecture_keeps_its_faces():
               attention(d, 5, T0 + 80, 1, "attentive"),                    # restarted: track 1 again
               emotion(d, 6, T0 + 80, 1, "neutral")]
     stories = build_stories(rows(killed), {d: T0 + 120})
-    faces = sorted((s.track, s.start - T0, s.end - T0) for s in stories.attention)
+    faces = sorted((s.track, s.start - T0, s.end - T0) for s in segment_list(stories.attention))
     assert faces == [(1, 0.0, 30.0), (1, 80.0, 120.0), (2, 5.0, 30.0)]
-    assert sorted((s.value, s.start - T0, s.end - T0) for s in stories.emotion) == [("happy", 5.0, 30.0),
+    assert sorted((s.value, s.start - T0, s.end - T0) for s in segment_list(stories.emotion)) == [("happy", 5.0, 30.0),
                                                                                     ("neutral", 80.0, 120.0)]
 
 
 def test_a_silent_online_kiosk_does_not_hold_its_faces_to_the_end(tmp_path):
     """A retained ``online`` (stale, or forged by another client) holds a kiosk's open faces only
     ``ONLINE_SILENCE_S`` past when it was last heard from, not until the lecture ends."""
-    from emocast.hub.stories import ONLINE_SILENCE_S, horizons
+    from emocast.hub.stories import ONLINE_SILENCE_S, heard_until
 
     store = Store(str(tmp_path / "hub.sqlite"))
     batch = Batch.empty()
@@ -103,7 +114,7 @@ def test_a_silent_online_kiosk_does_not_hold_its_faces_to_the_end(tmp_path):
     batch.statuses = {"k1": ("online", T0), "k2": ("online", T0)}
     batch.last_seen = {"k1": T0 + 3500, "k2": T0 + 10}
     store.write_batch(batch)
-    horizon = horizons(store.presence(["k1", "k2"]), T0 + 3600)
+    horizon = heard_until(store.presence(["k1", "k2"]), T0 + 3600)
     assert horizon == {"k1": T0 + 3600, "k2": T0 + 10 + ONLINE_SILENCE_S}
     store.close()
 
@@ -440,7 +451,7 @@ def test_bins_on_random_faces_equal_sums_over_their_segments():
     over random faces on three kiosks (``min_faces`` 1: nothing withheld)."""
     import random
 
-    from emocast.hub.stories import Segment, Segments, Stories, Summaries
+    from emocast.hub.stories import Stories, Summaries
 
     rng = random.Random(11)
     att, emo = [], []
@@ -457,7 +468,7 @@ def test_bins_on_random_faces_equal_sums_over_their_segments():
                 emo.append(Segment(device, track, rng.choice(["happy", "sad", "neutral"]), t, t + d))
                 t += d
     none = np.zeros(0)
-    stories = Stories(Segments.of(att), Segments.of(emo), Summaries([], none.astype(int), none, none, none, none))
+    stories = Stories(segments_of(att), segments_of(emo), Summaries([], none.astype(int), none, none, none, none))
     got = bins(stories, T0, T0 + 600, 60.0)
     assert len(got) == 10
     for i, b in enumerate(got):

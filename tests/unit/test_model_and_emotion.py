@@ -56,7 +56,7 @@ def test_preprocessing_maps_pixels_as_the_card_says():
 
 
 def test_smoother_needs_confidence_and_ignores_one_odd_frame():
-    s = EmotionSmoother(FER, past_weight=0.6, min_confidence=0.4)
+    s = EmotionSmoother(FER, smoothing=0.6, min_confidence=0.4)
     happy = np.array([0, 0, 0, 0.9, 0, 0, 0.1], np.float32)
     sad = np.array([0, 0, 0, 0.1, 0.9, 0, 0], np.float32)
     flat = np.full(7, 1 / 7, np.float32)

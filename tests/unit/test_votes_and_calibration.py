@@ -228,7 +228,7 @@ def test_a_card_temperature_reaches_every_reading_and_a_bad_one_is_refused(tmp_p
 
 def test_an_unsure_reading_neither_changes_the_emotion_nor_is_called():
     labels = ("happy", "neutral", "sad")
-    s = EmotionSmoother(labels, past_weight=0.0, min_confidence=0.5)
+    s = EmotionSmoother(labels, smoothing=0.0, min_confidence=0.5)
     assert s.update(np.array([0.2, 0.7, 0.1])) == ("neutral", None)
     assert s.called == "neutral" and not s.unsure
     # a muddled face: sad leads, but not by enough to call

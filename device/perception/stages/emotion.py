@@ -37,7 +37,7 @@ FIRST_EMOTION_MS = 4.0  # an inference's cost before one was measured
 class EmotionFace:
     smoother: EmotionSmoother
     last_t: float | None = None
-    unread: str = ""  # TURNED, TOO_SMALL, or "" while the model can read the face
+    unread_reason: str = ""  # TURNED, TOO_SMALL, or "" while the model can read the face
 
 
 @dataclass
@@ -47,7 +47,7 @@ class EmotionWindow:
     readings: int = 0
     unsure_readings: int = 0
     read: set[int] = field(default_factory=set)  # faces whose emotion was read
-    unread: dict[str, set[int]] = field(default_factory=lambda: {TURNED: set(), TOO_SMALL: set()})
+    unread_faces: dict[str, set[int]] = field(default_factory=lambda: {TURNED: set(), TOO_SMALL: set()})
     emotion_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     unsure_s: float = 0.0  # face time whose smoothed reading was too unsure to call
 
@@ -110,8 +110,8 @@ class EmotionSampler:
             if st is None or st.attention.state in (None, ABSENT) or not faces.fresh(tr, t):
                 continue
             ef = self.face(tr.id)
-            ef.unread = self._unreadable(tr, st)
-            if ef.unread:
+            ef.unread_reason = self._unreadable(tr, st)
+            if ef.unread_reason:
                 continue
             self.rates.present(tr.id, t)
             tracks[tr.id] = tr
@@ -156,8 +156,8 @@ class EmotionSampler:
         tiny face keeps its last reading, which is not what it shows now)."""
         w = self.window
         ef = self.face(track_id)
-        if ef.unread:
-            w.unread[ef.unread].add(track_id)
+        if ef.unread_reason:
+            w.unread_faces[ef.unread_reason].add(track_id)
         elif ef.smoother.unsure:
             w.read.add(track_id)
             w.unsure_s += dt
@@ -172,8 +172,8 @@ class EmotionSampler:
         total = sum(w.emotion_s.values())
         return {
             "faces_read": len(w.read),
-            "faces_turned": len(w.unread[TURNED]),
-            "faces_too_small": len(w.unread[TOO_SMALL]),
+            "faces_turned": len(w.unread_faces[TURNED]),
+            "faces_too_small": len(w.unread_faces[TOO_SMALL]),
             "emotion_share": {lab: round(w.emotion_s.get(lab, 0.0) / total, 4) if total > 0 else 0.0
                               for lab in self.labels},
             # readings under [emotion] min_confidence are not called: counted here, in no emotion's share
@@ -187,12 +187,12 @@ class EmotionSampler:
         face was not read (a turned or tiny face's last reading is not shown as current)."""
         ef = self.faces.get(track_id)
         smoother = ef.smoother if ef is not None else None
-        current = ef is not None and not ef.unread
+        current = ef is not None and not ef.unread_reason
         probs = smoother is not None and current and smoother.probs is not None
         return {
             "emotion": smoother.called if smoother is not None and current else None,
             "probs": smoother.as_dict() if probs else None,  # type: ignore[union-attr]
-            "emotion_skipped": (ef.unread or None) if ef is not None else None,
+            "emotion_skipped": (ef.unread_reason or None) if ef is not None else None,
             "emotion_unsure": smoother.unsure if probs else None,  # type: ignore[union-attr]
         }
 
