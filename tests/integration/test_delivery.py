@@ -24,9 +24,8 @@ def test_broker_stopped_mid_run_loses_nothing(tmp_path, request):
     broker.start()
     request.addfinalizer(broker.stop)
     rec = Recorder(broker.port, ["emocast/bounce/events/#", "emocast/bounce/summary"], persistent=True)
-    rec.start()
+    rec.start()  # returns once subscribed
     request.addfinalizer(rec.stop)
-    time.sleep(0.5)
     cfg = tmp_path / "c.toml"
     cfg.write_text('[emotion]\nmin_confidence = 0.0\n[mqtt]\ndrain_timeout_s = 20.0\n[events]\nsummary_s = 1.0\n')
     proc = subprocess.Popen(

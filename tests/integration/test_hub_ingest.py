@@ -97,7 +97,7 @@ def test_a_fault_mid_run_loses_nothing(mosquitto, db_url, tmp_path, demo_clip, f
     devices = ["room-a", "room-b"]
     procs = [run_device(mosquitto.url, d, demo_clip, tmp_path, "--loop", "--duration", "14", background=True)
              for d in devices]
-    time.sleep(5)
+    wait_stored(hub, {d: 3 for d in devices})  # both mid-run, their events flowing to the hub
     if fault == "hub SIGKILLed":
         hub.kill()
         time.sleep(3)  # the devices go on publishing; the broker queues for the hub's session

@@ -14,7 +14,8 @@ import pytest
 
 from emocast.cli import main
 from emocast.core.errors import ExitCode
-from tests.hub_support import HubProcess, published_seqs, run_device
+from tests.hub_support import HubProcess, published_seqs, run_device  # noqa: E402
+from tests.support import Recorder  # noqa: E402
 
 pytest.importorskip("fastapi", reason="the hub's extra is not installed: pip install 'emocast[hub]'")
 
@@ -78,13 +79,11 @@ def test_forget_clears_the_devices_retained_status_on_the_broker(broker, tmp_pat
     db = str(tmp_path / "hub.sqlite")
     assert main(["hub", "forget", "--device", "alice", "--db", db, "--config", str(config)]) == ExitCode.OK
     assert json.loads(capsys.readouterr().out)["retained_cleared"] is True
-    got: list = []
-    sub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="check")
-    sub.on_message = lambda c, u, m: got.append(m.topic)
-    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("emocast/#", qos=1)
-    sub.connect("127.0.0.1", broker.port)
-    sub.loop_start()
-    time.sleep(1.0)
-    sub.loop_stop()
-    sub.disconnect()
-    assert got == []
+    check = Recorder(broker.port, "emocast/#")
+    check.start()  # retained messages come with the subscription, before anything published after it
+    try:
+        check.client.publish("emocast/marker/status", b"after", qos=1).wait_for_publish(5)
+        assert check.wait_for(lambda msgs: any(t == "emocast/marker/status" for t, _, _ in msgs), 10)
+        assert [t for t, _, _ in check.messages] == ["emocast/marker/status"]
+    finally:
+        check.stop()
