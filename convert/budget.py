@@ -15,7 +15,8 @@ MAX_MB = 32.0
 def check_budget(model_path: Path, out_path: Path, latency_ms: float | None, max_face_ms: float,
                   max_mb: float) -> None:
     """Refuse (and remove) a file a kiosk cannot afford: over ``max_mb``, or over ``max_face_ms`` a face
-    on one thread of the converting machine (measured now where the scoring did not)."""
+    on one thread of the converting machine at best (``latency_ms``, the scoring's median, where it is
+    under the budget, spares the measurement)."""
     from emocast.contract.model_card import card_path_for
 
     from .errors import ModelSourceError
@@ -24,19 +25,35 @@ def check_budget(model_path: Path, out_path: Path, latency_ms: float | None, max
     problem = ""
     if size_mb > max_mb:
         problem = f"{size_mb:.2f} MB, over the kiosk's budget of {max_mb:g} MB (--max-mb)"
-    else:
-        if latency_ms is None:
-            import numpy as np
-
-            from ..device.perception.emotion import EmotionModel
-            from .evaluate import per_face_latency_ms
-
-            latency_ms = per_face_latency_ms(EmotionModel(out_path, threads=1), np.full((48, 48), 128, np.uint8),
-                                             repeats=50)
-        if latency_ms > max_face_ms:
-            problem = (f"{latency_ms:.2f} ms a face on one thread, over the kiosk's budget of {max_face_ms:g} ms "
+    elif latency_ms is None or latency_ms > max_face_ms:
+        # the median of a loaded machine can be many times the model's cost: a file is refused only when
+        # its best time, the cost with nothing else running, is over the budget too
+        best = best_face_ms(out_path)
+        if best > max_face_ms:
+            problem = (f"{best:.2f} ms a face on one thread at best, over the kiosk's budget of {max_face_ms:g} ms "
                        "(--max-face-ms)")
     if problem:
         out_path.unlink(missing_ok=True)
         card_path_for(out_path).unlink(missing_ok=True)
         raise ModelSourceError(f"{model_path}: the converted model is {problem}: nothing written")
+
+
+def best_face_ms(path: Path, repeats: int = 50) -> float:
+    """The fastest of ``repeats`` readings of one face by the file in the device's interpreter, one thread."""
+    import time
+
+    import numpy as np
+
+    from emocast.contract.model_card import to_model_input
+
+    from ..device.perception.emotion import EmotionModel
+
+    model = EmotionModel(path, threads=1)
+    x = to_model_input(np.full((48, 48), 128, np.uint8), model.card.preprocess)
+    model.predict_input(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.predict_input(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return min(times)

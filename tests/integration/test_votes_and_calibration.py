@@ -24,7 +24,7 @@ def test_a_tiny_model_fine_tunes_on_vote_shares_end_to_end(tmp_path):
         pytest.skip(f"{votes} is absent: the FER+ votes come with ../shared/data/fer2013")
     run = tmp_path / "run"
     assert main(["convert", "train", "--data", str(FER_DIR), "--votes", str(votes), "--run", str(run),
-                 "--arch", "mobilenetv2", "--width", "0.35", "--epochs", "2", "--limit", "600",
+                 "--arch", "emocnn", "--width", "0.5", "--epochs", "2", "--limit", "600",
                  "--batch-size", "32", "--threads", "2"]) == 0
     recipe = json.loads((run / "recipe.json").read_text())
     assert recipe["votes"] == str(votes) and recipe["label_smoothing"] == 0.0
