@@ -161,6 +161,33 @@ def test_a_mobilenet_v2_as_torchvision_builds_it_converts_and_runs_on_the_device
     assert np.abs(got - want).max() < 0.1  # the layout is right: NCHW weights read as NHWC
 
 
+def test_a_graph_that_takes_nhwc_faces_keeps_its_layout(image_tree, tmp_path):
+    """A graph whose input is (N, H, W, C), as exporters from TensorFlow write them, is read as such."""
+
+    class ChannelsLast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = small_cnn(len(FIVE))
+
+        def forward(self, x):
+            return self.net(x.permute(0, 3, 1, 2))
+
+    torch.manual_seed(0)
+    model = ChannelsLast().eval()
+    path = tmp_path / "nhwc.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 48, 48, 1),), str(path), dynamo=False, input_names=["face"])
+    out = tmp_path / "nhwc.tflite"
+    quantize(path, image_tree, out, calib_size=30, labels=FIVE, accept_drop=True, robust=False)
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["recipe"]["source"]["input_layout"] == "NHWC" and saved["preprocess"]["size"] == [48, 48]
+    faces = load_split(image_tree, "test").images[:12]
+    with torch.no_grad():
+        want = model(torch.from_numpy(faces.astype(np.float32)[..., None] / 255)).numpy().argmax(axis=1)
+    dev = EmotionModel(out)
+    got = np.array([int(np.argmax(dev.classify(f, (0, 0, 48, 48)).probs)) for f in faces])
+    assert (got == want).mean() >= 0.9
+
+
 def test_refusals_name_the_file_and_the_cause_and_write_nothing(image_tree, tmp_path):
     torch.manual_seed(0)
     model = small_cnn(len(FIVE)).eval()
