@@ -269,9 +269,8 @@ def quantize(
 
 
 def _size_flag(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+    """``--size`` as (height, width), where given."""
+    return None if size is None else preprocess_for({"input_size": size}).size
 
 
 def _convert(source, model_path: Path, pre: Preprocess, mode: Mode, calib: np.ndarray | None,
