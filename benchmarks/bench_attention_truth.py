@@ -31,6 +31,7 @@ from emocast.device.attention_truth import (  # noqa: E402
     ClipScore,
     Totals,
     device_states,
+    dwell_of,
     load_labels,
     score_clip,
 )
@@ -46,12 +47,6 @@ def device_run(clip: Path, labels: ClipLabels, cfg: Config, reader: FaceReader) 
     records: list[dict] = []
     analyze(clip, cfg, None, records.append, progress=False, reader=reader)
     return device_states(records, labels.fps, labels.frames, cfg.attention.absent_s)
-
-
-def dwell_of(cfg: Config) -> dict[str, float]:
-    a = cfg.attention
-    return {"attentive": a.attentive_s, "looking_away": a.looking_away_s, "eyes_closed": a.eyes_closed_s,
-            "absent": a.absent_s}
 
 
 def fmt(v: float | None) -> str:
@@ -125,7 +120,7 @@ def main() -> int:
             print(f"{clip}: missing, not scored", file=sys.stderr)
             continue
         states = device_run(clip, clip_labels, cfg, reader)
-        scores.append(score_clip(clip_labels, states, dwell_of(cfg)))
+        scores.append(score_clip(clip_labels, states, dwell_of(cfg.attention)))
         runs.append((clip_labels, states))
     report(scores)
     if args.plot:

@@ -28,7 +28,13 @@ def check_budget(model_path: Path, out_path: Path, latency_ms: float | None, max
     elif latency_ms is None or latency_ms > max_face_ms:
         # the median of a loaded machine can be many times the model's cost: a file is refused only when
         # its best time, the cost with nothing else running, is over the budget too
-        best = best_face_ms(out_path)
+        import numpy as np
+
+        from ..device.perception.emotion import EmotionModel
+        from .evaluate import per_face_latency_ms
+
+        best = per_face_latency_ms(EmotionModel(out_path, threads=1), np.full((48, 48), 128, np.uint8), repeats=50,
+                                   best=True)
         if best > max_face_ms:
             problem = (f"{best:.2f} ms a face on one thread at best, over the kiosk's budget of {max_face_ms:g} ms "
                        "(--max-face-ms)")
@@ -36,24 +42,3 @@ def check_budget(model_path: Path, out_path: Path, latency_ms: float | None, max
         out_path.unlink(missing_ok=True)
         card_path_for(out_path).unlink(missing_ok=True)
         raise ModelSourceError(f"{model_path}: the converted model is {problem}: nothing written")
-
-
-def best_face_ms(path: Path, repeats: int = 50) -> float:
-    """The fastest of ``repeats`` readings of one face by the file in the device's interpreter, one thread."""
-    import time
-
-    import numpy as np
-
-    from emocast.contract.model_card import to_model_input
-
-    from ..device.perception.emotion import EmotionModel
-
-    model = EmotionModel(path, threads=1)
-    x = to_model_input(np.full((48, 48), 128, np.uint8), model.card.preprocess)
-    model.predict_input(x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model.predict_input(x)
-        times.append((time.perf_counter() - t0) * 1000)
-    return min(times)

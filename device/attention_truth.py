@@ -29,6 +29,7 @@ from typing import Any
 from emocast.core.errors import UsageError
 
 from .perception.attention import ABSENT, ATTENTIVE, EYES_CLOSED, LOOKING_AWAY
+from .perception.settings import AttentionSection
 from .perception.stages.record import LatestRecords
 
 UNSURE = "unsure"
@@ -144,6 +145,12 @@ class ClipScore:
         if self.labelled_share is None or self.device_share is None:
             return None
         return abs(self.device_share - self.labelled_share)
+
+
+def dwell_of(attention: AttentionSection) -> dict[str, float]:
+    """Each state's dwell under ``[attention]``, as ``score_clip`` takes them."""
+    return {ATTENTIVE: attention.attentive_s, LOOKING_AWAY: attention.looking_away_s,
+            EYES_CLOSED: attention.eyes_closed_s, ABSENT: attention.absent_s}
 
 
 def score_clip(labels: ClipLabels, states: list[str], dwell_s: Mapping[str, float]) -> ClipScore:

@@ -6,11 +6,11 @@ from emocast.device.analyze import analyze
 from emocast.device.attention_truth import (
     Totals,
     device_states,
+    dwell_of,
     load_labels,
     score_clip,
 )
 from emocast.device.config import from_mapping
-from tests.helpers.attention_truth import DWELL
 from tests.support import MEDIA, bodies, needs_media
 
 
@@ -25,7 +25,7 @@ def test_the_defaults_agree_with_people_on_the_shared_clips():
         records: list[dict] = []
         analyze(MEDIA / "videos" / name, cfg, None, records.append, progress=False)
         states = device_states(records, clip_labels.fps, clip_labels.frames, cfg.attention.absent_s)
-        scores.append(score_clip(clip_labels, states, DWELL))
+        scores.append(score_clip(clip_labels, states, dwell_of(cfg.attention)))
     total = Totals(scores)
     assert total.agreement >= 0.90
     assert total.recall("looking_away") >= 0.85 and total.recall("attentive") >= 0.90

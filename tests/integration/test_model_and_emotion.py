@@ -17,8 +17,8 @@ from emocast.contract.model_card import (
     sha256_of,
     to_model_input,
 )
+from emocast.convert.data import FER_LABELS
 from emocast.device.perception.emotion import EmotionModel
-from tests.helpers.model_and_emotion import FER
 from tests.support import FER_DIR, needs_fer
 
 
@@ -33,7 +33,7 @@ def test_card_matches_the_shipped_file(shipped_model):
     card = json.loads(card_path_for(shipped_model).read_text())
     assert card["sha256"] == sha256_of(shipped_model)
     assert card["file"] == shipped_model.name
-    assert tuple(card["labels"]) == FER
+    assert tuple(card["labels"]) == FER_LABELS
     assert card["preprocess"]["color"] in ("gray", "rgb")
     assert len(card["preprocess"]["size"]) == 2
     for key in ("pixel_scale", "pixel_offset"):
@@ -66,11 +66,11 @@ def test_shipped_model_scores_what_its_card_says_and_meets_the_bar(shipped_model
     assert abs(card["float"]["accuracy"] - card["int8"]["accuracy"]) <= 0.01
     # the faces with a clear majority among people, as indices into the split: their readings are already in ev
     majority = with_votes(dataclasses.replace(split, images=np.arange(len(split))), votes, scoring=True)[0]
-    people = score(majority.labels, ev.probs[majority.images].argmax(axis=1), len(FER))
+    people = score(majority.labels, ev.probs[majority.images].argmax(axis=1), len(FER_LABELS))
     recorded = card["ferplus_majority"]["int8"]
     assert people.accuracy == pytest.approx(recorded["accuracy"], abs=6e-4)
     assert people.accuracy >= 0.84
-    assert people.recall[FER.index("neutral")] >= 0.80
+    assert people.recall[FER_LABELS.index("neutral")] >= 0.80
     assert 0.5 < card["calibration"]["temperature"] < 2.0 and card["calibration"]["ece_after"] < 0.02
     assert shipped_model.stat().st_size <= 4_000_000
     members = [m["recipe"] for m in card["recipe"]["members"]]  # what quantize recorded
@@ -92,7 +92,7 @@ def test_shipped_model_sees_a_face_and_its_mirror_alike(shipped_model):
 def test_shipped_model_runs_int8_and_returns_probabilities(shipped_model):
     model = EmotionModel(shipped_model)
     assert model.input_dtype == np.int8
-    assert model.labels == FER
+    assert model.labels == FER_LABELS
     rng = np.random.default_rng(0)
     face = rng.integers(0, 255, (60, 60), dtype=np.uint8)
     probs = model.predict_input(to_model_input(face, model.card.preprocess))

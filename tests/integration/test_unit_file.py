@@ -60,7 +60,7 @@ def test_the_installer_refuses_a_32_bit_system(tmp_path):
 
 
 def test_the_real_venv_passes_the_runtime_check():
-    """This machine's own environment, through the same script: the shipped model loads."""
+    """The test's own environment, through the same script: the shipped model loads."""
     import sys
 
     res = subprocess.run(["bash", str(REPO / "systemd" / "check_runtime.sh"), str(Path(sys.executable).parents[1])],

@@ -17,8 +17,8 @@ from emocast.device.attention_truth import (
     load_labels,
     score_clip,
 )
-from tests.helpers.attention_truth import DWELL
 
+DWELL = {"attentive": 0.3, "looking_away": 1.5, "eyes_closed": 1.0, "absent": 2.0}  # the hand case's
 
 def clip(*intervals: tuple[float, float, str], fps: float = 10.0) -> ClipLabels:
     ivs = tuple(Interval(a, b, s) for a, b, s in intervals)

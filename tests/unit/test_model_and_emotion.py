@@ -12,9 +12,9 @@ from emocast.contract.model_card import (
     Preprocess,
     to_model_input,
 )
+from emocast.convert.data import FER_LABELS
 from emocast.device.perception.emotion import EmotionModel, EmotionSmoother
 from emocast.device.perception.tflite import interpreter_class
-from tests.helpers.model_and_emotion import FER
 
 
 def test_emocnn_stays_available_by_its_bare_name(tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_emocnn_stays_available_by_its_bare_name(tmp_path, monkeypatch):
     emocnn = model_path("emotion_fer2013_emocnn_int8.tflite")
     assert emocnn.is_file() and emocnn.parent == default_model_path().parent
     model = EmotionModel(emocnn)
-    assert model.card.architecture.startswith("emocnn") and model.labels == FER
+    assert model.card.architecture.startswith("emocnn") and model.labels == FER_LABELS
     probs = model.predict_input(to_model_input(np.full((48, 48), 128, np.uint8), model.card.preprocess))
     assert abs(float(probs.sum()) - 1.0) < 1e-4
     local = tmp_path / "emotion_fer2013_emocnn_int8.tflite"
@@ -56,7 +56,7 @@ def test_preprocessing_maps_pixels_as_the_card_says():
 
 
 def test_smoother_needs_confidence_and_ignores_one_odd_frame():
-    s = EmotionSmoother(FER, smoothing=0.6, min_confidence=0.4)
+    s = EmotionSmoother(FER_LABELS, smoothing=0.6, min_confidence=0.4)
     happy = np.array([0, 0, 0, 0.9, 0, 0, 0.1], np.float32)
     sad = np.array([0, 0, 0, 0.1, 0.9, 0, 0], np.float32)
     flat = np.full(7, 1 / 7, np.float32)
@@ -65,4 +65,4 @@ def test_smoother_needs_confidence_and_ignores_one_odd_frame():
     assert s.update(happy) is None
     assert s.update(sad) is None  # one sad frame does not flip a smoothed happy face
     assert s.update(sad) == ("sad", "happy")
-    assert set(s.as_dict()) == set(FER)
+    assert set(s.as_dict()) == set(FER_LABELS)
