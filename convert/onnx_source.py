@@ -202,6 +202,7 @@ class OnnxSource:
                 dims[0].dim_value = 1
         fixed = out_dir.parent / "fixed.onnx"
         onnx.save(onnx.shape_inference.infer_shapes(model), str(fixed))
+        fixed = fold_constants(fixed, out_dir.parent / "folded.onnx", self.path)
         keep = {"keep_nwc_or_nhwc_or_ndhwc_input_names": [gi.name]} if gi.layout == "NHWC" else {}
         _write_sample_images(out_dir.parent, faces)
         here = os.getcwd()
@@ -220,6 +221,72 @@ class OnnxSource:
         if not (out_dir / "saved_model.pb").is_file():
             raise ModelSourceError(f"{self.path}: {CONVERTER} wrote no SavedModel")
         return out_dir
+
+
+def fold_constants(graph: Path, out: Path, named: Path) -> Path:
+    """``graph`` with what its fixed input shape makes constant computed once: onnxruntime's basic
+    optimisations (constant folding, shape arithmetic, batch norm into the convolution before it;
+    ONNX's own operators only), written to ``out``. A traced PyTorch export computes "same" padding from
+    the tensor's shape at run time (timm's ``Conv2dSame``, ports of TensorFlow networks): onnx2tf cannot
+    tell such a ``Pad``'s layout from a chain of ``Shape``, ``Gather`` and ``Concat`` and builds a wrong
+    graph, while the folded graph holds plain pads. Where onnxruntime cannot fold, the graph goes on as
+    it came (logged)."""
+    ort = _require("onnxruntime", named)
+    onnx = _require("onnx", named)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(out)
+    try:
+        ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(out))
+    except Exception as exc:
+        log.warning("%s: onnxruntime could not fold the graph's constants (%s); converting it as it is", named, exc)
+        return graph
+    pools = pads_into_pools(model)
+    used = {node.domain for node in model.graph.node}  # onnxruntime lists every domain it knows
+    kept = [o for o in model.opset_import if o.domain in STANDARD_DOMAINS or o.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+    onnx.save(model, str(out))
+    log.debug("%s: %d nodes after folding the graph's constants, %d pads taken into pools", named,
+              len(model.graph.node), pools)
+    return out
+
+
+def pads_into_pools(model) -> int:
+    """Each ``Pad`` with -inf whose only reader is a ``MaxPool`` without pads of its own made that pool's
+    own (asymmetric) padding, in place; the count. TensorFlow's "same" max pooling in PyTorch is written
+    this way (timm's ``MaxPool2dSame``): left as a pad, the int8 file holds a pad value of -inf, which
+    the device's interpreter aborts on, while a pool's padding is never read as a value."""
+    from onnx import helper, numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    readers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    fused = []
+    for pad in model.graph.node:
+        if pad.op_type != "Pad" or len(pad.input) not in (2, 3) or any(a.s not in (b"", b"constant")
+                                                                      for a in pad.attribute if a.name == "mode"):
+            continue
+        pool = readers.get(pad.output[0], [])
+        value = consts.get(pad.input[2]) if len(pad.input) == 3 else None
+        pads = consts.get(pad.input[1])
+        if (len(pool) != 1 or pool[0].op_type != "MaxPool" or value is None or not np.isneginf(value).all()
+                or pads is None or pads.size != 8 or pads[[0, 1, 4, 5]].any() or (pads < 0).any()
+                or any(a.name in ("pads", "auto_pad") and helper.get_attribute_value(a) not in (b"NOTSET", [0] * 4)
+                       for a in pool[0].attribute)):
+            continue
+        pool = pool[0]
+        kept = [a for a in pool.attribute if a.name not in ("pads", "auto_pad")]
+        del pool.attribute[:]
+        pool.attribute.extend([*kept, helper.make_attribute("pads", [int(v) for v in pads[[2, 3, 6, 7]]])])
+        pool.input[0] = pad.input[0]
+        fused.append(pad)
+    for pad in fused:
+        model.graph.node.remove(pad)
+    return len(fused)
 
 
 # onnx2tf checks a graph with three-channel inputs on 20 sample images, which it downloads unless this

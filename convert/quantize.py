@@ -20,6 +20,7 @@ from emocast.contract.model_card import ModelCard, Preprocess, batch_to_model_in
 
 from .budget import MAX_FACE_MS, MAX_MB, check_budget
 from .data import FER_LABELS, Split, canonical_label, load_split
+from .device_check import check_runs_on_device
 from .errors import Refusal
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,8 @@ def quantize(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
     card_recipe = {**recipe, "labels": list(labels)}
-    if hasattr(source, "record"):
+    if hasattr(source, "record"):  # a graph from elsewhere: tried by the device's interpreter before it is read
+        check_runs_on_device(Path(model_path), out_path)
         card_recipe["source"] = source.record()
     elif source.kind != "keras" or "architecture" not in recipe:
         card_recipe.setdefault("source", {"file": Path(model_path).name, "format": source.kind})

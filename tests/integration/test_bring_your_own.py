@@ -99,21 +99,23 @@ def test_refusals_name_the_problem(image_tree, tmp_path):
         quantize(garbage, image_tree, tmp_path / "g.tflite")
 
 
-def test_the_command_line_gives_documented_exit_codes(image_tree, tmp_path):
+def test_the_command_line_gives_documented_exit_codes(image_tree, tmp_path, caplog):
+    from emocast.cli import main
+    from emocast.core.errors import ExitCode
+
     _five_class_model().save(tmp_path / "m.h5")
     (tmp_path / "broken.h5").write_bytes(b"garbage")
+    where = ["--data", str(image_tree), "--out", str(tmp_path / "o.tflite")]
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "emocast", "convert", "quantize", *args, "--data",
-                               str(image_tree), "--out", str(tmp_path / "o.tflite")],
-                              capture_output=True, text=True, timeout=300)
-
-    res = cli(str(tmp_path / "m.h5"), "--size", "64")
-    assert res.returncode == 2 and "5 outputs, but 7 labels" in res.stderr
-    res = cli(str(tmp_path / "broken.h5"))
-    assert res.returncode == 4 and "broken.h5" in res.stderr
-    res = cli(str(tmp_path / "nothing.h5"))
-    assert res.returncode == 4 and "no such file" in res.stderr
+    assert main(["convert", "quantize", str(tmp_path / "m.h5"), "--size", "64", *where]) == ExitCode.USAGE
+    assert "5 outputs, but 7 labels" in caplog.text
+    assert main(["convert", "quantize", str(tmp_path / "nothing.h5"), *where]) == ExitCode.MODEL
+    assert "no such file" in caplog.text
+    # and as a shell sees it: the process's exit status, the reason on stderr
+    res = subprocess.run([sys.executable, "-m", "emocast", "convert", "quantize", str(tmp_path / "broken.h5"), *where],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == ExitCode.MODEL == 4 and "broken.h5" in res.stderr
+    assert not (tmp_path / "o.tflite").exists()
 
 
 def test_image_tree_classes_are_read_by_name_and_matched_to_a_models_labels(image_tree):

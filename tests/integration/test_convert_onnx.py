@@ -188,6 +188,62 @@ def test_a_graph_that_takes_nhwc_faces_keeps_its_layout(image_tree, tmp_path):
     assert (got == want).mean() >= 0.9
 
 
+def _tf_same(x, k: int, s: int) -> list:
+    """TensorFlow's "same" padding computed from the tensor's shape at run time, as timm's Conv2dSame and
+    MaxPool2dSame do (left, right, top, bottom): a traced export turns it into shape arithmetic."""
+    import math
+
+    ih, iw = x.shape[-2:]
+    ph, pw = (max((math.ceil(n / s) - 1) * s + k - n, 0) for n in (ih, iw))
+    return [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]
+
+
+def test_tensorflow_same_padding_from_shape_arithmetic_and_a_minus_infinity_pad_convert(image_tree, tmp_path):
+    """The pads fold to constants and the -inf pad before the max pool becomes the pool's own padding:
+    without either the converted graph is wrong or the int8 file aborts the device's interpreter."""
+    import math
+
+    class TfSame(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem, self.head = nn.Conv2d(1, 8, 3, 2), nn.Conv2d(8, len(FIVE), 1)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(nn.functional.pad(x, _tf_same(x, 3, 2))))
+            x = nn.functional.max_pool2d(nn.functional.pad(x, _tf_same(x, 3, 2), value=-math.inf), 3, 2)
+            return torch.softmax(self.head(x).mean(dim=(2, 3)), dim=1)
+
+    torch.manual_seed(0)
+    model = TfSame().eval()
+    path = tmp_path / "tf_same.onnx"
+    to_onnx(model, path)
+    assert {"Shape", "Pad"} <= {n.op_type for n in onnx.load(str(path)).graph.node}  # what a trace writes
+    out = tmp_path / "tf_same.tflite"
+    quantize(path, image_tree, out, calib_size=30, labels=FIVE, accept_drop=True, robust=False)
+    dev = EmotionModel(out)
+    faces = load_split(image_tree, "test").images[:12]
+    with torch.no_grad():
+        want = model(torch.from_numpy(faces.astype(np.float32)[:, None] / 255)).numpy()
+    got = np.stack([dev.classify(f, (0, 0, 48, 48)).probs for f in faces])
+    assert np.abs(got - want).max() < 0.1
+
+
+def test_a_file_the_interpreter_crashes_on_or_cannot_load_is_refused_and_removed(tmp_path, monkeypatch):
+    from emocast.convert import device_check
+
+    out = tmp_path / "m.tflite"
+    out.write_bytes(b"not a flatbuffer" * 8)
+    out.with_suffix(".json").write_text("{}")
+    with pytest.raises(ModelSourceError, match=r"m.onnx: the converted file .* cannot run it .*not a valid Flatbuffer"):
+        device_check.check_runs_on_device(tmp_path / "m.onnx", out)
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    out.write_bytes(b"x")
+    monkeypatch.setattr(device_check, "TRY", "import os; os.abort()")  # as the interpreter aborts on a bad file
+    with pytest.raises(ModelSourceError, match=r"m.onnx: .* crashes on it \(SIGABRT\): nothing written"):
+        device_check.check_runs_on_device(tmp_path / "m.onnx", out)
+    assert not out.exists()
+
+
 def test_refusals_name_the_file_and_the_cause_and_write_nothing(image_tree, tmp_path):
     torch.manual_seed(0)
     model = small_cnn(len(FIVE)).eval()

@@ -40,5 +40,8 @@ def test_a_tiny_model_fine_tunes_on_vote_shares_end_to_end(tmp_path):
     assert people["images"] == 300 and set(people["int8"]["recall"]) == set(FER_LABELS)
     assert people["left_out"]["no votes"] > 0
     cal = card["calibration"]
-    assert cal["temperature"] > 0 and cal["ece_after"] <= cal["ece_before"]
+    # the temperature minimises the cross-entropy against the votes (T = 1 is among those it tries); the
+    # calibration error, measured on the top class alone, usually falls with it but need not on 300 faces
+    assert cal["temperature"] > 0 and cal["nll_after"] <= cal["nll_before"]
+    assert 0.0 <= cal["ece_after"] <= 1.0 and 0.0 <= cal["ece_before"] <= 1.0
     assert out.with_name("tiny_reliability.png").is_file()
