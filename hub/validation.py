@@ -1,13 +1,34 @@
 """Payloads held against the JSON Schemas the device ships (``emocast/contract/schemas``), compiled
 once: live MQTT messages (ingest) and `emocast analyze` records (import) are checked by the same code.
-``jsonschema`` is the hub's dependency, not the device's."""
+
+Validity is decided by ``jsonschema-rs`` (compiled, about 1 us a payload) where it is installed and
+answers, else by ``jsonschema`` (about 120 us: it was a fifth of the hub's time per message, measured by
+``benchmarks/bench_hub.py``); the error's text always comes from ``jsonschema``, the reference, which
+also has the last word when the two disagree (``tests/unit/test_hub_validation.py`` holds them to the
+same answers). Both are the hub's dependencies, not the device's."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from emocast.contract.events import load_schema
+
+log = logging.getLogger(__name__)
+
+
+def _compiled(schema: dict) -> Any:
+    """``jsonschema-rs``'s validator for ``schema``, or None where it is not installed or cannot take it."""
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    try:
+        return jsonschema_rs.validator_for(schema)
+    except Exception as exc:  # a schema it cannot compile: the reference checks it alone
+        log.warning("jsonschema-rs cannot compile %s (%s): validating with jsonschema", schema.get("$id"), exc)
+        return None
 
 
 class Validator:
@@ -15,13 +36,21 @@ class Validator:
         import jsonschema
 
         self._validators = {}
+        self._fast = {}
         for kind in kinds:
             schema = load_schema(kind)
             self._validators[kind] = jsonschema.validators.validator_for(schema)(schema)
+            self._fast[kind] = _compiled(schema)
 
     def problem(self, kind: str, payload: Any, whole: str = "(payload)") -> str | None:
         """None when valid; else the first error (by path) as ``key/path: message``, short enough for
         a log line; ``whole`` names the payload itself when the error is at its top level."""
+        fast = self._fast[kind]
+        try:
+            if fast is not None and fast.is_valid(payload):
+                return None
+        except (ValueError, OverflowError, TypeError):  # a value it cannot represent: the reference decides
+            pass
         errors = sorted(self._validators[kind].iter_errors(payload), key=lambda e: list(e.path))
         if not errors:
             return None
