@@ -24,7 +24,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -139,6 +139,7 @@ class OnnxSource:
     """A model brought as ONNX (or exported to it from a program), with the same face as ``ModelSource``:
     ``input_shape`` and ``predict`` are NHWC whatever the graph's layout."""
 
+    foreign: ClassVar[bool] = True  # converted through onnx2tf, its float side run in its own runtime
     path: Path  # what the engineer gave: the .onnx or the .pt2
     kind: str  # "onnx" or "pt2"
     onnx_path: Path
@@ -267,26 +268,37 @@ def pads_into_pools(model) -> int:
             readers.setdefault(name, []).append(node)
     fused = []
     for pad in model.graph.node:
-        if pad.op_type != "Pad" or len(pad.input) not in (2, 3) or any(a.s not in (b"", b"constant")
-                                                                      for a in pad.attribute if a.name == "mode"):
+        found = _pool_after(pad, readers, consts) if pad.op_type == "Pad" else None
+        if found is None:
             continue
-        pool = readers.get(pad.output[0], [])
-        value = consts.get(pad.input[2]) if len(pad.input) == 3 else None
-        pads = consts.get(pad.input[1])
-        if (len(pool) != 1 or pool[0].op_type != "MaxPool" or value is None or not np.isneginf(value).all()
-                or pads is None or pads.size != 8 or pads[[0, 1, 4, 5]].any() or (pads < 0).any()
-                or any(a.name in ("pads", "auto_pad") and helper.get_attribute_value(a) not in (b"NOTSET", [0] * 4)
-                       for a in pool[0].attribute)):
-            continue
-        pool = pool[0]
+        pool, spatial = found
         kept = [a for a in pool.attribute if a.name not in ("pads", "auto_pad")]
         del pool.attribute[:]
-        pool.attribute.extend([*kept, helper.make_attribute("pads", [int(v) for v in pads[[2, 3, 6, 7]]])])
+        pool.attribute.extend([*kept, helper.make_attribute("pads", spatial)])
         pool.input[0] = pad.input[0]
         fused.append(pad)
     for pad in fused:
         model.graph.node.remove(pad)
     return len(fused)
+
+
+def _pool_after(pad, readers: dict[str, list], consts: dict[str, np.ndarray]):
+    """(the max pool, its pads as ONNX orders them: top, left, bottom, right) where ``pad`` is a constant
+    -inf pad of height and width only, read by that one pool, which pads nothing itself; else None."""
+    from onnx import helper
+
+    if len(pad.input) != 3 or any(a.name == "mode" and a.s not in (b"", b"constant") for a in pad.attribute):
+        return None
+    value, pads = consts.get(pad.input[2]), consts.get(pad.input[1])
+    pools = readers.get(pad.output[0], [])
+    if value is None or not np.isneginf(value).all() or len(pools) != 1 or pools[0].op_type != "MaxPool":
+        return None
+    if pads is None or pads.size != 8 or pads[[0, 1, 4, 5]].any() or (pads < 0).any():  # N, C padded: not a pool's
+        return None
+    own = {a.name: helper.get_attribute_value(a) for a in pools[0].attribute}
+    if own.get("auto_pad", b"NOTSET") != b"NOTSET" or any(own.get("pads", [])):
+        return None
+    return pools[0], [int(v) for v in pads[[2, 3, 6, 7]]]
 
 
 # onnx2tf checks a graph with three-channel inputs on 20 sample images, which it downloads unless this

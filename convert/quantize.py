@@ -249,7 +249,7 @@ def quantize(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
     card_recipe = {**recipe, "labels": list(labels)}
-    if hasattr(source, "record"):  # a graph from elsewhere: tried by the device's interpreter before it is read
+    if source.foreign:  # a graph from elsewhere: tried by the device's interpreter before it is read
         check_runs_on_device(Path(model_path), out_path)
         card_recipe["source"] = source.record()
     elif source.kind != "keras" or "architecture" not in recipe:
@@ -279,13 +279,13 @@ def _convert(source, model_path: Path, pre: Preprocess, mode: Mode, calib: np.nd
              faces: np.ndarray | None = None) -> bytes:
     """The TFLite flatbuffer, by the source's way in: a Keras model, a SavedModel, or a graph onnx2tf
     turns into a SavedModel first (checked on ``faces``)."""
-    if getattr(source, "keras_model", None) is not None:
-        return convert_keras(source.keras_model, pre, mode, calib)
-    if hasattr(source, "saved_model"):
+    if source.foreign:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="emocast-onnx-") as tmp:
             return convert_saved_model(source.saved_model(Path(tmp) / "saved_model", faces), pre, mode, calib)
+    if source.keras_model is not None:
+        return convert_keras(source.keras_model, pre, mode, calib)
     return convert_saved_model(model_path, pre, mode, calib)
 
 

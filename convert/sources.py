@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelSource:
+    foreign: ClassVar[bool] = False  # a graph from another framework (onnx_source.OnnxSource): True
     path: Path
     kind: str  # "keras", "h5" or "savedmodel"
     keras_model: Any = None  # a Keras model (keras, h5)
