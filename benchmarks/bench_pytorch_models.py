@@ -138,8 +138,11 @@ def train(model, train_split, run: Path, epochs: int, log: logging.Logger, batch
     model.eval()
 
 
-def export_both(torch, model, folder: Path, name: str) -> dict[str, Path]:
-    example = (torch.zeros(1, 1, 48, 48),)
+def export_both(model, folder: Path, name: str, chw: tuple[int, int, int] = (1, 48, 48)) -> dict[str, Path]:
+    """``model`` as ONNX (torch.onnx.export) and as a torch.export program, for one face of shape ``chw``."""
+    import torch
+
+    example = (torch.zeros(1, *chw),)
     onnx_path, pt2 = folder / f"{name}.onnx", folder / f"{name}.pt2"
     torch.onnx.export(model, example, str(onnx_path), dynamo=False, input_names=["face"], output_names=["probs"])
     torch.export.save(torch.export.export(model, example), str(pt2))
@@ -201,7 +204,7 @@ def main() -> None:
                 train(model, train_split, args.run, args.epochs, log)
             else:
                 train(model, train_split.subset(64 * 20, 0), folder / "xception_run", 1, log)
-            files = export_both(torch, model, folder, arch)
+            files = export_both(model, folder, arch)
             keras_ms = keras_twin_ms(arch, args.data, folder, args.eval_limit or 500, stride)
             for fmt, path in files.items():
                 t0 = time.perf_counter()
