@@ -48,7 +48,8 @@ def parse_ts(text: str) -> float:
     if not isinstance(text, str) or not TS_FORMAT.fullmatch(text):
         raise PayloadError(f"ts: {str(text)[:40]!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ")
     try:
-        return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc).timestamp()  # a fifth of strptime's cost
+        # fromisoformat, not strptime: this runs for every message the hub takes
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc).timestamp()
     except ValueError as exc:
         raise PayloadError(f"ts: {text!r} is no date: {exc}") from None
 

@@ -1,11 +1,11 @@
 """Payloads held against the JSON Schemas the device ships (``emocast/contract/schemas``), compiled
 once: live MQTT messages (ingest) and `emocast analyze` records (import) are checked by the same code.
 
-Validity is decided by ``jsonschema-rs`` (compiled, about 1 us a payload) where it is installed and
-answers, else by ``jsonschema`` (about 120 us: it was a fifth of the hub's time per message, measured by
-``benchmarks/bench_hub.py``); the error's text always comes from ``jsonschema``, the reference, which
-also has the last word when the two disagree (``tests/unit/test_hub_validation.py`` holds them to the
-same answers). Both are the hub's dependencies, not the device's."""
+Validity is decided by ``jsonschema-rs`` (compiled) where it is installed and answers, else by
+``jsonschema``, whose cost on every message was the largest part of the hub's own (docs/benchmarks.md,
+"Hub"); the error's text always comes from ``jsonschema``, the reference, which also has the last word
+when the two disagree (``tests/unit/test_hub_validation.py`` holds them to the same answers). Both are
+the hub's dependencies, not the device's."""
 
 from __future__ import annotations
 
