@@ -16,6 +16,7 @@ from emocast.contract.model_card import Preprocess, batch_to_model_input
 
 from ..device.perception.emotion import EmotionModel
 from .data import Split
+from .errors import ModelSourceError
 from .metrics import Scores, score
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,13 @@ def evaluate_tflite(path: Path, split: Split, flip_tta: bool = False, progress: 
     for i in tqdm(range(len(split)), desc=f"scoring {path.name}", unit="face", disable=not progress,
                   mininterval=1.0):
         x = to_model_input(split.images[i], pre)
-        probs[i] = model.predict_input(x)
-        if flipped is not None:
-            flipped[i] = model.predict_input(x[:, ::-1])
+        try:
+            probs[i] = model.predict_input(x)
+            if flipped is not None:
+                flipped[i] = model.predict_input(x[:, ::-1])
+        except RuntimeError as exc:  # a kernel's own check, on this face's values (an int8 division by zero)
+            raise ModelSourceError(f"{path}: the device's interpreter fails on face {i} of {split.name} "
+                                   f"({len(split)} faces): {exc}") from exc
     n = len(model.labels)
     scores = score(split.labels, probs.argmax(axis=1), n)
     tta_scores = None if flipped is None else score(split.labels, (probs + flipped).argmax(axis=1), n)

@@ -167,7 +167,7 @@ def _score_and_gate(source, out_path: Path, data: Path, recipe: dict, labels: tu
                     mode: str, metrics: dict, card_recipe: dict, eval_limit: int, robust: bool,
                     accept_drop: bool, max_drop: float) -> None:
     """Score the float model and the written file on the validation split (into ``metrics``); a drop
-    over ``max_drop`` removes the file and its card and is refused, unless ``accept_drop``."""
+    over ``max_drop`` is refused (``QuantizationError``), unless ``accept_drop``."""
     from .evaluate import evaluate_tflite, float_probabilities
     from .metrics import score
 
@@ -193,9 +193,7 @@ def _score_and_gate(source, out_path: Path, data: Path, recipe: dict, labels: tu
 
         metrics["robustness"] = robustness(out_path, val)
     drop = fl.accuracy - q.scores.accuracy
-    if drop > max_drop and not accept_drop:
-        out_path.unlink(missing_ok=True)
-        card_path_for(out_path).unlink(missing_ok=True)
+    if drop > max_drop and not accept_drop:  # quantize removes the file and its card
         raise QuantizationError(
             f"{mode} accuracy {q.scores.accuracy:.4f} is {100 * drop:.1f} points under the float model's "
             f"{fl.accuracy:.4f} on {val.name} ({len(val)} faces), more than {100 * max_drop:.0f}: nothing "
@@ -263,8 +261,13 @@ def quantize(
     if left_out:
         metrics["left_out_images"] = left_out
     if evaluate:
-        _score_and_gate(source, out_path, data, recipe, labels, pre, mode, metrics, card_recipe, eval_limit,
-                        robust, accept_drop, max_drop)
+        try:
+            _score_and_gate(source, out_path, data, recipe, labels, pre, mode, metrics, card_recipe, eval_limit,
+                            robust, accept_drop, max_drop)
+        except BaseException:  # refused, failed or interrupted while scored: no unchecked file is left
+            out_path.unlink(missing_ok=True)
+            card_path_for(out_path).unlink(missing_ok=True)
+            raise
     card = _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
     check_budget(Path(model_path), out_path, metrics.get("latency_ms_median_1thread"), max_face_ms, max_mb)
     return card

@@ -71,7 +71,7 @@ def test_a_savedmodel_directory_converts_and_runs_on_the_device(image_tree, tmp_
     assert EmotionModel(out).predict_input(np.zeros((64, 64, 1), np.float32)).shape == (5,)
 
 
-def test_refusals_name_the_problem(image_tree, tmp_path):
+def test_refusals_name_the_problem(image_tree, tmp_path, monkeypatch):
     model = _five_class_model()
     h5 = tmp_path / "m.h5"
     model.save(h5)
@@ -83,6 +83,20 @@ def test_refusals_name_the_problem(image_tree, tmp_path):
         quantize(h5, image_tree, tmp_path / "d.tflite", calib_size=30, labels=FIVE,
                  preprocess={"input_size": 64}, max_drop=-1.0)  # any result counts as a drop here
     assert not (tmp_path / "d.tflite").exists() and not (tmp_path / "d.json").exists()  # nothing left behind
+    with monkeypatch.context() as m:  # a kernel's own check fails on one validation face, as an int8 division
+        real, calls = EmotionModel.predict_input, []  # by a sum that rounds to zero does
+
+        def fails_on_the_fourth(self, x):
+            calls.append(1)
+            if len(calls) == 4:
+                raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.")
+            return real(self, x)
+
+        m.setattr(EmotionModel, "predict_input", fails_on_the_fourth)
+        with pytest.raises(ModelSourceError, match=r"f.tflite: the device's interpreter fails on face 3 of .*div.cc"):
+            quantize(h5, image_tree, tmp_path / "f.tflite", calib_size=30, labels=FIVE, accept_drop=True,
+                     preprocess={"input_size": 64})
+    assert not (tmp_path / "f.tflite").exists() and not (tmp_path / "f.json").exists()
     logits = tmp_path / "logits.h5"
     _five_class_model(softmax=False).save(logits)
     with pytest.raises(ModelSourceError, match="not probabilities"):
