@@ -100,3 +100,26 @@ def test_readings_too_unsure_to_call_are_counted_in_summaries_not_credited(shipp
     assert summary["emotion_unsure"] == 0 and summary["emotion_unsure_s"] == 0.0
     assert abs(sum(summary["emotion_share"].values()) - 1.0) < 1e-3
     assert bodies(events, "emotion")
+
+
+def test_a_reading_the_interpreter_refuses_is_skipped_and_the_analysis_goes_on(shipped_model, caplog):
+    """A kernel's own check failing on one face's values (an int8 division by a sum that rounds to zero)
+    costs that reading, logged with the count, never the service."""
+
+    class FailsEveryThird(EmotionModel):
+        calls = 0
+
+        def classify(self, gray, box):
+            type(self).calls += 1
+            if self.calls % 3 == 0:
+                raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.")
+            return super().classify(gray, box)
+
+    cfg = from_mapping({"attention": {"checks": False}, "faces": {"detect_hz": 10, "min_hits": 1},
+                        "emotion": {"emotion_hz": 10, "min_confidence": 0.0}})
+    an, events, _ = run(cfg, [[(20, 20, 80, 80)]] * 30, None, FailsEveryThird(shipped_model))
+    summary = an.take_summary(3.0).body()
+    calls = FailsEveryThird.calls
+    assert calls >= 20 and summary["emotion_readings"] == calls - calls // 3
+    assert bodies(events, "emotion") and abs(sum(summary["emotion_share"].values()) - 1.0) < 1e-3
+    assert "the emotion model failed on a face (1 so far; the reading is skipped)" in caplog.text

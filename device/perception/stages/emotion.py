@@ -8,6 +8,7 @@ past the limits, seen only as a profile, under ``min_face_px``) is not sampled, 
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from .reading import PROFILE, FaceState, ReadingStage
 from .scheduler import Candidate, CostEstimate, Credit, pick_with
 from .timing import Rates, StageTimer
 from .workers import Pending, WorkerPool
+
+log = logging.getLogger(__name__)
 
 # Why a face's emotion is not read now (analyze records and summary counts say so, not hide it).
 TURNED = "turned"  # a profile, or the head turned past the limits: the model was trained on frontal faces
@@ -70,6 +73,7 @@ class EmotionSampler:
         self.credit = Credit()  # worker time granted and not yet spent (live)
         self.cost = CostEstimate(FIRST_EMOTION_MS)
         self.inferences = 0
+        self.failures = 0  # readings the interpreter refused (a kernel's check on a face's values)
         self._pending: tuple[float, list[int], Pending] | None = None  # inferences on the workers
         self.rates = Rates()
         self.window = EmotionWindow()
@@ -121,7 +125,7 @@ class EmotionSampler:
             return
         for k in chosen:
             self.faces[k].last_t = t
-        pending = self.pool.submit(lambda kit, box: kit.emotion.classify(gray, box), [tracks[k].box for k in chosen])
+        pending = self.pool.submit(lambda kit, box: _classify(kit.emotion, gray, box), [tracks[k].box for k in chosen])
         self._pending = (t, chosen, pending)
 
     def collect(self) -> list[Event]:
@@ -138,6 +142,9 @@ class EmotionSampler:
         summary = self.window
         for k, (result, _) in zip(chosen, results, strict=True):
             ef = self.faces.get(k)
+            if isinstance(result, RuntimeError):
+                self._failed(result)
+                continue
             if ef is None:
                 continue
             self.inferences += 1
@@ -149,6 +156,15 @@ class EmotionSampler:
                 label, previous = change
                 events.append(EmotionChange(k, label, previous, ef.smoother.as_dict(), t))
         return events
+
+    def _failed(self, exc: RuntimeError) -> None:
+        """A reading the interpreter refused is skipped, not the service stopped: one face's values (an
+        int8 division by a sum that rounds to zero) say nothing of the next. Logged at the first and then
+        at every hundredth, with the count."""
+        self.failures += 1
+        if self.failures == 1 or self.failures % 100 == 0:
+            log.warning("the emotion model failed on a face (%d so far; the reading is skipped): %s",
+                        self.failures, exc)
 
     # -- summary, records, metrics -------------------------------------------------------------------
     def add_face_time(self, track_id: int, dt: float) -> None:
@@ -201,3 +217,12 @@ class EmotionSampler:
         (``run``: since the start, and nothing reset)."""
         rate = self.rates.take(t, run)
         return {"inferences": self.inferences, "emotion_reads_per_face_s": rate}
+
+
+def _classify(model: Any, gray: np.ndarray, box: tuple[int, int, int, int]) -> Any:
+    """The model's reading of the face at ``box``, or the interpreter's RuntimeError, handed back for
+    ``collect`` to count (a worker thread must not end the frame's other readings)."""
+    try:
+        return model.classify(gray, box)
+    except RuntimeError as exc:
+        return exc
