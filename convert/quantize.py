@@ -7,6 +7,7 @@ the validation split the card's figures are measured on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -163,6 +164,17 @@ def _check_shapes(source, model_path: Path, labels: tuple[str, ...], pre: Prepro
                                 f"{want[0]}x{want[1]}x{want[2]} (set --size and --color to the model's input)")
 
 
+@contextlib.contextmanager
+def _nothing_left_on_failure(out_path: Path) -> Iterator[None]:
+    """A refusal, a failure or an interruption inside leaves no unchecked file, nor its card, at ``out_path``."""
+    try:
+        yield
+    except BaseException:
+        out_path.unlink(missing_ok=True)
+        card_path_for(out_path).unlink(missing_ok=True)
+        raise
+
+
 def _score_and_gate(source, out_path: Path, data: Path, recipe: dict, labels: tuple[str, ...], pre: Preprocess,
                     mode: str, metrics: dict, card_recipe: dict, eval_limit: int, robust: bool,
                     accept_drop: bool, max_drop: float) -> None:
@@ -261,13 +273,9 @@ def quantize(
     if left_out:
         metrics["left_out_images"] = left_out
     if evaluate:
-        try:
+        with _nothing_left_on_failure(out_path):
             _score_and_gate(source, out_path, data, recipe, labels, pre, mode, metrics, card_recipe, eval_limit,
                             robust, accept_drop, max_drop)
-        except BaseException:  # refused, failed or interrupted while scored: no unchecked file is left
-            out_path.unlink(missing_ok=True)
-            card_path_for(out_path).unlink(missing_ok=True)
-            raise
     card = _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
     check_budget(Path(model_path), out_path, metrics.get("latency_ms_median_1thread"), max_face_ms, max_mb)
     return card
