@@ -33,14 +33,22 @@ def _compiled(schema: dict) -> Any:
 
 class Validator:
     def __init__(self, kinds: Iterable[str]) -> None:
-        import jsonschema
+        self._schemas = {kind: load_schema(kind) for kind in kinds}
+        self._fast = {kind: _compiled(schema) for kind, schema in self._schemas.items()}
+        self._reference: dict[str, Any] = {}  # jsonschema's validators, built when first needed
+        if not all(self._fast.values()):
+            for kind in self._schemas:
+                self._reference_for(kind)  # a missing or failing compiled checker shows at start, not mid-run
 
-        self._validators = {}
-        self._fast = {}
-        for kind in kinds:
-            schema = load_schema(kind)
-            self._validators[kind] = jsonschema.validators.validator_for(schema)(schema)
-            self._fast[kind] = _compiled(schema)
+    def _reference_for(self, kind: str) -> Any:
+        """jsonschema's validator for ``kind`` (imported on first need: with the compiled checker answering,
+        a hub that receives only valid payloads never loads it)."""
+        if kind not in self._reference:
+            import jsonschema
+
+            schema = self._schemas[kind]
+            self._reference[kind] = jsonschema.validators.validator_for(schema)(schema)
+        return self._reference[kind]
 
     def problem(self, kind: str, payload: Any, whole: str = "(payload)") -> str | None:
         """None when valid; else the first error (by path) as ``key/path: message``, short enough for
@@ -51,7 +59,7 @@ class Validator:
                 return None
         except (ValueError, OverflowError, TypeError):  # a value it cannot represent: the reference decides
             pass
-        errors = sorted(self._validators[kind].iter_errors(payload), key=lambda e: list(e.path))
+        errors = sorted(self._reference_for(kind).iter_errors(payload), key=lambda e: list(e.path))
         if not errors:
             return None
         e = errors[0]

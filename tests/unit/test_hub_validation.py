@@ -81,6 +81,7 @@ def test_the_error_text_is_the_references_and_valid_payloads_pass():
     v = Validator((ATTENTION, EMOTION, SUMMARY))
     for kind, seed in seeds().items():
         assert v.problem(kind, seed) is None
+    assert v._reference == {}  # valid payloads never load the reference (its memory is the hub's)
     bad = {**seeds()[ATTENTION], "state": "asleep"}
     assert v.problem(ATTENTION, bad).startswith("state: 'asleep' is not one of")
     missing = {k: v for k, v in seeds()[SUMMARY].items() if k != "blinks"}
