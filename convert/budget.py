@@ -14,11 +14,10 @@ MAX_MB = 32.0
 
 def check_budget(model_path: Path, out_path: Path, latency_ms: float | None, max_face_ms: float,
                   max_mb: float) -> None:
-    """Refuse (and remove) a file a kiosk cannot afford: over ``max_mb``, or over ``max_face_ms`` a face
+    """Refuse (``ModelSourceError``; ``quantize.nothing_left_on_failure`` takes the file back) a file a kiosk
+    cannot afford: over ``max_mb``, or over ``max_face_ms`` a face
     on one thread of the converting machine at best (``latency_ms``, the scoring's median, where it is
     under the budget, spares the measurement)."""
-    from emocast.contract.model_card import card_path_for
-
     from .errors import ModelSourceError
 
     size_mb = out_path.stat().st_size / 1e6
@@ -39,6 +38,4 @@ def check_budget(model_path: Path, out_path: Path, latency_ms: float | None, max
             problem = (f"{best:.2f} ms a face on one thread at best, over the kiosk's budget of {max_face_ms:g} ms "
                        "(--max-face-ms)")
     if problem:
-        out_path.unlink(missing_ok=True)
-        card_path_for(out_path).unlink(missing_ok=True)
         raise ModelSourceError(f"{model_path}: the converted model is {problem}: nothing written")

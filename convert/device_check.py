@@ -2,7 +2,7 @@
 reads it. A graph from elsewhere can become a TFLite file that the interpreter does not refuse but
 aborts on (a quantized pad value of -inf did, at ``allocate_tensors``): in the converter's own process
 that kills the command with no word of what went wrong and leaves the file at ``--out``. In a child,
-the crash is a refusal that names the file and the signal, and the file is removed."""
+the crash is a refusal that names the file and the signal, and quantize takes the file back."""
 
 from __future__ import annotations
 
@@ -27,10 +27,8 @@ it.invoke()
 
 
 def check_runs_on_device(model_path: Path, out_path: Path) -> None:
-    """Refuse (``ModelSourceError``, ``out_path`` and its card removed) a file the device's interpreter
-    crashes on, cannot load, or does not finish in ``TRY_S``."""
-    from emocast.contract.model_card import card_path_for
-
+    """Refuse (``ModelSourceError``; ``quantize.nothing_left_on_failure`` removes ``out_path`` and its card)
+    a file the device's interpreter crashes on, cannot load, or does not finish in ``TRY_S``."""
     try:
         res = subprocess.run([sys.executable, "-c", TRY, str(out_path)], capture_output=True, text=True,
                              timeout=TRY_S)
@@ -39,8 +37,6 @@ def check_runs_on_device(model_path: Path, out_path: Path) -> None:
         code, said = None, [f"no answer in {TRY_S:g} s"]
     if code == 0:
         return
-    out_path.unlink(missing_ok=True)
-    card_path_for(out_path).unlink(missing_ok=True)
     if code is not None and code < 0:
         how = f"the device's interpreter crashes on it ({signal.Signals(-code).name})"
     else:

@@ -165,8 +165,9 @@ def _check_shapes(source, model_path: Path, labels: tuple[str, ...], pre: Prepro
 
 
 @contextlib.contextmanager
-def _nothing_left_on_failure(out_path: Path) -> Iterator[None]:
-    """A refusal, a failure or an interruption inside leaves no unchecked file, nor its card, at ``out_path``."""
+def nothing_left_on_failure(out_path: Path) -> Iterator[None]:
+    """A refusal, a failure or an interruption inside leaves no unchecked file, nor its card, at ``out_path``:
+    the one place a converted file is taken back (the checks inside only raise)."""
     try:
         yield
     except BaseException:
@@ -205,7 +206,7 @@ def _score_and_gate(source, out_path: Path, data: Path, recipe: dict, labels: tu
 
         metrics["robustness"] = robustness(out_path, val)
     drop = fl.accuracy - q.scores.accuracy
-    if drop > max_drop and not accept_drop:  # quantize removes the file and its card
+    if drop > max_drop and not accept_drop:  # nothing_left_on_failure takes the file and its card back
         raise QuantizationError(
             f"{mode} accuracy {q.scores.accuracy:.4f} is {100 * drop:.1f} points under the float model's "
             f"{fl.accuracy:.4f} on {val.name} ({len(val)} faces), more than {100 * max_drop:.0f}: nothing "
@@ -258,26 +259,26 @@ def quantize(
     blob = _convert(source, Path(model_path), pre, mode, calib if mode == "int8" else None, calib)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
-    card_recipe = {**recipe, "labels": list(labels)}
-    if source.foreign:  # a graph from elsewhere: tried by the device's interpreter before it is read
-        check_runs_on_device(Path(model_path), out_path)
-        card_recipe["source"] = source.record()
-    elif source.kind != "keras" or "architecture" not in recipe:
-        card_recipe.setdefault("source", {"file": Path(model_path).name, "format": source.kind})
-    dataset = FER_DATASET if tuple(labels) == FER_LABELS and "source" not in card_recipe else (
-        f"{Path(data).name}: {recipe.get('train_split', 'train')} split for calibration, "
-        f"{recipe.get('val_split', 'public_test')} for validation; classes matched by name to {', '.join(labels)}")
-    if "vote" in label_source(card_recipe):
-        dataset += f"; trained on {label_source(card_recipe)}"
-    metrics: dict = {"training": training} if training else {}
-    if left_out:
-        metrics["left_out_images"] = left_out
-    if evaluate:
-        with _nothing_left_on_failure(out_path):
+    with nothing_left_on_failure(out_path):  # refused, failed or interrupted from here: no unchecked file stays
+        card_recipe = {**recipe, "labels": list(labels)}
+        if source.foreign:  # a graph from elsewhere: tried by the device's interpreter before it is read
+            check_runs_on_device(Path(model_path), out_path)
+            card_recipe["source"] = source.record()
+        elif source.kind != "keras" or "architecture" not in recipe:
+            card_recipe.setdefault("source", {"file": Path(model_path).name, "format": source.kind})
+        dataset = FER_DATASET if tuple(labels) == FER_LABELS and "source" not in card_recipe else (
+            f"{Path(data).name}: {recipe.get('train_split', 'train')} split for calibration, "
+            f"{recipe.get('val_split', 'public_test')} for validation; classes matched by name to {', '.join(labels)}")
+        if "vote" in label_source(card_recipe):
+            dataset += f"; trained on {label_source(card_recipe)}"
+        metrics: dict = {"training": training} if training else {}
+        if left_out:
+            metrics["left_out_images"] = left_out
+        if evaluate:
             _score_and_gate(source, out_path, data, recipe, labels, pre, mode, metrics, card_recipe, eval_limit,
                             robust, accept_drop, max_drop)
-    card = _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
-    check_budget(Path(model_path), out_path, metrics.get("latency_ms_median_1thread"), max_face_ms, max_mb)
+        card = _write_card(out_path, pre, card_recipe, mode, metrics, labels, dataset)
+        check_budget(Path(model_path), out_path, metrics.get("latency_ms_median_1thread"), max_face_ms, max_mb)
     return card
 
 

@@ -229,17 +229,21 @@ def test_tensorflow_same_padding_from_shape_arithmetic_and_a_minus_infinity_pad_
 
 
 def test_a_file_the_interpreter_crashes_on_or_cannot_load_is_refused_and_removed(tmp_path, monkeypatch):
+    """As quantize calls it: the check refuses, and quantize's one clean-up takes the file and card back."""
     from emocast.convert import device_check
+    from emocast.convert.quantize import nothing_left_on_failure
 
     out = tmp_path / "m.tflite"
     out.write_bytes(b"not a flatbuffer" * 8)
     out.with_suffix(".json").write_text("{}")
-    with pytest.raises(ModelSourceError, match=r"m.onnx: the converted file .* cannot run it .*not a valid Flatbuffer"):
+    unreadable = r"m.onnx: the converted file .* cannot run it .*not a valid Flatbuffer"
+    with pytest.raises(ModelSourceError, match=unreadable), nothing_left_on_failure(out):
         device_check.check_runs_on_device(tmp_path / "m.onnx", out)
     assert not out.exists() and not out.with_suffix(".json").exists()
     out.write_bytes(b"x")
     monkeypatch.setattr(device_check, "TRY", "import os; os.abort()")  # as the interpreter aborts on a bad file
-    with pytest.raises(ModelSourceError, match=r"m.onnx: .* crashes on it \(SIGABRT\): nothing written"):
+    crashes = r"m.onnx: .* crashes on it \(SIGABRT\): nothing written"
+    with pytest.raises(ModelSourceError, match=crashes), nothing_left_on_failure(out):
         device_check.check_runs_on_device(tmp_path / "m.onnx", out)
     assert not out.exists()
 
